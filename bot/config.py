@@ -1,0 +1,133 @@
+"""Settings, read once at start-up from the environment and a `.env` file.
+
+Every name here is documented in `.env.example`. A missing or malformed value stops start-up with
+one line naming the setting (see `load_settings`), never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SCOPES = (
+    "instagram_basic",
+    "instagram_manage_insights",
+    "pages_show_list",
+    "pages_read_engagement",
+    "business_management",
+)
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/connect-bot.sqlite3"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and is safe to print."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+
+    facebook_app_id: str | None = None
+    facebook_app_secret: SecretStr | None = None
+    facebook_api_version: str = "v25.0"
+    facebook_graph_url: str = "https://graph.facebook.com"
+    facebook_dialog_url: str = "https://www.facebook.com"
+    facebook_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SCOPES
+
+    public_url: str = "http://127.0.0.1:8080"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    database_url: str = DEFAULT_DATABASE_URL
+
+    admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    platform_name: str = "Connect"
+    default_language: Literal["de", "en"] = "en"
+
+    invite_ttl_days: int = Field(default=14, ge=1, le=365)
+    login_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    token_encryption_keys: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("facebook_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: object) -> object:
+        if isinstance(value, str):
+            scopes = tuple(s.strip() for s in value.split(",") if s.strip())
+            if not scopes:
+                raise ValueError("must name at least one permission")
+            return scopes
+        return value
+
+    @field_validator("admin_telegram_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+            except ValueError:
+                raise ValueError("must be comma-separated numeric Telegram user ids") from None
+        return value
+
+    @field_validator("facebook_api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not value.startswith("v") or not value[1:].replace(".", "").isdigit():
+            raise ValueError("must look like v25.0")
+        return value
+
+    @field_validator("public_url", "facebook_graph_url", "facebook_dialog_url", "telegram_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if not value.endswith("/bot") else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            # People paste libpq URLs; the async engine needs the driver named.
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be sqlite+aiosqlite:///path or postgresql+asyncpg://...")
+        return value
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.public_url}/oauth/callback"
+
+    def require_real_credentials(self) -> None:
+        """The real bot cannot start without these; say which one is missing."""
+        token = self.telegram_bot_token.get_secret_value() if self.telegram_bot_token else ""
+        if not token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
+        if ":" not in token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is malformed (expected <bot id>:<secret>)")
+        if not self.facebook_app_id or not self.facebook_app_id.isdigit():
+            raise ConfigError("FACEBOOK_APP_ID is not set or not numeric (Meta app dashboard)")
+        if not self.facebook_app_secret or not self.facebook_app_secret.get_secret_value():
+            raise ConfigError("FACEBOOK_APP_SECRET is not set (Meta app dashboard → App settings)")
+
+    def ensure_sqlite_folder(self) -> None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            path = self.database_url[len(prefix) :]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's report into one line naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        # Never echo the value: it may be a secret.
+        raise ConfigError(f"{name} is invalid: {first['msg']}") from None

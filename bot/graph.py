@@ -1,0 +1,257 @@
+"""The one module that talks to Facebook's Graph API.
+
+It gathers the evidence `bot.verdict.decide` needs and never decides anything itself. Tokens travel
+in query parameters as the Graph API expects; they never appear in exceptions or log lines (httpx's
+request log is silenced in `bot.logs`), and every call made with a user token carries
+`appsecret_proof`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bot.verdict import FetchFailure, LoginEvidence
+
+log = logging.getLogger(__name__)
+
+PAGE_FIELDS = (
+    "id,name,is_published,tasks,"
+    "instagram_business_account{id,username},connected_instagram_account{id,username}"
+)
+# Facebook's default page size is 25; a person rarely has more Pages than that, but the paging
+# must still be followed. The bound stops a looping `next` from spinning forever.
+_MAX_PAGES_FETCHED = 50
+
+
+class GraphError(Exception):
+    """A Graph API error, safe to log: it carries codes and Meta's message, never a token."""
+
+    def __init__(self, *, code: int | None, subcode: int | None, http_status: int | None, message: str):
+        super().__init__(f"Graph error code={code} subcode={subcode} status={http_status}: {message}")
+        self.code = code
+        self.subcode = subcode
+        self.http_status = http_status
+
+    @property
+    def failure(self) -> FetchFailure:
+        return FetchFailure.from_graph_error(self.code, self.http_status)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    access_token: str
+    expires_in: int | None
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """What one login produced: the evidence for the verdict, and the token to keep."""
+
+    evidence: LoginEvidence
+    token: str | None
+
+
+class GraphClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        version: str,
+        app_id: str,
+        app_secret: str,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base = f"{base_url.rstrip('/')}/{version}"
+        self._app_id = app_id
+        self._app_secret = app_secret
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": "connect-bot"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def appsecret_proof(self, token: str) -> str:
+        return hmac.new(self._app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+    # --- low level ---------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path_or_url: str,
+        params: Mapping[str, str],
+        *,
+        user_token: str | None = None,
+    ) -> dict[str, Any]:
+        query = dict(params)
+        if user_token is not None:
+            query["access_token"] = user_token
+            query["appsecret_proof"] = self.appsecret_proof(user_token)
+        url = path_or_url if path_or_url.startswith("http") else f"{self._base}{path_or_url}"
+        try:
+            response = await self._http.request(method, url, params=query)
+        except httpx.HTTPError as exc:
+            # The exception text may contain the URL with its token: keep only the type.
+            raise GraphError(
+                code=None, subcode=None, http_status=None, message=type(exc).__name__
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or not isinstance(body, dict) or "error" in body:
+            error = body.get("error") if isinstance(body, dict) else None
+            error = error if isinstance(error, dict) else {}
+            raise GraphError(
+                code=_int(error.get("code")),
+                subcode=_int(error.get("error_subcode")),
+                http_status=response.status_code,
+                message=str(error.get("message") or "unexpected answer")[:200],
+            )
+        return body
+
+    # --- the login -------------------------------------------------------------------------
+
+    async def exchange_code(self, *, code: str, redirect_uri: str) -> Exchange:
+        """A code is single use: this is called exactly once per code, never retried."""
+        body = await self._call(
+            "GET",
+            "/oauth/access_token",
+            {
+                "client_id": self._app_id,
+                "client_secret": self._app_secret,
+                "redirect_uri": redirect_uri,
+                "code": code,
+            },
+        )
+        return Exchange(str(body["access_token"]), _int(body.get("expires_in")))
+
+    async def long_lived(self, short_token: str) -> Exchange:
+        body = await self._call(
+            "GET",
+            "/oauth/access_token",
+            {
+                "grant_type": "fb_exchange_token",
+                "client_id": self._app_id,
+                "client_secret": self._app_secret,
+                "fb_exchange_token": short_token,
+            },
+        )
+        return Exchange(str(body["access_token"]), _int(body.get("expires_in")))
+
+    async def debug_token(self, token: str) -> dict[str, Any]:
+        body = await self._call(
+            "GET",
+            "/debug_token",
+            {"input_token": token, "access_token": f"{self._app_id}|{self._app_secret}"},
+        )
+        data = body.get("data")
+        return data if isinstance(data, dict) else {}
+
+    async def permissions(self, token: str) -> list[dict[str, Any]]:
+        body = await self._call("GET", "/me/permissions", {}, user_token=token)
+        return [p for p in body.get("data") or [] if isinstance(p, dict)]
+
+    async def pages(self, token: str) -> list[dict[str, Any]]:
+        pages: list[dict[str, Any]] = []
+        body = await self._call(
+            "GET", "/me/accounts", {"fields": PAGE_FIELDS, "limit": "100"}, user_token=token
+        )
+        for _ in range(_MAX_PAGES_FETCHED):
+            pages.extend(p for p in body.get("data") or [] if isinstance(p, dict))
+            paging = body.get("paging")
+            next_url = paging.get("next") if isinstance(paging, dict) else None
+            if not isinstance(next_url, str) or not next_url.startswith(self._base):
+                # Only ever follow links back to the Graph host we were configured with.
+                break
+            # `next` carries the old access_token; send ours (with its proof) instead.
+            stripped = httpx.URL(next_url)
+            params = {k: v for k, v in stripped.params.items() if k not in _TOKEN_PARAMS}
+            body = await self._call(
+                "GET", str(stripped.copy_with(query=None)), params, user_token=token
+            )
+        return pages
+
+    async def instagram_user(self, ig_id: str, token: str) -> dict[str, Any]:
+        return await self._call(
+            "GET", f"/{ig_id}", {"fields": "id,username,followers_count"}, user_token=token
+        )
+
+    async def revoke(self, token: str) -> None:
+        await self._call("DELETE", "/me/permissions", {}, user_token=token)
+
+    async def gather(self, *, redirect: Mapping[str, str], redirect_uri: str) -> Gathered:
+        """Everything Facebook can tell about one redirect. A Graph failure is part of the
+        evidence (so the verdict says "try again later"), not an exception."""
+        code = redirect.get("code")
+        if redirect.get("error") or not code:
+            return Gathered(LoginEvidence(redirect=redirect), None)
+        try:
+            short = await self.exchange_code(code=code, redirect_uri=redirect_uri)
+        except GraphError as exc:
+            log.warning("code exchange failed: %s", exc)
+            failure = exc.failure
+            return Gathered(LoginEvidence(redirect=redirect, fetch_failure=failure), None)
+        token = short.access_token
+        try:
+            token = (await self.long_lived(token)).access_token
+            debug = await self.debug_token(token)
+            permissions = await self.permissions(token)
+            pages = await self.pages(token)
+        except GraphError as exc:
+            log.warning("verification failed: %s", exc)
+            # The code is spent; report what kind of failure it was.
+            failure = exc.failure
+            if failure is FetchFailure.CODE_REJECTED:
+                failure = FetchFailure.UNAVAILABLE
+            return Gathered(LoginEvidence(redirect=redirect, fetch_failure=failure), token)
+        return Gathered(
+            LoginEvidence(redirect=redirect, debug=debug, permissions=permissions, pages=pages),
+            token,
+        )
+
+
+_TOKEN_PARAMS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def dialog_url(
+    *,
+    dialog_base: str,
+    version: str,
+    app_id: str,
+    redirect_uri: str,
+    state: str,
+    scopes: tuple[str, ...],
+    rerequest: bool,
+) -> str:
+    params = {
+        "client_id": app_id,
+        "redirect_uri": redirect_uri,
+        "state": state,
+        "scope": ",".join(scopes),
+        "response_type": "code",
+    }
+    if rerequest:
+        # Without it the dialog will not ask again for permissions the person declined.
+        params["auth_type"] = "rerequest"
+    return f"{dialog_base.rstrip('/')}/{version}/dialog/oauth?{urlencode(params)}"

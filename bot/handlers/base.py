@@ -1,0 +1,68 @@
+"""What every handler needs: who is asking, in which language, and how to answer."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot.config import Settings
+from bot.connect import ConnectService
+from bot.i18n import Texts, pick_language
+from bot.screens import Screen
+from bot.store import Database
+
+log = logging.getLogger(__name__)
+
+
+class HandlerBase:
+    def __init__(self, *, settings: Settings, db: Database, connect: ConnectService) -> None:
+        self.settings = settings
+        self.db = db
+        self.connect = connect
+
+    def is_admin(self, user: User) -> bool:
+        return user.id in self.settings.admin_telegram_ids
+
+    async def texts(self, user: User) -> Texts:
+        chosen = await self.db.remember_person(user.id, telegram_language=user.language_code)
+        return Texts(
+            pick_language(
+                chosen=chosen,
+                telegram_code=user.language_code,
+                default=self.settings.default_language,
+            )
+        )
+
+    @staticmethod
+    async def reply(message: Message, screen: Screen) -> Message:
+        return await message.chat.send_message(
+            screen.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=screen.keyboard,
+            disable_web_page_preview=True,
+        )
+
+    @staticmethod
+    async def clear_buttons(message: object) -> None:
+        """Take the buttons off a message that was answered, so it cannot be pressed twice.
+        Best effort: an old message may no longer be editable."""
+        if not isinstance(message, Message) or message.reply_markup is None:
+            return
+        try:
+            await message.edit_reply_markup(reply_markup=None)
+        except BadRequest:
+            pass
+        except TelegramError as exc:
+            log.info("could not clear buttons: %s", exc)
+
+
+def sender(update: Update) -> tuple[User, Message] | None:
+    """The person and the message to answer, or None for updates we do not serve."""
+    user = update.effective_user
+    message = update.effective_message
+    if user is None or message is None or user.is_bot:
+        return None
+    return user, message

@@ -1,0 +1,235 @@
+"""The influencer's side: open the invitation, answer the checks, get the login button.
+
+The step lives in the database (`Invitation.step`), never in the process: every update reads it,
+so a restart, a second replica or an old button all lead to the current step.
+"""
+
+from __future__ import annotations
+
+import re
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram.ext import MessageHandler as TextHandler
+
+from bot import screens
+from bot.callbacks import Action, Press
+from bot.handlers.base import HandlerBase, sender
+from bot.i18n import LANGUAGES, Texts
+from bot.models import Invitation, InviteStatus, Step
+from bot.screens import Screen
+from bot.store import BindProblem
+from bot.verdict import Outcome
+
+# Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+_NEXT_STEP = {Step.PAGE_PUBLIC: Step.PAGE_LINKED, Step.PAGE_LINKED: Step.LOGIN}
+_ANSWER_WORDS = {Action.YES: "yes", Action.DONE: "done", Action.NO: "no", Action.HOW: "how"}
+
+
+class InfluencerHandlers(HandlerBase):
+    def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+        return [
+            CommandHandler("start", self.start),
+            CommandHandler("cancel", self.cancel),
+            CommandHandler("language", self.language),
+            CallbackQueryHandler(self.press, pattern=r"^c1:"),
+            TextHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.free_text),
+        ]
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = sender(update)
+        if who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        payload = context.args[0] if context.args else None
+        if payload is None:
+            invite = await self.db.active_invitation_of(user.id)
+            if invite is None:
+                text = t("start.no_token", platform=self.settings.platform_name)
+                await self.reply(message, Screen(text))
+                return
+            await self.reply(message, Screen(t("start.resume")))
+            await self.show_current(message, t, user, invite)
+            return
+
+        bound = (
+            await self.db.bind_invitation(token=payload, telegram_user_id=user.id)
+            if _TOKEN.match(payload)
+            else BindProblem.UNKNOWN
+        )
+        if isinstance(bound, BindProblem):
+            await self.reply(message, Screen(t(f"start.{bound.value}")))
+            return
+        invite = bound.invitation
+        if bound.fresh:
+            await self.reply(
+                message,
+                screens.welcome(
+                    t, invite, first_name=user.first_name, platform=self.settings.platform_name
+                ),
+            )
+        elif invite.status != InviteStatus.CONNECTED:
+            await self.reply(message, Screen(t("start.resume")))
+        await self.show_current(message, t, user, invite)
+
+    async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = sender(update)
+        if who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        invite = await self.db.active_invitation_of(user.id)
+        if invite is None or invite.status in (InviteStatus.CONNECTED, InviteStatus.REVOKED):
+            await self.reply(message, Screen(t("cancel.nothing")))
+            return
+        assert invite.id is not None
+        await self.db.record_event(invitation_id=invite.id, kind="paused")
+        resume = Press(Action.RESUME, invite.id, invite.step).pack()
+        await self.reply(
+            message,
+            Screen(
+                t("cancel.done"),
+                InlineKeyboardMarkup(
+                    [[InlineKeyboardButton(t.plain("button.resume"), callback_data=resume)]]
+                ),
+            ),
+        )
+
+    async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = sender(update)
+        if who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        row = [
+            InlineKeyboardButton(
+                t.plain(f"button.lang_{code}"),
+                callback_data=Press(Action.LANGUAGE, 0, code).pack(),
+            )
+            for code in LANGUAGES
+        ]
+        await self.reply(message, Screen(t("language.choose"), InlineKeyboardMarkup([row])))
+
+    async def free_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = sender(update)
+        if who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        invite = await self.db.active_invitation_of(user.id)
+        if invite is None:
+            key = "help.manager" if self.is_admin(user) else "free_text.no_invite"
+            await self.reply(message, Screen(t(key)))
+        elif invite.status == InviteStatus.CONNECTED:
+            await self.reply(message, Screen(t("free_text.connected")))
+        else:
+            await self.reply(message, Screen(t("free_text.in_flow")))
+            await self.show_current(message, t, user, invite)
+
+    # --- buttons -----------------------------------------------------------------------------
+
+    async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        who = sender(update)
+        if query is None or who is None:
+            return
+        user, message = who
+        pressed = Press.parse(query.data)
+        if pressed is not None and pressed.action is Action.LANGUAGE:
+            await self._set_language(user, message, pressed.step)
+            await query.answer()
+            return
+        t = await self.texts(user)
+        invite = (
+            await self.db.invitation_of(invitation_id=pressed.invitation_id, telegram_user_id=user.id)
+            if pressed is not None
+            else None
+        )
+        if pressed is None or invite is None or invite.status == InviteStatus.REVOKED:
+            # Forged, foreign or withdrawn: say so, change nothing.
+            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await self.clear_buttons(message)
+            return
+        if pressed.step != invite.step:
+            await query.answer(t.plain("stale.button"))
+            await self.clear_buttons(message)
+            await self.show_current(message, t, user, invite)
+            return
+        await query.answer()
+        await self.clear_buttons(message)
+        await self._act(pressed, message, t, user, invite)
+
+    async def _act(
+        self, pressed: Press, message: Message, t: Texts, user: User, invite: Invitation
+    ) -> None:
+        assert invite.id is not None
+        step = Step(invite.step)
+        if pressed.action is Action.RESUME:
+            await self.show_current(message, t, user, invite)
+        elif step in _NEXT_STEP and pressed.action in (Action.YES, Action.DONE):
+            moved = await self.db.advance(
+                invitation_id=invite.id,
+                telegram_user_id=user.id,
+                from_step=step,
+                to_step=_NEXT_STEP[step],
+                event="check_passed",
+                detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
+            )
+            fresh = await self.db.invitation_of(invitation_id=invite.id, telegram_user_id=user.id)
+            # A duplicate press that lost the race stays silent: the winner showed the next step.
+            if moved and fresh is not None:
+                await self.show_current(message, t, user, fresh)
+        elif step in _NEXT_STEP and pressed.action in (Action.NO, Action.HOW):
+            await self.db.record_event(
+                invitation_id=invite.id,
+                kind="check_answered",
+                detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
+            )
+            await self.reply(message, screens.instructions(t, invite, answer=pressed.action))
+        elif step is Step.LOGIN and pressed.action in (Action.RETRY, Action.NEW_LINK):
+            await self._login(message, t, user, invite)
+        else:
+            await self.show_current(message, t, user, invite)
+
+    async def _set_language(self, user: User, message: Message, code: str) -> None:
+        if code not in LANGUAGES:
+            return
+        await self.db.set_language(user.id, code)
+        t = await self.texts(user)
+        await self.clear_buttons(message)
+        await self.reply(message, Screen(t("language.set")))
+
+    # --- showing where the person is ---------------------------------------------------------
+
+    async def show_current(self, message: Message, t: Texts, user: User, invite: Invitation) -> None:
+        if invite.status == InviteStatus.CONNECTED or invite.step == Step.DONE:
+            await self.reply(message, Screen(t("start.already_connected", handle=invite.handle)))
+            return
+        if invite.status == InviteStatus.REVOKED:
+            await self.reply(message, Screen(t("start.revoked")))
+            return
+        question = screens.step_screen(t, invite, platform=self.settings.platform_name)
+        if question is not None:
+            await self.reply(message, question)
+        elif invite.step == Step.LOGIN:
+            await self._login(message, t, user, invite)
+
+    async def _login(self, message: Message, t: Texts, user: User, invite: Invitation) -> None:
+        screen = await self.connect.new_login(
+            t,
+            invite,
+            telegram_user_id=user.id,
+            # Facebook does not ask again for declined permissions unless told to.
+            rerequest=invite.last_reason == Outcome.PERMISSIONS_DECLINED,
+        )
+        if screen is None:
+            fresh = await self.db.invitation_of(invitation_id=invite.id or 0, telegram_user_id=user.id)
+            if fresh is not None and fresh.step != Step.LOGIN:
+                await self.show_current(message, t, user, fresh)
+            return
+        await self.reply(message, screen)

@@ -1,0 +1,125 @@
+"""The tables. Secrets (invite tokens, OAuth states) are stored only as SHA-256 hashes;
+access tokens only encrypted, or not at all (see `bot.crypto`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite hands back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+def _bigint(nullable: bool = False, index: bool = False) -> sa.Column[int]:
+    # Telegram ids exceed 32 bits.
+    return sa.Column(sa.BigInteger(), nullable=nullable, index=index)
+
+
+class InviteStatus(StrEnum):
+    PENDING = "pending"  # created, link not opened yet
+    OPENED = "opened"  # bound to an influencer, going through the checks
+    LOGIN_STARTED = "login_started"  # login button handed out
+    FAILED = "failed"  # the last login did not connect; a retry is offered
+    CONNECTED = "connected"
+    REVOKED = "revoked"
+
+
+class Step(StrEnum):
+    """Where the influencer is in the guided flow; stored, so it survives restarts."""
+
+    WELCOME = "welcome"
+    PAGE_PUBLIC = "page_public"
+    PAGE_LINKED = "page_linked"
+    LOGIN = "login"
+    DONE = "done"
+
+
+class Person(SQLModel, table=True):
+    telegram_id: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))
+    language: str | None = Field(default=None, max_length=8)  # chosen with /language
+    telegram_language: str | None = Field(default=None, max_length=16)  # last seen language_code
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Invitation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    handle: str = Field(max_length=30, index=True)
+    created_by: int = Field(sa_column=_bigint(index=True))
+    inviter_name: str = Field(max_length=128)
+    status: str = Field(default=InviteStatus.PENDING, max_length=16, index=True)
+    step: str = Field(default=Step.WELCOME, max_length=16)
+    telegram_user_id: int | None = Field(default=None, sa_column=_bigint(nullable=True, index=True))
+    last_reason: str | None = Field(default=None, max_length=32)
+    expires_at: datetime = Field(sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class LoginAttempt(SQLModel, table=True):
+    __tablename__ = "login_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invitation_id: int = Field(foreign_key="invitation.id", index=True)
+    telegram_user_id: int = Field(sa_column=_bigint())
+    state_hash: str = Field(max_length=64, unique=True)
+    rerequest: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    outcome: str | None = Field(default=None, max_length=32)
+
+
+class Connection(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    invitation_id: int = Field(foreign_key="invitation.id", unique=True)
+    facebook_user_id: str = Field(max_length=64, index=True)
+    page_id: str = Field(max_length=64)
+    page_name: str = Field(max_length=256)
+    instagram_id: str = Field(max_length=64)
+    instagram_username: str = Field(max_length=30)
+    followers_count: int | None = None
+    permissions: str = Field(max_length=1024)  # comma-separated, as granted
+    token_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    token_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    data_access_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class InvitationEvent(SQLModel, table=True):
+    __tablename__ = "invitation_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invitation_id: int = Field(foreign_key="invitation.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    kind: str = Field(max_length=32)
+    status: str = Field(max_length=16)  # the invitation's status after the event
+    detail: str | None = Field(default=None, max_length=256)

@@ -1,0 +1,445 @@
+"""The one module that talks to the database.
+
+Every function is one transaction. State changes that must not race (binding an invitation,
+consuming an OAuth state, moving a flow step) are single conditional UPDATEs, so two updates of one
+person, or two callbacks with one state, cannot both win — on SQLite and on PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.crypto import new_secret, secret_hash
+from bot.models import (
+    Connection,
+    Invitation,
+    InvitationEvent,
+    InviteStatus,
+    LoginAttempt,
+    Person,
+    Step,
+    utcnow,
+)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class BindProblem(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    TAKEN = "taken"  # bound to another Telegram account
+
+
+class StateProblem(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+@dataclass(frozen=True)
+class Bound:
+    invitation: Invitation
+    fresh: bool  # False when the same person opened the link again
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    facebook_user_id: str
+    page_id: str
+    page_name: str
+    instagram_id: str
+    instagram_username: str
+    followers_count: int | None
+    permissions: Sequence[str]
+    token_encrypted: str | None
+    token_expires_at: datetime | None
+    data_access_expires_at: datetime | None
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            # One writer at a time: wait for the lock instead of failing with "database is locked".
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, echo=echo, **kwargs)
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    def session(self) -> AsyncSession:
+        return self._sessions()
+
+    async def migrate(self) -> None:
+        """Apply Alembic migrations up to head on this engine's database."""
+
+        def upgrade(sync_conn: sa.Connection) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(_MIGRATIONS))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(2):
+                async with self.engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    # --- people ------------------------------------------------------------------------------
+
+    async def language_of(self, telegram_id: int) -> tuple[str | None, str | None]:
+        """(chosen language, last seen Telegram language) of a person."""
+        async with self.session() as s:
+            person = await s.get(Person, telegram_id)
+            return (person.language, person.telegram_language) if person else (None, None)
+
+    async def remember_person(
+        self, telegram_id: int, *, telegram_language: str | None
+    ) -> str | None:
+        """Note the person's Telegram language (needed to write to them later, e.g. a manager's
+        notification); returns their chosen language. Writes only when something changed."""
+        async with self.session() as s:
+            person = await s.get(Person, telegram_id)
+            if person is not None and person.telegram_language == telegram_language:
+                return person.language
+            if person is None:
+                person = Person(telegram_id=telegram_id, telegram_language=telegram_language)
+            else:
+                person.telegram_language = telegram_language
+            s.add(person)
+            try:
+                await s.commit()
+            except sa.exc.IntegrityError:
+                # The same person's other update inserted them first: nothing to add.
+                await s.rollback()
+            return person.language
+
+    async def set_language(self, telegram_id: int, language: str) -> None:
+        async with self.session() as s:
+            person = await s.get(Person, telegram_id) or Person(telegram_id=telegram_id)
+            person.language = language
+            s.add(person)
+            await s.commit()
+
+    # --- invitations -------------------------------------------------------------------------
+
+    async def create_invitation(
+        self, *, handle: str, created_by: int, inviter_name: str, ttl: timedelta
+    ) -> tuple[Invitation, str]:
+        """Returns the invitation and its link token; only the token's hash is stored."""
+        token = new_secret()
+        now = utcnow()
+        invite = Invitation(
+            token_hash=secret_hash(token),
+            handle=handle,
+            created_by=created_by,
+            inviter_name=inviter_name[:128],
+            expires_at=now + ttl,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.session() as s:
+            s.add(invite)
+            await s.flush()
+            assert invite.id is not None
+            s.add(_event(invite.id, "created", InviteStatus.PENDING, f"@{handle}"))
+            await s.commit()
+        return invite, token
+
+    async def get_invitation(self, invitation_id: int) -> Invitation | None:
+        async with self.session() as s:
+            return await s.get(Invitation, invitation_id)
+
+    async def bind_invitation(self, *, token: str, telegram_user_id: int) -> Bound | BindProblem:
+        """Bind the invitation behind `token` to this person, once. Re-opening by the same person
+        is fine and changes nothing; anyone else is refused."""
+        now = utcnow()
+        token_hash = secret_hash(token)
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(Invitation)  # type: ignore[call-overload]
+                .where(
+                    col(Invitation.token_hash) == token_hash,
+                    col(Invitation.telegram_user_id).is_(None),
+                    col(Invitation.status) == InviteStatus.PENDING,
+                    col(Invitation.expires_at) > now,
+                )
+                .values(
+                    telegram_user_id=telegram_user_id,
+                    status=InviteStatus.OPENED,
+                    step=Step.PAGE_PUBLIC,
+                    updated_at=now,
+                )
+            )
+            invite = (
+                await s.exec(select(Invitation).where(Invitation.token_hash == token_hash))
+            ).first()
+            if invite is None:
+                return BindProblem.UNKNOWN
+            if result.rowcount == 1:
+                assert invite.id is not None
+                s.add(_event(invite.id, "opened", InviteStatus.OPENED, None))
+                await s.commit()
+                return Bound(invite, fresh=True)
+            await s.rollback()
+            if invite.status == InviteStatus.REVOKED:
+                return BindProblem.REVOKED
+            if invite.telegram_user_id not in (None, telegram_user_id):
+                return BindProblem.TAKEN
+            if invite.telegram_user_id is None:
+                # Pending and unbound, yet the update missed: only expiry is left.
+                return BindProblem.EXPIRED
+            if invite.status != InviteStatus.CONNECTED and invite.expires_at <= now:
+                return BindProblem.EXPIRED
+            return Bound(invite, fresh=False)
+
+    async def active_invitation_of(self, telegram_user_id: int) -> Invitation | None:
+        """The invitation this person is working on now (most recently touched, not revoked)."""
+        async with self.session() as s:
+            return (
+                await s.exec(
+                    select(Invitation)
+                    .where(
+                        Invitation.telegram_user_id == telegram_user_id,
+                        col(Invitation.status) != InviteStatus.REVOKED,
+                    )
+                    .order_by(col(Invitation.updated_at).desc(), col(Invitation.id).desc())
+                    .limit(1)
+                )
+            ).first()
+
+    async def invitation_of(self, *, invitation_id: int, telegram_user_id: int) -> Invitation | None:
+        """The invitation only if it is bound to this person (buttons carry ids; never trust them)."""
+        async with self.session() as s:
+            invite = await s.get(Invitation, invitation_id)
+            if invite is None or invite.telegram_user_id != telegram_user_id:
+                return None
+            return invite
+
+    async def advance(
+        self,
+        *,
+        invitation_id: int,
+        telegram_user_id: int,
+        from_step: Step,
+        to_step: Step,
+        event: str,
+        detail: str | None = None,
+    ) -> bool:
+        """Compare-and-set of the flow step: a stale or duplicated button press changes nothing."""
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(Invitation)  # type: ignore[call-overload]
+                .where(
+                    col(Invitation.id) == invitation_id,
+                    col(Invitation.telegram_user_id) == telegram_user_id,
+                    col(Invitation.step) == from_step,
+                    col(Invitation.status).in_(_OPEN_STATUSES),
+                )
+                .values(step=to_step, updated_at=utcnow())
+            )
+            if result.rowcount != 1:
+                await s.rollback()
+                return False
+            invite = await s.get(Invitation, invitation_id)
+            assert invite is not None
+            s.add(_event(invitation_id, event, InviteStatus(invite.status), detail))
+            await s.commit()
+            return True
+
+    async def record_event(
+        self, *, invitation_id: int, kind: str, detail: str | None = None
+    ) -> None:
+        async with self.session() as s:
+            invite = await s.get(Invitation, invitation_id)
+            if invite is None:
+                return
+            s.add(_event(invitation_id, kind, InviteStatus(invite.status), detail))
+            await s.commit()
+
+    async def events(self, invitation_id: int) -> list[InvitationEvent]:
+        async with self.session() as s:
+            rows = await s.exec(
+                select(InvitationEvent)
+                .where(InvitationEvent.invitation_id == invitation_id)
+                .order_by(col(InvitationEvent.id))
+            )
+            return list(rows)
+
+    # --- login attempts ----------------------------------------------------------------------
+
+    async def start_login(
+        self, *, invitation_id: int, telegram_user_id: int, ttl: timedelta, rerequest: bool
+    ) -> str | None:
+        """A fresh single-use OAuth state for this invitation and person; None if the invitation
+        is not at the login step any more."""
+        state = new_secret()
+        now = utcnow()
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(Invitation)  # type: ignore[call-overload]
+                .where(
+                    col(Invitation.id) == invitation_id,
+                    col(Invitation.telegram_user_id) == telegram_user_id,
+                    col(Invitation.step) == Step.LOGIN,
+                    col(Invitation.status).in_(_OPEN_STATUSES),
+                )
+                .values(status=InviteStatus.LOGIN_STARTED, updated_at=now)
+            )
+            if result.rowcount != 1:
+                await s.rollback()
+                return None
+            s.add(
+                LoginAttempt(
+                    invitation_id=invitation_id,
+                    telegram_user_id=telegram_user_id,
+                    state_hash=secret_hash(state),
+                    rerequest=rerequest,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+            s.add(
+                _event(
+                    invitation_id,
+                    "login_started",
+                    InviteStatus.LOGIN_STARTED,
+                    "rerequest" if rerequest else None,
+                )
+            )
+            await s.commit()
+        return state
+
+    async def consume_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
+        """Use a state exactly once. The conditional UPDATE is the lock: of two concurrent
+        callbacks with the same state, one gets rowcount 1, the other 0."""
+        now = utcnow()
+        state_hash = secret_hash(state)
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(LoginAttempt)  # type: ignore[call-overload]
+                .where(
+                    col(LoginAttempt.state_hash) == state_hash,
+                    col(LoginAttempt.used_at).is_(None),
+                    col(LoginAttempt.expires_at) > now,
+                )
+                .values(used_at=now)
+            )
+            attempt = (
+                await s.exec(select(LoginAttempt).where(LoginAttempt.state_hash == state_hash))
+            ).first()
+            if attempt is None:
+                return StateProblem.UNKNOWN
+            if result.rowcount != 1:
+                await s.rollback()
+                return StateProblem.USED if attempt.used_at is not None else StateProblem.EXPIRED
+            invite = await s.get(Invitation, attempt.invitation_id)
+            if invite is None or invite.status == InviteStatus.REVOKED:
+                await s.rollback()
+                return StateProblem.EXPIRED
+            await s.commit()
+            return attempt, invite
+
+    async def record_verdict(
+        self,
+        *,
+        attempt_id: int,
+        invitation_id: int,
+        outcome: str,
+        connection: ConnectionRecord | None,
+    ) -> Invitation:
+        """Store an attempt's result; with a connection, the invitation becomes connected."""
+        now = utcnow()
+        async with self.session() as s:
+            invite = await s.get(Invitation, invitation_id, with_for_update=True)
+            attempt = await s.get(LoginAttempt, attempt_id)
+            assert invite is not None and attempt is not None
+            attempt.outcome = outcome
+            s.add(attempt)
+            if connection is not None:
+                existing = (
+                    await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+                ).first()
+                row = existing or Connection(invitation_id=invitation_id, **_conn_fields(connection))
+                if existing is not None:
+                    for key, value in _conn_fields(connection).items():
+                        setattr(existing, key, value)
+                    existing.created_at = now
+                s.add(row)
+                invite.status = InviteStatus.CONNECTED
+                invite.step = Step.DONE
+                invite.last_reason = None
+            else:
+                invite.status = InviteStatus.FAILED
+                invite.step = Step.LOGIN
+                invite.last_reason = outcome
+            invite.updated_at = now
+            s.add(invite)
+            s.add(_event(invitation_id, "verdict", InviteStatus(invite.status), outcome))
+            await s.commit()
+            return invite
+
+    async def connection_of(self, invitation_id: int) -> Connection | None:
+        async with self.session() as s:
+            return (
+                await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+            ).first()
+
+    async def last_attempt(self, invitation_id: int) -> LoginAttempt | None:
+        async with self.session() as s:
+            return (
+                await s.exec(
+                    select(LoginAttempt)
+                    .where(LoginAttempt.invitation_id == invitation_id)
+                    .order_by(col(LoginAttempt.id).desc())
+                    .limit(1)
+                )
+            ).first()
+
+
+_OPEN_STATUSES = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
+
+
+def _event(invitation_id: int, kind: str, status: InviteStatus, detail: str | None) -> InvitationEvent:
+    return InvitationEvent(
+        invitation_id=invitation_id, kind=kind, status=status, detail=detail, at=utcnow()
+    )
+
+
+def _conn_fields(c: ConnectionRecord) -> dict[str, Any]:
+    return {
+        "facebook_user_id": c.facebook_user_id,
+        "page_id": c.page_id,
+        "page_name": c.page_name[:256],
+        "instagram_id": c.instagram_id,
+        "instagram_username": c.instagram_username,
+        "followers_count": c.followers_count,
+        "permissions": ",".join(c.permissions)[:1024],
+        "token_encrypted": c.token_encrypted,
+        "token_expires_at": c.token_expires_at,
+        "data_access_expires_at": c.data_access_expires_at,
+    }
