@@ -205,7 +205,7 @@ class Database:
                 s.add(_event(invite.id, "opened", InviteStatus.OPENED, None))
                 await s.commit()
                 return Bound(invite, fresh=True)
-            await s.rollback()
+            # Nothing was changed; leaving the block rolls back. Read `invite` as loaded.
             if invite.status == InviteStatus.REVOKED:
                 return BindProblem.REVOKED
             if invite.telegram_user_id not in (None, telegram_user_id):
@@ -355,12 +355,10 @@ class Database:
             if attempt is None:
                 return StateProblem.UNKNOWN
             if result.rowcount != 1:
-                await s.rollback()
                 return StateProblem.USED if attempt.used_at is not None else StateProblem.EXPIRED
             invite = await s.get(Invitation, attempt.invitation_id)
             if invite is None or invite.status == InviteStatus.REVOKED:
-                await s.rollback()
-                return StateProblem.EXPIRED
+                return StateProblem.EXPIRED  # leaving the block rolls the use back
             await s.commit()
             return attempt, invite
 

@@ -1,0 +1,90 @@
+"""Shared fixtures: a real database (SQLite file, and PostgreSQL when reachable) per test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.store import Database
+
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("TEST_PG_DATABASE", "test")
+# CI sets this: a missing PostgreSQL is then a failure, not a skip.
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+_pg_skipped: list[str] = []
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _create_pg_database() -> str:
+    import asyncpg
+
+    name = f"connectbot_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def _drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/test.sqlite3"
+        return
+    if not _postgres_reachable():
+        reason = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}, but REQUIRE_POSTGRES=1")
+        _pg_skipped.append(request.node.nodeid)
+        pytest.skip(f"{reason}: PostgreSQL variant NOT tested")
+    name = await _create_pg_database()
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await _drop_pg_database(name)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _pg_skipped:
+        terminalreporter.section("PostgreSQL NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(
+            f"{len(_pg_skipped)} PostgreSQL test variants were skipped: no server at "
+            f"{PG_HOST}:{PG_PORT}. Start one (or set TEST_PG_HOST/TEST_PG_PORT) to test them.",
+            red=True,
+        )

@@ -1,0 +1,1531 @@
+"""A stand-in for the Telegram Bot API (api.telegram.org), served over real HTTP on loopback.
+
+A real python-telegram-bot ``Application`` built with ``.base_url(standin.base_url)`` (and
+``.base_file_url(standin.base_file_url)`` for downloads) runs against it unchanged, long polling
+included. The stand-in answers ``/bot<token>/<method>`` with the Bot API's envelope
+(``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", "description", "parameters"}``),
+plays the people talking to the bot (``send_text``, ``press``, ``send_document``), records what the
+bot sent (``messages``, ``requests``) and refuses the way Telegram does: 403 for a chat that never
+started the bot or blocked it, 429 over the flood limits, 400 for what Telegram's parser rejects.
+
+Only private chats exist here: the bot talks to influencers and managers one to one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import mimetypes
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram.constants import (
+    BotCommandLimit,
+    CallbackQueryLimit,
+    FileSizeLimit,
+    InlineKeyboardButtonLimit,
+    MessageLimit,
+    PollingLimit,
+)
+
+__all__ = ["HtmlParseError", "SentMessage", "TelegramStandin", "TgUser", "parse_html"]
+
+JsonDict = dict[str, Any]
+
+# How long the bot must stay silent before wait_idle() believes it has finished reacting.
+_IDLE_QUIET_SECONDS = 0.15
+# Telegram stops accepting answerCallbackQuery some seconds after the press (not documented
+# precisely; clients give up after about 15 s).
+_CALLBACK_ANSWER_SECONDS = 15.0
+
+
+@dataclass
+class TgUser:
+    """A person with a Telegram account; their private chat with the bot has the same id."""
+
+    id: int
+    first_name: str
+    username: str | None = None
+    language_code: str | None = "en"
+
+    def to_json(self) -> JsonDict:
+        data: JsonDict = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username is not None:
+            data["username"] = self.username
+        if self.language_code is not None:
+            data["language_code"] = self.language_code
+        return data
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent, as it is now (edits applied)."""
+
+    message_id: int
+    chat_id: int
+    text: str  # what a Telegram client shows: tags removed, entities decoded (caption for media)
+    html: str  # the text (or caption) exactly as the bot sent it
+    buttons: list[list[JsonDict]]  # inline keyboard rows as sent
+    kind: str = "text"  # "text" | "photo" | "document"
+    edits: int = 0
+    document_name: str | None = None
+    document_bytes: bytes | None = None
+    entities: list[JsonDict] = field(default_factory=list)
+    parse_mode: str | None = None
+    reply_markup: JsonDict | None = None  # raw markup as sent (reply keyboards included)
+    deleted: bool = False
+    date: int = 0
+    edit_date: int | None = None
+    first_text: str = ""  # plain text as first sent, before any edit
+    file_id: str | None = None
+
+    def button(self, label_contains: str) -> JsonDict:
+        """The first inline button whose label contains ``label_contains`` (case-insensitive)."""
+        needle = label_contains.casefold()
+        for row in self.buttons:
+            for button in row:
+                if needle in str(button.get("text", "")).casefold():
+                    return button
+        labels = [button.get("text") for row in self.buttons for button in row]
+        raise AssertionError(
+            f"message {self.message_id} has no button containing {label_contains!r}; "
+            f"its buttons are {labels}"
+        )
+
+
+class HtmlParseError(ValueError):
+    """Telegram's HTML parser refused the text; the message is Telegram's own wording."""
+
+
+class _ApiError(Exception):
+    """An answer with ``ok: false``."""
+
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+        self.retry_after = retry_after
+
+
+def _bad_request(reason: str) -> _ApiError:
+    return _ApiError(400, f"Bad Request: {reason}")
+
+
+@dataclass
+class _Upload:
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass
+class _StoredFile:
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    content: bytes
+    file_name: str
+    mime_type: str
+
+
+@dataclass
+class _Fault:
+    status: int
+    description: str
+    retry_after: int | None
+    remaining: int
+
+
+@dataclass
+class _PendingCallback:
+    chat_id: int
+    pressed_at: float
+    answered: bool = False
+
+
+class _SlidingWindow:
+    """At most ``per_second`` accepted sends in any window, the way Telegram's flood control
+    feels from outside. Rates below 1/s become "one per 1/rate seconds"."""
+
+    def __init__(self, per_second: float) -> None:
+        self.capacity = max(1, math.floor(per_second))
+        self.span = self.capacity / per_second
+        self._accepted: deque[float] = deque()
+
+    def retry_after(self, now: float) -> int | None:
+        while self._accepted and self._accepted[0] <= now - self.span:
+            self._accepted.popleft()
+        if len(self._accepted) < self.capacity:
+            return None
+        # Telegram only ever says whole seconds, and never 0.
+        return max(1, math.ceil(self._accepted[0] + self.span - now))
+
+    def accept(self, now: float) -> None:
+        self._accepted.append(now)
+
+
+# ---------------------------------------------------------------------------------------------
+# Telegram's HTML parse mode, ported from TDLib's parser so the errors read the same
+# ---------------------------------------------------------------------------------------------
+
+_HTML_TAGS = frozenset(
+    {
+        "a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler",
+        "tg-emoji", "span", "pre", "code", "blockquote",
+    }
+)  # fmt: skip
+_SIMPLE_ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+}
+# TDLib's is_space() counts NUL as a space; the parser below relies on a NUL sentinel.
+_SPACE = frozenset(b" \t\r\n\v\0")
+_NAMED_ENTITIES = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"'}
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _decode_html_entity(data: bytes, pos: int) -> tuple[str, int] | None:
+    """Decode ``&...`` at ``pos``; None when it is not an entity Telegram knows (then the ``&`` is
+    kept literally, which Telegram allows). The ``;`` is optional, as in TDLib."""
+    end = pos + 1
+    if data[end] == ord("#"):
+        end += 1
+        code = 0
+        if data[end] == ord("x"):
+            end += 1
+            while chr(data[end]) in "0123456789abcdefABCDEF":
+                code = code * 16 + int(chr(data[end]), 16)
+                end += 1
+        else:
+            while ord("0") <= data[end] <= ord("9"):
+                code = code * 10 + data[end] - ord("0")
+                end += 1
+        if code == 0 or code >= 0x10FFFF or end - pos >= 10:
+            return None
+        if 0xD800 <= code <= 0xDFFF:
+            raise HtmlParseError(
+                "Text contains invalid Unicode characters after decoding HTML entities, "
+                "check for unmatched surrogate code units"
+            )
+        char = chr(code)
+    else:
+        while chr(data[end]).isascii() and chr(data[end]).isalpha():
+            end += 1
+        named = _NAMED_ENTITIES.get(data[pos + 1 : end])
+        if named is None:
+            return None  # only these four named entities are supported; others stay literal
+        char = named
+    if data[end] == ord(";"):
+        end += 1
+    return char, end
+
+
+def _normalise_link(url: str) -> str | None:
+    if url.startswith("tg://"):
+        return url
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ftp") or not parts.netloc or " " in url:
+        return None  # Telegram silently drops a link it cannot parse, keeping the text
+    if not parts.path:
+        url = parts._replace(path="/").geturl()
+    return url
+
+
+def parse_html(text: str) -> tuple[str, list[JsonDict]]:
+    """Telegram's ``parse_mode=HTML``: the plain text and its entities (UTF-16 offsets).
+
+    Raises HtmlParseError with Telegram's wording ("Unsupported start tag "br" at byte offset 5").
+    Note what trips bots in practice: ``<br>``, ``<p>``, ``<div>`` are unsupported, and a bare
+    ``<`` in user-provided text starts a tag.
+    """
+    data = text.encode() + b"\0"  # NUL sentinel, like the C string TDLib walks
+    size = len(data) - 1
+    out: list[str] = []
+    utf16 = 0
+    stack: list[tuple[str, str, int, int]] = []  # (tag, argument, utf16 offset, index in out)
+    entities: list[JsonDict] = []
+    i = 0
+
+    def plain_since(index: int) -> str:
+        return "".join(out[index:])
+
+    while i < size:
+        c = data[i]
+        if c == ord("&"):
+            decoded = _decode_html_entity(data, i)
+            if decoded is not None:
+                char, i = decoded
+                out.append(char)
+                utf16 += _utf16_len(char)
+                continue
+        if c != ord("<"):
+            start = i
+            i += 1
+            while i < size and data[i] not in (ord("<"), ord("&")):
+                i += 1
+            chunk = data[start:i].decode()
+            out.append(chunk)
+            utf16 += _utf16_len(chunk)
+            continue
+
+        begin = i
+        i += 1
+        if data[i] != ord("/"):
+            while data[i] not in _SPACE and data[i] != ord(">"):
+                i += 1
+            if data[i] == 0:
+                raise HtmlParseError(f"Unclosed start tag at byte offset {begin}")
+            tag = data[begin + 1 : i].decode(errors="replace").lower()
+            if tag not in _HTML_TAGS:
+                raise HtmlParseError(f'Unsupported start tag "{tag}" at byte offset {begin}')
+            argument = ""
+            while data[i] != ord(">"):
+                while data[i] != 0 and data[i] in _SPACE:
+                    i += 1
+                if data[i] == ord(">"):
+                    break
+                attribute_begin = i
+                while data[i] not in _SPACE and data[i] != ord("="):
+                    i += 1
+                attribute = data[attribute_begin:i].decode(errors="replace")
+                if not attribute:
+                    raise HtmlParseError(
+                        f'Empty attribute name in the tag "{tag}" at byte offset {begin}'
+                    )
+                while data[i] != 0 and data[i] in _SPACE:
+                    i += 1
+                if data[i] != ord("="):
+                    if tag == "blockquote" and attribute == "expandable":
+                        argument = "expandable"
+                        continue
+                    raise HtmlParseError(
+                        "Expected equal sign in declaration of an attribute of the tag "
+                        f'"{tag}" at byte offset {begin}'
+                    )
+                i += 1
+                while data[i] != 0 and data[i] in _SPACE:
+                    i += 1
+                if data[i] == 0:
+                    raise HtmlParseError(f'Unclosed start tag "{tag}" at byte offset {begin}')
+                if data[i] not in (ord("'"), ord('"')):
+                    token_begin = i
+                    while chr(data[i]).isascii() and (chr(data[i]).isalnum() or data[i] in b".-"):
+                        i += 1
+                    value = data[token_begin:i].decode().lower()
+                    if data[i] not in _SPACE and data[i] != ord(">"):
+                        raise HtmlParseError(
+                            f"Unexpected end of name token at byte offset {token_begin}"
+                        )
+                else:
+                    quote = data[i]
+                    i += 1
+                    chars: list[str] = []
+                    raw_start = i
+                    while data[i] != quote and data[i] != 0:
+                        if data[i] == ord("&"):
+                            decoded = _decode_html_entity(data, i)
+                            if decoded is not None:
+                                chars.append(data[raw_start:i].decode(errors="replace"))
+                                chars.append(decoded[0])
+                                i = raw_start = decoded[1]
+                                continue
+                        i += 1
+                    chars.append(data[raw_start:i].decode(errors="replace"))
+                    value = "".join(chars)
+                    if data[i] == quote:
+                        i += 1
+                if data[i] == 0:
+                    raise HtmlParseError(f"Unclosed start tag at byte offset {begin}")
+                if tag == "a" and attribute == "href":
+                    argument = value
+                elif tag == "code" and attribute == "class" and value.startswith("language-"):
+                    argument = value.removeprefix("language-")
+                elif tag == "span" and attribute == "class" and value.startswith("tg-"):
+                    argument = value.removeprefix("tg-")
+                elif tag == "tg-emoji" and attribute == "emoji-id":
+                    argument = value
+            if tag == "span" and argument != "spoiler":
+                raise HtmlParseError(
+                    f'Tag "span" must have class "tg-spoiler" at byte offset {begin}'
+                )
+            stack.append((tag, argument, utf16, len(out)))
+            i += 1  # past ">"
+            continue
+
+        # an end tag
+        if not stack:
+            raise HtmlParseError(f"Unexpected end tag at byte offset {begin}")
+        while data[i] not in _SPACE and data[i] != ord(">"):
+            i += 1
+        end_tag = data[begin + 2 : i].decode(errors="replace")
+        while data[i] != 0 and data[i] in _SPACE:
+            i += 1
+        if data[i] != ord(">"):
+            raise HtmlParseError(f"Unclosed end tag at byte offset {begin}")
+        tag, argument, offset, out_index = stack.pop()
+        if end_tag and end_tag != tag:  # "</>" closes whatever is open
+            raise HtmlParseError(
+                f'Unmatched end tag at byte offset {begin}, expected "</{tag}>", '
+                f'found "</{end_tag}>"'
+            )
+        i += 1
+        length = utf16 - offset
+        if length <= 0:
+            continue  # Telegram drops empty entities
+        entity: JsonDict = {"offset": offset, "length": length}
+        if tag in _SIMPLE_ENTITY_TYPES:
+            entity["type"] = _SIMPLE_ENTITY_TYPES[tag]
+        elif tag == "a":
+            url = _normalise_link(argument or plain_since(out_index))
+            if url is None:
+                continue
+            entity.update(type="text_link", url=url)
+        elif tag == "tg-emoji":
+            entity.update(type="custom_emoji", custom_emoji_id=argument)
+        elif tag == "blockquote":
+            entity["type"] = "expandable_blockquote" if argument else "blockquote"
+        elif tag == "pre":
+            last = entities[-1] if entities else None
+            if (
+                last
+                and last["type"] == "code"
+                and (last["offset"], last["length"]) == (offset, length)
+                and "language" in last
+            ):
+                last["type"] = "pre"  # <pre><code class="language-x"> is one pre entity
+                continue
+            entity["type"] = "pre"
+        else:  # code
+            last = entities[-1] if entities else None
+            if (
+                argument
+                and last
+                and last["type"] == "pre"
+                and last["offset"] == offset
+                and last["length"] == length
+            ):
+                last["language"] = argument
+                continue
+            entity["type"] = "code"
+            if argument:
+                entity["language"] = argument  # only kept if an enclosing <pre> claims it
+        entities.append(entity)
+
+    if stack:
+        raise HtmlParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
+    for entity in entities:
+        if entity["type"] == "code":
+            entity.pop("language", None)
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(out), entities
+
+
+def _strip_formatted(text: str, entities: list[JsonDict]) -> tuple[str, list[JsonDict]]:
+    """Telegram trims leading and trailing whitespace of a message, moving entities along."""
+    stripped_left = text.lstrip()
+    shift = _utf16_len(text) - _utf16_len(stripped_left)
+    stripped = stripped_left.rstrip()
+    total = _utf16_len(stripped)
+    result: list[JsonDict] = []
+    for entity in entities:
+        start = max(entity["offset"] - shift, 0)
+        end = min(entity["offset"] + entity["length"] - shift, total)
+        if end > start:
+            result.append({**entity, "offset": start, "length": end - start})
+    return stripped, result
+
+
+# ---------------------------------------------------------------------------------------------
+# Request decoding
+# ---------------------------------------------------------------------------------------------
+
+# PTB sends every parameter form-encoded; these arrive as JSON strings inside the form.
+_JSON_PARAMS = frozenset(
+    {
+        "reply_markup", "entities", "caption_entities", "commands", "scope", "allowed_updates",
+        "link_preview_options", "reply_parameters", "media", "menu_button",
+    }
+)  # fmt: skip
+_INT_PARAMS = frozenset(
+    {
+        "chat_id", "message_id", "offset", "limit", "timeout", "user_id", "from_chat_id",
+        "cache_time", "max_connections", "reply_to_message_id", "message_thread_id",
+    }
+)  # fmt: skip
+_BOOL_PARAMS = frozenset(
+    {
+        "disable_notification", "show_alert", "drop_pending_updates", "protect_content",
+        "disable_web_page_preview", "allow_sending_without_reply", "has_spoiler",
+        "disable_content_type_detection", "show_caption_above_media", "allow_paid_broadcast",
+    }
+)  # fmt: skip
+_JSON_ERROR = {
+    "reply_markup": "can't parse reply keyboard markup JSON object",
+    "entities": "can't parse entities JSON object",
+    "caption_entities": "can't parse entities JSON object",
+}
+
+
+def _decode_param(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if key in _JSON_PARAMS:
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise _bad_request(_JSON_ERROR.get(key, f"can't parse {key} JSON object")) from None
+    if key in _INT_PARAMS:
+        with contextlib.suppress(ValueError):
+            return int(value)
+        with contextlib.suppress(ValueError):
+            return float(value)
+        return value  # "@channelname" chat ids stay strings
+    if key in _BOOL_PARAMS:
+        return value.lower() in ("true", "1")
+    return value
+
+
+# Methods that put something in a chat and so count against the flood limits.
+_FLOOD_LIMITED = frozenset(
+    {
+        "sendmessage", "sendphoto", "senddocument", "editmessagetext", "editmessagecaption",
+        "editmessagereplymarkup", "copymessage", "forwardmessage",
+    }
+)  # fmt: skip
+_DEFAULT_UPDATE_TYPES_EXCLUDED = frozenset(
+    {"chat_member", "message_reaction", "message_reaction_count"}
+)
+_BUTTON_ACTIONS = frozenset(
+    {
+        "callback_data", "url", "login_url", "switch_inline_query", "web_app", "pay",
+        "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "callback_game",
+        "copy_text",
+    }
+)  # fmt: skip
+_CHAT_ACTIONS = frozenset(
+    {
+        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
+        "upload_voice", "upload_document", "choose_sticker", "find_location",
+        "record_video_note", "upload_video_note",
+    }
+)  # fmt: skip
+_COMMAND_SCOPES = frozenset(
+    {
+        "default", "all_private_chats", "all_group_chats", "all_chat_administrators", "chat",
+        "chat_administrators", "chat_member",
+    }
+)  # fmt: skip
+_COMMAND_RE = re.compile(r"[a-z0-9_]+")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+Handler = Callable[[JsonDict, dict[str, _Upload]], Awaitable[Any]]
+
+
+class TelegramStandin:
+    """The Bot API for one bot, plus the people who talk to it."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-token_abc",
+        *,
+        bot_id: int | None = None,
+        bot_username: str = "connect_test_bot",
+        bot_first_name: str = "Connect Bot",
+    ) -> None:
+        self.token = token
+        prefix = token.split(":", 1)[0]
+        # A bot's id is the number in front of its token; keep them consistent by default.
+        self.bot_id = bot_id if bot_id is not None else (int(prefix) if prefix.isdigit() else 1)
+        self.bot_username = bot_username
+        self.bot_first_name = bot_first_name
+
+        self.requests: list[tuple[str, JsonDict]] = []
+        self.callback_answers: list[JsonDict] = []
+        self.commands: dict[str, list[JsonDict]] = {}
+        self.rate_limited_count = 0
+        self.internal_errors: list[BaseException] = []
+
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._closing = False
+
+        self._users: dict[int, TgUser] = {}
+        self._blocked: set[int] = set()
+        self._messages: dict[int, list[SentMessage]] = {}
+        self._user_message_ids: dict[int, set[int]] = {}
+        self._next_message_id: dict[int, int] = {}
+        self._chat_instances: dict[int, str] = {}
+        self._callbacks: dict[str, _PendingCallback] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._files_by_path: dict[str, _StoredFile] = {}
+
+        self._updates: list[JsonDict] = []
+        self._next_update_id = 700_000_001  # real update ids are large and only increase
+        self._allowed_updates: list[str] | None = None
+        self._webhook_url = ""
+        self._poll_generation = 0
+        self._updates_changed = asyncio.Event()
+        self._messages_changed = asyncio.Event()
+
+        self._in_flight = 0
+        self._last_activity = 0.0
+        self._last_delivery = 0.0
+
+        self._faults: dict[str, list[_Fault]] = {}
+        self._global_window: _SlidingWindow | None = None
+        self._chat_rate: float | None = None
+        self._chat_windows: dict[int, _SlidingWindow] = {}
+
+        self._methods: dict[str, Handler] = {
+            "getme": self._get_me,
+            "logout": self._true,
+            "close": self._true,
+            "getupdates": self._get_updates,
+            "setwebhook": self._set_webhook,
+            "deletewebhook": self._delete_webhook,
+            "getwebhookinfo": self._get_webhook_info,
+            "setmycommands": self._set_my_commands,
+            "deletemycommands": self._delete_my_commands,
+            "getmycommands": self._get_my_commands,
+            "setmydescription": self._true,
+            "setmyshortdescription": self._true,
+            "setmyname": self._true,
+            "setchatmenubutton": self._true,
+            "getchat": self._get_chat,
+            "sendmessage": self._send_message,
+            "editmessagetext": self._edit_message_text,
+            "editmessagecaption": self._edit_message_caption,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
+            "deletemessage": self._delete_message,
+            "answercallbackquery": self._answer_callback_query,
+            "sendphoto": self._send_photo,
+            "senddocument": self._send_document,
+            "sendchataction": self._send_chat_action,
+            "getfile": self._get_file,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=FileSizeLimit.FILESIZE_UPLOAD + 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
+        app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        self._closing = True
+        self._wake_pollers()  # a pending long poll answers at once instead of holding shutdown
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        """For ``ApplicationBuilder().base_url(...)``: PTB appends the token."""
+        return f"http://127.0.0.1:{self._port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """For ``ApplicationBuilder().base_file_url(...)``: PTB appends the token."""
+        return f"http://127.0.0.1:{self._port}/file/bot"
+
+    # -- acting as people -----------------------------------------------------------------------
+
+    def send_text(self, user: TgUser, text: str) -> None:
+        """``user`` writes ``text`` in their private chat with the bot."""
+        self._note_user(user)
+        message = self._user_message(user)
+        message["text"] = text
+        match = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![A-Za-z0-9_/<>])", text)
+        if match:
+            # Telegram marks the command; PTB's CommandHandler looks for exactly this entity.
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": match.end()}]
+        self._enqueue({"message": message})
+
+    def send_document(
+        self, user: TgUser, filename: str, content: bytes, caption: str | None = None
+    ) -> None:
+        """``user`` sends a file; the bot can fetch it with getFile and download it."""
+        self._note_user(user)
+        stored = self._store_file(content, filename, "documents")
+        message = self._user_message(user)
+        message["document"] = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_name": filename,
+            "mime_type": stored.mime_type,
+            "file_size": len(content),
+        }
+        if caption is not None:
+            message["caption"] = caption
+        self._enqueue({"message": message})
+
+    def press(self, user: TgUser, message: SentMessage, label_contains: str) -> None:
+        """``user`` presses the inline button labelled ``label_contains`` under ``message``."""
+        current = self._find_message(message.chat_id, message.message_id)
+        if current is None or current.deleted:
+            raise AssertionError(f"message {message.message_id} is gone; nothing to press")
+        if current.chat_id != user.id:
+            raise AssertionError(f"message {message.message_id} is not in {user.first_name}'s chat")
+        button = current.button(label_contains)
+        if "callback_data" not in button:
+            raise AssertionError(
+                f"button {button.get('text')!r} has no callback_data (it is {button}); "
+                "a URL button opens a browser and never reaches the bot"
+            )
+        self.press_data(user, current.message_id, str(button["callback_data"]))
+
+    def press_data(self, user: TgUser, message_id: int, data: str) -> None:
+        """A callback query with arbitrary data, as a modified or outdated client could send."""
+        self._note_user(user)
+        query_id = str(secrets.randbits(63))
+        self._callbacks[query_id] = _PendingCallback(user.id, time.monotonic())
+        current = self._find_message(user.id, message_id)
+        if current is not None and not current.deleted:
+            shown: JsonDict = self._message_json(current)
+        else:
+            # Bot API 7.0: a message the bot can no longer see arrives as InaccessibleMessage.
+            shown = {"chat": self._chat_json(user.id), "message_id": message_id, "date": 0}
+        self._enqueue(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": user.to_json(),
+                    "message": shown,
+                    "chat_instance": self._chat_instance(user.id),
+                    "data": data,
+                }
+            }
+        )
+
+    def block(self, user_id: int) -> None:
+        """The person blocks the bot: further sends to them fail with 403."""
+        self._blocked.add(user_id)
+        if user_id in self._users:
+            self._enqueue({"my_chat_member": self._member_change(user_id, "member", "kicked")})
+
+    # -- observing ------------------------------------------------------------------------------
+
+    def messages(self, chat_id: int, *, include_deleted: bool = False) -> list[SentMessage]:
+        return [m for m in self._messages.get(chat_id, []) if include_deleted or not m.deleted]
+
+    def last_message(self, chat_id: int) -> SentMessage:
+        messages = self.messages(chat_id)
+        if not messages:
+            raise AssertionError(f"the bot sent nothing to chat {chat_id}")
+        return messages[-1]
+
+    def calls(self, method: str) -> list[JsonDict]:
+        """Parameters of every call of ``method`` (case-insensitive), in order."""
+        return [params for name, params in self.requests if name.lower() == method.lower()]
+
+    def commands_for(
+        self, scope: JsonDict | None = None, language_code: str = ""
+    ) -> list[JsonDict]:
+        """The command menu set for a scope, e.g. ``{"type": "chat", "chat_id": 42}``."""
+        return self.commands.get(self._scope_key(scope, language_code), [])
+
+    async def wait_for(
+        self,
+        chat_id: int,
+        contains: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the tests' vocabulary; a deadline, not a cancel
+        edited_ok: bool = True,
+    ) -> SentMessage:
+        """The latest message in the chat whose text contains ``contains`` (case-insensitive),
+        waiting for it to be sent or edited into that. With ``edited_ok=False`` only the text a
+        message was first sent with counts."""
+        needle = contains.casefold()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            changed = self._messages_changed
+            for message in reversed(self.messages(chat_id)):
+                shown = message.text if edited_ok else message.first_text
+                if needle in shown.casefold():
+                    return message
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no message in chat {chat_id} contains {contains!r} after {timeout}s. "
+                    f"Messages:\n{self.describe_chat(chat_id)}"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Until the bot fetched every queued update and made no API call for ~150 ms."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            now = time.monotonic()
+            quiet_since = max(self._last_activity, self._last_delivery)
+            if (
+                not self._updates
+                and self._in_flight == 0
+                and now - quiet_since >= _IDLE_QUIET_SECONDS
+            ):
+                return
+            if loop.time() >= deadline:
+                raise AssertionError(
+                    f"bot not idle after {timeout}s: {len(self._updates)} update(s) not yet "
+                    f"confirmed by getUpdates, {self._in_flight} API call(s) in flight"
+                )
+            await asyncio.sleep(0.01)
+
+    def describe_chat(self, chat_id: int) -> str:
+        lines = []
+        for m in self.messages(chat_id, include_deleted=True):
+            labels = [b.get("text") for row in m.buttons for b in row]
+            flags = f"{m.kind}{', deleted' if m.deleted else ''}, edits={m.edits}"
+            lines.append(f"  #{m.message_id} ({flags}) {m.text!r} buttons={labels}")
+        return "\n".join(lines) or "  (none)"
+
+    # -- faults and limits ----------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        count: int = 1,
+    ) -> None:
+        """The next ``count`` calls of ``method`` fail with this answer."""
+        self._faults.setdefault(method.lower(), []).append(
+            _Fault(status, description, retry_after, count)
+        )
+
+    def set_rate_limits(
+        self, *, global_per_second: float | None = None, per_chat_per_second: float | None = None
+    ) -> None:
+        """Enforce flood limits on sends and edits (None: unlimited, the default)."""
+        self._global_window = _SlidingWindow(global_per_second) if global_per_second else None
+        self._chat_rate = per_chat_per_second or None
+        self._chat_windows.clear()
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        key = method.lower()
+        long_poll = key == "getupdates"
+        if not long_poll:
+            self._in_flight += 1
+        try:
+            return await self._answer_api(request, method, key)
+        finally:
+            if not long_poll:
+                self._in_flight -= 1
+                self._last_activity = time.monotonic()
+
+    async def _answer_api(self, request: web.Request, method: str, key: str) -> web.Response:
+        params: JsonDict = {}
+        uploads: dict[str, _Upload] = {}
+        try:
+            try:
+                params, uploads = await self._read_params(request)
+            finally:
+                files = {
+                    n: {"filename": u.filename, "size": len(u.content)} for n, u in uploads.items()
+                }
+                self.requests.append((method, {**params, **files}))
+            if request.match_info["token"] != self.token:
+                raise _ApiError(401, "Unauthorized")
+            handler = self._methods.get(key)
+            if handler is None:
+                raise _ApiError(404, "Not Found")
+            self._raise_injected_fault(key)
+            result = await handler(params, uploads)
+            return web.json_response({"ok": True, "result": result})
+        except _ApiError as error:
+            body: JsonDict = {
+                "ok": False,
+                "error_code": error.status,
+                "description": error.description,
+            }
+            if error.retry_after is not None:
+                body["parameters"] = {"retry_after": error.retry_after}
+            return web.json_response(body, status=error.status)
+        except Exception as error:  # a stand-in bug: make it visible rather than hang the bot
+            self.internal_errors.append(error)
+            body = {"ok": False, "error_code": 500, "description": f"stand-in error: {error!r}"}
+            return web.json_response(body, status=500)
+
+    async def _read_params(self, request: web.Request) -> tuple[JsonDict, dict[str, _Upload]]:
+        raw: JsonDict = dict(request.query)
+        uploads: dict[str, _Upload] = {}
+        if request.content_type == "application/json" and request.can_read_body:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise _bad_request("parameters must be a JSON object")
+            raw.update(body)
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    uploads[name] = _Upload(value.filename, value.file.read(), value.content_type)
+                else:
+                    raw[name] = value
+        return {name: _decode_param(name, value) for name, value in raw.items()}, uploads
+
+    async def _handle_file(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        stored = self._files_by_path.get(request.match_info["file_path"])
+        if stored is None:
+            return web.json_response(
+                {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
+            )
+        return web.Response(body=stored.content, content_type="application/octet-stream")
+
+    def _raise_injected_fault(self, key: str) -> None:
+        faults = self._faults.get(key)
+        if not faults:
+            return
+        fault = faults[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            faults.pop(0)
+        raise _ApiError(fault.status, fault.description, fault.retry_after)
+
+    # -- updates --------------------------------------------------------------------------------
+
+    def _enqueue(self, update: JsonDict) -> None:
+        self._updates.append({"update_id": self._next_update_id, **update})
+        self._next_update_id += 1
+        self._wake_pollers()
+
+    def _wake_pollers(self) -> None:
+        self._updates_changed.set()
+        self._updates_changed = asyncio.Event()
+
+    def _update_allowed(self, update: JsonDict) -> bool:
+        kind = next(key for key in update if key != "update_id")
+        if self._allowed_updates:
+            return kind in self._allowed_updates
+        return kind not in _DEFAULT_UPDATE_TYPES_EXCLUDED
+
+    async def _get_updates(self, params: JsonDict, _: dict[str, _Upload]) -> list[JsonDict]:
+        if self._webhook_url:
+            raise _ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = int(params.get("offset", 0))
+        limit = min(
+            max(int(params.get("limit", 100)), PollingLimit.MIN_LIMIT), PollingLimit.MAX_LIMIT
+        )
+        timeout = max(float(params.get("timeout", 0)), 0.0)
+        if "allowed_updates" in params:
+            # Telegram remembers the last list; an empty list means "the default set".
+            self._allowed_updates = list(params["allowed_updates"] or []) or None
+        if offset > 0:
+            # Asking from `offset` confirms everything before it: those are gone for good.
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self._updates = self._updates[offset:]
+        # Types the bot did not ask for are never delivered, and not kept either.
+        self._updates = [u for u in self._updates if self._update_allowed(u)]
+
+        # Only one getUpdates may wait at a time: a newer one ends the older with 409.
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._wake_pollers()
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            changed = self._updates_changed
+            if generation != self._poll_generation:
+                raise _ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; "
+                    "make sure that only one bot instance is running",
+                )
+            batch = [u for u in self._updates if self._update_allowed(u)][:limit]
+            remaining = deadline - loop.time()
+            if batch or remaining <= 0 or self._closing:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+        if batch:
+            self._last_delivery = time.monotonic()
+        return batch
+
+    async def _set_webhook(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        url = str(params.get("url", ""))
+        if url and not url.startswith("https://"):
+            # Telegram only delivers to HTTPS endpoints.
+            raise _bad_request("bad webhook: HTTPS url must be provided for webhook")
+        self._webhook_url = url
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _delete_webhook(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        self._webhook_url = ""
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _get_webhook_info(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        return {
+            "url": self._webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    # -- bot and commands -----------------------------------------------------------------------
+
+    def _bot_json(self) -> JsonDict:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": self.bot_first_name,
+            "username": self.bot_username,
+        }
+
+    async def _true(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        return True
+
+    async def _get_me(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        return {
+            **self._bot_json(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    def _scope_key(self, scope: JsonDict | None, language_code: str) -> str:
+        key = (
+            "default"
+            if not scope or scope.get("type") == "default"
+            else json.dumps(scope, sort_keys=True)
+        )
+        return f"{key}|{language_code}" if language_code else key
+
+    def _command_scope(self, params: JsonDict) -> str:
+        scope = params.get("scope")
+        if scope is not None:
+            if not isinstance(scope, dict) or scope.get("type") not in _COMMAND_SCOPES:
+                raise _bad_request("wrong scope type specified")
+            if "chat_id" in scope and int(scope["chat_id"]) not in self._users:
+                # A per-chat menu needs a chat the bot knows: one that started it.
+                raise _bad_request("chat not found")
+        return self._scope_key(scope, str(params.get("language_code", "")))
+
+    async def _set_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            raise _bad_request("can't parse commands JSON object")
+        if len(commands) > BotCommandLimit.MAX_COMMAND_NUMBER:
+            raise _bad_request("too many commands")
+        for command in commands:
+            name = str(command.get("command", ""))
+            description = str(command.get("description", ""))
+            if not (
+                BotCommandLimit.MIN_COMMAND <= len(name) <= BotCommandLimit.MAX_COMMAND
+                and _COMMAND_RE.fullmatch(name)
+            ):
+                raise _bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(description) <= BotCommandLimit.MAX_DESCRIPTION:
+                raise _bad_request("command description is empty")
+        key = self._command_scope(params)
+        self.commands[key] = [
+            {"command": c["command"], "description": c["description"]} for c in commands
+        ]
+        return True
+
+    async def _delete_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        self.commands.pop(self._command_scope(params), None)
+        return True
+
+    async def _get_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> list[JsonDict]:
+        return self.commands.get(self._command_scope(params), [])
+
+    async def _get_chat(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int) or chat_id not in self._users:
+            raise _bad_request("chat not found")
+        return {**self._chat_json(chat_id), "accent_color_id": 0, "max_reaction_count": 11}
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _target_chat(self, params: JsonDict) -> int:
+        chat_id = params.get("chat_id")
+        if chat_id is None or chat_id == "":
+            raise _bad_request("chat_id is empty")
+        if not isinstance(chat_id, int):
+            raise _bad_request("chat not found")
+        if chat_id not in self._users:
+            # Telegram cannot tell us apart from "never started": a bot may not write first.
+            raise _ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        if chat_id in self._blocked:
+            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat_id
+
+    def _take_flood_quota(self, chat_id: int) -> None:
+        now = time.monotonic()
+        chat_window = None
+        if self._chat_rate:
+            chat_window = self._chat_windows.setdefault(chat_id, _SlidingWindow(self._chat_rate))
+        for window in (self._global_window, chat_window):
+            if window is None:
+                continue
+            wait = window.retry_after(now)
+            if wait is not None:
+                self.rate_limited_count += 1
+                raise _ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        for window in (self._global_window, chat_window):
+            if window is not None:
+                window.accept(now)
+
+    def _formatted(
+        self, params: JsonDict, text_key: str, entities_key: str, limit: int, too_long: str
+    ) -> tuple[str, str, list[JsonDict], str | None]:
+        """(raw, plain, entities, parse_mode) for a text or caption, validated like Telegram."""
+        raw = str(params.get(text_key, ""))
+        parse_mode = params.get("parse_mode") or None
+        if parse_mode is None:
+            plain, entities = raw, list(params.get(entities_key) or [])
+        elif str(parse_mode).lower() == "html":
+            try:
+                plain, entities = parse_html(raw)
+            except HtmlParseError as error:
+                raise _bad_request(f"can't parse entities: {error}") from None
+        elif str(parse_mode).lower() in ("markdown", "markdownv2"):
+            raise _bad_request(
+                f"parse_mode {parse_mode} is valid for Telegram but not implemented by the "
+                "stand-in; the project sends HTML"
+            )
+        else:
+            raise _bad_request(f"unsupported parse_mode {parse_mode}")
+        plain, entities = _strip_formatted(plain, entities)
+        if len(plain) > limit:
+            raise _bad_request(too_long)
+        return raw, plain, entities, parse_mode
+
+    def _message_text(self, params: JsonDict) -> tuple[str, str, list[JsonDict], str | None]:
+        raw, plain, entities, parse_mode = self._formatted(
+            params, "text", "entities", MessageLimit.MAX_TEXT_LENGTH, "message is too long"
+        )
+        if not plain:
+            raise _bad_request("message text is empty")
+        return raw, plain, entities, parse_mode
+
+    def _caption(self, params: JsonDict) -> tuple[str, str, list[JsonDict], str | None]:
+        return self._formatted(
+            params,
+            "caption",
+            "caption_entities",
+            MessageLimit.CAPTION_LENGTH,
+            "message caption is too long",
+        )
+
+    @staticmethod
+    def _keyboard(markup: Any) -> list[list[JsonDict]]:
+        """The inline keyboard rows of ``reply_markup``, validated like Telegram."""
+        if markup is None:
+            return []
+        if not isinstance(markup, dict):
+            raise _bad_request("object expected as reply markup")
+        if "inline_keyboard" not in markup:
+            if {"keyboard", "remove_keyboard", "force_reply"} & markup.keys():
+                return []  # reply keyboards live in the client, not on the message
+            raise _bad_request("can't parse reply keyboard markup JSON object")
+        rows = markup["inline_keyboard"]
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            raise _bad_request(
+                'can\'t parse inline keyboard button: field "inline_keyboard" '
+                "of the InlineKeyboardMarkup must be an Array of Arrays"
+            )
+        for row in rows:
+            for button in row:
+                if not isinstance(button, dict) or not button.get("text"):
+                    raise _bad_request("can't parse inline keyboard button: Text is empty")
+                if "callback_data" in button:
+                    data = button["callback_data"]
+                    size = len(str(data).encode())
+                    # The limit is in bytes: 64 Cyrillic or emoji characters do not fit.
+                    if not (
+                        InlineKeyboardButtonLimit.MIN_CALLBACK_DATA
+                        <= size
+                        <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+                    ):
+                        raise _bad_request("BUTTON_DATA_INVALID")
+                elif "url" in button:
+                    url = str(button["url"])
+                    # Real Telegram also refuses localhost and bare IPs ("Wrong HTTP URL"); the
+                    # stand-in lets loopback through so tests can follow login links.
+                    if urlsplit(url).scheme not in ("http", "https", "tg") or not (
+                        urlsplit(url).netloc or url.startswith("tg:")
+                    ):
+                        raise _bad_request(
+                            f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL"
+                        )
+                elif not _BUTTON_ACTIONS & button.keys():
+                    raise _bad_request(
+                        "can't parse inline keyboard button: "
+                        "Text buttons are unallowed in the inline keyboard"
+                    )
+        return [[dict(button) for button in row] for row in rows if row]
+
+    def _new_message_id(self, chat_id: int) -> int:
+        # In a private chat both sides share one increasing sequence of message ids.
+        next_id = self._next_message_id.get(chat_id, 1)
+        self._next_message_id[chat_id] = next_id + 1
+        return next_id
+
+    def _record(self, message: SentMessage) -> JsonDict:
+        message.date = int(time.time())
+        message.first_text = message.text
+        self._messages.setdefault(message.chat_id, []).append(message)
+        self._changed()
+        return self._message_json(message)
+
+    def _changed(self) -> None:
+        self._messages_changed.set()
+        self._messages_changed = asyncio.Event()
+
+    async def _send_message(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        chat_id = self._target_chat(params)
+        raw, plain, entities, parse_mode = self._message_text(params)
+        buttons = self._keyboard(params.get("reply_markup"))
+        self._take_flood_quota(chat_id)
+        return self._record(
+            SentMessage(
+                message_id=self._new_message_id(chat_id),
+                chat_id=chat_id,
+                text=plain,
+                html=raw,
+                buttons=buttons,
+                entities=entities,
+                parse_mode=parse_mode,
+                reply_markup=params.get("reply_markup"),
+            )
+        )
+
+    async def _send_media(
+        self, params: JsonDict, uploads: dict[str, _Upload], kind: str
+    ) -> JsonDict:
+        chat_id = self._target_chat(params)
+        raw, plain, entities, parse_mode = self._caption(params)
+        buttons = self._keyboard(params.get("reply_markup"))
+        upload = self._media_payload(params, uploads, kind)
+        if kind == "photo":
+            if (
+                upload.content
+                and not upload.content.startswith(_IMAGE_MAGIC)
+                and not (upload.content[:4] == b"RIFF" and upload.content[8:12] == b"WEBP")
+            ):
+                raise _bad_request("IMAGE_PROCESS_FAILED")
+            if len(upload.content) > FileSizeLimit.PHOTOSIZE_UPLOAD:
+                raise _bad_request("PHOTO_INVALID_DIMENSIONS")
+        self._take_flood_quota(chat_id)
+        stored = self._store_file(upload.content, upload.filename, f"{kind}s", upload.content_type)
+        return self._record(
+            SentMessage(
+                message_id=self._new_message_id(chat_id),
+                chat_id=chat_id,
+                text=plain,
+                html=raw,
+                buttons=buttons,
+                kind=kind,
+                document_name=upload.filename,
+                document_bytes=upload.content,
+                entities=entities,
+                parse_mode=parse_mode,
+                reply_markup=params.get("reply_markup"),
+                file_id=stored.file_id,
+            )
+        )
+
+    def _media_payload(self, params: JsonDict, uploads: dict[str, _Upload], kind: str) -> _Upload:
+        if kind in uploads:
+            return uploads[kind]
+        value = params.get(kind)
+        if not value:
+            raise _bad_request(f"there is no {kind} in the request")
+        value = str(value)
+        if value.startswith("attach://") and value.removeprefix("attach://") in uploads:
+            return uploads[value.removeprefix("attach://")]
+        if value in self._files:  # re-sending by file_id
+            stored = self._files[value]
+            return _Upload(stored.file_name, stored.content, stored.mime_type)
+        if value.startswith(("http://", "https://")):
+            name = urlsplit(value).path.rsplit("/", 1)[-1] or "file"
+            return _Upload(name, b"", mimetypes.guess_type(name)[0] or "application/octet-stream")
+        raise _bad_request("wrong file identifier/HTTP URL specified")
+
+    async def _send_photo(self, params: JsonDict, uploads: dict[str, _Upload]) -> JsonDict:
+        return await self._send_media(params, uploads, "photo")
+
+    async def _send_document(self, params: JsonDict, uploads: dict[str, _Upload]) -> JsonDict:
+        return await self._send_media(params, uploads, "document")
+
+    async def _send_chat_action(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        self._target_chat(params)
+        if params.get("action") not in _CHAT_ACTIONS:
+            raise _bad_request("wrong parameter action in request")
+        return True
+
+    # -- editing --------------------------------------------------------------------------------
+
+    def _message_to_edit(self, params: JsonDict) -> SentMessage:
+        if params.get("inline_message_id"):
+            raise _bad_request("MESSAGE_ID_INVALID")  # the bot sends no inline-mode messages
+        chat_id = params.get("chat_id")
+        message_id = params.get("message_id")
+        if not isinstance(chat_id, int) or not isinstance(message_id, int):
+            raise _bad_request("message to edit not found")
+        if chat_id in self._blocked:
+            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        message = self._find_message(chat_id, message_id)
+        if message is None or message.deleted:
+            if message_id in self._user_message_ids.get(chat_id, set()):
+                raise _bad_request("message can't be edited")
+            raise _bad_request("message to edit not found")
+        return message
+
+    @staticmethod
+    def _not_modified() -> _ApiError:
+        return _bad_request(
+            "message is not modified: specified new message content and reply markup are "
+            "exactly the same as a current content and reply markup of the message"
+        )
+
+    def _apply_edit(self, message: SentMessage) -> JsonDict:
+        message.edits += 1
+        message.edit_date = int(time.time())
+        self._changed()
+        return self._message_json(message)
+
+    async def _edit_message_text(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        message = self._message_to_edit(params)
+        if message.kind != "text":
+            raise _bad_request("there is no text in the message to edit")
+        raw, plain, entities, parse_mode = self._message_text(params)
+        # Leaving reply_markup out of an edit removes the inline keyboard.
+        buttons = self._keyboard(params.get("reply_markup"))
+        if (plain, entities, buttons) == (message.text, message.entities, message.buttons):
+            raise self._not_modified()
+        self._take_flood_quota(message.chat_id)
+        message.text, message.html, message.entities = plain, raw, entities
+        message.parse_mode, message.buttons = parse_mode, buttons
+        message.reply_markup = params.get("reply_markup")
+        return self._apply_edit(message)
+
+    async def _edit_message_caption(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        message = self._message_to_edit(params)
+        if message.kind == "text":
+            raise _bad_request("there is no caption in the message to edit")
+        raw, plain, entities, parse_mode = self._caption(params)
+        buttons = self._keyboard(params.get("reply_markup"))
+        if (plain, entities, buttons) == (message.text, message.entities, message.buttons):
+            raise self._not_modified()
+        self._take_flood_quota(message.chat_id)
+        message.text, message.html, message.entities = plain, raw, entities
+        message.parse_mode, message.buttons = parse_mode, buttons
+        message.reply_markup = params.get("reply_markup")
+        return self._apply_edit(message)
+
+    async def _edit_message_reply_markup(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        message = self._message_to_edit(params)
+        buttons = self._keyboard(params.get("reply_markup"))
+        if buttons == message.buttons:
+            raise self._not_modified()
+        self._take_flood_quota(message.chat_id)
+        message.buttons = buttons
+        message.reply_markup = params.get("reply_markup")
+        return self._apply_edit(message)
+
+    async def _delete_message(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        chat_id = params.get("chat_id")
+        message_id = params.get("message_id")
+        if not isinstance(chat_id, int) or not isinstance(message_id, int):
+            raise _bad_request("message to delete not found")
+        user_ids = self._user_message_ids.get(chat_id, set())
+        if message_id in user_ids:  # in a private chat the bot may delete the person's messages
+            user_ids.discard(message_id)
+            return True
+        message = self._find_message(chat_id, message_id)
+        if message is None or message.deleted:
+            raise _bad_request("message to delete not found")
+        message.deleted = True
+        self._changed()
+        return True
+
+    async def _answer_callback_query(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+        self.callback_answers.append(params)
+        pending = self._callbacks.get(str(params.get("callback_query_id", "")))
+        if (
+            pending is None
+            or pending.answered
+            or time.monotonic() - pending.pressed_at > _CALLBACK_ANSWER_SECONDS
+        ):
+            raise _bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        if len(str(params.get("text", ""))) > CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH:
+            raise _bad_request("MESSAGE_TOO_LONG")
+        pending.answered = True
+        return True
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _store_file(
+        self, content: bytes, filename: str, folder: str, mime_type: str | None = None
+    ) -> _StoredFile:
+        number = len(self._files) + 1
+        suffix = filename.rsplit(".", 1)[-1] if "." in filename else "bin"
+        stored = _StoredFile(
+            file_id="BQACAgIAAxkBAAI" + secrets.token_urlsafe(24),
+            file_unique_id="AgAD" + secrets.token_urlsafe(8),
+            file_path=f"{folder}/file_{number}.{suffix}",
+            content=content,
+            file_name=filename,
+            mime_type=mime_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
+        )
+        self._files[stored.file_id] = stored
+        self._files_by_path[stored.file_path] = stored
+        return stored
+
+    async def _get_file(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+        stored = self._files.get(str(params.get("file_id", "")))
+        if stored is None:
+            raise _bad_request("invalid file_id")
+        if len(stored.content) > FileSizeLimit.FILESIZE_DOWNLOAD:
+            raise _bad_request("file is too big")  # bots may download at most 20 MB
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.content),
+            "file_path": stored.file_path,
+        }
+
+    # -- JSON shapes ----------------------------------------------------------------------------
+
+    def _note_user(self, user: TgUser) -> None:
+        if user.id in self._blocked:
+            # Writing to a blocked bot means pressing "Restart" first, which unblocks it.
+            self._blocked.discard(user.id)
+            self._users[user.id] = user
+            self._enqueue({"my_chat_member": self._member_change(user.id, "kicked", "member")})
+        self._users[user.id] = user
+
+    def _chat_json(self, chat_id: int) -> JsonDict:
+        user = self._users.get(chat_id)
+        chat: JsonDict = {"id": chat_id, "type": "private"}
+        chat["first_name"] = user.first_name if user else "Unknown"
+        if user and user.username:
+            chat["username"] = user.username
+        return chat
+
+    def _chat_instance(self, chat_id: int) -> str:
+        return self._chat_instances.setdefault(chat_id, str(-secrets.randbits(62)))
+
+    def _user_message(self, user: TgUser) -> JsonDict:
+        message_id = self._new_message_id(user.id)
+        self._user_message_ids.setdefault(user.id, set()).add(message_id)
+        return {
+            "message_id": message_id,
+            "from": user.to_json(),
+            "chat": self._chat_json(user.id),
+            "date": int(time.time()),
+        }
+
+    def _member_change(self, user_id: int, old: str, new: str) -> JsonDict:
+        def member(status: str) -> JsonDict:
+            data: JsonDict = {"status": status, "user": self._bot_json()}
+            if status == "kicked":
+                data["until_date"] = 0
+            return data
+
+        user = self._users[user_id]
+        return {
+            "chat": self._chat_json(user_id),
+            "from": user.to_json(),
+            "date": int(time.time()),
+            "old_chat_member": member(old),
+            "new_chat_member": member(new),
+        }
+
+    def _find_message(self, chat_id: int, message_id: int) -> SentMessage | None:
+        for message in self._messages.get(chat_id, []):
+            if message.message_id == message_id:
+                return message
+        return None
+
+    def _message_json(self, message: SentMessage) -> JsonDict:
+        data: JsonDict = {
+            "message_id": message.message_id,
+            "from": self._bot_json(),
+            "chat": self._chat_json(message.chat_id),
+            "date": message.date,
+        }
+        if message.edit_date is not None:
+            data["edit_date"] = message.edit_date
+        text_key, entities_key = (
+            ("text", "entities") if message.kind == "text" else ("caption", "caption_entities")
+        )
+        if message.text or message.kind == "text":
+            data[text_key] = message.text
+        if message.entities:
+            data[entities_key] = message.entities
+        stored = self._files.get(message.file_id or "")
+        if message.kind == "photo" and stored is not None:
+            data["photo"] = [
+                {
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "width": 320,
+                    "height": 320,
+                    "file_size": len(stored.content),
+                }
+            ]
+        elif message.kind == "document" and stored is not None:
+            data["document"] = {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_name": stored.file_name,
+                "mime_type": stored.mime_type,
+                "file_size": len(stored.content),
+            }
+        if message.buttons:  # only inline keyboards are part of a message
+            data["reply_markup"] = {"inline_keyboard": message.buttons}
+        return data

@@ -1,0 +1,128 @@
+"""Storage on SQLite and PostgreSQL: hashes only, single use, compare-and-set steps."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from bot.crypto import secret_hash
+from bot.models import InviteStatus, Step
+from bot.store import BindProblem, Bound, Database, StateProblem
+
+MANAGER = 1001
+ALICE = 2001
+BOB = 2002
+
+
+async def _invite(db: Database, ttl: timedelta = timedelta(days=1)) -> tuple[int, str]:
+    invite, token = await db.create_invitation(
+        handle="anna.bakes", created_by=MANAGER, inviter_name="Maria", ttl=ttl
+    )
+    assert invite.id is not None
+    return invite.id, token
+
+
+async def _raw(db: Database, sql: str) -> list[tuple[object, ...]]:
+    async with db.engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
+
+
+async def test_link_token_is_stored_only_as_hash(db: Database) -> None:
+    _, token = await _invite(db)
+    rows = await _raw(db, "SELECT token_hash, handle, status FROM invitation")
+    assert rows == [(secret_hash(token), "anna.bakes", "pending")]
+    dump = repr(await _raw(db, "SELECT * FROM invitation")) + repr(
+        await _raw(db, "SELECT * FROM invitation_event")
+    )
+    assert token not in dump
+
+
+async def test_binding_is_once_and_personal(db: Database) -> None:
+    invite_id, token = await _invite(db)
+    first = await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    assert isinstance(first, Bound) and first.fresh
+    assert first.invitation.step == Step.PAGE_PUBLIC
+    again = await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    assert isinstance(again, Bound) and not again.fresh
+    assert await db.bind_invitation(token=token, telegram_user_id=BOB) is BindProblem.TAKEN
+    assert await db.bind_invitation(token="nope", telegram_user_id=BOB) is BindProblem.UNKNOWN
+    stored = await db.get_invitation(invite_id)
+    assert stored is not None and stored.telegram_user_id == ALICE
+    kinds = [e.kind for e in await db.events(invite_id)]
+    assert kinds == ["created", "opened"]
+
+
+async def test_expired_invitation_cannot_be_bound(db: Database) -> None:
+    invite_id, token = await _invite(db, ttl=timedelta(seconds=-1))
+    assert await db.bind_invitation(token=token, telegram_user_id=ALICE) is BindProblem.EXPIRED
+    stored = await db.get_invitation(invite_id)
+    assert stored is not None and stored.telegram_user_id is None
+    assert stored.status == InviteStatus.PENDING
+
+
+async def test_concurrent_binds_have_one_winner(db: Database) -> None:
+    _, token = await _invite(db)
+    results = await asyncio.gather(
+        *(db.bind_invitation(token=token, telegram_user_id=3000 + i) for i in range(5))
+    )
+    winners = [r for r in results if isinstance(r, Bound)]
+    assert len(winners) == 1
+    assert sum(r is BindProblem.TAKEN for r in results) == 4
+
+
+async def test_step_is_compare_and_set(db: Database) -> None:
+    invite_id, token = await _invite(db)
+    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    args = dict(invitation_id=invite_id, from_step=Step.PAGE_PUBLIC, to_step=Step.PAGE_LINKED)
+    assert not await db.advance(telegram_user_id=BOB, event="check_passed", **args)
+    moves = await asyncio.gather(
+        *(db.advance(telegram_user_id=ALICE, event="check_passed", **args) for _ in range(3))
+    )
+    assert sorted(moves) == [False, False, True]
+    stored = await db.get_invitation(invite_id)
+    assert stored is not None and stored.step == Step.PAGE_LINKED
+
+
+async def test_state_is_single_use_and_hashed(db: Database) -> None:
+    invite_id, token = await _invite(db)
+    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    for step in (Step.PAGE_PUBLIC, Step.PAGE_LINKED):
+        nxt = Step.PAGE_LINKED if step is Step.PAGE_PUBLIC else Step.LOGIN
+        assert await db.advance(
+            invitation_id=invite_id, telegram_user_id=ALICE, from_step=step, to_step=nxt,
+            event="check_passed",
+        )
+    state = await db.start_login(
+        invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(minutes=5), rerequest=False
+    )
+    assert state is not None
+    assert state not in repr(await _raw(db, "SELECT * FROM login_attempt"))
+    results = await asyncio.gather(*(db.consume_state(state) for _ in range(4)))
+    assert sum(isinstance(r, tuple) for r in results) == 1
+    assert sum(r is StateProblem.USED for r in results) == 3
+    assert await db.consume_state("forged") is StateProblem.UNKNOWN
+
+
+async def test_expired_state_is_refused(db: Database) -> None:
+    invite_id, token = await _invite(db)
+    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE invitation SET step = 'login'"))
+    state = await db.start_login(
+        invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(seconds=-1), rerequest=False
+    )
+    assert state is not None
+    assert await db.consume_state(state) is StateProblem.EXPIRED
+
+
+async def test_migrations_are_idempotent(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await database.migrate()
+        await database.migrate()  # a restart on an existing database
+        rows = await _raw(database, "SELECT version_num FROM alembic_version")
+        assert rows == [("0001",)]
+    finally:
+        await database.dispose()
