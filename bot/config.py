@@ -98,6 +98,19 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite+aiosqlite:///path or postgresql+asyncpg://...")
         return value
 
+    @field_validator("token_encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        from cryptography.fernet import Fernet
+
+        for key in (value.get_secret_value() if value else "").split(","):
+            if key.strip():
+                try:
+                    Fernet(key.strip())
+                except ValueError:
+                    raise ValueError("must be Fernet keys (32 url-safe base64-encoded bytes)") from None
+        return value
+
     @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/oauth/callback"
