@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.store import Database
+from tests.world import World, close_world, make_world
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
@@ -88,3 +89,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{PG_HOST}:{PG_PORT}. Start one (or set TEST_PG_HOST/TEST_PG_PORT) to test them.",
             red=True,
         )
+
+
+@pytest.fixture
+async def world(database_url: str) -> AsyncIterator[World]:
+    """The whole product against the stand-ins, on each database engine."""
+    w = await make_world(database_url)
+    try:
+        yield w
+    finally:
+        await close_world(w)

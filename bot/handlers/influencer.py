@@ -34,7 +34,7 @@ class InfluencerHandlers(HandlerBase):
             CommandHandler("start", self.start),
             CommandHandler("cancel", self.cancel),
             CommandHandler("language", self.language),
-            CallbackQueryHandler(self.press, pattern=r"^c1:"),
+            CallbackQueryHandler(self.press),  # every button, so stale or forged ones get an answer
             TextHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.free_text),
         ]
 

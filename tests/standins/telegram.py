@@ -544,6 +544,42 @@ _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 Handler = Callable[[JsonDict, dict[str, _Upload]], Awaitable[Any]]
 
 
+def _scope_key(scope: JsonDict | None, language_code: str = "") -> str:
+    """ "default", or the scope as JSON with sorted keys; "|<language>" appended if any."""
+    if not scope or scope.get("type") == "default":
+        key = "default"
+    else:
+        key = json.dumps(scope, sort_keys=True)
+    return f"{key}|{language_code}" if language_code else key
+
+
+class _CommandMenus(dict[str, list[JsonDict]]):
+    """setMyCommands results by scope. Lookups accept the scope JSON in any key order or spacing,
+    so ``commands[json.dumps({"type": "chat", "chat_id": 42})]`` finds the menu PTB set."""
+
+    @staticmethod
+    def _normalise(key: object) -> object:
+        if not isinstance(key, str):
+            return key
+        scope, separator, language = key.rpartition("|")
+        if not separator or not scope.endswith("}"):
+            scope, language = key, ""
+        try:
+            parsed = json.loads(scope)
+        except ValueError:
+            return key  # "default" or "default|de"
+        return _scope_key(parsed, language) if isinstance(parsed, dict) else key
+
+    def __getitem__(self, key: str) -> list[JsonDict]:
+        return super().__getitem__(str(self._normalise(key)))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(self._normalise(key))
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(str(self._normalise(key)), default)
+
+
 class TelegramStandin:
     """The Bot API for one bot, plus the people who talk to it."""
 
@@ -564,7 +600,8 @@ class TelegramStandin:
 
         self.requests: list[tuple[str, JsonDict]] = []
         self.callback_answers: list[JsonDict] = []
-        self.commands: dict[str, list[JsonDict]] = {}
+        # setMyCommands by scope: "default", or the scope's JSON (see _CommandMenus).
+        self.commands: dict[str, list[JsonDict]] = _CommandMenus()
         self.rate_limited_count = 0
         self.internal_errors: list[BaseException] = []
 
@@ -633,6 +670,7 @@ class TelegramStandin:
         app = web.Application(client_max_size=FileSizeLimit.FILESIZE_UPLOAD + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -750,7 +788,7 @@ class TelegramStandin:
         self, scope: JsonDict | None = None, language_code: str = ""
     ) -> list[JsonDict]:
         """The command menu set for a scope, e.g. ``{"type": "chat", "chat_id": 42}``."""
-        return self.commands.get(self._scope_key(scope, language_code), [])
+        return self.commands.get(_scope_key(scope, language_code), [])
 
     async def wait_for(
         self,
@@ -898,6 +936,12 @@ class TelegramStandin:
                     raw[name] = value
         return {name: _decode_param(name, value) for name, value in raw.items()}, uploads
 
+    @staticmethod
+    async def _not_found(request: web.Request) -> web.Response:
+        # Telegram answers any other path with the usual envelope, not an HTML page.
+        body = {"ok": False, "error_code": 404, "description": "Not Found"}
+        return web.json_response(body, status=404)
+
     async def _handle_file(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
             return web.json_response(
@@ -1031,14 +1075,6 @@ class TelegramStandin:
             "has_main_web_app": False,
         }
 
-    def _scope_key(self, scope: JsonDict | None, language_code: str) -> str:
-        key = (
-            "default"
-            if not scope or scope.get("type") == "default"
-            else json.dumps(scope, sort_keys=True)
-        )
-        return f"{key}|{language_code}" if language_code else key
-
     def _command_scope(self, params: JsonDict) -> str:
         scope = params.get("scope")
         if scope is not None:
@@ -1047,7 +1083,7 @@ class TelegramStandin:
             if "chat_id" in scope and int(scope["chat_id"]) not in self._users:
                 # A per-chat menu needs a chat the bot knows: one that started it.
                 raise _bad_request("chat not found")
-        return self._scope_key(scope, str(params.get("language_code", "")))
+        return _scope_key(scope, str(params.get("language_code", "")))
 
     async def _set_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
         commands = params.get("commands")
@@ -1222,8 +1258,26 @@ class TelegramStandin:
         self._messages_changed.set()
         self._messages_changed = asyncio.Event()
 
+    def _check_reply_target(self, chat_id: int, params: JsonDict) -> None:
+        reply = params.get("reply_parameters")
+        if reply is None and "reply_to_message_id" in params:
+            reply = {"message_id": params["reply_to_message_id"]}
+        if not isinstance(reply, dict):
+            return
+        message_id = reply.get("message_id")
+        shown = self._find_message(chat_id, message_id) if isinstance(message_id, int) else None
+        if message_id in self._user_message_ids.get(chat_id, set()) or (
+            shown is not None and not shown.deleted
+        ):
+            return
+        if not (
+            reply.get("allow_sending_without_reply") or params.get("allow_sending_without_reply")
+        ):
+            raise _bad_request("message to be replied not found")
+
     async def _send_message(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
         chat_id = self._target_chat(params)
+        self._check_reply_target(chat_id, params)
         raw, plain, entities, parse_mode = self._message_text(params)
         buttons = self._keyboard(params.get("reply_markup"))
         self._take_flood_quota(chat_id)
@@ -1244,6 +1298,7 @@ class TelegramStandin:
         self, params: JsonDict, uploads: dict[str, _Upload], kind: str
     ) -> JsonDict:
         chat_id = self._target_chat(params)
+        self._check_reply_target(chat_id, params)
         raw, plain, entities, parse_mode = self._caption(params)
         buttons = self._keyboard(params.get("reply_markup"))
         upload = self._media_payload(params, uploads, kind)

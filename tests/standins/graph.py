@@ -1,0 +1,917 @@
+"""A stand-in for Facebook Login's dialog (www.facebook.com) and the Graph API (graph.facebook.com).
+
+One aiohttp app on loopback serves both; tests point FACEBOOK_DIALOG_URL and FACEBOOK_GRAPH_URL at
+``base_url``. It plays the person in the browser (``set_person`` with a ``Consent``: untick
+permissions, deselect Pages, cancel) and answers the server-side calls the bot makes afterwards:
+code exchange, long-lived token exchange, ``debug_token``, ``/me/permissions``, ``/me/accounts``
+(paginated), the Instagram account node, and ``DELETE /me/permissions``.
+
+Errors use Graph's envelope ``{"error": {"message", "type", "code", "error_subcode",
+"fbtrace_id"}}`` with the codes and wording Meta uses (see /work/shared/docs/meta-platform.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+__all__ = ["Consent", "FbPage", "FbUser", "GraphStandin", "IgAccount"]
+
+JsonDict = dict[str, Any]
+
+SHORT_LIVED_SECONDS = (3600, 7200)  # Meta: "about one to two hours"
+LONG_LIVED_SECONDS = 5_184_000  # about 60 days
+DATA_ACCESS_SECONDS = 90 * 24 * 3600  # data access expires 90 days after the person was active
+APPSECRET_TIME_WINDOW = 300  # the time-stamped appsecret_proof is valid for 5 minutes
+
+# Permissions that Facebook Login lets a person grant for selected Pages / Instagram accounts
+# only; debug_token lists the chosen ids as `target_ids`.
+_PAGE_SCOPES = frozenset(
+    {
+        "pages_show_list",
+        "pages_read_engagement",
+        "pages_manage_metadata",
+        "pages_read_user_content",
+        "pages_manage_posts",
+        "pages_manage_engagement",
+        "pages_messaging",
+        "read_insights",
+    }
+)
+_INSTAGRAM_SCOPES = frozenset(
+    {
+        "instagram_basic",
+        "instagram_manage_insights",
+        "instagram_manage_comments",
+        "instagram_content_publish",
+        "instagram_manage_messages",
+    }
+)
+_PAGE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "is_published",
+        "tasks",
+        "access_token",
+        "category",
+        "instagram_business_account",
+        "connected_instagram_account",
+    }
+)
+_IG_FIELDS = frozenset(
+    {
+        "id",
+        "ig_id",
+        "username",
+        "name",
+        "biography",
+        "followers_count",
+        "follows_count",
+        "media_count",
+        "profile_picture_url",
+        "website",
+    }
+)
+_USER_FIELDS = frozenset({"id", "name", "first_name", "last_name", "short_name"})
+_VERSION_RE = re.compile(r"v\d+\.\d+")
+
+
+@dataclass
+class IgAccount:
+    """A professional (Business or Creator) Instagram account."""
+
+    id: str
+    username: str
+    followers_count: int = 1200
+    name: str = ""
+    biography: str = ""
+    follows_count: int = 180
+    media_count: int = 42
+
+
+@dataclass
+class FbPage:
+    id: str
+    name: str
+    is_published: bool = True
+    tasks: list[str] = field(
+        default_factory=lambda: ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"]
+    )
+    instagram: IgAccount | None = None  # served as instagram_business_account {id, username}
+    # Served as connected_instagram_account: alone, it is a half-finished link that the API
+    # cannot use (the account is not reachable as an IG User).
+    connected_instagram: IgAccount | None = None
+    business_owned: bool = False  # hidden from /me/accounts unless business_management granted
+
+
+@dataclass
+class FbUser:
+    id: str
+    name: str
+    pages: list[FbPage]
+
+
+@dataclass
+class Consent:
+    """What the person does in the dialog."""
+
+    declined: set[str] = field(default_factory=set)  # permissions unticked
+    pages: set[str] | None = None  # ids of the Pages ticked in the Page picker; None = all
+    cancel: bool = False  # presses Cancel
+    app_not_live: bool = False  # the app is in Development mode and the person has no role
+
+
+class _GraphError(Exception):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        error_type: str = "OAuthException",
+        subcode: int | None = None,
+        http_status: int = 400,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.error_type = error_type
+        self.subcode = subcode
+        self.http_status = http_status
+
+
+class _DialogError(Exception):
+    """The dialog shows an error page instead of redirecting."""
+
+
+@dataclass
+class _Person:
+    user: FbUser
+    consent: Consent
+    permissions: dict[str, str] = field(default_factory=dict)  # name → "granted" | "declined"
+    selected_pages: set[str] | None = None
+    active_at: float = 0.0
+
+
+@dataclass
+class _Code:
+    user_id: str
+    redirect_uri: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class _Token:
+    value: str
+    user_id: str
+    kind: str  # "USER" | "PAGE"
+    issued_at: int
+    expires_at: int  # 0: never (Page tokens from a long-lived user token)
+    page_id: str | None = None
+    revoked: bool = False
+
+
+@dataclass
+class _Fault:
+    path_contains: str
+    remaining: int
+
+
+@dataclass
+class _InjectedError(_Fault):
+    error: _GraphError
+
+
+_F = TypeVar("_F", bound=_Fault)
+
+
+def _fields(spec: str) -> list[tuple[str, list[Any] | None]]:
+    """Parse Graph's ``fields`` syntax: ``id,name,instagram_business_account{id,username}``.
+
+    Modifiers such as ``.limit(5)`` are accepted and ignored."""
+    result, rest = _parse_field_list(spec.replace(" ", ""), 0)
+    if rest != len(spec.replace(" ", "")):
+        raise _GraphError(2500, f"Syntax error at character {rest} in fields: {spec}")
+    return result
+
+
+def _parse_field_list(spec: str, pos: int) -> tuple[list[tuple[str, list[Any] | None]], int]:
+    fields: list[tuple[str, list[Any] | None]] = []
+    while pos < len(spec) and spec[pos] != "}":
+        match = re.compile(r"[A-Za-z0-9_]+").match(spec, pos)
+        if match is None:
+            raise _GraphError(2500, f"Syntax error at character {pos} in fields: {spec}")
+        name, pos = match.group(), match.end()
+        sub: list[Any] | None = None
+        while pos < len(spec) and spec[pos] in "{.":
+            if spec[pos] == "{":
+                sub, pos = _parse_field_list(spec, pos + 1)
+                if pos >= len(spec) or spec[pos] != "}":
+                    raise _GraphError(2500, f"Syntax error: missing '}}' in fields: {spec}")
+                pos += 1
+            else:
+                modifier = re.compile(r"\.[a-z_]+\([^)]*\)").match(spec, pos)
+                if modifier is None:
+                    raise _GraphError(2500, f"Syntax error at character {pos} in fields: {spec}")
+                pos = modifier.end()
+        fields.append((name, sub))
+        if pos < len(spec) and spec[pos] == ",":
+            pos += 1
+    return fields, pos
+
+
+def _nonexisting_field(name: str, node_type: str) -> _GraphError:
+    return _GraphError(
+        100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})"
+    )
+
+
+def _unsupported_get(node_id: str) -> _GraphError:
+    return _GraphError(
+        100,
+        f"Unsupported get request. Object with ID '{node_id}' does not exist, cannot be loaded "
+        "due to missing permissions, or does not support this operation. Please read the Graph "
+        "API documentation at https://developers.facebook.com/docs/graph-api",
+        error_type="GraphMethodException",
+        subcode=33,
+    )
+
+
+def _cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"cursor:{index}".encode()).decode()
+
+
+def _cursor_index(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("cursor:"))
+    except (ValueError, UnicodeDecodeError):
+        raise _GraphError(100, "(#100) Invalid cursor") from None
+
+
+def _facebook_time(timestamp: float) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+class GraphStandin:
+    """Facebook's login dialog and Graph API for one Meta app."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str = "1234567890",
+        app_secret: str = "test-app-secret",
+        version: str = "v25.0",
+        app_name: str = "Connect Bot",
+    ) -> None:
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.version = version
+        self.app_name = app_name
+
+        self.page_size = 2  # /me/accounts page size: small, so tests exercise paging
+        self.latency = 0.0  # seconds added to every Graph API answer
+        self.require_appsecret_proof = True
+        # "Valid OAuth redirect URIs" with Strict Mode; None accepts any redirect_uri.
+        self.valid_redirect_uris: list[str] | None = None
+        # Meta publishes no lifetime for codes; ten minutes is what practitioners observe.
+        self.code_lifetime = 600.0
+
+        self.requests: list[tuple[str, str, JsonDict]] = []
+        self.dialog_requests: list[JsonDict] = []
+        self.dialog_versions: list[str] = []
+        self.revoked: list[str] = []
+        self.internal_errors: list[BaseException] = []
+
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._current: str | None = None  # id of the person logged in to the browser
+        self._people: dict[str, _Person] = {}
+        self._codes: dict[str, _Code] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._page_tokens: dict[tuple[str, str], str] = {}
+        self._network_faults: list[_Fault] = []
+        self._injected: list[_InjectedError] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    # -- scripting ------------------------------------------------------------------------------
+
+    def set_person(self, user: FbUser, consent: Consent | None = None) -> None:
+        """Who is logged in to Facebook in the browser, and what they will do in the dialog.
+
+        Facebook remembers a person across logins (declined permissions stay declined), so the
+        same user id keeps its history; ``user`` replaces their Pages."""
+        person = self._people.get(user.id)
+        if person is None:
+            person = self._people[user.id] = _Person(user, consent or Consent())
+        person.user = user
+        person.consent = consent or Consent()
+        self._current = user.id
+
+    def fail_next(
+        self,
+        path_contains: str,
+        *,
+        code: int,
+        message: str,
+        http_status: int | None = None,
+        subcode: int | None = None,
+        count: int = 1,
+        error_type: str = "OAuthException",
+    ) -> None:
+        """The next ``count`` Graph calls whose path contains ``path_contains`` fail with this
+        error. HTTP status defaults to 500 for the transient codes 1 and 2, else 400."""
+        status = http_status if http_status is not None else (500 if code in (1, 2) else 400)
+        error = _GraphError(
+            code, message, error_type=error_type, subcode=subcode, http_status=status
+        )
+        self._injected.append(_InjectedError(path_contains, count, error))
+
+    def fail_network(self, path_contains: str, count: int = 1) -> None:
+        """The next ``count`` requests whose path contains it get the connection closed on them."""
+        self._network_faults.append(_Fault(path_contains, count))
+
+    def expire_tokens(self, user_id: str) -> None:
+        """Every token of this person has run out (error 190, subcode 463)."""
+        for token in self._tokens.values():
+            if token.user_id == user_id:
+                token.expires_at = int(time.time()) - 1
+
+    def issued_tokens(self) -> list[str]:
+        return list(self._tokens)
+
+    def issued_codes(self) -> list[str]:
+        return list(self._codes)
+
+    def appsecret_proof(self, access_token: str) -> str:
+        return hmac.new(self.app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        params: JsonDict = dict(request.query)
+        if request.method in ("POST", "DELETE") and request.can_read_body:
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        self.requests.append((request.method, request.path, params))
+
+        if self._take(self._network_faults, request.path):
+            # The connection drops without a status line, like a reset through a proxy.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+
+        parts = [p for p in request.path.split("/") if p]
+        version = parts.pop(0) if parts and _VERSION_RE.fullmatch(parts[0]) else None
+        if parts == ["dialog", "oauth"] and request.method == "GET":
+            return self._dialog(params, version or "")
+
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        try:
+            injected = self._take(self._injected, request.path)
+            if injected is not None:
+                raise injected.error
+            body = self._graph(request, parts, params)
+            return web.json_response(body, headers=self._usage_headers())
+        except _GraphError as error:
+            detail: JsonDict = {
+                "message": error.message,
+                "type": error.error_type,
+                "code": error.code,
+            }
+            if error.subcode is not None:
+                detail["error_subcode"] = error.subcode
+            if error.code in (1, 2):
+                detail["is_transient"] = True
+            detail["fbtrace_id"] = "A" + secrets.token_urlsafe(15)
+            return web.json_response(
+                {"error": detail}, status=error.http_status, headers=self._usage_headers()
+            )
+        except Exception as error:  # a stand-in bug: make it visible to the test
+            self.internal_errors.append(error)
+            detail = {"message": f"stand-in error: {error!r}", "type": "StandinBug", "code": -1}
+            return web.json_response({"error": detail}, status=500)
+
+    @staticmethod
+    def _usage_headers() -> dict[str, str]:
+        # Graph reports app-level rate limit usage in percent on every answer.
+        return {"X-App-Usage": '{"call_count":1,"total_cputime":1,"total_time":1}'}
+
+    @staticmethod
+    def _take(faults: list[_F], path: str) -> _F | None:
+        for fault in faults:
+            if fault.path_contains in path:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    faults.remove(fault)
+                return fault
+        return None
+
+    # -- the login dialog -----------------------------------------------------------------------
+
+    def _dialog(self, query: JsonDict, version: str) -> web.Response:
+        self.dialog_requests.append(query)
+        self.dialog_versions.append(version)
+        try:
+            location = self._dialog_outcome(query)
+        except _DialogError as error:
+            page = (
+                "<!DOCTYPE html><html><head><title>Error</title></head><body>"
+                f"<h1>Sorry, something went wrong.</h1><p>{html.escape(str(error))}</p>"
+                "</body></html>"
+            )
+            return web.Response(status=400, text=page, content_type="text/html")
+        return web.Response(status=302, headers={"Location": location})
+
+    def _dialog_outcome(self, query: JsonDict) -> str:
+        if query.get("client_id") != self.app_id:
+            raise _DialogError(
+                "Invalid App ID: The provided app ID does not look like a valid app ID."
+            )
+        redirect_uri = query.get("redirect_uri")
+        if not redirect_uri:
+            raise _DialogError("The parameter redirect_uri is required.")
+        if self.valid_redirect_uris is not None and redirect_uri not in self.valid_redirect_uris:
+            # Strict Mode compares the whole URI: an extra query parameter is a different URI.
+            raise _DialogError(
+                "URL blocked: This redirect failed because the redirect URI is not whitelisted "
+                "in the app's Client OAuth Settings."
+            )
+        if query.get("response_type", "code") != "code":
+            raise _DialogError("The stand-in serves the server-side code flow only.")
+        # Facebook itself does not insist on these two; the bot must always send them, so the
+        # stand-in refuses to carry on without them.
+        if not query.get("state"):
+            raise _DialogError(
+                "No state parameter: the stand-in refuses a login without CSRF state."
+            )
+        if not query.get("scope"):
+            raise _DialogError("No scope parameter: the bot must ask for its permissions.")
+        if self._current is None:
+            raise _DialogError("Nobody is logged in to Facebook (call set_person first).")
+
+        person = self._people[self._current]
+        consent = person.consent
+        state = str(query["state"])
+        if consent.app_not_live:
+            # Seen in practice, not documented: the same access_denied, plus error_code=200.
+            return self._redirect(
+                redirect_uri,
+                {
+                    "error": "access_denied",
+                    "error_code": "200",
+                    "error_description": "Permissions error",
+                    "error_reason": "user_denied",
+                    "state": state,
+                },
+            )
+        if consent.cancel:
+            return self._redirect(
+                redirect_uri,
+                {
+                    "error": "access_denied",
+                    "error_reason": "user_denied",
+                    "error_description": "Permissions error.",
+                    "state": state,
+                },
+            )
+
+        requested = [s for s in re.split(r"[,\s]+", str(query["scope"])) if s]
+        if query.get("auth_type") == "rerequest":
+            declined = set(consent.declined)
+        else:
+            # Without auth_type=rerequest the dialog does not ask again for what was declined.
+            remembered = {p for p, status in person.permissions.items() if status == "declined"}
+            declined = remembered | consent.declined
+        person.permissions["public_profile"] = "granted"
+        for permission in requested:
+            if permission != "public_profile":
+                person.permissions[permission] = "declined" if permission in declined else "granted"
+        own_pages = [page.id for page in person.user.pages]
+        person.selected_pages = (
+            None if consent.pages is None else {p for p in own_pages if p in consent.pages}
+        )
+        person.active_at = time.time()
+
+        code = secrets.token_urlsafe(48)
+        self._codes[code] = _Code(person.user.id, redirect_uri, time.time())
+        return self._redirect(redirect_uri, {"code": code, "state": state})
+
+    @staticmethod
+    def _redirect(redirect_uri: str, params: dict[str, str]) -> str:
+        separator = "&" if "?" in redirect_uri else "?"
+        # Facebook appends "#_=_" to the redirect; browsers keep it, servers never see it.
+        return f"{redirect_uri}{separator}{urlencode(params)}#_=_"
+
+    # -- the Graph API --------------------------------------------------------------------------
+
+    def _graph(self, request: web.Request, parts: list[str], params: JsonDict) -> JsonDict:
+        method = request.method
+        if parts == ["oauth", "access_token"]:
+            return self._access_token(params)
+        if parts == ["debug_token"] and method == "GET":
+            return self._debug_token(params)
+
+        token = self._authenticate(request, params)
+        if not parts:
+            raise _GraphError(100, "(#100) Unsupported request: no object given")
+        node, edges = parts[0], parts[1:]
+        if node == "me":  # a Page token's "me" is the Page
+            node = (token.page_id or "") if token.kind == "PAGE" else token.user_id
+        person = self._people[token.user_id]
+
+        if node == token.user_id and token.kind == "USER":
+            if method == "DELETE" and edges[:1] == ["permissions"]:
+                return self._revoke(person, edges[1] if len(edges) > 1 else None)
+            if method != "GET":
+                raise _unsupported_get(node)
+            if not edges:
+                return self._render_user(person, params)
+            if edges == ["permissions"]:
+                return {
+                    "data": [
+                        {"permission": name, "status": status}
+                        for name, status in person.permissions.items()
+                    ]
+                }
+            if edges == ["accounts"]:
+                return self._accounts(request, person, params, token)
+            raise _nonexisting_field(edges[0], "User")
+
+        if method != "GET" or edges:
+            raise _unsupported_get(node)
+        page = self._reachable_page(person, token, node)
+        if page is not None:
+            return self._render_page(page, person, token, params.get("fields", "id,name"))
+        ig_page = self._reachable_instagram(person, token, node)
+        if ig_page is not None and ig_page.instagram is not None:
+            if not self._instagram_allowed(person):
+                raise _GraphError(10, "(#10) Application does not have permission for this action")
+            return self._render_instagram(
+                ig_page.instagram, _fields(params.get("fields", "id,username"))
+            )
+        raise _unsupported_get(node)
+
+    def _authenticate(self, request: web.Request, params: JsonDict) -> _Token:
+        value = params.get("access_token")
+        header = request.headers.get("Authorization", "")
+        if not value and header.split(" ", 1)[0] in ("OAuth", "Bearer"):
+            value = header.split(" ", 1)[1].strip()
+        if not value:
+            raise _GraphError(104, "An access token is required to request this resource.")
+        if value == f"{self.app_id}|{self.app_secret}":
+            raise _GraphError(
+                2500,
+                "An active access token must be used to query information about the current user.",
+            )
+        token = self._valid_token(value)
+        proof = params.get("appsecret_proof")
+        if proof is None:
+            if self.require_appsecret_proof:
+                raise _GraphError(
+                    100,
+                    "API calls from the server require an appsecret_proof argument",
+                    error_type="GraphMethodException",
+                )
+            return token
+        message = value
+        stamp = params.get("appsecret_time")
+        if stamp is not None:
+            # The newer form hashes "token|unix_time" and is only valid for a few minutes.
+            if not stamp.isdigit() or abs(time.time() - int(stamp)) > APPSECRET_TIME_WINDOW:
+                raise _GraphError(
+                    100,
+                    "Invalid appsecret_time provided in the API argument",
+                    error_type="GraphMethodException",
+                )
+            message = f"{value}|{stamp}"
+        expected = hmac.new(self.app_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, str(proof)):
+            raise _GraphError(
+                100,
+                "Invalid appsecret_proof provided in the API argument",
+                error_type="GraphMethodException",
+            )
+        return token
+
+    def _valid_token(self, value: str) -> _Token:
+        token = self._tokens.get(value)
+        if token is None:
+            raise _GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+        if token.revoked:
+            raise _GraphError(
+                190,
+                "Error validating access token: The user has not authorized application "
+                f"{self.app_id}.",
+                subcode=458,
+            )
+        now = time.time()
+        if token.expires_at and token.expires_at <= now:
+            raise _GraphError(
+                190,
+                f"Error validating access token: Session has expired on "
+                f"{_facebook_time(token.expires_at)}. The current time is {_facebook_time(now)}.",
+                subcode=463,
+            )
+        return token
+
+    def _issue_token(self, user_id: str, lifetime: int, kind: str = "USER") -> _Token:
+        now = int(time.time())
+        value = "EAA" + secrets.token_urlsafe(96)  # Meta's user tokens start with "EAA"
+        token = _Token(value, user_id, kind, now, now + lifetime if lifetime else 0)
+        self._tokens[value] = token
+        return token
+
+    def _access_token(self, params: JsonDict) -> JsonDict:
+        if params.get("client_id") != self.app_id:
+            raise _GraphError(101, "Error validating application. Invalid application ID.")
+        if params.get("client_secret") != self.app_secret:
+            raise _GraphError(1, "Error validating client secret.")
+        grant_type = params.get("grant_type")
+        if grant_type == "client_credentials":
+            return {"access_token": f"{self.app_id}|{self.app_secret}", "token_type": "bearer"}
+        if grant_type == "fb_exchange_token":
+            short = self._valid_token(str(params.get("fb_exchange_token", "")))
+            long_lived = self._issue_token(short.user_id, LONG_LIVED_SECONDS)
+            return {
+                "access_token": long_lived.value,
+                "token_type": "bearer",
+                "expires_in": LONG_LIVED_SECONDS,
+            }
+
+        code = self._codes.get(str(params.get("code", "")))
+        if code is None:
+            raise _GraphError(100, "Invalid verification code format.")
+        if code.used:
+            # Single use: a replayed or retried exchange fails, it never returns a token twice.
+            raise _GraphError(100, "This authorization code has been used.", subcode=36009)
+        if time.time() - code.issued_at > self.code_lifetime:
+            raise _GraphError(100, "This authorization code has expired.", subcode=36007)
+        if params.get("redirect_uri") != code.redirect_uri:
+            raise _GraphError(
+                100,
+                "Error validating verification code. Please make sure your redirect_uri is "
+                "identical to the one you used in the OAuth dialog request",
+                subcode=36008,
+            )
+        code.used = True
+        lifetime = secrets.choice(range(*SHORT_LIVED_SECONDS))
+        token = self._issue_token(code.user_id, lifetime)
+        return {"access_token": token.value, "token_type": "bearer", "expires_in": lifetime}
+
+    def _debug_token(self, params: JsonDict) -> JsonDict:
+        if params.get("access_token") != f"{self.app_id}|{self.app_secret}":
+            raise _GraphError(190, "Invalid OAuth access token signature.")
+        value = params.get("input_token")
+        if not value:
+            raise _GraphError(100, "(#100) The parameter input_token is required")
+        token = self._tokens.get(str(value))
+        if token is None:
+            return {
+                "data": {
+                    "error": {"code": 190, "message": "Invalid OAuth access token."},
+                    "is_valid": False,
+                    "scopes": [],
+                }
+            }
+        person = self._people[token.user_id]
+        data: JsonDict = {
+            "app_id": self.app_id,
+            "type": token.kind,
+            "application": self.app_name,
+            "data_access_expires_at": int(person.active_at + DATA_ACCESS_SECONDS),
+            "expires_at": token.expires_at,
+            "is_valid": True,
+            "issued_at": token.issued_at,
+            "scopes": [],
+            "user_id": token.user_id,
+        }
+        if token.kind == "PAGE":
+            data["profile_id"] = token.page_id
+        try:
+            self._valid_token(token.value)
+        except _GraphError as error:
+            data["is_valid"] = False
+            data["error"] = {"code": error.code, "message": error.message}
+            if error.subcode is not None:
+                data["error"]["subcode"] = error.subcode
+            return {"data": data}
+        granted = [p for p, status in person.permissions.items() if status == "granted"]
+        data["scopes"] = granted
+        data["granular_scopes"] = [self._granular(person, scope) for scope in granted]
+        return {"data": data}
+
+    def _granular(self, person: _Person, scope: str) -> JsonDict:
+        entry: JsonDict = {"scope": scope}
+        if person.selected_pages is None:
+            return entry  # no target_ids: all current and future Pages
+        pages = [p for p in person.user.pages if p.id in person.selected_pages]
+        if scope in _PAGE_SCOPES:
+            entry["target_ids"] = [p.id for p in pages]
+        elif scope in _INSTAGRAM_SCOPES:
+            entry["target_ids"] = [p.instagram.id for p in pages if p.instagram is not None]
+        return entry
+
+    def _revoke(self, person: _Person, permission: str | None) -> JsonDict:
+        if permission is not None:
+            person.permissions[permission] = "declined"
+            return {"success": True}
+        # The person removed the app: every token dies and Facebook forgets the grants.
+        for token in self._tokens.values():
+            if token.user_id == person.user.id:
+                token.revoked = True
+        person.permissions.clear()
+        person.selected_pages = None
+        self.revoked.append(person.user.id)
+        return {"success": True}
+
+    # -- what a person's token can see ----------------------------------------------------------
+
+    @staticmethod
+    def _granted(person: _Person, permission: str) -> bool:
+        return person.permissions.get(permission) == "granted"
+
+    def _page_granted(self, person: _Person, page: FbPage) -> bool:
+        """The Page was ticked in the picker, and (since v17) a portfolio-owned Page also needs
+        business_management."""
+        selected = person.selected_pages is None or page.id in person.selected_pages
+        return selected and (
+            not page.business_owned or self._granted(person, "business_management")
+        )
+
+    def _visible_pages(self, person: _Person) -> list[FbPage]:
+        if not self._granted(person, "pages_show_list"):
+            return []
+        return [page for page in person.user.pages if self._page_granted(person, page)]
+
+    def _reachable_page(self, person: _Person, token: _Token, node: str) -> FbPage | None:
+        if token.kind == "PAGE":
+            pages = [p for p in person.user.pages if p.id == token.page_id]
+        else:
+            pages = self._visible_pages(person)
+        return next((page for page in pages if page.id == node), None)
+
+    def _reachable_instagram(self, person: _Person, token: _Token, node: str) -> FbPage | None:
+        """The Page through which this token reaches the IG User ``node``. Only an
+        instagram_business_account is an IG User; a connected_instagram_account alone is not."""
+        for page in person.user.pages:
+            if page.instagram is None or page.instagram.id != node:
+                continue
+            if token.kind == "PAGE" and page.id == token.page_id:
+                return page
+            if token.kind == "USER" and self._page_granted(person, page):
+                return page
+        return None
+
+    def _instagram_allowed(self, person: _Person) -> bool:
+        # The IG User node needs instagram_basic and pages_read_engagement.
+        return self._granted(person, "instagram_basic") and self._granted(
+            person, "pages_read_engagement"
+        )
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def _render_user(self, person: _Person, params: JsonDict) -> JsonDict:
+        user = person.user
+        values = {
+            "id": user.id,
+            "name": user.name,
+            "first_name": user.name.split(" ")[0],
+            "last_name": user.name.split(" ")[-1],
+            "short_name": user.name.split(" ")[0],
+        }
+        result: JsonDict = {}
+        for name, _ in _fields(params.get("fields", "id,name")):
+            if name not in _USER_FIELDS:
+                raise _nonexisting_field(name, "User")
+            result[name] = values[name]
+        result.setdefault("id", user.id)  # Graph always answers with the node's id
+        return result
+
+    def _render_instagram(
+        self, account: IgAccount, fields: list[tuple[str, list[Any] | None]]
+    ) -> JsonDict:
+        values: JsonDict = {
+            "id": account.id,
+            "ig_id": int(re.sub(r"\D", "", account.id) or 0),
+            "username": account.username,
+            "name": account.name,
+            "biography": account.biography,
+            "followers_count": account.followers_count,
+            "follows_count": account.follows_count,
+            "media_count": account.media_count,
+            # Signed CDN URLs that expire; never store them.
+            "profile_picture_url": f"{self.base_url}/cdn/{account.id}.jpg?oe={int(time.time())}",
+        }
+        result: JsonDict = {}
+        for name, _ in fields:
+            if name not in _IG_FIELDS:
+                raise _nonexisting_field(name, "ShadowIGUser")
+            if name in values and values[name] != "":
+                result[name] = values[name]  # Graph leaves out empty fields
+        result.setdefault("id", account.id)  # Graph always answers with the node's id
+        return result
+
+    def _render_page(
+        self, page: FbPage, person: _Person, token: _Token, fields_spec: str
+    ) -> JsonDict:
+        result: JsonDict = {}
+        for name, sub in _fields(fields_spec):
+            if name not in _PAGE_FIELDS:
+                raise _nonexisting_field(name, "Page")
+            if name == "id":
+                result["id"] = page.id
+            elif name == "name":
+                result["name"] = page.name
+            elif name == "is_published":
+                result["is_published"] = page.is_published
+            elif name == "tasks":
+                result["tasks"] = list(page.tasks)
+            elif name == "category":
+                result["category"] = "Digital creator"
+            elif name == "access_token":
+                result["access_token"] = self._page_token(token, page)
+            else:
+                account = page.instagram if name == "instagram_business_account" else None
+                if name == "connected_instagram_account":
+                    account = page.connected_instagram
+                if account is None:
+                    continue  # Graph omits a link that does not exist
+                wanted = sub or [("id", None)]  # nested objects default to just their id
+                if not self._instagram_allowed(person):
+                    # Undocumented; the stand-in assumes the lenient reading: the link's id is
+                    # visible, its details need instagram_basic.
+                    wanted = [("id", None)]
+                result[name] = self._render_instagram(account, wanted)
+        result.setdefault("id", page.id)  # Graph always answers with the node's id
+        return result
+
+    def _page_token(self, token: _Token, page: FbPage) -> str:
+        key = (token.value, page.id)
+        if key not in self._page_tokens:
+            # Page tokens derived from a long-lived user token do not expire.
+            lifetime = 0 if token.expires_at - token.issued_at >= LONG_LIVED_SECONDS else 3600
+            page_token = self._issue_token(token.user_id, lifetime, kind="PAGE")
+            page_token.page_id = page.id
+            self._page_tokens[key] = page_token.value
+        return self._page_tokens[key]
+
+    def _accounts(
+        self, request: web.Request, person: _Person, params: JsonDict, token: _Token
+    ) -> JsonDict:
+        pages = self._visible_pages(person)
+        fields_spec = params.get("fields", "access_token,category,name,id,tasks")
+        size = self.page_size
+        if str(params.get("limit", "")).isdigit():
+            size = max(1, min(int(params["limit"]), self.page_size))
+        start = _cursor_index(params["after"]) + 1 if params.get("after") else 0
+        if params.get("before"):
+            start = max(0, _cursor_index(params["before"]) - size)
+        chunk = pages[start : start + size]
+        data = [self._render_page(page, person, token, fields_spec) for page in chunk]
+        if not chunk:
+            return {"data": data}
+        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+        cursors = {"before": _cursor(start), "after": _cursor(start + len(chunk) - 1)}
+        paging: JsonDict = {"cursors": cursors}
+        if start + len(chunk) < len(pages):
+            # Absolute URLs carrying the original query (access token included).
+            paging["next"] = f"{self.base_url}{request.path}?" + urlencode(
+                {**query, "after": cursors["after"]}
+            )
+        if start > 0:
+            paging["previous"] = f"{self.base_url}{request.path}?" + urlencode(
+                {**query, "before": cursors["before"]}
+            )
+        return {"data": data, "paging": paging}

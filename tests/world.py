@@ -1,0 +1,160 @@
+"""The end-to-end test world: the real bot (PTB Application + aiohttp server + database) pointed at
+the Telegram and Facebook stand-ins, plus the people who use it."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from bot.app import ConnectBot
+from bot.config import Settings
+from bot.store import Database
+from tests.standins.graph import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from tests.standins.telegram import SentMessage, TelegramStandin, TgUser
+
+MANAGER = TgUser(id=5001, first_name="Maria", username="maria_brand", language_code="en")
+ANNA = TgUser(id=7001, first_name="Anna", username="anna", language_code="en")
+BEN = TgUser(id=7002, first_name="Ben", username="ben", language_code="de")
+
+
+def anna_on_facebook(**page: object) -> FbUser:
+    """Anna with her published Page linked to @anna.bakes: everything right."""
+    fields: dict[str, object] = {
+        "id": "p-100",
+        "name": "Anna Bakes",
+        "instagram": IgAccount(id="ig-100", username="anna.bakes", followers_count=12345),
+    }
+    fields.update(page)
+    return FbUser(
+        id="fb-anna",
+        name="Anna",
+        pages=[
+            FbPage(id="p-050", name="Anna's Old Shop"),
+            FbPage(**fields),  # type: ignore[arg-type]
+            FbPage(id="p-200", name="Neighbourhood Club"),
+        ],
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class World:
+    telegram: TelegramStandin
+    graph: GraphStandin
+    settings: Settings
+    bot: ConnectBot
+    browser: httpx.AsyncClient
+    started: list[ConnectBot] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return self.bot.db
+
+    async def restart(self) -> None:
+        """Stop the whole bot process state and start a fresh one on the same database."""
+        await self.bot.stop()
+        self.bot = ConnectBot(self.settings)
+        await self.bot.start()
+
+    # --- the manager -----------------------------------------------------------------------
+
+    async def invite(self, handle: str, manager: TgUser = MANAGER) -> str:
+        """Returns the deep-link token the manager received."""
+        before = len(self.telegram.messages(manager.id))
+        self.telegram.send_text(manager, f"/invite {handle}")
+        reply = await self.telegram.wait_for(manager.id, "t.me/")
+        assert len(self.telegram.messages(manager.id)) > before
+        link = next(w for w in reply.text.split() if "t.me/" in w)
+        query = parse_qs(urlsplit(link).query)
+        return query["start"][0]
+
+    # --- the influencer ----------------------------------------------------------------------
+
+    async def open_link(self, user: TgUser, token: str) -> SentMessage:
+        self.telegram.send_text(user, f"/start {token}")
+        await self.telegram.wait_idle()
+        return self.telegram.last_message(user.id)
+
+    async def answer(self, user: TgUser, label: str) -> SentMessage:
+        """Press a button on the newest message that has it."""
+        message = next(
+            m
+            for m in reversed(self.telegram.messages(user.id))
+            if any(label.lower() in b["text"].lower() for row in m.buttons for b in row)
+        )
+        self.telegram.press(user, message, label)
+        await self.telegram.wait_idle()
+        return self.telegram.last_message(user.id)
+
+    async def through_checks(self, user: TgUser, token: str) -> SentMessage:
+        """Open the link and answer both checks with yes; returns the login message."""
+        await self.open_link(user, token)
+        await self.answer(user, "Yes" if user.language_code != "de" else "Ja")
+        return await self.answer(user, "Yes" if user.language_code != "de" else "Ja")
+
+    def login_url(self, user: TgUser) -> str:
+        for message in reversed(self.telegram.messages(user.id)):
+            for row in message.buttons:
+                for button in row:
+                    if "url" in button and "dialog/oauth" in button["url"]:
+                        return str(button["url"])
+        raise AssertionError("no login button in the chat")
+
+    async def facebook_login(
+        self, user: TgUser, person: FbUser, consent: Consent | None = None
+    ) -> httpx.Response:
+        """The influencer taps the login button: the dialog redirects to our callback, and the
+        browser shows our page."""
+        self.graph.set_person(person, consent)
+        dialog = await self.browser.get(self.login_url(user))
+        assert dialog.status_code == 302, dialog.text
+        page = await self.browser.get(dialog.headers["location"])
+        await self.telegram.wait_idle()
+        return page
+
+
+async def make_world(database_url: str, **overrides: object) -> World:
+    telegram = TelegramStandin()
+    graph = GraphStandin()
+    await telegram.start()
+    await graph.start()
+    port = _free_port()
+    values: dict[str, object] = dict(
+        telegram_bot_token=SecretStr(telegram.token),
+        telegram_base_url=telegram.base_url,
+        facebook_app_id=graph.app_id,
+        facebook_app_secret=SecretStr(graph.app_secret),
+        facebook_graph_url=graph.base_url,
+        facebook_dialog_url=graph.base_url,
+        public_url=f"http://127.0.0.1:{port}",
+        http_host="127.0.0.1",
+        http_port=port,
+        database_url=database_url,
+        admin_telegram_ids=frozenset({MANAGER.id}),
+        platform_name="Brandly",
+        default_language="en",
+        token_encryption_keys=SecretStr(Fernet.generate_key().decode()),
+    )
+    values.update(overrides)
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+    bot = ConnectBot(settings)
+    await bot.start()
+    browser = httpx.AsyncClient(timeout=10)
+    return World(telegram, graph, settings, bot, browser)
+
+
+async def close_world(world: World) -> None:
+    await world.browser.aclose()
+    await world.bot.stop()
+    await world.telegram.stop()
+    await world.graph.stop()
