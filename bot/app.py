@@ -56,7 +56,9 @@ class ConnectBot:
                 else ""
             ),
         )
-        token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+        token = (
+            settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+        )
         self.application: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
             .token(token)
@@ -69,18 +71,26 @@ class ConnectBot:
             bot=self.application.bot, db=self.db, default_language=settings.default_language
         )
         self.connect = ConnectService(
-            settings=settings, db=self.db, graph=self.graph, vault=self.vault, notifier=self.notifier
+            settings=settings,
+            db=self.db,
+            graph=self.graph,
+            vault=self.vault,
+            notifier=self.notifier,
         )
         self._register_handlers()
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
 
     def _register_handlers(self) -> None:
-        deps = {"settings": self.settings, "db": self.db, "connect": self.connect}
-        common = CommonHandlers(**deps)
+        s, db, connect = self.settings, self.db, self.connect
+        common = CommonHandlers(settings=s, db=db, connect=connect)
         # Order matters: specific commands first, free text next, unknown commands last.
-        self.application.add_handlers(ManagerHandlers(**deps).handlers())
-        self.application.add_handlers(InfluencerHandlers(**deps).handlers())
+        self.application.add_handlers(
+            ManagerHandlers(settings=s, db=db, connect=connect).handlers()
+        )
+        self.application.add_handlers(
+            InfluencerHandlers(settings=s, db=db, connect=connect).handlers()
+        )
         self.application.add_handlers(common.handlers())
         self.application.add_handlers(common.fallbacks())
         self.application.add_error_handler(common.on_error)
@@ -104,7 +114,8 @@ class ConnectBot:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
+        server = site._server
+        sockets = getattr(server, "sockets", None) or ()
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         await self.application.start()
         assert self.application.updater is not None

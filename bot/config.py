@@ -108,7 +108,9 @@ class Settings(BaseSettings):
                 try:
                     Fernet(key.strip())
                 except ValueError:
-                    raise ValueError("must be Fernet keys (32 url-safe base64-encoded bytes)") from None
+                    raise ValueError(
+                        "must be Fernet keys (32 url-safe base64-encoded bytes)"
+                    ) from None
         return value
 
     @property

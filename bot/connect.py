@@ -105,7 +105,9 @@ class ConnectService:
         assert attempt.id is not None and invite.id is not None
         redirect = {k: params[k][:512] for k in _REDIRECT_KEYS if k in params}
 
-        gathered = await self._graph.gather(redirect=redirect, redirect_uri=self._settings.redirect_uri)
+        gathered = await self._graph.gather(
+            redirect=redirect, redirect_uri=self._settings.redirect_uri
+        )
         verdict = decide(
             gathered.evidence,
             invited_handle=invite.handle,
@@ -137,7 +139,9 @@ class ConnectService:
             ),
         )
         manager_t = await self._notifier.texts_for(invite.created_by)
-        await self._notifier.send(invite.created_by, verdict_for_manager(manager_t, invite, verdict))
+        await self._notifier.send(
+            invite.created_by, verdict_for_manager(manager_t, invite, verdict)
+        )
         if verdict.connected:
             assert verdict.instagram is not None
             return RedirectResult(

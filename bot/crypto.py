@@ -28,7 +28,9 @@ class TokenVault:
         try:
             self._fernet = MultiFernet([Fernet(k) for k in parts]) if parts else None
         except ValueError:
-            raise ValueError("TOKEN_ENCRYPTION_KEYS must be Fernet keys (32 url-safe base64 bytes)") from None
+            raise ValueError(
+                "TOKEN_ENCRYPTION_KEYS must be Fernet keys (32 url-safe base64 bytes)"
+            ) from None
 
     @property
     def enabled(self) -> bool:

@@ -34,8 +34,12 @@ _MAX_PAGES_FETCHED = 50
 class GraphError(Exception):
     """A Graph API error, safe to log: it carries codes and Meta's message, never a token."""
 
-    def __init__(self, *, code: int | None, subcode: int | None, http_status: int | None, message: str):
-        super().__init__(f"Graph error code={code} subcode={subcode} status={http_status}: {message}")
+    def __init__(
+        self, *, code: int | None, subcode: int | None, http_status: int | None, message: str
+    ):
+        super().__init__(
+            f"Graph error code={code} subcode={subcode} status={http_status}: {message}"
+        )
         self.code = code
         self.subcode = subcode
         self.http_status = http_status

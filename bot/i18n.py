@@ -66,9 +66,7 @@ class Texts:
         return self._catalog[key].format(**{k: str(v) for k, v in values.items()})
 
 
-def pick_language(
-    *, chosen: str | None, telegram_code: str | None, default: Language
-) -> Language:
+def pick_language(*, chosen: str | None, telegram_code: str | None, default: Language) -> Language:
     """An explicit choice wins; else `de*` from Telegram means German; else the default."""
     if chosen in LANGUAGES:
         return chosen  # type: ignore[return-value]

@@ -63,7 +63,9 @@ class Step(StrEnum):
 
 
 class Person(SQLModel, table=True):
-    telegram_id: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))
+    telegram_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False)
+    )
     language: str | None = Field(default=None, max_length=8)  # chosen with /language
     telegram_language: str | None = Field(default=None, max_length=16)  # last seen language_code
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

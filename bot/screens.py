@@ -19,7 +19,9 @@ class Screen:
     keyboard: InlineKeyboardMarkup | None = None
 
 
-def _button(t: Texts, key: str, action: Action, invite: Invitation, step: str) -> InlineKeyboardButton:
+def _button(
+    t: Texts, key: str, action: Action, invite: Invitation, step: str
+) -> InlineKeyboardButton:
     assert invite.id is not None
     return InlineKeyboardButton(t.plain(key), callback_data=Press(action, invite.id, step).pack())
 
@@ -63,11 +65,11 @@ def welcome(t: Texts, invite: Invitation, *, first_name: str, platform: str) -> 
 def step_screen(t: Texts, invite: Invitation, *, platform: str) -> Screen | None:
     """The question of the step the influencer is at (None at the login step or when done)."""
     if invite.step == Step.PAGE_PUBLIC:
-        return _question(
-            t, invite, Step.PAGE_PUBLIC, t("check.public.question", platform=platform)
-        )
+        return _question(t, invite, Step.PAGE_PUBLIC, t("check.public.question", platform=platform))
     if invite.step == Step.PAGE_LINKED:
-        return _question(t, invite, Step.PAGE_LINKED, t("check.linked.question", handle=invite.handle))
+        return _question(
+            t, invite, Step.PAGE_LINKED, t("check.linked.question", handle=invite.handle)
+        )
     return None
 
 
@@ -127,14 +129,12 @@ def verdict_for_influencer(
                 inviter=invite.inviter_name,
             )
         )
-    text = t("result.failed", reason=_reason(t, verdict, invite, platform))
+    text: str = t("result.failed", reason=_reason(t, verdict, invite, platform))
     fix = _detail(t, f"verdict.{verdict.outcome}.fix", verdict, invite, platform)
     if fix:
         text += "\n\n" + t("result.fix_heading") + "\n" + fix
     assert invite.id is not None
-    retry = InlineKeyboardMarkup(
-        [[_button(t, "button.retry", Action.RETRY, invite, Step.LOGIN)]]
-    )
+    retry = InlineKeyboardMarkup([[_button(t, "button.retry", Action.RETRY, invite, Step.LOGIN)]])
     return Screen(text, retry)
 
 
@@ -163,13 +163,13 @@ def verdict_for_manager(t: Texts, invite: Invitation, verdict: Verdict) -> Scree
     )
 
 
-def _reason(t: Texts, verdict: Verdict, invite: Invitation, platform: str) -> str:
+def _reason(t: Texts, verdict: Verdict, invite: Invitation, platform: str) -> Html:
     return _detail(t, f"verdict.{verdict.outcome}.reason", verdict, invite, platform)
 
 
-def _detail(t: Texts, key: str, verdict: Verdict, invite: Invitation, platform: str) -> str:
+def _detail(t: Texts, key: str, verdict: Verdict, invite: Invitation, platform: str) -> Html:
     if not t.has(key):
-        return ""
+        return Html("")
     return t(
         key,
         handle=invite.handle,

@@ -80,7 +80,9 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **kwargs)
-        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False
+        )
 
     def session(self) -> AsyncSession:
         return self._sessions()
@@ -232,8 +234,10 @@ class Database:
                 )
             ).first()
 
-    async def invitation_of(self, *, invitation_id: int, telegram_user_id: int) -> Invitation | None:
-        """The invitation only if it is bound to this person (buttons carry ids; never trust them)."""
+    async def invitation_of(
+        self, *, invitation_id: int, telegram_user_id: int
+    ) -> Invitation | None:
+        """The invitation if it is bound to this person (buttons carry ids: never trust them)."""
         async with self.session() as s:
             invite = await s.get(Invitation, invitation_id)
             if invite is None or invite.telegram_user_id != telegram_user_id:
@@ -380,9 +384,13 @@ class Database:
             s.add(attempt)
             if connection is not None:
                 existing = (
-                    await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+                    await s.exec(
+                        select(Connection).where(Connection.invitation_id == invitation_id)
+                    )
                 ).first()
-                row = existing or Connection(invitation_id=invitation_id, **_conn_fields(connection))
+                row = existing or Connection(
+                    invitation_id=invitation_id, **_conn_fields(connection)
+                )
                 if existing is not None:
                     for key, value in _conn_fields(connection).items():
                         setattr(existing, key, value)
@@ -422,7 +430,9 @@ class Database:
 _OPEN_STATUSES = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
 
 
-def _event(invitation_id: int, kind: str, status: InviteStatus, detail: str | None) -> InvitationEvent:
+def _event(
+    invitation_id: int, kind: str, status: InviteStatus, detail: str | None
+) -> InvitationEvent:
     return InvitationEvent(
         invitation_id=invitation_id, kind=kind, status=status, detail=detail, at=utcnow()
     )

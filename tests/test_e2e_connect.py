@@ -61,7 +61,9 @@ async def test_full_connection_tells_both_people(world: World) -> None:
     news = await world.telegram.wait_for(MANAGER.id, "is connected")
     assert "@anna.bakes" in news.text and "Anna Bakes" in news.text
 
-    [(status, step, reason)] = await _rows(world, "SELECT status, step, last_reason FROM invitation")
+    [(status, step, reason)] = await _rows(
+        world, "SELECT status, step, last_reason FROM invitation"
+    )
     assert (status, step, reason) == ("connected", "done", None)
     [conn] = await _rows(
         world,
@@ -74,7 +76,14 @@ async def test_full_connection_tells_both_people(world: World) -> None:
     assert sealed and all(t not in sealed for t in world.graph.issued_tokens())
     assert world.bot.vault.open(sealed) in world.graph.issued_tokens()
     kinds = [k for (k,) in await _rows(world, "SELECT kind FROM invitation_event ORDER BY id")]
-    assert kinds == ["created", "opened", "check_passed", "check_passed", "login_started", "verdict"]
+    assert kinds == [
+        "created",
+        "opened",
+        "check_passed",
+        "check_passed",
+        "login_started",
+        "verdict",
+    ]
 
     # Every Graph call made with a user token carried appsecret_proof (the stand-in enforces it).
     assert world.graph.require_appsecret_proof
@@ -91,8 +100,16 @@ def _anna_with_shop_account() -> FbUser:
 
 
 BRANCHES = [
-    pytest.param(_anna(), Consent(cancel=True), "You cancelled the Facebook login", "cancelled", id="cancelled"),
-    pytest.param(_anna(), Consent(app_not_live=True), "not your fault", "app_not_live", id="app-not-live"),
+    pytest.param(
+        _anna(),
+        Consent(cancel=True),
+        "You cancelled the Facebook login",
+        "cancelled",
+        id="cancelled",
+    ),
+    pytest.param(
+        _anna(), Consent(app_not_live=True), "not your fault", "app_not_live", id="app-not-live"
+    ),
     pytest.param(
         _anna(),
         Consent(declined={"instagram_manage_insights"}),
@@ -100,9 +117,15 @@ BRANCHES = [
         "permissions_declined",
         id="permission-declined",
     ),
-    pytest.param(_anna(), Consent(pages=set()), "did not share any Facebook Page", "no_page", id="no-page"),
     pytest.param(
-        _anna(is_published=False), None, "is not published", "page_unpublished", id="page-unpublished"
+        _anna(), Consent(pages=set()), "did not share any Facebook Page", "no_page", id="no-page"
+    ),
+    pytest.param(
+        _anna(is_published=False),
+        None,
+        "is not published",
+        "page_unpublished",
+        id="page-unpublished",
     ),
     pytest.param(_anna(tasks=[]), None, "no sufficient role", "page_no_role", id="no-role"),
     pytest.param(
@@ -119,7 +142,9 @@ BRANCHES = [
         "ig_other_account",
         id="other-account",
     ),
-    pytest.param(_anna(instagram=None), None, "could not be found", "ig_not_linked", id="not-linked"),
+    pytest.param(
+        _anna(instagram=None), None, "could not be found", "ig_not_linked", id="not-linked"
+    ),
     pytest.param(
         _anna_with_shop_account(),
         Consent(pages={"p-050"}),

@@ -12,7 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
 from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import (
     Application,
@@ -79,8 +86,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             [InlineKeyboardButton("Help", url="https://example.org/help")],
         ]
     )
+    assert update.effective_user is not None
     await update.message.reply_html(
-        f"<b>Hi {update.message.from_user.first_name}</b>, invite {context.args}",  # type: ignore[union-attr]
+        f"<b>Hi {update.effective_user.first_name}</b>, invite {context.args}",
         reply_markup=keyboard,
     )
 
@@ -275,8 +283,6 @@ async def test_raw_wire_format(tg: TelegramStandin) -> None:
 
 
 async def test_commands_menus_per_scope(tg: TelegramStandin) -> None:
-    from telegram import BotCommand, BotCommandScopeChat
-
     async with bot_for(tg) as bot:
         await bot.set_my_commands([BotCommand("start", "Start")])
         with pytest.raises(BadRequest, match="(?i)chat not found"):

@@ -91,7 +91,10 @@ async def test_state_is_single_use_and_hashed(db: Database) -> None:
     for step in (Step.PAGE_PUBLIC, Step.PAGE_LINKED):
         nxt = Step.PAGE_LINKED if step is Step.PAGE_PUBLIC else Step.LOGIN
         assert await db.advance(
-            invitation_id=invite_id, telegram_user_id=ALICE, from_step=step, to_step=nxt,
+            invitation_id=invite_id,
+            telegram_user_id=ALICE,
+            from_step=step,
+            to_step=nxt,
             event="check_passed",
         )
     state = await db.start_login(

@@ -44,9 +44,7 @@ class CommonHandlers(HandlerBase):
         """Log with context (ids only, never message text or tokens) and tell the person."""
         error = context.error
         update_id = update.update_id if isinstance(update, Update) else None
-        log.error(
-            "update %s failed: %s", update_id, type(error).__name__, exc_info=error
-        )
+        log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)
         if not isinstance(update, Update) or update.effective_chat is None:
             return
         user = update.effective_user

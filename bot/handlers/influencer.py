@@ -146,7 +146,9 @@ class InfluencerHandlers(HandlerBase):
             return
         t = await self.texts(user)
         invite = (
-            await self.db.invitation_of(invitation_id=pressed.invitation_id, telegram_user_id=user.id)
+            await self.db.invitation_of(
+                invitation_id=pressed.invitation_id, telegram_user_id=user.id
+            )
             if pressed is not None
             else None
         )
@@ -206,7 +208,9 @@ class InfluencerHandlers(HandlerBase):
 
     # --- showing where the person is ---------------------------------------------------------
 
-    async def show_current(self, message: Message, t: Texts, user: User, invite: Invitation) -> None:
+    async def show_current(
+        self, message: Message, t: Texts, user: User, invite: Invitation
+    ) -> None:
         if invite.status == InviteStatus.CONNECTED or invite.step == Step.DONE:
             await self.reply(message, Screen(t("start.already_connected", handle=invite.handle)))
             return
@@ -228,7 +232,9 @@ class InfluencerHandlers(HandlerBase):
             rerequest=invite.last_reason == Outcome.PERMISSIONS_DECLINED,
         )
         if screen is None:
-            fresh = await self.db.invitation_of(invitation_id=invite.id or 0, telegram_user_id=user.id)
+            fresh = await self.db.invitation_of(
+                invitation_id=invite.id or 0, telegram_user_id=user.id
+            )
             if fresh is not None and fresh.step != Step.LOGIN:
                 await self.show_current(message, t, user, fresh)
             return

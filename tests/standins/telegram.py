@@ -576,7 +576,7 @@ class _CommandMenus(dict[str, list[JsonDict]]):
     def __contains__(self, key: object) -> bool:
         return super().__contains__(self._normalise(key))
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(str(self._normalise(key)), default)
 
 
