@@ -125,3 +125,15 @@ class InvitationEvent(SQLModel, table=True):
     kind: str = Field(max_length=32)
     status: str = Field(max_length=16)  # the invitation's status after the event
     detail: str | None = Field(default=None, max_length=256)
+
+
+class TelegramUpdate(SQLModel, table=True):
+    """Update ids already taken for processing: Telegram may deliver one twice (webhook retries),
+    possibly to two replicas."""
+
+    __tablename__ = "telegram_update"
+
+    update_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False)
+    )
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))

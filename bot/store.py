@@ -31,6 +31,7 @@ from bot.models import (
     LoginAttempt,
     Person,
     Step,
+    TelegramUpdate,
     utcnow,
 )
 
@@ -425,6 +426,27 @@ class Database:
                     .limit(1)
                 )
             ).first()
+
+    # --- webhook deliveries ------------------------------------------------------------------
+
+    async def claim_update(self, update_id: int) -> bool:
+        """True the first time an update id is seen (by any replica), False for a redelivery."""
+        async with self.session() as s:
+            s.add(TelegramUpdate(update_id=update_id, received_at=utcnow()))
+            try:
+                await s.commit()
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    async def forget_updates_before(self, cutoff: datetime) -> int:
+        """Telegram redelivers for at most a day; older ids need not be kept."""
+        async with self.session() as s:
+            result = await s.exec(
+                sa.delete(TelegramUpdate).where(col(TelegramUpdate.received_at) < cutoff)  # type: ignore[call-overload]
+            )
+            await s.commit()
+            return int(result.rowcount or 0)
 
 
 _OPEN_STATUSES = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)

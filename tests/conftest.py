@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# PTB 22 warns when it builds a RetryAfter (any 429) unless told to use timedeltas; with
+# filterwarnings=error that warning would replace the exception the bot must handle.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 import secrets
 import socket
 from collections.abc import AsyncIterator

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from bot.callbacks import Action, Press
 from bot.models import InviteStatus, Step
-from tests.standins.graph import Consent, FbPage, FbUser, IgAccount
+from bot.sandbox.facebook import Consent, FbPage, FbUser, IgAccount
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
 
 ALL_SCOPES = (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins.graph import GraphStandin
-from tests.standins.telegram import TelegramStandin
+from bot.sandbox.facebook import GraphStandin
+from bot.sandbox.telegram import TelegramStandin
 from tests.world import MANAGER
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -126,6 +126,6 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
         await database.migrate()
         await database.migrate()  # a restart on an existing database
         rows = await _raw(database, "SELECT version_num FROM alembic_version")
-        assert rows == [("0001",)]
+        assert rows == [("0002",)]
     finally:
         await database.dispose()

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from bot.app import ConnectBot
 from bot.config import Settings
 from bot.store import Database
-from tests.standins.graph import Consent, FbPage, FbUser, GraphStandin, IgAccount
-from tests.standins.telegram import SentMessage, TelegramStandin, TgUser
+from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
 
 MANAGER = TgUser(id=5001, first_name="Maria", username="maria_brand", language_code="en")
 ANNA = TgUser(id=7001, first_name="Anna", username="anna", language_code="en")

@@ -32,8 +32,8 @@ from telegram.ext import (
     filters,
 )
 
-from tests.standins.graph import Consent, FbPage, FbUser, GraphStandin, IgAccount
-from tests.standins.telegram import TelegramStandin, TgUser, parse_html
+from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from bot.sandbox.telegram import TelegramStandin, TgUser, parse_html
 
 ANNA = TgUser(id=4201, first_name="Anna", username="anna_k", language_code="de")
 
