@@ -20,6 +20,7 @@ import html
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, TypeVar
@@ -132,6 +133,13 @@ class Consent:
     pages: set[str] | None = None  # ids of the Pages ticked in the Page picker; None = all
     cancel: bool = False  # presses Cancel
     app_not_live: bool = False  # the app is in Development mode and the person has no role
+    # Ids of the accounts ticked in the dialog's separate Instagram account picker; None = all.
+    instagram_accounts: set[str] | None = None
+    # The dialog fails and redirects with this OAuth error instead (e.g. "server_error").
+    error: str | None = None
+    # Facebook invalidates the session right after the login (e.g. a password change): the token
+    # still exchanges, but debug_token reports it invalid (code 190, subcode 460).
+    session_invalidated: bool = False
 
 
 class _GraphError(Exception):
@@ -162,6 +170,7 @@ class _Person:
     consent: Consent
     permissions: dict[str, str] = field(default_factory=dict)  # name → "granted" | "declined"
     selected_pages: set[str] | None = None
+    selected_instagram: set[str] | None = None
     active_at: float = 0.0
 
 
@@ -374,6 +383,24 @@ class GraphStandin:
     def issued_codes(self) -> list[str]:
         return list(self._codes)
 
+    def complete_dialog(
+        self, query: Mapping[str, str], user: FbUser, consent: Consent, *, version: str = ""
+    ) -> str:
+        """A person logged in as ``user`` finishes the dialog opened with ``query`` (at
+        ``/{version}/dialog/oauth``) by doing ``consent``; returns the URL Facebook redirects the
+        browser to. For a dialog page of one's own (the playground's sandbox consent page) in
+        place of the instant redirect.
+
+        Raises ValueError with the text of Facebook's error page when the dialog would show one
+        (wrong app id, no state, a redirect URI that is not allowed, ...)."""
+        self.dialog_requests.append(dict(query))
+        self.dialog_versions.append(version)
+        self.set_person(user, consent)
+        try:
+            return self._dialog_outcome(dict(query))
+        except _DialogError as error:
+            raise ValueError(str(error)) from None
+
     def appsecret_proof(self, access_token: str) -> str:
         return hmac.new(self.app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
 
@@ -496,6 +523,15 @@ class GraphStandin:
                     "state": state,
                 },
             )
+        if consent.error is not None:
+            return self._redirect(
+                redirect_uri,
+                {
+                    "error": consent.error,
+                    "error_description": "An unknown error has occurred.",
+                    "state": state,
+                },
+            )
         if consent.cancel:
             return self._redirect(
                 redirect_uri,
@@ -521,6 +557,9 @@ class GraphStandin:
         own_pages = [page.id for page in person.user.pages]
         person.selected_pages = (
             None if consent.pages is None else {p for p in own_pages if p in consent.pages}
+        )
+        person.selected_instagram = (
+            None if consent.instagram_accounts is None else set(consent.instagram_accounts)
         )
         person.active_at = time.time()
 
@@ -727,6 +766,16 @@ class GraphStandin:
             if error.subcode is not None:
                 data["error"]["subcode"] = error.subcode
             return {"data": data}
+        if person.consent.session_invalidated and token.kind == "USER":
+            data["is_valid"] = False
+            data["error"] = {
+                "code": 190,
+                "message": "Error validating access token: The session has been invalidated "
+                "because the user changed their password or Facebook has changed the session "
+                "for security reasons.",
+                "subcode": 460,
+            }
+            return {"data": data}
         granted = [p for p, status in person.permissions.items() if status == "granted"]
         data["scopes"] = granted
         data["granular_scopes"] = [self._granular(person, scope) for scope in granted]
@@ -734,6 +783,9 @@ class GraphStandin:
 
     def _granular(self, person: _Person, scope: str) -> JsonDict:
         entry: JsonDict = {"scope": scope}
+        if scope in _INSTAGRAM_SCOPES and person.selected_instagram is not None:
+            entry["target_ids"] = sorted(person.selected_instagram)
+            return entry
         if person.selected_pages is None:
             return entry  # no target_ids: all current and future Pages
         pages = [p for p in person.user.pages if p.id in person.selected_pages]
@@ -753,6 +805,7 @@ class GraphStandin:
                 token.revoked = True
         person.permissions.clear()
         person.selected_pages = None
+        person.selected_instagram = None
         self.revoked.append(person.user.id)
         return {"success": True}
 
