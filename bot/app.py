@@ -14,7 +14,7 @@ from contextlib import suppress
 
 from aiohttp import web
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
@@ -25,14 +25,17 @@ from bot.handlers.common import CommonHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.manager import ManagerHandlers
 from bot.i18n import LANGUAGES, Texts
-from bot.notify import Notifier
+from bot.notify import DeliveryWorker, Notifier
 from bot.store import Database
-from web_callback.app import make_app
+from web_callback.app import TelegramWebhook, make_app
 
 log = logging.getLogger(__name__)
 
 _INFLUENCER_COMMANDS = ("start", "help", "language", "cancel")
 _MANAGER_COMMANDS = ("invite", "help", "language")
+_ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# Telegram's default; deliveries beyond what the database pool absorbs simply wait a moment.
+_WEBHOOK_MAX_CONNECTIONS = 40
 
 
 class ConnectBot:
@@ -59,27 +62,36 @@ class ConnectBot:
         token = (
             settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         )
+        builder = ApplicationBuilder()
+        if settings.telegram_webhook_url:
+            builder = builder.updater(None)  # no polling: updates arrive at our own route
         self.application: Application = (  # type: ignore[type-arg]
-            ApplicationBuilder()
+            builder
             .token(token)
             .base_url(settings.telegram_base_url)
-            # Long polling holds one connection open; the rest serve sends and edits.
+            # Long polling holds one connection open; the rest serve sends and edits, several
+            # at once (PTB's default pool of one would serialize the delivery worker).
             .get_updates_read_timeout(40)
+            .connection_pool_size(64)
+            .pool_timeout(10)
             .build()
         )
-        self.notifier = Notifier(
-            bot=self.application.bot, db=self.db, default_language=settings.default_language
-        )
+        self.notifier = Notifier(db=self.db, default_language=settings.default_language)
         self.connect = ConnectService(
             settings=settings,
             db=self.db,
             graph=self.graph,
             vault=self.vault,
             notifier=self.notifier,
+            wake_delivery=lambda: self.delivery.wake(),
+        )
+        self.delivery = DeliveryWorker(
+            db=self.db, bot=self.application.bot, on_unreachable=self.connect.on_unreachable
         )
         self._register_handlers()
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
+        self.webhook: TelegramWebhook | None = None
 
     def _register_handlers(self) -> None:
         s, db, connect = self.settings, self.db, self.connect
@@ -109,6 +121,7 @@ class ConnectBot:
             db=self.db,
             default_language=self.settings.default_language,
             bot_link=self.bot_link,
+            webhook=self._make_webhook(),
         )
         self._runner = web.AppRunner(web_app, handle_signals=False)
         await self._runner.setup()
@@ -118,13 +131,12 @@ class ConnectBot:
         sockets = getattr(server, "sockets", None) or ()
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         await self.application.start()
-        assert self.application.updater is not None
-        await self.application.updater.start_polling(
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], drop_pending_updates=False
-        )
+        self.delivery.start()
+        await self._receive_updates()
         log.info(
-            "ready: @%s polling, callback server on %s:%s",
+            "ready: @%s %s, callback server on %s:%s",
             self.application.bot.username,
+            "webhook" if self.webhook else "polling",
             self.settings.http_host,
             self.http_port,
         )
@@ -134,14 +146,52 @@ class ConnectBot:
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
+        if self.webhook is not None:
+            # Nothing is deleted at Telegram: another replica may still be serving the webhook.
+            await self.webhook.close()
         if self.application.running:
             await self.application.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # Callbacks have finished; deliver what they committed (the rest waits in the outbox).
+        await self.delivery.stop()
         await self.application.shutdown()
         await self.graph.aclose()
         await self.db.dispose()
+
+    def _make_webhook(self) -> TelegramWebhook | None:
+        secret = self.settings.telegram_webhook_secret
+        if not self.settings.telegram_webhook_url or secret is None:
+            return None
+        self.webhook = TelegramWebhook(
+            secret=secret.get_secret_value(),
+            bot=self.application.bot,
+            queue=self.application.update_queue,
+            db=self.db,
+        )
+        return self.webhook
+
+    async def _receive_updates(self) -> None:
+        """Webhook mode registers the route with Telegram (every replica does, with the same
+        URL); otherwise this process long-polls."""
+        if self.webhook is not None:
+            secret = self.settings.telegram_webhook_secret
+            assert secret is not None
+            try:
+                await self.application.bot.set_webhook(
+                    self.settings.telegram_webhook_url,
+                    secret_token=secret.get_secret_value(),
+                    allowed_updates=_ALLOWED_UPDATES,
+                    max_connections=_WEBHOOK_MAX_CONNECTIONS,
+                )
+            except BadRequest as exc:
+                raise ValueError(f"Telegram refused TELEGRAM_WEBHOOK_URL: {exc.message}") from None
+            return
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(
+            allowed_updates=_ALLOWED_UPDATES, drop_pending_updates=False
+        )
 
     async def _set_commands(self) -> None:
         """Menus per audience. A menu is convenience, not authorization: handlers check roles."""

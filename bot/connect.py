@@ -8,7 +8,7 @@ The route in `web_callback` only parses the request and renders what this return
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,8 +16,8 @@ from bot.config import Settings
 from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
-from bot.models import Invitation, utcnow
-from bot.notify import Notifier
+from bot.models import Invitation, OutboxKind, OutboxMessage, utcnow
+from bot.notify import Notifier, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
 from bot.store import ConnectionRecord, Database, StateProblem
@@ -48,12 +48,14 @@ class ConnectService:
         graph: GraphClient,
         vault: TokenVault,
         notifier: Notifier,
+        wake_delivery: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._graph = graph
         self._vault = vault
         self._notifier = notifier
+        self._wake_delivery = wake_delivery
 
     # --- handing out the login -------------------------------------------------------------
 
@@ -119,35 +121,64 @@ class ConnectService:
         if verdict.connected and gathered.token:
             followers = await self._followers(verdict, gathered.token)
         record = self._connection_record(verdict, gathered.token, followers)
+        influencer_t = await self._notifier.texts_for(attempt.telegram_user_id)
+        manager_t = await self._notifier.texts_for(invite.created_by)
+        told = [
+            outgoing(
+                attempt.telegram_user_id,
+                verdict_for_influencer(
+                    influencer_t,
+                    invite,
+                    verdict,
+                    platform=self._settings.platform_name,
+                    followers=followers,
+                ),
+                invitation_id=invite.id,
+            ),
+            outgoing(
+                invite.created_by,
+                verdict_for_manager(manager_t, invite, verdict),
+                kind=OutboxKind.NOTICE,
+                invitation_id=invite.id,
+            ),
+        ]
         invite = await self._db.record_verdict(
             attempt_id=attempt.id,
             invitation_id=invite.id,
             outcome=verdict.outcome.value,
             connection=record,
+            outgoing=told,
         )
+        self._wake_delivery()
         log.info("invitation %s: verdict %s", invite.id, verdict.outcome.value)
-
-        influencer_t = await self._notifier.texts_for(attempt.telegram_user_id)
-        await self._notifier.send(
-            attempt.telegram_user_id,
-            verdict_for_influencer(
-                influencer_t,
-                invite,
-                verdict,
-                platform=self._settings.platform_name,
-                followers=followers,
-            ),
-        )
-        manager_t = await self._notifier.texts_for(invite.created_by)
-        await self._notifier.send(
-            invite.created_by, verdict_for_manager(manager_t, invite, verdict)
-        )
         if verdict.connected:
             assert verdict.instagram is not None
             return RedirectResult(
                 200, "connected", influencer_t.language, verdict.instagram.username
             )
         return RedirectResult(200, "failed", influencer_t.language)
+
+    async def on_unreachable(self, rows: Sequence[OutboxMessage]) -> None:
+        """An influencer blocked the bot (or never started it): the manager hears it instead."""
+        for invitation_id in {r.invitation_id for r in rows if r.invitation_id is not None}:
+            invite = await self._db.get_invitation(invitation_id)
+            if invite is None or invite.id is None:
+                continue
+            if all(r.chat_id == invite.created_by for r in rows):
+                continue  # the manager is the one we cannot reach: only the log can say so
+            t = await self._notifier.texts_for(invite.created_by)
+            await self._db.record_event(invitation_id=invite.id, kind="unreachable")
+            await self._db.enqueue(
+                [
+                    outgoing(
+                        invite.created_by,
+                        Screen(t("manager.unreachable", handle=invite.handle)),
+                        kind=OutboxKind.NOTICE,
+                        invitation_id=invite.id,
+                    )
+                ]
+            )
+        self._wake_delivery()
 
     async def _followers(self, verdict: Verdict, token: str) -> int | None:
         assert verdict.instagram is not None

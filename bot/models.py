@@ -137,3 +137,40 @@ class TelegramUpdate(SQLModel, table=True):
         sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False)
     )
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
+
+
+class OutboxKind(StrEnum):
+    SEND = "send"  # one message
+    NOTICE = "notice"  # a message that may be combined with other notices to the same chat
+    EDIT = "edit"  # replace the text of a message sent earlier (only the newest edit counts)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SUPERSEDED = "superseded"  # a newer edit of the same message replaced it
+    UNREACHABLE = "unreachable"  # 403: blocked, or never started the bot
+    FAILED = "failed"  # refused by Telegram (400) or retries exhausted
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message caused by an event, written in the event's transaction and delivered by the
+    delivery worker: nothing committed is lost, nothing is sent twice."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_column=_bigint())
+    kind: str = Field(max_length=8)
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    keyboard: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    edit_message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    invitation_id: int | None = Field(default=None, foreign_key="invitation.id", index=True)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=12)
+    attempts: int = 0
+    due_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    last_error: str | None = Field(default=None, max_length=200)

@@ -1,28 +1,56 @@
-"""The one module that sends messages nobody asked for in that moment: results to the influencer
-after the browser redirect, notifications to the manager. Language is the recipient's own."""
+"""The one module that sends messages caused by events (results, notifications, reminders).
+
+Events write their messages to the outbox table in the same transaction (`store.Outgoing`); the
+`DeliveryWorker` here delivers them:
+
+* within Telegram's limits, paced by us rather than by trial and error: about 30 messages/s
+  overall and 1 message/s per chat (PTB's AIORateLimiter has no per-chat limit, and up to 22.8 a
+  concurrent request can end its 429 pause early);
+* several notices waiting for the same chat go out as one message, and of several edits of one
+  message only the newest is sent — a manager with 150 results at once gets a handful of
+  messages, not 150 at one per second;
+* 429 waits `retry_after`; 5xx and network errors back off; 403 marks the person unreachable and
+  tells the manager instead; 400 is final;
+* one worker at a time across all replicas (`store.LeaderLease`); a crash between commit and send
+  loses nothing, the next leader sends it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 
-from telegram import Bot
-from telegram.constants import ParseMode
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.i18n import Language, Texts, pick_language
+from bot.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
 from bot.screens import Screen
-from bot.store import Database
+from bot.store import Database, LeaderLease, Outgoing
 
 log = logging.getLogger(__name__)
 
-# A notification is worth a short wait, not an endless one: the HTTP callback waits on it.
-_MAX_ATTEMPTS = 3
+# Telegram: "about 30 messages per second" overall; we stay a little below to leave room for the
+# handlers' direct replies. Per private chat: about one per second.
+GLOBAL_PER_SECOND = 28.0
+PER_CHAT_INTERVAL = 1.05
+MAX_IN_FLIGHT = 32
+MAX_ATTEMPTS = 25  # with the backoff cap below: retried for about two hours
+_BACKOFF_CAP = 300.0
+_IDLE_POLL = 1.0  # how often to look for rows other replicas committed
+_FETCH = 300
 
 
 class Notifier:
-    def __init__(self, *, bot: Bot, db: Database, default_language: Language) -> None:
-        self._bot = bot
+    """Language of a recipient we are not talking to right now."""
+
+    def __init__(self, *, db: Database, default_language: Language) -> None:
         self._db = db
         self._default: Language = default_language
 
@@ -30,30 +58,295 @@ class Notifier:
         chosen, seen = await self._db.language_of(telegram_id)
         return Texts(pick_language(chosen=chosen, telegram_code=seen, default=self._default))
 
-    async def send(self, chat_id: int, screen: Screen) -> bool:
-        """Send, retrying Telegram's flood control and network hiccups a few times. Returns
-        False if the message could not be delivered (logged, never raised)."""
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
+
+def outgoing(
+    chat_id: int,
+    screen: Screen,
+    *,
+    kind: OutboxKind = OutboxKind.SEND,
+    invitation_id: int | None = None,
+    edit_message_id: int | None = None,
+) -> Outgoing:
+    return Outgoing(
+        chat_id=chat_id,
+        text=screen.text,
+        keyboard=screen.keyboard.to_json() if screen.keyboard else None,
+        kind=kind,
+        invitation_id=invitation_id,
+        edit_message_id=edit_message_id,
+    )
+
+
+@dataclass
+class _Delivery:
+    """What one Telegram call delivers: one or more outbox rows."""
+
+    chat_id: int
+    kind: OutboxKind
+    text: str
+    keyboard: str | None
+    edit_message_id: int | None
+    rows: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for r in self.rows if r.id is not None]
+
+
+def plan(rows: Sequence[OutboxMessage]) -> tuple[list[_Delivery], list[int]]:
+    """Group due rows into deliveries: at most one per chat per round (the per-chat limit),
+    notices to one chat combined up to Telegram's text limit, only the newest edit of a message.
+    Returns the deliveries and the ids of edits made obsolete by a newer one."""
+    superseded: list[int] = []
+    newest_edit: dict[tuple[int, int], OutboxMessage] = {}
+    for row in rows:
+        if row.kind == OutboxKind.EDIT and row.edit_message_id is not None:
+            key = (row.chat_id, row.edit_message_id)
+            older = newest_edit.get(key)
+            if older is not None and older.id is not None:
+                superseded.append(older.id)
+            newest_edit[key] = row
+    by_chat: dict[int, _Delivery] = {}
+    for row in rows:
+        if row.kind == OutboxKind.EDIT and row.id in superseded:
+            continue
+        current = by_chat.get(row.chat_id)
+        if current is None:
+            by_chat[row.chat_id] = _Delivery(
+                row.chat_id,
+                OutboxKind(row.kind),
+                row.text,
+                row.keyboard,
+                row.edit_message_id,
+                [row],
+            )
+        elif (
+            current.kind == OutboxKind.NOTICE
+            and row.kind == OutboxKind.NOTICE
+            and current.keyboard is None
+            and row.keyboard is None
+            and len(current.text) + 2 + len(row.text) <= MessageLimit.MAX_TEXT_LENGTH
+        ):
+            current.text += "\n\n" + row.text
+            current.rows.append(row)
+        # Anything else for this chat waits for the next round (one message per chat per second).
+    return list(by_chat.values()), superseded
+
+
+class _Pacer:
+    """Evenly spaced global slots, and a per-chat earliest time."""
+
+    def __init__(self, per_second: float, chat_interval: float) -> None:
+        self._gap = 1.0 / per_second
+        self._chat_interval = chat_interval
+        self._next_slot = 0.0
+        self._chat_ready: dict[int, float] = {}
+
+    def chat_ready(self, chat_id: int, now: float) -> bool:
+        return self._chat_ready.get(chat_id, 0.0) <= now
+
+    def hold_chat(self, chat_id: int, until: float) -> None:
+        self._chat_ready[chat_id] = max(self._chat_ready.get(chat_id, 0.0), until)
+
+    def earliest_chat(self) -> float:
+        return min(self._chat_ready.values(), default=0.0)
+
+    async def global_slot(self, chat_id: int) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + self._gap
+        self.hold_chat(chat_id, slot + self._chat_interval)
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        if len(self._chat_ready) > 10_000:  # forget chats that are long ready
+            self._chat_ready = {c: t for c, t in self._chat_ready.items() if t > now}
+
+
+UnreachableHook = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bot: Bot,
+        on_unreachable: UnreachableHook | None = None,
+        per_second: float = GLOBAL_PER_SECOND,
+        chat_interval: float = PER_CHAT_INTERVAL,
+    ) -> None:
+        self._db = db
+        self._bot = bot
+        self._on_unreachable = on_unreachable
+        self._pacer = _Pacer(per_second, chat_interval)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[int] = set()
+        self._busy_chats: set[int] = set()
+        self._has_waiting_chats = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.lease = LeaderLease(db)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-worker")
+
+    async def stop(self, *, drain_seconds: float = 5.0) -> None:
+        """Deliver what is due (up to `drain_seconds`), then stop. Whatever is left stays in
+        the outbox and goes out after the next start."""
+        if self._task is None:
+            return
+        deadline = time.monotonic() + drain_seconds
+        while time.monotonic() < deadline and self.lease.held:
+            if not self._tasks and not await self._db.due_messages(limit=1):
+                break
+            await asyncio.sleep(0.05)
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        await self.lease.release()
+
+    async def _run(self) -> None:
+        while not self._stopping:
             try:
-                await self._bot.send_message(
-                    chat_id,
-                    screen.text,
+                if not await self.lease.acquire():
+                    await self._sleep(2.0)  # another replica delivers; take over if it dies
+                    continue
+                launched = await self._round()
+                if not launched:
+                    await self._sleep(await self._idle_time())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database may be briefly unreachable: nothing is lost, try again shortly.
+                log.exception("delivery round failed")
+                await self.lease.release()
+                await self._sleep(2.0)
+
+    async def _idle_time(self) -> float:
+        wait = _IDLE_POLL
+        next_due = await self._db.next_due_at()
+        if next_due is not None:
+            wait = min(wait, max(0.0, (next_due - utcnow()).total_seconds()))
+        chat_wait = self._pacer.earliest_chat() - time.monotonic()
+        if chat_wait > 0 and self._has_waiting_chats:
+            wait = min(wait, chat_wait)
+        return max(wait, 0.01)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _round(self) -> int:
+        rows = [r for r in await self._db.due_messages(limit=_FETCH) if r.id not in self._in_flight]
+        deliveries, superseded = plan(rows)
+        await self._db.settle(superseded, status=OutboxStatus.SUPERSEDED)
+        now = time.monotonic()
+        ready = [
+            d
+            for d in deliveries
+            if d.chat_id not in self._busy_chats and self._pacer.chat_ready(d.chat_id, now)
+        ]
+        self._has_waiting_chats = len(ready) < len(deliveries)
+        for delivery in ready:
+            if self._stopping:
+                break
+            await self._slots.acquire()
+            await self._pacer.global_slot(delivery.chat_id)
+            self._in_flight.update(delivery.ids)
+            self._busy_chats.add(delivery.chat_id)
+            task = asyncio.create_task(self._deliver(delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(ready)
+
+    async def _deliver(self, d: _Delivery) -> None:
+        try:
+            await self._attempt(d)
+        except Exception:
+            log.exception("delivery to chat %s failed unexpectedly", d.chat_id)
+            await self._db.retry_later(
+                d.ids, due_at=utcnow() + timedelta(seconds=30), error="unexpected error"
+            )
+        finally:
+            self._in_flight.difference_update(d.ids)
+            self._busy_chats.discard(d.chat_id)
+            self._slots.release()
+            self._wake.set()
+
+    async def _attempt(self, d: _Delivery) -> None:
+        markup = InlineKeyboardMarkup.de_json(_json(d.keyboard), self._bot) if d.keyboard else None
+        try:
+            if d.kind == OutboxKind.EDIT and d.edit_message_id is not None:
+                await self._bot.edit_message_text(
+                    d.text,
+                    chat_id=d.chat_id,
+                    message_id=d.edit_message_id,
                     parse_mode=ParseMode.HTML,
-                    reply_markup=screen.keyboard,
+                    reply_markup=markup,
                     disable_web_page_preview=True,
                 )
-                return True
-            except RetryAfter as exc:
-                delay = exc.retry_after
-                seconds = delay if isinstance(delay, int | float) else delay.total_seconds()
-                await asyncio.sleep(seconds)
-            except Forbidden:
-                log.warning("chat %s is unreachable (blocked the bot or never started it)", chat_id)
-                return False
-            except BadRequest as exc:
-                log.error("Telegram refused a message to chat %s: %s", chat_id, exc.message)
-                return False
-            except (NetworkError, TelegramError) as exc:
-                log.warning("sending to chat %s failed (attempt %s): %s", chat_id, attempt, exc)
-                await asyncio.sleep(0.5 * attempt)
-        return False
+                message_id = d.edit_message_id
+            else:
+                sent = await self._bot.send_message(
+                    d.chat_id,
+                    d.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    disable_web_page_preview=True,
+                )
+                message_id = sent.message_id
+        except RetryAfter as exc:
+            delay = _seconds(exc.retry_after)
+            self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
+            await self._db.retry_later(
+                d.ids, due_at=utcnow() + timedelta(seconds=delay), error="429 flood control"
+            )
+            return
+        except Forbidden as exc:
+            log.info("chat %s is unreachable: %s", d.chat_id, exc.message)
+            await self._db.settle(d.ids, status=OutboxStatus.UNREACHABLE, error=exc.message)
+            if self._on_unreachable is not None:
+                await self._on_unreachable(d.rows)
+            return
+        except BadRequest as exc:
+            if "not modified" in exc.message:
+                await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=d.edit_message_id)
+                return
+            log.error("Telegram refused a message to chat %s: %s", d.chat_id, exc.message)
+            await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
+            return
+        except (NetworkError, TelegramError) as exc:
+            attempts = max(r.attempts for r in d.rows) + 1
+            if attempts >= MAX_ATTEMPTS:
+                await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=str(exc))
+                return
+            delay = min(_BACKOFF_CAP, 0.5 * 2**attempts)
+            log.warning("sending to chat %s failed (%s), retry in %.1fs", d.chat_id, exc, delay)
+            self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
+            await self._db.retry_later(
+                d.ids, due_at=utcnow() + timedelta(seconds=delay), error=type(exc).__name__
+            )
+            return
+        await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)  # type: ignore[arg-type]
+
+
+def _json(text: str) -> dict[str, object]:
+    import json
+
+    data = json.loads(text)
+    return data if isinstance(data, dict) else {}

@@ -18,7 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +34,9 @@ from bot.models import (
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
     Person,
     Step,
     TelegramUpdate,
@@ -49,6 +57,18 @@ class StateProblem(StrEnum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED = "used"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to write to the outbox in the same transaction as the event causing it."""
+
+    chat_id: int
+    text: str
+    keyboard: str | None = None  # InlineKeyboardMarkup as JSON
+    kind: OutboxKind = OutboxKind.SEND
+    edit_message_id: int | None = None
+    invitation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -374,8 +394,10 @@ class Database:
         invitation_id: int,
         outcome: str,
         connection: ConnectionRecord | None,
+        outgoing: Sequence[Outgoing] = (),
     ) -> Invitation:
-        """Store an attempt's result; with a connection, the invitation becomes connected."""
+        """Store an attempt's result, and the messages telling people about it, in one
+        transaction; with a connection, the invitation becomes connected."""
         now = utcnow()
         async with self.session() as s:
             invite = await s.get(Invitation, invitation_id, with_for_update=True)
@@ -407,6 +429,7 @@ class Database:
             invite.updated_at = now
             s.add(invite)
             s.add(_event(invitation_id, "verdict", InviteStatus(invite.status), outcome))
+            _enqueue(s, outgoing, now)
             await s.commit()
             return invite
 
@@ -426,6 +449,78 @@ class Database:
                     .limit(1)
                 )
             ).first()
+
+    # --- outbox ------------------------------------------------------------------------------
+
+    async def enqueue(self, outgoing: Sequence[Outgoing]) -> None:
+        async with self.session() as s:
+            _enqueue(s, outgoing, utcnow())
+            await s.commit()
+
+    async def due_messages(self, *, limit: int) -> list[OutboxMessage]:
+        async with self.session() as s:
+            rows = await s.exec(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    col(OutboxMessage.due_at) <= utcnow(),
+                )
+                .order_by(col(OutboxMessage.id))
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def next_due_at(self) -> datetime | None:
+        async with self.session() as s:
+            return (
+                await s.exec(
+                    select(sa.func.min(OutboxMessage.due_at)).where(
+                        OutboxMessage.status == OutboxStatus.PENDING
+                    )
+                )
+            ).one()
+
+    async def settle(
+        self,
+        ids: Sequence[int],
+        *,
+        status: OutboxStatus,
+        message_id: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Final state of outbox rows (sent, superseded, unreachable, failed)."""
+        if not ids:
+            return
+        now = utcnow()
+        async with self.session() as s:
+            await s.exec(
+                sa.update(OutboxMessage)  # type: ignore[call-overload]
+                .where(col(OutboxMessage.id).in_(ids))
+                .values(
+                    status=status,
+                    message_id=message_id,
+                    sent_at=now if status == OutboxStatus.SENT else None,
+                    last_error=error[:200] if error else None,
+                )
+            )
+            await s.commit()
+
+    async def retry_later(self, ids: Sequence[int], *, due_at: datetime, error: str) -> None:
+        async with self.session() as s:
+            await s.exec(
+                sa.update(OutboxMessage)  # type: ignore[call-overload]
+                .where(col(OutboxMessage.id).in_(ids))
+                .values(
+                    due_at=due_at,
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=error[:200],
+                )
+            )
+            await s.commit()
+
+    async def outbox(self) -> list[OutboxMessage]:
+        async with self.session() as s:
+            return list(await s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
 
     # --- webhook deliveries ------------------------------------------------------------------
 
@@ -449,6 +544,59 @@ class Database:
             return int(result.rowcount or 0)
 
 
+class LeaderLease:
+    """One process at a time delivers the outbox and runs periodic jobs.
+
+    On PostgreSQL: a session-level advisory lock held on a dedicated connection. If the process
+    dies, its connection closes, the lock is released, and another replica's `acquire` succeeds.
+    SQLite serves one process, which is always the leader.
+    """
+
+    KEY = 0x436F_6E6E_6563  # "Connec"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: AsyncConnection | None = None
+        self._sqlite = db.url.startswith("sqlite")
+        self.held = False
+
+    async def acquire(self) -> bool:
+        """Become (or stay) the leader; cheap to call before every round."""
+        if self._sqlite:
+            self.held = True
+            return True
+        if self._conn is not None:
+            try:
+                await self._conn.execute(sa.text("SELECT 1"))
+                await self._conn.commit()
+                return True
+            except Exception:
+                await self.release()  # the connection died, and the lock with it
+        conn = await self._db.engine.connect()
+        got = (
+            await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY})
+        ).scalar()
+        await conn.commit()
+        if got:
+            self._conn, self.held = conn, True
+            return True
+        await conn.close()
+        return False
+
+    async def release(self) -> None:
+        self.held = False
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.KEY})
+            await conn.commit()
+        except Exception:
+            pass  # closing the connection releases it anyway
+        finally:
+            await conn.close()
+
+
 _OPEN_STATUSES = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
 
 
@@ -458,6 +606,22 @@ def _event(
     return InvitationEvent(
         invitation_id=invitation_id, kind=kind, status=status, detail=detail, at=utcnow()
     )
+
+
+def _enqueue(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> None:
+    for o in outgoing:
+        s.add(
+            OutboxMessage(
+                chat_id=o.chat_id,
+                kind=o.kind,
+                text=o.text,
+                keyboard=o.keyboard,
+                edit_message_id=o.edit_message_id,
+                invitation_id=o.invitation_id,
+                due_at=now,
+                created_at=now,
+            )
+        )
 
 
 def _conn_fields(c: ConnectionRecord) -> dict[str, Any]:

@@ -273,7 +273,7 @@ async def test_replayed_callback_notifies_once(world: World) -> None:
     assert replay.status_code == 409 and "already been used" in replay.text
     code = parse_qs(urlsplit(callback).query)["code"][0]
     assert code not in replay.text
-    await world.telegram.wait_idle()
+    await world.settle()
     assert len(world.telegram.messages(MANAGER.id)) == manager_messages
     assert len(world.telegram.messages(ANNA.id)) == anna_messages
     exchanges = [p for _, p, q in world.graph.requests if q.get("code") == code]
@@ -317,7 +317,7 @@ async def test_restart_in_the_middle_of_the_checks(world: World) -> None:
     # An old button (step 1, already answered) shows the current step instead of an error.
     old_yes = Press(Action.YES, await _invite_id(world), Step.PAGE_PUBLIC).pack()
     world.telegram.press_data(ANNA, first_question.message_id, old_yes)
-    await world.telegram.wait_idle()
+    await world.settle()
     current = world.telegram.last_message(ANNA.id)
     assert "Step 2 of 3" in current.text
     assert any("already behind you" in a.get("text", "") for a in world.telegram.callback_answers)
@@ -383,7 +383,7 @@ async def test_german_influencer_gets_german(world: World) -> None:
 
 async def test_language_can_be_switched(world: World) -> None:
     world.telegram.send_text(ANNA, "/language")
-    await world.telegram.wait_idle()
+    await world.settle()
     await world.answer(ANNA, "Deutsch")
     await world.telegram.wait_for(ANNA.id, "ich spreche ab jetzt Deutsch")
     world.telegram.send_text(ANNA, "/help")
@@ -406,7 +406,7 @@ async def test_help_cancel_free_text_and_unknown_commands(world: World) -> None:
     resumed = await world.answer(ANNA, "Continue")
     assert "Step 1 of 3" in resumed.text
     world.telegram.send_text(ANNA, "what now?")
-    await world.telegram.wait_idle()
+    await world.settle()
     await world.telegram.wait_for(ANNA.id, "use the buttons")
     assert "Step 1 of 3" in world.telegram.last_message(ANNA.id).text
     world.telegram.send_text(ANNA, "/start")
@@ -421,12 +421,12 @@ async def test_forged_button_changes_nothing(world: World) -> None:
     data = Press(Action.YES, await _invite_id(world), Step.PAGE_PUBLIC).pack()
     # Ben presses Anna's button data; Anna sends garbage and an unknown invitation id.
     world.telegram.send_text(BEN, "/start")
-    await world.telegram.wait_idle()
+    await world.settle()
     world.telegram.press_data(BEN, question.message_id, data)
     world.telegram.press_data(ANNA, question.message_id, "c1:y:notanumber:x")
     world.telegram.press_data(ANNA, question.message_id, "c1:y:999999:page_public")
     world.telegram.press_data(ANNA, question.message_id, "\u00ff" * 10)
-    await world.telegram.wait_idle()
+    await world.settle()
     assert await _rows(world, "SELECT step FROM invitation") == [("page_public",)]
     alerts = [a.get("text", "") for a in world.telegram.callback_answers]
     assert alerts.count("This button is no longer valid.") == 3  # Anna's three

@@ -3,19 +3,24 @@ the Telegram and Facebook stand-ins, plus the people who use it."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+from telegram import Update
+from telegram.ext import TypeHandler
 
 from bot.app import ConnectBot
 from bot.config import Settings
-from bot.store import Database
 from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
 from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
+from bot.store import Database
+from web_callback.app import WEBHOOK_PATH
 
 MANAGER = TgUser(id=5001, first_name="Maria", username="maria_brand", language_code="en")
 ANNA = TgUser(id=7001, first_name="Anna", username="anna", language_code="en")
@@ -54,7 +59,7 @@ class World:
     settings: Settings
     bot: ConnectBot
     browser: httpx.AsyncClient
-    started: list[ConnectBot] = field(default_factory=list)
+    handled: HandledCounter
 
     @property
     def db(self) -> Database:
@@ -63,8 +68,16 @@ class World:
     async def restart(self) -> None:
         """Stop the whole bot process state and start a fresh one on the same database."""
         await self.bot.stop()
-        self.bot = ConnectBot(self.settings)
-        await self.bot.start()
+        self.bot = await _start_bot(self.settings, self.handled)
+
+    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Until the bot has fetched and fully handled every update people caused so far."""
+        async with asyncio.timeout(timeout):
+            while True:
+                await self.telegram.wait_idle(timeout)
+                if self.handled.count >= self.telegram.updates_created:
+                    return
+                await asyncio.sleep(0.01)
 
     # --- the manager -----------------------------------------------------------------------
 
@@ -82,7 +95,7 @@ class World:
 
     async def open_link(self, user: TgUser, token: str) -> SentMessage:
         self.telegram.send_text(user, f"/start {token}")
-        await self.telegram.wait_idle()
+        await self.settle()
         return self.telegram.last_message(user.id)
 
     async def answer(self, user: TgUser, label: str) -> SentMessage:
@@ -93,7 +106,7 @@ class World:
             if any(label.lower() in b["text"].lower() for row in m.buttons for b in row)
         )
         self.telegram.press(user, message, label)
-        await self.telegram.wait_idle()
+        await self.settle()
         return self.telegram.last_message(user.id)
 
     async def through_checks(self, user: TgUser, token: str) -> SentMessage:
@@ -119,11 +132,13 @@ class World:
         dialog = await self.browser.get(self.login_url(user))
         assert dialog.status_code == 302, dialog.text
         page = await self.browser.get(dialog.headers["location"])
-        await self.telegram.wait_idle()
+        await self.settle()
         return page
 
 
-async def make_world(database_url: str, **overrides: object) -> World:
+async def make_world(database_url: str, *, webhook: bool = False, **overrides: object) -> World:
+    """With ``webhook=True`` the bot runs in webhook mode: the stand-in POSTs updates to the bot's
+    /telegram/webhook route with a secret, instead of the bot long-polling."""
     telegram = TelegramStandin()
     graph = GraphStandin()
     await telegram.start()
@@ -145,12 +160,33 @@ async def make_world(database_url: str, **overrides: object) -> World:
         default_language="en",
         token_encryption_keys=SecretStr(Fernet.generate_key().decode()),
     )
+    if webhook:
+        values["telegram_webhook_url"] = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        values["telegram_webhook_secret"] = SecretStr(secrets.token_urlsafe(32))
     values.update(overrides)
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
-    bot = ConnectBot(settings)
-    await bot.start()
+    handled = HandledCounter()
+    bot = await _start_bot(settings, handled)
     browser = httpx.AsyncClient(timeout=10)
-    return World(telegram, graph, settings, bot, browser)
+    return World(telegram, graph, settings, bot, browser, handled)
+
+
+@dataclass
+class HandledCounter:
+    """Counts updates the bot has completely handled (test instrumentation, not a mock: a
+    handler in a group after all of the product's groups)."""
+
+    count: int = 0
+
+    async def __call__(self, update: object, context: object) -> None:
+        self.count += 1
+
+
+async def _start_bot(settings: Settings, handled: HandledCounter) -> ConnectBot:
+    bot = ConnectBot(settings)
+    bot.application.add_handler(TypeHandler(Update, handled), group=1_000)
+    await bot.start()
+    return bot
 
 
 async def close_world(world: World) -> None:

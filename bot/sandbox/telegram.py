@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from telegram.constants import (
     BotCommandLimit,
@@ -37,7 +38,14 @@ from telegram.constants import (
     PollingLimit,
 )
 
-__all__ = ["HtmlParseError", "SentMessage", "TelegramStandin", "TgUser", "parse_html"]
+__all__ = [
+    "HtmlParseError",
+    "SentMessage",
+    "TelegramStandin",
+    "TgUser",
+    "WebhookDelivery",
+    "parse_html",
+]
 
 JsonDict = dict[str, Any]
 
@@ -46,6 +54,14 @@ _IDLE_QUIET_SECONDS = 0.15
 # Telegram stops accepting answerCallbackQuery some seconds after the press (not documented
 # precisely; clients give up after about 15 s).
 _CALLBACK_ANSWER_SECONDS = 15.0
+# setWebhook's secret_token rule and max_connections range (Bot API).
+_WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_WEBHOOK_MAX_CONNECTIONS = (1, 100)
+_WEBHOOK_DEFAULT_CONNECTIONS = 40
+# Telegram's own delivery timeout is not documented; a webhook that does not answer within it
+# counts as failed and the update is delivered again.
+_WEBHOOK_TIMEOUT_SECONDS = 10.0
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass
@@ -145,6 +161,16 @@ class _Fault:
     remaining: int
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One POST of an update to the webhook: ``status`` is None when nothing answered."""
+
+    update_id: int
+    attempt: int
+    status: int | None
+    duplicate: bool = False
+
+
 @dataclass
 class _PendingCallback:
     chat_id: int
@@ -171,6 +197,28 @@ class _SlidingWindow:
 
     def accept(self, now: float) -> None:
         self._accepted.append(now)
+
+
+def _webhook_conflict() -> _ApiError:
+    return _ApiError(
+        409,
+        "Conflict: can't use getUpdates method while webhook is active; "
+        "use deleteWebhook to delete the webhook first",
+    )
+
+
+def _is_2xx(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def _update_chat(update: JsonDict) -> int:
+    """The private chat an update belongs to (the sender's id), for in-order delivery per chat."""
+    for value in update.values():
+        if isinstance(value, dict):
+            sender = value.get("from") or value.get("chat") or {}
+            if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+                return int(sender["id"])
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,6 +628,9 @@ class _CommandMenus(dict[str, list[JsonDict]]):
         return super().get(str(self._normalise(key)), default)
 
 
+_FIRST_UPDATE_ID = 700_000_001
+
+
 class TelegramStandin:
     """The Bot API for one bot, plus the people who talk to it."""
 
@@ -620,9 +671,25 @@ class TelegramStandin:
         self._files_by_path: dict[str, _StoredFile] = {}
 
         self._updates: list[JsonDict] = []
-        self._next_update_id = 700_000_001  # real update ids are large and only increase
+        self._next_update_id = _FIRST_UPDATE_ID  # real update ids are large and only increase
         self._allowed_updates: list[str] | None = None
         self._webhook_url = ""
+        self._webhook_secret: str | None = None
+        self._webhook_max_connections = _WEBHOOK_DEFAULT_CONNECTIONS
+        self._webhook_session: aiohttp.ClientSession | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_posts: set[asyncio.Task[None]] = set()
+        self._webhook_busy_chats: set[int] = set()
+        self._webhook_sending: set[int] = set()  # update ids being delivered right now
+        self._webhook_last_error: tuple[int, str] | None = None
+        self._duplicates_left = 0
+        self._duplicate_concurrently = False
+        # Every POST to the webhook, in order (tests assert retries and duplicates with it).
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        # Backoff after a failed delivery: doubles per attempt up to the maximum. Telegram waits
+        # far longer; tests want seconds, not minutes.
+        self.webhook_retry_delay = 0.05
+        self.webhook_retry_max_delay = 0.5
         self._poll_generation = 0
         self._updates_changed = asyncio.Event()
         self._messages_changed = asyncio.Event()
@@ -680,6 +747,10 @@ class TelegramStandin:
     async def stop(self) -> None:
         self._closing = True
         self._wake_pollers()  # a pending long poll answers at once instead of holding shutdown
+        await self._stop_webhook_delivery()
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
+            self._webhook_session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -819,6 +890,11 @@ class TelegramStandin:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
 
+    @property
+    def updates_created(self) -> int:
+        """How many updates people have caused so far (for "has the bot handled them all")."""
+        return self._next_update_id - _FIRST_UPDATE_ID
+
     async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until the bot fetched every queued update and made no API call for ~150 ms."""
         loop = asyncio.get_running_loop()
@@ -829,6 +905,7 @@ class TelegramStandin:
             if (
                 not self._updates
                 and self._in_flight == 0
+                and not self._webhook_posts
                 and now - quiet_since >= _IDLE_QUIET_SECONDS
             ):
                 return
@@ -862,6 +939,14 @@ class TelegramStandin:
         self._faults.setdefault(method.lower(), []).append(
             _Fault(status, description, retry_after, count)
         )
+
+    def deliver_twice(self, count: int = 1, *, concurrently: bool = False) -> None:
+        """Webhook mode: the next ``count`` updates are POSTed twice with the same update_id, the
+        way Telegram repeats a delivery whose answer it did not see. ``concurrently`` sends both
+        at the same moment (two replicas receiving it at once); otherwise the second follows the
+        first's 2xx."""
+        self._duplicates_left = count
+        self._duplicate_concurrently = concurrently
 
     def set_rate_limits(
         self, *, global_per_second: float | None = None, per_chat_per_second: float | None = None
@@ -983,11 +1068,7 @@ class TelegramStandin:
 
     async def _get_updates(self, params: JsonDict, _: dict[str, _Upload]) -> list[JsonDict]:
         if self._webhook_url:
-            raise _ApiError(
-                409,
-                "Conflict: can't use getUpdates method while webhook is active; "
-                "use deleteWebhook to delete the webhook first",
-            )
+            raise _webhook_conflict()
         offset = int(params.get("offset", 0))
         limit = min(
             max(int(params.get("limit", 100)), PollingLimit.MIN_LIMIT), PollingLimit.MAX_LIMIT
@@ -1019,6 +1100,8 @@ class TelegramStandin:
                     "Conflict: terminated by other getUpdates request; "
                     "make sure that only one bot instance is running",
                 )
+            if self._webhook_url:
+                raise _webhook_conflict()  # set while this request was waiting
             batch = [u for u in self._updates if self._update_allowed(u)][:limit]
             remaining = deadline - loop.time()
             if batch or remaining <= 0 or self._closing:
@@ -1031,26 +1114,155 @@ class TelegramStandin:
 
     async def _set_webhook(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
         url = str(params.get("url", ""))
-        if url and not url.startswith("https://"):
-            # Telegram only delivers to HTTPS endpoints.
+        parts = urlsplit(url)
+        # Telegram only delivers to HTTPS endpoints; the stand-in also reaches plain http on
+        # loopback, where the bot under test listens.
+        loopback = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        if url and not (parts.scheme == "https" or loopback):
             raise _bad_request("bad webhook: HTTPS url must be provided for webhook")
-        self._webhook_url = url
+        secret = params.get("secret_token")
+        if secret is not None and not _WEBHOOK_SECRET_RE.fullmatch(str(secret)):
+            raise _bad_request("secret token contains unallowed characters")
+        connections = params.get("max_connections", _WEBHOOK_DEFAULT_CONNECTIONS)
+        if not isinstance(connections, int):
+            raise _bad_request("invalid max_connections specified")
+        low, high = _WEBHOOK_MAX_CONNECTIONS
+        if "allowed_updates" in params:
+            self._allowed_updates = list(params["allowed_updates"] or []) or None
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self._webhook_url = url
+        self._webhook_secret = str(secret) if secret is not None else None
+        self._webhook_max_connections = min(max(connections, low), high)
+        self._webhook_last_error = None
+        if url:
+            self._start_webhook_delivery()
+        self._wake_pollers()
         return True
 
     async def _delete_webhook(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
         self._webhook_url = ""
+        self._webhook_secret = None
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self._wake_pollers()
         return True
 
     async def _get_webhook_info(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
-        return {
+        info: JsonDict = {
             "url": self._webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self._webhook_url:
+            info["max_connections"] = self._webhook_max_connections
+            if self._allowed_updates:
+                info["allowed_updates"] = list(self._allowed_updates)
+            if self._webhook_last_error is not None:
+                info["last_error_date"], info["last_error_message"] = self._webhook_last_error
+        return info
+
+    # -- webhook delivery -----------------------------------------------------------------------
+
+    def _start_webhook_delivery(self) -> None:
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._deliver_updates())
+
+    async def _stop_webhook_delivery(self) -> None:
+        tasks = [t for t in (self._webhook_task, *self._webhook_posts) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._webhook_task = None
+        self._webhook_posts.clear()
+        self._webhook_busy_chats.clear()
+        self._webhook_sending.clear()
+
+    async def _deliver_updates(self) -> None:
+        """While a webhook is set: each pending update is POSTed until it is answered with 2xx.
+        Updates of one chat go one after another (in order); different chats run side by side
+        up to max_connections."""
+        while self._webhook_url and not self._closing:
+            changed = self._updates_changed
+            self._updates = [u for u in self._updates if self._update_allowed(u)]
+            for update in self._updates:
+                if len(self._webhook_posts) >= self._webhook_max_connections:
+                    break
+                chat = _update_chat(update)
+                if update["update_id"] in self._webhook_sending or chat in self._webhook_busy_chats:
+                    continue
+                self._webhook_sending.add(update["update_id"])
+                self._webhook_busy_chats.add(chat)
+                task = asyncio.create_task(self._deliver_one(update, chat))
+                self._webhook_posts.add(task)
+                task.add_done_callback(self._webhook_posts.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 1.0)
+
+    async def _deliver_one(self, update: JsonDict, chat: int) -> None:
+        url = self._webhook_url
+        update_id = update["update_id"]
+        duplicate = False
+        try:
+            attempt = 0
+            while self._webhook_url == url and not self._closing:
+                attempt += 1
+                if self._duplicates_left > 0 and self._duplicate_concurrently:
+                    self._duplicates_left -= 1
+                    statuses = await asyncio.gather(
+                        self._post_update(url, update, attempt),
+                        self._post_update(url, update, attempt, duplicate=True),
+                    )
+                    ok = any(_is_2xx(status) for status in statuses)
+                else:
+                    ok = _is_2xx(await self._post_update(url, update, attempt))
+                    if ok and self._duplicates_left > 0:
+                        self._duplicates_left -= 1
+                        duplicate = True
+                if ok:
+                    self._updates = [u for u in self._updates if u["update_id"] != update_id]
+                    self._last_delivery = time.monotonic()
+                    break
+                delay = self.webhook_retry_delay * 2 ** (attempt - 1)
+                await asyncio.sleep(min(delay, self.webhook_retry_max_delay))
+            if duplicate:
+                # As if Telegram had not seen the 2xx in time: the same update once more.
+                await self._post_update(url, update, attempt, duplicate=True)
+        finally:
+            self._webhook_sending.discard(update_id)
+            self._webhook_busy_chats.discard(chat)
+            self._wake_pollers()  # the delivery loop looks again
+
+    async def _post_update(
+        self, url: str, update: JsonDict, attempt: int, *, duplicate: bool = False
+    ) -> int | None:
+        if self._webhook_session is None:
+            self._webhook_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=_WEBHOOK_TIMEOUT_SECONDS)
+            )
+        headers = {"Content-Type": "application/json"}
+        if self._webhook_secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = self._webhook_secret
+        status: int | None = None
+        try:
+            async with self._webhook_session.post(
+                url, data=json.dumps(update), headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._webhook_last_error = (int(time.time()), f"Connection failed: {error!r}")
+        else:
+            if not _is_2xx(status):
+                self._webhook_last_error = (
+                    int(time.time()),
+                    f"Wrong response from the webhook: {status}",
+                )
+        self.webhook_deliveries.append(
+            WebhookDelivery(update["update_id"], attempt, status, duplicate)
+        )
+        self._last_delivery = time.monotonic()
+        return status
 
     # -- bot and commands -----------------------------------------------------------------------
 
