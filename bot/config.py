@@ -6,10 +6,12 @@ one line naming the setting (see `load_settings`), never a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SCOPES = (
@@ -20,6 +22,10 @@ DEFAULT_SCOPES = (
     "business_management",
 )
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/connect-bot.sqlite3"
+# Telegram's rule for setWebhook's secret_token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Telegram delivers only to HTTPS; plain http is accepted for a local stand-in on loopback.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class ConfigError(Exception):
@@ -31,6 +37,10 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"
+    # Empty: long polling. Set: updates arrive at /telegram/webhook of the callback server.
+    telegram_webhook_url: str = ""
+    # Declared after the URL: its validator reads the URL to know whether it is required.
+    telegram_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
 
     facebook_app_id: str | None = None
     facebook_app_secret: SecretStr | None = None
@@ -87,6 +97,31 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if not value.endswith("/bot") else value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+            return value
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https URL (Telegram delivers only to HTTPS)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret = value.get_secret_value() if value else ""
+        if not secret:
+            if info.data.get("telegram_webhook_url"):
+                raise ValueError("is required when TELEGRAM_WEBHOOK_URL is set")
+            return None
+        if not _WEBHOOK_SECRET.fullmatch(secret):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -1,12 +1,17 @@
-"""The aiohttp app: the OAuth redirect target and a health check. Routes only parse the request
-and render; `bot.connect.ConnectService` does the work."""
+"""The aiohttp app: the OAuth redirect target, a health check and, in webhook mode, the route
+Telegram delivers updates to. Routes only parse the request and render; `bot.connect.ConnectService`
+does the work, and PTB's Application handles the updates put on its queue."""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 
 from aiohttp import web
+from telegram import Bot, Update
 
 from bot.connect import ConnectService
 from bot.i18n import Language, Texts, from_accept_language
@@ -17,6 +22,18 @@ log = logging.getLogger(__name__)
 
 # Facebook's redirect carries a handful of short parameters; anything bigger is not Facebook.
 MAX_QUERY_BYTES = 4096
+# No route takes more than a small form (Meta's signed_request) except the webhook.
+MAX_BODY_BYTES = 64 * 1024
+# A Telegram update is a message of at most 4096 characters plus what it quotes and replies to;
+# a quarter of a megabyte leaves room for every real one.
+MAX_UPDATE_BYTES = 256 * 1024
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# telegram_update.update_id is a BIGINT.
+_MAX_UPDATE_ID = 2**63 - 1
+# The redirect parameters a request may carry only once: two states or two codes are a forgery.
+_SINGLE_KEYS = frozenset({"state", "code", "error", "error_code", "error_reason"})
 
 _SECURITY_HEADERS = {
     # The page must not hand the URL (with code and state) to anyone: no referrer, no framing.
@@ -35,13 +52,108 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer (404, 405, 413 and an unexpected error included) carries the headers, and no
+    route sees a query string longer than any real caller sends."""
     try:
+        if len(request.query_string) > MAX_QUERY_BYTES:
+            raise web.HTTPRequestURITooLong(text="request URI too long")
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        # Raised, not returned: aiohttp deprecates returning an HTTPException.
+        _secure(exc.headers)
+        raise
+    except Exception:
+        # A bug, not the caller's fault: log it (the formatter redacts) and answer without detail.
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        response = web.Response(status=500, text="internal error")
+    _secure(response.headers)
     return response
+
+
+def _secure(headers: MutableMapping[str, str]) -> None:
+    for name, value in _SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+
+
+class TelegramWebhook:
+    """Takes Telegram's deliveries: checks the secret, acknowledges at once and leaves the work to
+    PTB's Application through its update queue.
+
+    Each update_id is claimed in the database first, so a redelivery (to this replica or another)
+    is acknowledged without being processed again. The claim comes before processing: an update
+    is handled at most once, and a process that dies after acknowledging loses that one update
+    rather than repeating it.
+    """
+
+    def __init__(
+        self, *, secret: str, bot: Bot, queue: asyncio.Queue[object], db: Database
+    ) -> None:
+        self._secret = secret.encode("ascii")
+        self._bot = bot
+        self._queue = queue
+        self._db = db
+        self._accepting = True
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def close(self) -> None:
+        """Refuse further deliveries (Telegram retries them, maybe at another replica) and wait
+        until the ones being accepted are on the queue, so stopping the Application handles them."""
+        self._accepting = False
+        await self._drained.wait()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, self._secret):
+            # Not Telegram: the body is not even read.
+            raise web.HTTPForbidden(text="forbidden")
+        if not self._accepting:
+            # Shutting down; a non-2xx answer makes Telegram deliver it again later.
+            raise web.HTTPServiceUnavailable(text="shutting down", headers={"Retry-After": "1"})
+        self._in_flight += 1
+        self._drained.clear()
+        try:
+            return await self._accept(request)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._drained.set()
+
+    async def _accept(self, request: web.Request) -> web.Response:
+        body = await _read_body(request, MAX_UPDATE_BYTES)
+        update = self._parse(body)
+        if update is None:
+            raise web.HTTPBadRequest(text="not an update")
+        try:
+            first = await self._db.claim_update(update.update_id)
+        except Exception as exc:
+            log.warning("cannot claim update %s: %s", update.update_id, type(exc).__name__)
+            raise web.HTTPServiceUnavailable(text="try again") from None
+        if first:
+            self._queue.put_nowait(update)
+        else:
+            log.info("update %s delivered again; already taken", update.update_id)
+        return web.Response(text="ok")
+
+    def _parse(self, body: bytes) -> Update | None:
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
+            return None
+        if not isinstance(data, dict):
+            return None
+        update_id = data.get("update_id")
+        if type(update_id) is not int or not 0 <= update_id <= _MAX_UPDATE_ID:
+            return None
+        try:
+            update = Update.de_json(data, self._bot)
+        except Exception:
+            # PTB's own webhook answers 400 here too; what failed may quote the body, so only
+            # the id is logged.
+            log.warning("update %s could not be read", update_id)
+            return None
+        return update
 
 
 def make_app(
@@ -50,15 +162,17 @@ def make_app(
     db: Database,
     default_language: Language,
     bot_link: Callable[[], str | None],
+    webhook: TelegramWebhook | None = None,
 ) -> web.Application:
-    """`bot_link` gives https://t.me/<bot username> once the bot knows its name."""
-    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+    """`bot_link` gives https://t.me/<bot username> once the bot knows its name; `webhook`, when
+    given, is served at WEBHOOK_PATH."""
+    app = web.Application(middlewares=[security_headers], client_max_size=MAX_BODY_BYTES)
 
     async def oauth_callback(request: web.Request) -> web.Response:
         fallback = from_accept_language(request.headers.get("Accept-Language"), default_language)
-        if len(request.query_string) > MAX_QUERY_BYTES:
-            return _page(Texts(fallback), 414, "bad_request", bot_link())
-        params = {k: v for k, v in request.query.items() if isinstance(v, str)}
+        params = _redirect_params(request.query)
+        if params is None:
+            return _page(Texts(fallback), 400, "bad_request", bot_link())
         result = await connect.handle_redirect(params)
         t = Texts(result.language or fallback)
         return _page(t, result.http_status, result.page, bot_link(), username=result.username or "")
@@ -71,7 +185,41 @@ def make_app(
 
     app.router.add_get("/oauth/callback", oauth_callback)
     app.router.add_get("/healthz", healthz)
+    if webhook is not None:
+        app.router.add_post(WEBHOOK_PATH, webhook.handle)
     return app
+
+
+def _redirect_params(query: Mapping[str, str]) -> dict[str, str] | None:
+    """The query as a plain dict, or None when no real redirect could look like this: a redirect
+    parameter twice, or text that is not valid Unicode or carries NUL (which PostgreSQL refuses)."""
+    params: dict[str, str] = {}
+    for key, value in query.items():
+        if key in params and key in _SINGLE_KEYS:
+            return None
+        if "\x00" in value or not _is_utf8(key) or not _is_utf8(value):
+            return None
+        params[key] = value
+    return params
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from undecodable bytes
+        return False
+    return True
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)
 
 
 def _page(t: Texts, status: int, key: str, bot_link: str | None, **values: object) -> web.Response:
