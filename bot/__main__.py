@@ -1,4 +1,8 @@
-"""`python -m bot` / `connect-bot`: run the bot and the callback server."""
+"""`python -m bot` / `connect-bot`: run the bot and the callback server.
+
+With nothing configured (no TELEGRAM_BOT_TOKEN, no Meta app) it starts the playground instead: the
+same bot against local stand-ins of Telegram and Facebook, used from a browser.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,22 @@ import sys
 
 from telegram.error import InvalidToken, NetworkError
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.playground.config import PlaygroundSettings, load_playground_settings, wants_playground
 
 
 def main() -> None:
     try:
         settings = load_settings()
-        settings.require_real_credentials()
+        playground = load_playground_settings() if wants_playground(settings) else None
+        if playground is None:
+            settings.require_real_credentials()
     except ConfigError as exc:
         sys.exit(f"connect-bot: {exc}. See .env.example.")
+    if playground is not None:
+        _run_playground(settings, playground)
+        return
     secrets = [
         s.get_secret_value()
         for s in (
@@ -42,6 +52,30 @@ def main() -> None:
         sys.exit(f"connect-bot: {exc.strerror or exc} (check DATABASE_URL, HTTP_HOST, HTTP_PORT).")
     except ValueError as exc:
         sys.exit(f"connect-bot: {exc}")
+
+
+def _run_playground(settings: Settings, options: PlaygroundSettings) -> None:
+    # The terminal shows the one line with the address; the bot's routine INFO lines only when
+    # LOG_LEVEL asks for them.
+    level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
+    key = settings.token_encryption_keys
+    setup_logging(level, [key.get_secret_value()] if key is not None else [])
+
+    from bot.playground.composition import (
+        run_playground,
+    )  # after logging is set up: importing PTB may log
+
+    try:
+        asyncio.run(
+            run_playground(settings, options, announce=lambda line: print(line, flush=True))
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        sys.exit(
+            f"connect-bot: {exc.strerror or exc} "
+            "(check PLAYGROUND_HOST, PLAYGROUND_PORT, HTTP_HOST, HTTP_PORT)."
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""The playground's composition root: the Telegram and Facebook stand-ins, the real `ConnectBot`
+pointed at them through its ordinary settings, and the playground's web app.
+
+Start-up order: stand-ins → playground web app (its address is the sandbox dialog's) → the bot.
+Shutdown runs it backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot.app import ConnectBot
+from bot.config import Settings
+from bot.playground.chats import Chats
+from bot.playground.config import PlaygroundSettings, refuse_real_credentials
+from bot.playground.people import Cast
+from bot.playground.web import DIALOG_PREFIX, make_app
+from bot.sandbox.facebook import GraphStandin
+from bot.sandbox.telegram import TelegramStandin
+
+log = logging.getLogger(__name__)
+
+BOT_USERNAME = "connect_playground_bot"
+BOT_NAME = "Connect Bot"
+
+
+class Playground:
+    """Everything on one machine: `await start()`, open `url`, `await stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: PlaygroundSettings,
+        *,
+        database_url: str | None = None,
+    ) -> None:
+        """``database_url``: by default a fresh SQLite database that is removed on stop; the
+        stand-ins keep their chats in memory, so a kept database would point at chats that no
+        longer exist."""
+        refuse_real_credentials(settings)
+        self.options = options
+        self._base_settings = settings
+        self._database_url = database_url
+        self._scratch: Path | None = None
+        self.telegram = TelegramStandin(bot_username=BOT_USERNAME, bot_first_name=BOT_NAME)
+        self.graph = GraphStandin(app_name=BOT_NAME)
+        self.cast = Cast()
+        self.cast.add_influencer()
+        self.chats = Chats(self.telegram, self.cast)
+        self._closing = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._bot: ConnectBot | None = None
+        self.url = ""
+
+    @property
+    def bot(self) -> ConnectBot:
+        assert self._bot is not None, "the playground is not started"
+        return self._bot
+
+    async def start(self) -> None:
+        await self.telegram.start()
+        await self.graph.start()
+        await self._start_web()
+        self._bot = ConnectBot(self._bot_settings())
+        await self._bot.start()
+        self._watcher = asyncio.create_task(self.chats.watch(self._closing))
+
+    async def stop(self) -> None:
+        self._closing.set()  # ends the page's live streams and the watcher
+        if self._watcher is not None:
+            await self._watcher
+            self._watcher = None
+        if self._bot is not None:
+            await self._bot.stop()
+            self._bot = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.telegram.stop()
+        await self.graph.stop()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _bot_settings(self) -> Settings:
+        """The user's settings with everything that reaches Telegram and Facebook pointed at the
+        stand-ins, the playground's manager made an admin, and a throw-away database."""
+        database_url = self._database_url
+        if database_url is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="connect-bot-playground-"))
+            database_url = f"sqlite+aiosqlite:///{self._scratch / 'playground.sqlite3'}"
+        base = self._base_settings
+        return base.model_copy(
+            update={
+                "telegram_bot_token": SecretStr(self.telegram.token),
+                "telegram_base_url": self.telegram.base_url,
+                "facebook_app_id": self.graph.app_id,
+                "facebook_app_secret": SecretStr(self.graph.app_secret),
+                "facebook_graph_url": self.graph.base_url,
+                "facebook_dialog_url": f"{self.url.rstrip('/')}{DIALOG_PREFIX}",
+                "database_url": database_url,
+                "admin_telegram_ids": base.admin_telegram_ids | {self.cast.manager.id},
+            }
+        )
+
+    async def _start_web(self) -> None:
+        app = make_app(
+            cast=self.cast,
+            chats=self.chats,
+            telegram=self.telegram,
+            graph=self.graph,
+            invited_handle=self._invited_handle,
+            closing=self._closing,
+        )
+        # No access log: the page's live stream and its calls would drown everything else.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.options.host, self.options.port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        host = self.options.host if self.options.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        self.url = f"http://{host}:{port}/"
+
+    async def _invited_handle(self, telegram_id: int) -> str | None:
+        invite = await self.bot.db.active_invitation_of(telegram_id)
+        return invite.handle if invite is not None else None
+
+
+async def run_playground(
+    settings: Settings, options: PlaygroundSettings, *, announce: Callable[[str], None]
+) -> None:
+    """Run until SIGINT/SIGTERM; ``announce`` gets the one line with the address to open."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    playground = Playground(settings, options)
+    try:
+        await playground.start()
+        announce(
+            f"Playground: {playground.url} (no TELEGRAM_BOT_TOKEN set, so Telegram and Facebook "
+            "are local stand-ins; Ctrl-C stops)"
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await playground.stop()

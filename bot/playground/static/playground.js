@@ -1,0 +1,362 @@
+// The playground page: two Telegram chats with the bot, kept live over Server-Sent Events.
+// Plain JavaScript, no build step, no libraries. Bot messages arrive as the Telegram HTML the
+// bot sent; they are rebuilt element by element from Telegram's few tags, never assigned as HTML.
+"use strict";
+
+const page = {
+  state: null,
+  influencerId: null,
+  shownToast: 0,
+  rendered: new Map(), // chat element → JSON of what it shows
+  hints: new Map(), // chat element → what an empty chat shows
+};
+
+// --- talking to the playground -----------------------------------------------------------------
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+function chatIdOf(role) {
+  if (!page.state) return null;
+  return role === "manager" ? page.state.manager.id : page.influencerId;
+}
+
+function sendText(role, text) {
+  const chatId = chatIdOf(role);
+  if (chatId === null || !text.trim()) return Promise.resolve();
+  return post(`/api/chats/${chatId}/messages`, { text }).catch(showError(role));
+}
+
+function press(role, messageId, data, button) {
+  button.classList.add("pending");
+  const chatId = chatIdOf(role);
+  post(`/api/chats/${chatId}/presses`, { message_id: messageId, data }).catch(showError(role));
+}
+
+function showError(role) {
+  return (error) => toast(phone(role), String(error.message || error), false);
+}
+
+// --- links that Telegram would open itself -----------------------------------------------------
+
+// https://t.me/<our bot> and https://t.me/<our bot>?start=<payload> open the influencer's chat.
+function botLink(href) {
+  if (!page.state) return null;
+  let url;
+  try {
+    url = new URL(href);
+  } catch {
+    return null;
+  }
+  const host = url.hostname.toLowerCase();
+  const name = url.pathname.replace(/^\//, "").toLowerCase();
+  if (!["t.me", "telegram.me"].includes(host)) return null;
+  if (name !== page.state.bot.username.toLowerCase()) return null;
+  return { start: url.searchParams.get("start") };
+}
+
+function openLink(href) {
+  const link = botLink(href);
+  if (link) {
+    const input = phone("influencer").querySelector(".composer input");
+    input.focus();
+    if (link.start !== null) sendText("influencer", `/start ${link.start}`);
+    return;
+  }
+  // Like Telegram's URL buttons: the browser opens the link (here in a popup window).
+  window.open(href, "_blank", "popup=yes,width=620,height=860");
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest(".bubble a[href]");
+  if (!anchor) return;
+  event.preventDefault();
+  openLink(anchor.href);
+});
+
+// --- Telegram HTML → DOM ---------------------------------------------------------------------
+
+const TAGS = {
+  b: "b", strong: "b", i: "i", em: "i", u: "u", ins: "u", s: "s", strike: "s", del: "s",
+  code: "code", pre: "pre", blockquote: "blockquote", a: "a", "tg-spoiler": "span", span: "span",
+  "tg-emoji": "span",
+};
+// What Telegram clients make clickable in plain text: links and /commands.
+const CLICKABLE = /(https?:\/\/[^\s<>"]+|(?<=^|\s)\/[A-Za-z0-9_]{1,32}\b)/g;
+
+function telegramHtml(html) {
+  const parsed = new DOMParser().parseFromString(`<body>${html}</body>`, "text/html");
+  const fragment = document.createDocumentFragment();
+  rebuild(parsed.body, fragment, false);
+  return fragment;
+}
+
+function rebuild(from, to, inLink) {
+  for (const node of from.childNodes) {
+    if (node.nodeType === Node.TEXT_NODE) {
+      if (inLink) to.append(node.textContent);
+      else clickable(node.textContent, to);
+      continue;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE) continue;
+    const tag = node.tagName.toLowerCase();
+    const mapped = TAGS[tag];
+    if (!mapped) {
+      rebuild(node, to, inLink);
+      continue;
+    }
+    const element = document.createElement(mapped);
+    if (tag === "tg-spoiler" || (tag === "span" && node.classList.contains("tg-spoiler"))) {
+      element.className = "spoiler";
+      element.addEventListener("click", () => element.classList.add("revealed"));
+    }
+    if (tag === "a") {
+      const href = node.getAttribute("href") || node.textContent;
+      if (/^(https?:|tg:)/i.test(href)) element.href = href;
+    }
+    rebuild(node, element, inLink || tag === "a");
+    to.append(element);
+  }
+}
+
+function clickable(text, to) {
+  let last = 0;
+  for (const match of text.matchAll(CLICKABLE)) {
+    let found = match[0];
+    if (found.startsWith("http")) found = found.replace(/[.,;:!?)]+$/, "");
+    to.append(text.slice(last, match.index));
+    if (found.startsWith("/")) {
+      const command = document.createElement("span");
+      command.className = "command";
+      command.textContent = found;
+      command.addEventListener("click", (event) => {
+        const role = event.target.closest(".phone").dataset.chat;
+        sendText(role, found);
+      });
+      to.append(command);
+    } else {
+      const anchor = document.createElement("a");
+      anchor.href = found;
+      anchor.textContent = found;
+      to.append(anchor);
+    }
+    last = match.index + found.length;
+  }
+  to.append(text.slice(last));
+}
+
+// --- rendering ---------------------------------------------------------------------------------
+
+function phone(role) {
+  return document.querySelector(`.phone[data-chat="${role}"]`);
+}
+
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function messageElement(role, item) {
+  const wrapper = document.createElement("div");
+  wrapper.className = `msg ${item.from}`;
+  wrapper.dataset.key = item.key;
+  const bubble = document.createElement("div");
+  bubble.className = "bubble";
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = (item.edited ? "edited " : "") + clock(item.date);
+  bubble.append(meta);
+  if (item.from === "person") {
+    bubble.append(item.text);
+  } else {
+    if (item.kind !== "text") {
+      const file = document.createElement("div");
+      file.className = "document";
+      file.textContent = `${item.kind === "photo" ? "🖼" : "📄"} ${item.document_name || item.kind}`;
+      bubble.append(file);
+    }
+    bubble.append(telegramHtml(item.html));
+  }
+  wrapper.append(bubble);
+  if (item.buttons && item.buttons.length) wrapper.append(keyboard(role, item));
+  return wrapper;
+}
+
+function keyboard(role, item) {
+  const board = document.createElement("div");
+  board.className = "keyboard";
+  for (const row of item.buttons) {
+    const line = document.createElement("div");
+    line.className = "kb-row";
+    for (const spec of row) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "kb";
+      button.textContent = spec.text;
+      if (spec.url) {
+        button.classList.add("url");
+        button.title = spec.url;
+        button.addEventListener("click", () => openLink(spec.url));
+      } else if (spec.data !== undefined) {
+        button.addEventListener("click", () => press(role, item.message_id, spec.data, button));
+      } else {
+        button.disabled = true;
+      }
+      line.append(button);
+    }
+    board.append(line);
+  }
+  return board;
+}
+
+function renderChat(role, items) {
+  const box = phone(role).querySelector(".messages");
+  const json = JSON.stringify(items);
+  if (page.rendered.get(box) === json) return;
+  page.rendered.set(box, json);
+  const changedChat = box.dataset.chatId !== String(chatIdOf(role));
+  box.dataset.chatId = String(chatIdOf(role));
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  if (!page.hints.has(box)) page.hints.set(box, box.querySelector(".empty"));
+  box.replaceChildren();
+  if (!items.length && page.hints.get(box)) box.append(page.hints.get(box));
+  for (const item of items) box.append(messageElement(role, item));
+  if (nearBottom || changedChat) box.scrollTop = box.scrollHeight;
+}
+
+function renderMenu(role) {
+  const list = phone(role).querySelector(".menu-list");
+  const commands = page.state.commands[String(chatIdOf(role))] || [];
+  list.replaceChildren();
+  for (const command of commands) {
+    const entry = document.createElement("button");
+    entry.type = "button";
+    const name = document.createElement("span");
+    name.className = "command-name";
+    name.textContent = `/${command.command}`;
+    const words = document.createElement("span");
+    words.className = "command-description";
+    words.textContent = command.description;
+    entry.append(name, words);
+    entry.addEventListener("click", () => {
+      list.hidden = true;
+      const input = phone(role).querySelector(".composer input");
+      if (command.command === "invite") {
+        input.value = "/invite @";
+        input.focus();
+      } else {
+        sendText(role, `/${command.command}`);
+      }
+    });
+    list.append(entry);
+  }
+}
+
+function toast(target, text, alert) {
+  const box = target.querySelector(".toast");
+  box.textContent = text;
+  box.classList.toggle("alert", alert);
+  box.hidden = false;
+  clearTimeout(box.timer);
+  if (alert) box.onclick = () => { box.hidden = true; };
+  else box.timer = setTimeout(() => { box.hidden = true; }, 2600);
+}
+
+function renderInfluencers() {
+  const select = document.getElementById("influencer");
+  const people = page.state.influencers;
+  if (page.influencerId === null || !people.some((p) => p.id === page.influencerId)) {
+    page.influencerId = people.length ? people[0].id : null;
+  }
+  const wanted = people.map((p) => `${p.id}:${p.name}`).join("|");
+  if (select.dataset.people !== wanted) {
+    select.dataset.people = wanted;
+    select.replaceChildren(
+      ...people.map((p) => {
+        const option = document.createElement("option");
+        option.value = String(p.id);
+        option.textContent = `${p.name} (${p.language})`;
+        return option;
+      }),
+    );
+  }
+  select.value = String(page.influencerId);
+}
+
+function apply(state) {
+  page.state = state;
+  for (const name of document.querySelectorAll(".bot-name")) name.textContent = state.bot.name;
+  const manager = state.manager;
+  document.getElementById("manager-name").textContent = `${manager.name} (@${manager.username})`;
+  renderInfluencers();
+  renderChat("manager", state.chats[String(manager.id)] || []);
+  renderChat("influencer", state.chats[String(page.influencerId)] || []);
+  renderMenu("manager");
+  renderMenu("influencer");
+  for (const item of state.toasts) {
+    if (item.id <= page.shownToast) continue;
+    page.shownToast = item.id;
+    const role = item.chat_id === manager.id ? "manager" : "influencer";
+    if (role === "manager" || item.chat_id === page.influencerId) {
+      toast(phone(role), item.text, item.alert);
+    }
+  }
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+function wire() {
+  for (const role of ["manager", "influencer"]) {
+    const target = phone(role);
+    const form = target.querySelector(".composer");
+    const input = form.querySelector("input");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = input.value;
+      input.value = "";
+      sendText(role, text);
+    });
+    target.querySelector(".menu-button").addEventListener("click", () => {
+      const list = target.querySelector(".menu-list");
+      list.hidden = !list.hidden || !list.childElementCount;
+    });
+  }
+  document.querySelector(".suggest").addEventListener("click", (event) => {
+    sendText("manager", event.target.textContent);
+  });
+  document.getElementById("influencer").addEventListener("change", (event) => {
+    page.influencerId = Number(event.target.value);
+    if (page.state) apply(page.state);
+  });
+  document.getElementById("new-influencer").addEventListener("click", async () => {
+    const language = document.getElementById("new-language").value;
+    try {
+      const person = await post("/api/influencers", { language });
+      page.influencerId = person.id;
+      if (page.state) apply(page.state);
+    } catch (error) {
+      showError("influencer")(error);
+    }
+  });
+
+  const status = document.getElementById("status");
+  const events = new EventSource("/api/events");
+  events.addEventListener("state", (event) => {
+    status.dataset.live = "true";
+    status.textContent = "live";
+    apply(JSON.parse(event.data));
+  });
+  events.addEventListener("error", () => {
+    status.dataset.live = "false";
+    status.textContent = "reconnecting…";
+  });
+}
+
+wire();

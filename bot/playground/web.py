@@ -1,0 +1,260 @@
+"""The playground's own aiohttp app: the chat page, the API it uses, and the sandbox login dialog.
+
+It is a separate app on its own port that only the playground starts; the bot's callback server
+(`web_callback.app`) knows nothing of it. Routes only parse, call `Chats` / the sandbox, and
+render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+
+from bot.i18n import LANGUAGES
+from bot.playground.chats import ChatError, Chats
+from bot.playground.people import Cast
+from bot.playground.sandbox_login import (
+    arm_trouble,
+    build_login,
+    default_pages,
+    facebook_account,
+    parse_form,
+)
+from bot.playground.sandbox_page import consent_page, dialog_error_page
+from bot.sandbox.facebook import GraphStandin
+from bot.sandbox.telegram import TelegramStandin, TgUser
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+DIALOG_PREFIX = "/sandbox/facebook"
+# A comment line now and then keeps proxies and browsers from closing an idle stream.
+_KEEPALIVE_SECONDS = 15.0
+_MAX_BODY = 64 * 1024
+
+_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+InvitedHandle = Callable[[int], Awaitable[str | None]]
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    for name, value in _HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def make_app(
+    *,
+    cast: Cast,
+    chats: Chats,
+    telegram: TelegramStandin,
+    graph: GraphStandin,
+    invited_handle: InvitedHandle,
+    closing: asyncio.Event,
+) -> web.Application:
+    """``invited_handle`` names the Instagram account a person is connecting right now (from the
+    bot's database), so the sandbox dialog can offer exactly that account."""
+    app = web.Application(middlewares=[_headers], client_max_size=_MAX_BODY)
+    index = (STATIC / "index.html").read_text(encoding="utf-8")
+
+    def state() -> dict[str, Any]:
+        return {
+            "bot": {"name": telegram.bot_first_name, "username": telegram.bot_username},
+            **cast.to_json(),
+            "commands": {
+                str(person.id): _menu(telegram, person)
+                for person in (cast.manager, *cast.influencers)
+            },
+            **chats.view(),
+        }
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=index, content_type="text/html", charset="utf-8")
+
+    async def get_state(request: web.Request) -> web.Response:
+        return web.json_response(state())
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: the whole state at once, then again after every change."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
+        seen = -1
+        try:
+            while not closing.is_set():
+                version = await chats.changed_since(seen, _KEEPALIVE_SECONDS)
+                if closing.is_set():
+                    break
+                if version != seen:
+                    seen = version
+                    payload = json.dumps(state(), separators=(",", ":"))
+                    await response.write(f"event: state\ndata: {payload}\n\n".encode())
+                else:
+                    await response.write(b": keep-alive\n\n")
+        except ConnectionResetError:
+            pass  # the tab was closed
+        return response
+
+    async def send(request: web.Request) -> web.Response:
+        body = await _json(request)
+        text = body.get("text")
+        if not isinstance(text, str):
+            raise _bad_request("text must be a string")
+        _act(lambda: chats.send_text(_chat_id(request), text))
+        return web.json_response({"ok": True})
+
+    async def press(request: web.Request) -> web.Response:
+        body = await _json(request)
+        message_id, data = body.get("message_id"), body.get("data")
+        if not isinstance(message_id, int) or not isinstance(data, str):
+            raise _bad_request("message_id must be a number and data a string")
+        _act(lambda: chats.press(_chat_id(request), message_id, data))
+        return web.json_response({"ok": True})
+
+    async def add_influencer(request: web.Request) -> web.Response:
+        body = await _json(request)
+        language = body.get("language", "en")
+        if language not in LANGUAGES:
+            raise _bad_request(f"language must be one of {', '.join(LANGUAGES)}")
+        person = cast.add_influencer(language)
+        chats.refresh(force=True)
+        return web.json_response({"id": person.id, "name": person.first_name}, status=201)
+
+    async def dialog(request: web.Request) -> web.Response:
+        query = {k: v for k, v in request.query.items() if isinstance(v, str)}
+        if not query.get("state") or not query.get("scope"):
+            return _html(
+                dialog_error_page("The login link is incomplete: it has no state or no scope."),
+                400,
+            )
+        person = _who_opened(cast, telegram, query["state"])
+        handle = await invited_handle(person.id) if person is not None else None
+        name = person.first_name if person is not None else "You"
+        return _html(
+            consent_page(
+                app_name=graph.app_name,
+                person_name=name,
+                person_id=person.id if person is not None else None,
+                handle=handle or "",
+                requested=_scopes(query["scope"]),
+                rerequest=query.get("auth_type") == "rerequest",
+                pages=default_pages(name, handle or ""),
+            )
+        )
+
+    async def dialog_submit(request: web.Request) -> web.Response:
+        query = {k: v for k, v in request.query.items() if isinstance(v, str)}
+        form = await request.post()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        granted = [v for v in form.getall("scope", []) if isinstance(v, str)]
+        requested = _scopes(query.get("scope", ""))
+        try:
+            choice = parse_form(fields, granted, requested)
+        except ValueError as exc:
+            return _html(dialog_error_page(str(exc)), 400)
+        person_id = int(fields["person"]) if fields.get("person", "").isdigit() else None
+        person = cast.person(person_id) if person_id is not None else None
+        account = facebook_account(person_id, person.first_name if person else None)
+        login = build_login(choice, account, requested)
+        try:
+            location = graph.complete_dialog(
+                query, login.user, login.consent, version=request.match_info["version"]
+            )
+        except ValueError as exc:
+            return _html(dialog_error_page(str(exc)), 400)
+        if "code" in parse_qs(urlsplit(location).query):
+            arm_trouble(graph, login.trouble)
+        raise web.HTTPSeeOther(location)
+
+    app.router.add_get("/", page)
+    app.router.add_static("/static", STATIC)
+    app.router.add_get("/api/state", get_state)
+    app.router.add_get("/api/events", events)
+    app.router.add_post(r"/api/chats/{chat_id:\d+}/messages", send)
+    app.router.add_post(r"/api/chats/{chat_id:\d+}/presses", press)
+    app.router.add_post("/api/influencers", add_influencer)
+    dialog_path = DIALOG_PREFIX + r"/{version:v\d+\.\d+}/dialog/oauth"
+    app.router.add_get(dialog_path, dialog)
+    app.router.add_post(dialog_path, dialog_submit)
+    return app
+
+
+def _scopes(raw: str) -> list[str]:
+    return [s for s in re.split(r"[,\s]+", raw) if s]
+
+
+def _menu(telegram: TelegramStandin, person: TgUser) -> list[dict[str, Any]]:
+    """The command menu Telegram would show this person: their chat's own, else the default for
+    their language, else the default."""
+    for scope, language in (
+        ({"type": "chat", "chat_id": person.id}, ""),
+        (None, person.language_code or ""),
+        (None, ""),
+    ):
+        menu = telegram.commands_for(scope, language)
+        if menu:
+            return menu
+    return []
+
+
+def _who_opened(cast: Cast, telegram: TelegramStandin, state: str) -> TgUser | None:
+    """The person whose chat holds the login button with this state."""
+    for person in (*cast.influencers, cast.manager):
+        for message in telegram.messages(person.id):
+            for row in message.buttons:
+                for button in row:
+                    url = button.get("url")
+                    if url and parse_qs(urlsplit(str(url)).query).get("state") == [state]:
+                        return person
+    return None
+
+
+def _chat_id(request: web.Request) -> int:
+    return int(request.match_info["chat_id"])
+
+
+def _act(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except ChatError as exc:
+        raise _bad_request(str(exc)) from None
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _bad_request("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _bad_request("the body must be a JSON object")
+    return body
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
