@@ -105,6 +105,8 @@ class Playground:
             update={
                 "telegram_bot_token": SecretStr(self.telegram.token),
                 "telegram_base_url": self.telegram.base_url,
+                # The stand-in is polled: a webhook would have to reach it over HTTPS.
+                "telegram_webhook_url": "",
                 "facebook_app_id": self.graph.app_id,
                 "facebook_app_secret": SecretStr(self.graph.app_secret),
                 "facebook_graph_url": self.graph.base_url,
