@@ -7,47 +7,85 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 REDACTED = "[redacted]"
 
+# Names under which secrets travel: query parameters, form fields, Bot API parameters.
+_SECRET_NAMES = (
+    r"access_token|input_token|fb_exchange_token|client_secret|appsecret_proof|code|state|"
+    r"signed_request|secret_token|token|confirmation_code|start"
+)
 _PATTERNS = (
-    # Query parameters that carry secrets.
-    re.compile(
-        r"(?i)\b(access_token|input_token|fb_exchange_token|client_secret|appsecret_proof|code|"
-        r"state|signed_request|secret_token)=[^&\s\"']+"
-    ),
-    # A bot token: <id>:<secret>.
-    re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b"),
-    # Long opaque values (invite tokens, states, Facebook tokens).
-    re.compile(r"\b[A-Za-z0-9_-]{40,}\b"),
+    # name=value, as in a URL or a form body.
+    re.compile(rf"(?i)\b({_SECRET_NAMES})=[^&\s\"']+"),
+    # 'name': 'value' and "name": "value", as in a dict's repr (PTB logs its request parameters
+    # that way) or JSON.
+    re.compile(rf"(?i)(['\"](?:{_SECRET_NAMES})['\"]\s*:\s*)(['\"])(?:(?!\2).)*\2"),
+    # A bot token: <id>:<secret>, also glued to the "bot" of a Bot API URL.
+    re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}"),
+    # Long opaque values (invite tokens, states, Facebook tokens and codes), edges included.
+    re.compile(r"[A-Za-z0-9_-]{40,}"),
 )
 
 
+def _substitute(match: re.Match[str]) -> str:
+    if match.re is _PATTERNS[0]:
+        return f"{match.group(1)}={REDACTED}"
+    if match.re is _PATTERNS[1]:
+        return f"{match.group(1)}{match.group(2)}{REDACTED}{match.group(2)}"
+    return REDACTED
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    # Longest first: a secret that contains another must not be left half-replaced.
+    for secret in sorted(_expand(secrets), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(_substitute, text)
+    return text
+
+
+def _expand(secrets: Iterable[str]) -> set[str]:
+    """Each secret, and each part of a comma-separated list of them (TOKEN_ENCRYPTION_KEYS)."""
+    out: set[str] = set()
     for secret in secrets:
         if secret:
-            text = text.replace(secret, REDACTED)
-    for pattern in _PATTERNS:
-        text = pattern.sub(
-            lambda m: f"{m.group(1)}={REDACTED}" if m.re is _PATTERNS[0] else REDACTED, text
-        )
-    return text
+            out.add(secret)
+            out.update(part.strip() for part in secret.split(",") if part.strip())
+    return out
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every configured secret, for `setup_logging`."""
+    fields = (
+        settings.telegram_bot_token,
+        settings.facebook_app_secret,
+        settings.token_encryption_keys,
+        settings.telegram_webhook_secret,
+    )
+    return [f.get_secret_value() for f in fields if f is not None and f.get_secret_value()]
 
 
 class RedactingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
         super().__init__(fmt)
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = tuple(_expand(secrets))
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self._secrets)
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str, secrets: Iterable[str], *, stream: TextIO | None = None) -> None:
+    """One handler on the root logger (stderr unless `stream` is given) whose lines are redacted."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
