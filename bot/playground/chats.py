@@ -18,7 +18,7 @@ from typing import Any
 from telegram.constants import MessageLimit
 
 from bot.playground.people import Cast
-from bot.sandbox.telegram import SentMessage, TelegramStandin
+from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
 
 JsonDict = dict[str, Any]
 
@@ -93,7 +93,7 @@ class Chats:
         self._telegram.press_data(person, message_id, data)
         self.refresh(force=True)
 
-    def _person(self, chat_id: int) -> Any:
+    def _person(self, chat_id: int) -> TgUser:
         person = self._cast.person(chat_id)
         if person is None:
             raise ChatError(f"nobody in the playground has the chat {chat_id}")
@@ -143,7 +143,7 @@ class Chats:
                     sum(m.deleted for m in messages),
                 )
             )
-        return (tuple(chats), len(self._toasts) and self._toasts[-1].id)
+        return (tuple(chats), self._toasts[-1].id if self._toasts else 0)
 
     def _collect_answers(self) -> None:
         """Attribute the bot's answers to button presses to the chats, oldest press first (the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
@@ -101,7 +101,6 @@ class Login:
     user: FbUser
     consent: Consent
     trouble: Trouble
-    page_ids: list[str] = field(default_factory=list)
 
 
 def facebook_account(telegram_id: int | None, name: str | None) -> FacebookAccount:
@@ -111,13 +110,22 @@ def facebook_account(telegram_id: int | None, name: str | None) -> FacebookAccou
 
 def default_pages(person_name: str, handle: str) -> list[PageSetup]:
     """The happy path: a published Page with full control, linked to the invited account, and a
-    second Page without Instagram, both shared."""
+    second Page linked to another account (so that choosing the wrong Page or account in the
+    dialog has a visible effect), both shared."""
     words = [w for w in handle.replace("_", ".").split(".") if w]
     main_name = " ".join(w.capitalize() for w in words) or f"{person_name}'s Page"
-    other = f"{handle[:26]}_old" if handle else "old.account"
     return [
-        PageSetup(name=main_name, instagram=InstagramLink.INVITED, other_username=other),
-        PageSetup(name="Neighbourhood Club", other_username=other),
+        PageSetup(
+            name=main_name,
+            instagram=InstagramLink.INVITED,
+            other_username=f"{handle[:26]}_old" if handle else "old.account",
+        ),
+        PageSetup(
+            name="Neighbourhood Club",
+            instagram=InstagramLink.OTHER,
+            other_username="neighbourhood.club",
+            followers=860,
+        ),
     ]
 
 
@@ -234,7 +242,7 @@ def build_login(choice: LoginChoice, account: FacebookAccount, requested: list[s
         session_invalidated=choice.trouble is Trouble.SESSION_INVALIDATED,
     )
     user = FbUser(id=account.id, name=account.name, pages=pages)
-    return Login(user, consent, choice.trouble, [p.id for p in pages])
+    return Login(user, consent, choice.trouble)
 
 
 def arm_trouble(graph: GraphStandin, trouble: Trouble) -> None:

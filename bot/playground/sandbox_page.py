@@ -46,7 +46,7 @@ _RECIPES = (
     ("Page unpublished", "untick “Published”"),
     ("account not selected", "untick “Share this Instagram account”"),
     ("half-linked", "Instagram: half-linked"),
-    ("other account", "Instagram: another account (or share only a Page linked to one)"),
+    ("other account", "Instagram: another account, or share only the second Page"),
     ("not linked", "Instagram: none on every shared Page"),
 )
 

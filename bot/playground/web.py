@@ -58,7 +58,9 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
+        for name, value in _HEADERS.items():
+            exc.headers.setdefault(name, value)
+        raise
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
     return response

@@ -1,0 +1,509 @@
+"""The playground without a browser: its composition, the page's HTTP API (invite, start, press)
+and the sandbox login dialog, submitted the way a browser submits the form, producing every
+verdict the real flow knows. The same page in a real browser: tests/test_playground_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.config import ConfigError, Settings
+from bot.playground.composition import Playground
+from bot.playground.config import PlaygroundSettings, wants_playground
+from bot.playground.sandbox_login import PageSetup
+from bot.playground.sandbox_page import consent_page
+from bot.sandbox.telegram import TgUser
+from bot.verdict import Outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+JsonDict = dict[str, Any]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _settings(**values: object) -> Settings:
+    port = _free_port()
+    fields: dict[str, object] = {"http_port": port, "public_url": f"http://127.0.0.1:{port}"}
+    fields.update(values)
+    return Settings(_env_file=None, **fields)  # type: ignore[arg-type, call-arg]
+
+
+async def start_playground(**values: object) -> Playground:
+    playground = Playground(
+        _settings(**values),
+        PlaygroundSettings(_env_file=None, port=0),  # type: ignore[call-arg]
+    )
+    await playground.start()
+    return playground
+
+
+@pytest.fixture
+async def playground() -> AsyncIterator[Playground]:
+    started = await start_playground()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+# --- the page's API, as the page's script uses it ------------------------------------------------
+
+
+@dataclass
+class PageApi:
+    playground: Playground
+    http: httpx.AsyncClient
+
+    @property
+    def manager(self) -> TgUser:
+        return self.playground.cast.manager
+
+    async def state(self) -> JsonDict:
+        response = await self.http.get("api/state")
+        assert response.status_code == 200
+        return dict(response.json())
+
+    async def send(self, chat_id: int, text: str) -> httpx.Response:
+        return await self.http.post(f"api/chats/{chat_id}/messages", json={"text": text})
+
+    async def press(self, chat_id: int, label: str) -> httpx.Response:
+        """Press the button labelled ``label`` on the newest message of the chat that has it."""
+        chat = (await self.state())["chats"][str(chat_id)]
+        for item in reversed(chat):
+            for row in item.get("buttons", []):
+                for button in row:
+                    if label.casefold() in button["text"].casefold() and "data" in button:
+                        return await self.http.post(
+                            f"api/chats/{chat_id}/presses",
+                            json={"message_id": item["message_id"], "data": button["data"]},
+                        )
+        raise AssertionError(f"no button {label!r} in chat {chat_id}: {chat}")
+
+    async def invite(self, handle: str) -> str:
+        """The manager invites; returns the deep link the page shows."""
+        assert (await self.send(self.manager.id, f"/invite @{handle}")).status_code == 200
+        await self.playground.telegram.wait_for(self.manager.id, f"Invitation for @{handle}")
+        chat = (await self.state())["chats"][str(self.manager.id)]
+        links = [
+            link
+            for item in chat
+            if item["from"] == "bot"
+            for link in re.findall(r"https://t\.me/[^\s<\"]+", item["html"])
+        ]
+        return links[-1]
+
+    async def new_influencer(self, language: str = "en") -> TgUser:
+        response = await self.http.post("api/influencers", json={"language": language})
+        assert response.status_code == 201
+        person = self.playground.cast.person(response.json()["id"])
+        assert person is not None
+        return person
+
+    async def through_checks(self, influencer: TgUser, link: str) -> str:
+        """What clicking the deep link does on the page (``/start <payload>`` in the influencer's
+        chat), then Yes to both checks; returns the login button's URL."""
+        payload = link.split("?start=", 1)[1]
+        telegram = self.playground.telegram
+        assert (await self.send(influencer.id, f"/start {payload}")).status_code == 200
+        await telegram.wait_for(influencer.id, "Step 1 of 3")
+        assert (await self.press(influencer.id, "Yes")).status_code == 200
+        await telegram.wait_for(influencer.id, "Step 2 of 3")
+        assert (await self.press(influencer.id, "Yes")).status_code == 200
+        await telegram.wait_for(influencer.id, "Step 3 of 3")
+        chat = (await self.state())["chats"][str(influencer.id)]
+        return next(
+            button["url"]
+            for item in reversed(chat)
+            for row in item.get("buttons", [])
+            for button in row
+            if "dialog/oauth" in button.get("url", "")
+        )
+
+
+@pytest.fixture
+async def page(playground: Playground) -> AsyncIterator[PageApi]:
+    async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
+        yield PageApi(playground, http)
+
+
+class _Form(HTMLParser):
+    """The fields a browser submits for the first form of a page, as it is when loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "input" and a.get("name"):
+            if a.get("type") in ("checkbox", "radio"):
+                if "checked" in a:
+                    self.fields.append((a["name"], a.get("value") or "on"))
+            else:
+                self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "select":
+            self._select, self._options = a["name"], []
+        elif tag == "option" and self._select is not None:
+            self._options.append((a["value"], "selected" in a))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select" and self._select is not None:
+            chosen = [value for value, selected in self._options if selected]
+            self.fields.append((self._select, (chosen or [self._options[0][0]])[0]))
+            self._select = None
+
+
+def form_fields(html: str) -> list[tuple[str, str]]:
+    parser = _Form()
+    parser.feed(html)
+    return parser.fields
+
+
+def change(
+    fields: Iterable[tuple[str, str]], *, drop: Iterable[str] = (), **values: str
+) -> list[tuple[str, str]]:
+    """``drop`` takes "name" (every value) or "name=value"; keyword names use _ for -."""
+    dropped = set(drop)
+    settings = {name.replace("_", "-"): value for name, value in values.items()}
+    kept = [
+        (k, v)
+        for k, v in fields
+        if k not in dropped and f"{k}={v}" not in dropped and k not in settings
+    ]
+    return kept + list(settings.items())
+
+
+def form_data(fields: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    data: dict[str, list[str]] = {}
+    for name, value in fields:
+        data.setdefault(name, []).append(value)
+    return data
+
+
+async def log_in(page: PageApi, dialog_url: str, fields: list[tuple[str, str]]) -> httpx.Response:
+    """Submit the sandbox dialog and follow its redirect to the bot's callback, as a browser."""
+    return await page.http.post(dialog_url, data=form_data(fields), follow_redirects=True)
+
+
+# --- composition --------------------------------------------------------------------------------
+
+
+async def test_the_real_bot_is_pointed_at_the_standins(playground: Playground) -> None:
+    settings = playground.bot.settings
+    assert settings.telegram_base_url == playground.telegram.base_url
+    assert settings.facebook_graph_url == playground.graph.base_url
+    assert settings.facebook_dialog_url == f"{playground.url}sandbox/facebook"
+    assert playground.cast.manager.id in settings.admin_telegram_ids
+    async with httpx.AsyncClient(timeout=10) as http:
+        own = await http.get(playground.url)
+        assert own.status_code == 200 and "Connect Bot" in own.text
+        assert own.headers["X-Content-Type-Options"] == "nosniff"
+        # The bot's own server (the one a deployment runs) has none of the playground's routes.
+        for path in ("/", "/api/state", "/sandbox/facebook/v25.0/dialog/oauth"):
+            response = await http.get(f"{settings.public_url}{path}")
+            assert response.status_code == 404, path
+        assert (await http.get(f"{settings.public_url}/healthz")).status_code == 200
+
+
+async def test_a_throwaway_database_by_default() -> None:
+    started = await start_playground()
+    url = started.bot.settings.database_url
+    folder = Path(url.removeprefix("sqlite+aiosqlite:///")).parent
+    assert folder.is_dir()
+    await started.stop()
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        {"telegram_bot_token": SecretStr("1:abc")},
+        {"facebook_app_id": "1234"},
+        {"facebook_app_secret": SecretStr("shh")},
+    ],
+)
+def test_never_with_real_credentials(credential: dict[str, object]) -> None:
+    settings = _settings(**credential)
+    assert not wants_playground(settings)
+    with pytest.raises(ConfigError, match="real credentials"):
+        Playground(settings, PlaygroundSettings(_env_file=None))  # type: ignore[call-arg]
+    assert wants_playground(_settings())
+
+
+# --- the page's API -----------------------------------------------------------------------------
+
+
+async def test_invite_start_and_press_through_the_page(page: PageApi) -> None:
+    link = await page.invite("anna.bakes")
+    assert link.startswith("https://t.me/connect_playground_bot?start=")
+    anna = page.playground.cast.influencers[0]
+    await page.through_checks(anna, link)
+
+    state = await page.state()
+    manager_chat = state["chats"][str(page.manager.id)]
+    assert [item["from"] for item in manager_chat] == ["person", "bot"]
+    assert manager_chat[0]["text"] == "/invite @anna.bakes"
+    assert "<b>@anna.bakes</b>" in manager_chat[1]["html"]  # Telegram HTML, as the bot sent it
+    chat = state["chats"][str(anna.id)]
+    # What Anna typed sits before the bot's answers; the answered question lost its buttons.
+    assert chat[0]["from"] == "person" and chat[0]["text"].startswith("/start ")
+    step1 = next(item for item in chat if "Step 1 of 3" in item.get("html", ""))
+    assert step1["buttons"] == [] and step1["edited"]
+    login = chat[-1]
+    assert "Step 3 of 3" in login["html"]
+    assert any("dialog/oauth" in b.get("url", "") for row in login["buttons"] for b in row)
+    assert state["bot"]["username"] == "connect_playground_bot"
+    assert [p["name"] for p in state["influencers"]] == ["Anna"]
+
+
+async def test_the_page_refuses_what_a_client_cannot_do(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    assert (await page.send(999, "hello")).status_code == 400
+    assert (await page.send(anna.id, "   ")).status_code == 400
+    nothing = await page.http.post(
+        f"api/chats/{anna.id}/presses", json={"message_id": 1, "data": "c1:y:1:page_public"}
+    )
+    assert nothing.status_code == 400 and "not in the chat" in nothing.json()["error"]
+    assert (await page.http.post(f"api/chats/{anna.id}/messages", content=b"{")).status_code == 400
+    bad_language = await page.http.post("api/influencers", json={"language": "fr"})
+    assert bad_language.status_code == 400
+
+
+async def test_a_second_influencer_and_a_button_answer_toast(page: PageApi) -> None:
+    ben = await page.new_influencer("de")
+    assert (ben.first_name, ben.language_code) == ("Ben", "de")
+    link = await page.invite("ben.cooks")
+    await page.through_checks(page.playground.cast.influencers[0], link)
+    # Ben opens Anna's link: the bot refuses, in German.
+    await page.send(ben.id, f"/start {link.split('?start=', 1)[1]}")
+    await page.playground.telegram.wait_for(ben.id, "bereits von einem anderen")
+    state = await page.state()
+    assert [p["id"] for p in state["influencers"]] == [2001, 2002]
+    assert str(ben.id) in state["chats"]
+
+
+async def test_live_updates_arrive_as_server_sent_events(page: PageApi) -> None:
+    async with page.http.stream("GET", "api/events") as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        events = _events(stream)
+        first = await asyncio.wait_for(anext(events), 5)
+        assert first["chats"][str(page.manager.id)] == []
+        await page.send(page.manager.id, "/help")
+        async with asyncio.timeout(10):
+            async for state in events:
+                chat = state["chats"][str(page.manager.id)]
+                if any("Commands for managers" in item.get("html", "") for item in chat):
+                    break
+
+
+async def _events(stream: httpx.Response) -> AsyncIterator[JsonDict]:
+    kind = ""
+    async for line in stream.aiter_lines():
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: ") and kind == "state":
+            yield json.loads(line.removeprefix("data: "))
+
+
+# --- the sandbox login dialog -------------------------------------------------------------------
+
+
+async def test_the_dialog_is_a_labelled_sandbox_for_the_right_person(page: PageApi) -> None:
+    link = await page.invite("anna.bakes")
+    anna = page.playground.cast.influencers[0]
+    dialog_url = await page.through_checks(anna, link)
+    assert dialog_url.startswith(f"{page.playground.url}sandbox/facebook/v25.0/dialog/oauth?")
+    dialog = await page.http.get(dialog_url)
+    assert dialog.status_code == 200
+    assert "SANDBOX" in dialog.text and "not Facebook" in dialog.text
+    assert "Logged in as <b>Anna</b>" in dialog.text and "@anna.bakes" in dialog.text
+    fields = form_fields(dialog.text)
+    granted = [v for k, v in fields if k == "scope"]
+    assert granted == list(page.playground.bot.settings.facebook_scopes)
+
+    broken = await page.http.get(dialog_url.split("?")[0] + "?client_id=1")
+    assert broken.status_code == 400 and "no state" in broken.text
+    wrong_app = dialog_url.replace("client_id=", "client_id=9")
+    refused = await page.http.post(wrong_app, data=form_data(fields))
+    assert refused.status_code == 400 and "Invalid App ID" in refused.text
+
+
+@dataclass(frozen=True)
+class Case:
+    outcome: Outcome
+    drop: tuple[str, ...] = ()
+    values: tuple[tuple[str, str], ...] = ()
+    settings: tuple[tuple[str, object], ...] = ()
+
+
+CASES = [
+    Case(Outcome.CONNECTED),
+    Case(Outcome.CANCELLED, values=(("action", "cancel"),)),
+    Case(Outcome.APP_NOT_LIVE, values=(("action", "development_mode"),)),
+    Case(Outcome.LOGIN_ERROR, values=(("trouble", "dialog_error"),)),
+    Case(Outcome.LOGIN_EXPIRED, values=(("trouble", "code_expired"),)),
+    Case(Outcome.FACEBOOK_UNAVAILABLE, values=(("trouble", "graph_down"),)),
+    Case(Outcome.FACEBOOK_UNAVAILABLE, values=(("trouble", "rate_limited"),)),
+    Case(Outcome.TOKEN_INVALID, values=(("trouble", "session_invalidated"),)),
+    Case(Outcome.PERMISSIONS_DECLINED, drop=("scope=instagram_manage_insights",)),
+    Case(Outcome.NO_PAGE, drop=("page-0-shared", "page-1-shared")),
+    Case(
+        # Only reachable when the bot does not ask for business_management: otherwise a missing
+        # business_management is "permissions declined" first.
+        Outcome.NO_PAGE_BUSINESS,
+        values=(("page-0-business", "on"), ("page-1-business", "on")),
+        settings=(("facebook_scopes", ("instagram_basic", "pages_show_list")),),
+    ),
+    Case(Outcome.PAGE_NO_ROLE, values=(("page-0-role", "none"),)),
+    Case(Outcome.PAGE_UNPUBLISHED, drop=("page-0-published",)),
+    Case(Outcome.IG_NOT_SELECTED, drop=("page-0-ig-shared",)),
+    Case(Outcome.IG_HALF_LINKED, values=(("page-0-instagram", "half"),)),
+    Case(Outcome.IG_OTHER_ACCOUNT, values=(("page-0-instagram", "other"),)),
+    Case(Outcome.IG_OTHER_ACCOUNT, drop=("page-0-shared",)),  # the wrong Page selected
+    Case(
+        Outcome.IG_NOT_LINKED, values=(("page-0-instagram", "none"), ("page-1-instagram", "none"))
+    ),
+]
+
+
+def test_every_verdict_has_a_way_through_the_sandbox() -> None:
+    assert {case.outcome for case in CASES} == set(Outcome)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.outcome.value}-{i}" for i, c in enumerate(CASES)])
+async def test_the_sandbox_produces_the_verdict(case: Case) -> None:
+    started = await start_playground(**dict(case.settings))
+    try:
+        async with httpx.AsyncClient(base_url=started.url, timeout=10) as http:
+            page = PageApi(started, http)
+            anna = started.cast.influencers[0]
+            dialog_url = await page.through_checks(anna, await page.invite("anna.bakes"))
+            fields = form_fields((await http.get(dialog_url)).text)
+            values = {k.replace("-", "_"): v for k, v in case.values}
+            landed = await log_in(page, dialog_url, change(fields, drop=case.drop, **values))
+            assert landed.status_code == 200
+            assert str(landed.url).startswith(f"{started.bot.settings.public_url}/oauth/callback")
+
+            # The verdict is stored before the callback answers; the messages follow (the e2e
+            # tests check each verdict's wording, the browser test the chats).
+            invite = await started.bot.db.active_invitation_of(anna.id)
+            assert invite is not None
+            if case.outcome is Outcome.CONNECTED:
+                assert invite.status == "connected"
+                told = await started.telegram.wait_for(anna.id, "Connected!")
+                assert "12,480 followers" in told.text
+            else:
+                assert (invite.status, invite.last_reason) == ("failed", case.outcome.value)
+    finally:
+        await started.stop()
+
+
+async def test_a_declined_permission_is_asked_again_on_retry(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    dialog_url = await page.through_checks(anna, await page.invite("anna.bakes"))
+    fields = form_fields((await page.http.get(dialog_url)).text)
+    await log_in(page, dialog_url, change(fields, drop=["scope=instagram_basic"]))
+    await page.playground.telegram.wait_for(anna.id, "Not connected yet")
+    assert (await page.press(anna.id, "Try again")).status_code == 200
+    await page.playground.telegram.wait_idle()
+    chat = (await page.state())["chats"][str(anna.id)]
+    retry_url = next(
+        b["url"]
+        for item in reversed(chat)
+        for row in item.get("buttons", [])
+        for b in row
+        if "dialog/oauth" in b.get("url", "")
+    )
+    assert "auth_type=rerequest" in retry_url
+    retry = await page.http.get(retry_url)
+    assert "asks again for permissions declined before" in retry.text
+    await log_in(page, retry_url, form_fields(retry.text))
+    await page.playground.telegram.wait_for(anna.id, "Connected!")
+
+
+def test_the_consent_page_escapes_what_people_type() -> None:
+    html = consent_page(
+        app_name="<App>",
+        person_name="<b>Eve</b>",
+        person_id=1,
+        handle="eve",
+        requested=["instagram_basic", "x<y"],
+        rerequest=False,
+        pages=[PageSetup(name="<script>alert(1)</script>"), PageSetup(name="ok")],
+    )
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert "<b>Eve</b>" not in html and "&lt;App&gt;" in html and "x&lt;y" in html
+
+
+# --- the run command ----------------------------------------------------------------------------
+
+
+async def test_run_command_with_nothing_configured_opens_the_playground(tmp_path: Path) -> None:
+    port, playground_port = _free_port(), _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "HTTP_PORT": str(port),
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "PLAYGROUND_PORT": str(playground_port),
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line.startswith(f"Playground: http://127.0.0.1:{playground_port}/ "), line
+        async with httpx.AsyncClient(timeout=10) as http:
+            state = (await http.get(f"http://127.0.0.1:{playground_port}/api/state")).json()
+            assert state["manager"]["name"] == "Maria"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out == b"" and "Traceback" not in err.decode()  # the one line was all
+
+
+async def test_a_bad_playground_setting_is_one_line(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "PLAYGROUND_PORT": "ninety",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    message = err.decode().strip()
+    assert proc.returncode != 0 and len(message.splitlines()) == 1, message
+    assert "PLAYGROUND_PORT" in message
