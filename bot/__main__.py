@@ -55,9 +55,9 @@ def main() -> None:
 
 
 def _run_playground(settings: Settings, options: PlaygroundSettings) -> None:
-    # The terminal shows the one line with the address; the bot's routine INFO lines only when
-    # LOG_LEVEL asks for them.
-    level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
+    # The terminal shows the one line with the address, then only warnings and errors: the
+    # routine INFO lines (migrations, "ready", verdicts) would bury it. DEBUG shows everything.
+    level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
     key = settings.token_encryption_keys
     setup_logging(level, [key.get_secret_value()] if key is not None else [])
 

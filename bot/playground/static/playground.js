@@ -72,7 +72,7 @@ function openLink(href) {
     return;
   }
   // Like Telegram's URL buttons: the browser opens the link (here in a popup window).
-  window.open(href, "_blank", "popup=yes,width=620,height=860");
+  window.open(href, "_blank", "popup=yes,width=700,height=880");
 }
 
 document.addEventListener("click", (event) => {

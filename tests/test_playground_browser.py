@@ -1,0 +1,205 @@
+"""The playground in a real browser: headless Chromium (Debian's, driven by Playwright) uses the
+page as a person would. A manager invites, an influencer opens the link, answers the checks, logs
+in through the sandbox dialog granting everything and is told it worked while the manager is
+told too; a second influencer declines a permission and sees exactly why, with Try again.
+
+Without Playwright or /usr/bin/chromium the test is skipped with a red banner, unless
+REQUIRE_BROWSER=1 (as in .ci/run): then it fails. Screenshots go to artifacts/playground/ (not in
+git); UPDATE_SCREENSHOTS=1 also refreshes the README's docs/img/playground.png.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bot.playground.composition import Playground
+from tests.test_playground import start_playground
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Locator, Page
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+# The browser cannot be downloaded here: Debian's chromium, with everything that would phone home
+# switched off.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "artifacts" / "playground"
+README_SHOT = ROOT / "docs" / "img" / "playground.png"
+REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+WAIT_MS = 10_000
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "the Python package playwright is not installed (pip install -e '.[test]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    return None
+
+
+class _NotTestedBanner:
+    """A red section at the end of the run, like the PostgreSQL one: a skip is easy to miss."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        terminalreporter.section("BROWSER NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(
+            f"The playground's browser test was skipped: {self.reason}. "
+            "Set REQUIRE_BROWSER=1 to make this a failure.",
+            red=True,
+        )
+
+
+@pytest.fixture
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    reason = _missing()
+    if reason is not None:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"{reason}, but REQUIRE_BROWSER=1")
+        plugins = request.config.pluginmanager
+        if not plugins.has_plugin("playground-browser-banner"):
+            plugins.register(_NotTestedBanner(reason), "playground-browser-banner")
+        pytest.skip(f"BROWSER NOT TESTED: {reason}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def playground() -> AsyncIterator[Playground]:
+    started = await start_playground()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+def _bot_message(chat: Locator, text: str) -> Locator:
+    return chat.locator(".msg.bot").filter(has_text=text).last
+
+
+async def _answer_checks(chat: Locator) -> Locator:
+    """Yes to both checks; returns the login button."""
+    from playwright.async_api import expect
+
+    for step in ("Step 1 of 3", "Step 2 of 3"):
+        question = _bot_message(chat, step)
+        await question.locator(".kb", has_text="Yes").click()
+    login = _bot_message(chat, "Step 3 of 3").locator(".kb.url", has_text="Facebook")
+    await expect(login).to_be_visible()
+    return login
+
+
+async def _open_invitation(page: Page, manager: Locator, influencer: Locator, handle: str) -> None:
+    """The manager invites; clicking the link opens the influencer's chat with /start."""
+    from playwright.async_api import expect
+
+    composer = manager.locator(".composer input")
+    await composer.fill(f"/invite @{handle}")
+    await composer.press("Enter")
+    link = _bot_message(manager, f"Invitation for @{handle}").locator("a", has_text="t.me/")
+    await expect(link).to_be_visible()
+    href = await link.get_attribute("href")
+    assert href is not None and href.startswith("https://t.me/connect_playground_bot?start=")
+    await link.click()
+    token = href.split("?start=", 1)[1]
+    await expect(influencer.locator(".msg.person").last).to_have_text(
+        re.compile(rf"/start {re.escape(token)}")
+    )
+
+
+async def _shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / name))
+
+
+async def test_invite_connect_and_decline_in_a_real_browser(
+    browser: Browser, playground: Playground
+) -> None:
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(playground.url)
+    await expect(page.locator("#status")).to_have_text("live")
+    manager = page.locator('.phone[data-chat="manager"]')
+    influencer = page.locator('.phone[data-chat="influencer"]')
+
+    # Anna: invited, checks answered, everything granted.
+    await _open_invitation(page, manager, influencer, "anna.bakes")
+    await expect(_bot_message(influencer, "Maria")).to_contain_text("@anna.bakes")
+    login = await _answer_checks(influencer)
+    async with page.expect_popup() as opened:
+        await login.click()
+    dialog = await opened.value
+    await expect(dialog.locator(".ribbon")).to_contain_text("SANDBOX")
+    await expect(dialog.locator("h1")).to_have_text("Connect Bot is requesting access")
+    await dialog.screenshot(path=str(SHOTS / "sandbox-dialog.png"), full_page=True)
+    await dialog.get_by_role("button", name="Continue as Anna").click()
+    await dialog.wait_for_url(f"{playground.bot.settings.public_url}/oauth/callback*")
+    await expect(dialog.locator("h1")).to_be_visible()
+    assert "Connected" in await dialog.locator("main").inner_text()
+    await dialog.close()
+
+    told = _bot_message(influencer, "Connected!")
+    await expect(told).to_contain_text("12,480 followers")
+    await expect(told.locator("b").first).to_have_text("Connected!")  # Telegram HTML, rendered
+    await expect(_bot_message(manager, "is connected")).to_contain_text("@anna.bakes")
+    await _shot(page, "connected.png")
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(README_SHOT))
+
+    # Ben: a second influencer, who unticks the insights permission.
+    await page.get_by_role("button", name="+ New influencer").click()
+    await expect(page.locator("#influencer")).to_have_value(str(playground.cast.influencers[1].id))
+    await expect(influencer.locator(".empty")).to_be_visible()
+    await _open_invitation(page, manager, influencer, "ben.cooks")
+    login = await _answer_checks(influencer)
+    async with page.expect_popup() as opened:
+        await login.click()
+    dialog = await opened.value
+    await dialog.locator('input[name="scope"][value="instagram_manage_insights"]').uncheck()
+    await dialog.get_by_role("button", name="Continue as Ben").click()
+    await dialog.wait_for_url(f"{playground.bot.settings.public_url}/oauth/callback*")
+    await dialog.close()
+
+    failed = _bot_message(influencer, "Not connected yet")
+    await expect(failed).to_contain_text("read your Instagram insights")
+    await expect(failed.locator(".kb", has_text="Try again")).to_be_visible()
+    await expect(_bot_message(manager, "did not work")).to_contain_text("@ben.cooks")
+    await _shot(page, "declined.png")
+
+    # Anna's chat is still there, as she left it.
+    await page.locator("#influencer").select_option(str(playground.cast.influencers[0].id))
+    await expect(_bot_message(influencer, "Connected!")).to_be_visible()
+    assert errors == []
+    await context.close()
