@@ -43,6 +43,9 @@ PER_CHAT_INTERVAL = 1.05
 MAX_IN_FLIGHT = 32
 MAX_ATTEMPTS = 25  # with the backoff cap below: retried for about two hours
 _BACKOFF_CAP = 300.0
+# Notices wait this long for others to the same chat, so a burst of results reaches a manager as a
+# few combined messages instead of one per second for minutes.
+NOTICE_GATHER = timedelta(seconds=1)
 _IDLE_POLL = 1.0  # how often to look for rows other replicas committed
 _FETCH = 300
 
@@ -74,6 +77,7 @@ def outgoing(
         kind=kind,
         invitation_id=invitation_id,
         edit_message_id=edit_message_id,
+        delay=NOTICE_GATHER if kind == OutboxKind.NOTICE else timedelta(0),
     )
 
 

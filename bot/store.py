@@ -69,6 +69,7 @@ class Outgoing:
     kind: OutboxKind = OutboxKind.SEND
     edit_message_id: int | None = None
     invitation_id: int | None = None
+    delay: timedelta = timedelta(0)  # lets notices gather, to go out combined
 
 
 @dataclass(frozen=True)
@@ -458,17 +459,36 @@ class Database:
             await s.commit()
 
     async def due_messages(self, *, limit: int) -> list[OutboxMessage]:
+        """Pending rows that are due, plus every other pending notice to a chat that has a due
+        notice (those can ride along in the same combined message)."""
         async with self.session() as s:
-            rows = await s.exec(
+            due = list(
+                await s.exec(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.status == OutboxStatus.PENDING,
+                        col(OutboxMessage.due_at) <= utcnow(),
+                    )
+                    .order_by(col(OutboxMessage.id))
+                    .limit(limit)
+                )
+            )
+            chats = {r.chat_id for r in due if r.kind == OutboxKind.NOTICE}
+            if not chats:
+                return due
+            seen = {r.id for r in due}
+            riders = await s.exec(
                 select(OutboxMessage)
                 .where(
                     OutboxMessage.status == OutboxStatus.PENDING,
-                    col(OutboxMessage.due_at) <= utcnow(),
+                    OutboxMessage.kind == OutboxKind.NOTICE,
+                    col(OutboxMessage.chat_id).in_(chats),
                 )
                 .order_by(col(OutboxMessage.id))
                 .limit(limit)
             )
-            return list(rows)
+            extra = [r for r in riders if r.id not in seen]
+            return sorted(due + extra, key=lambda r: r.id or 0)
 
     async def next_due_at(self) -> datetime | None:
         async with self.session() as s:
@@ -618,7 +638,7 @@ def _enqueue(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> No
                 keyboard=o.keyboard,
                 edit_message_id=o.edit_message_id,
                 invitation_id=o.invitation_id,
-                due_at=now,
+                due_at=now + o.delay,
                 created_at=now,
             )
         )

@@ -85,8 +85,9 @@ class World:
         """Returns the deep-link token the manager received."""
         before = len(self.telegram.messages(manager.id))
         self.telegram.send_text(manager, f"/invite {handle}")
-        reply = await self.telegram.wait_for(manager.id, "t.me/")
-        assert len(self.telegram.messages(manager.id)) > before
+        await self.settle()
+        new = self.telegram.messages(manager.id)[before:]
+        reply = next(m for m in reversed(new) if "t.me/" in m.text)
         link = next(w for w in reply.text.split() if "t.me/" in w)
         query = parse_qs(urlsplit(link).query)
         return query["start"][0]

@@ -671,6 +671,7 @@ class TelegramStandin:
         self._files_by_path: dict[str, _StoredFile] = {}
 
         self._updates: list[JsonDict] = []
+        self.updates_dropped = 0
         self._next_update_id = _FIRST_UPDATE_ID  # real update ids are large and only increase
         self._allowed_updates: list[str] | None = None
         self._webhook_url = ""
@@ -892,8 +893,9 @@ class TelegramStandin:
 
     @property
     def updates_created(self) -> int:
-        """How many updates people have caused so far (for "has the bot handled them all")."""
-        return self._next_update_id - _FIRST_UPDATE_ID
+        """How many updates people have caused so far that the bot asked for (for "has the bot
+        handled them all")."""
+        return self._next_update_id - _FIRST_UPDATE_ID - self.updates_dropped
 
     async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until the bot fetched every queued update and made no API call for ~150 ms."""
@@ -947,6 +949,10 @@ class TelegramStandin:
         first's 2xx."""
         self._duplicates_left = count
         self._duplicate_concurrently = concurrently
+
+    def clear_faults(self) -> None:
+        """Telegram is healthy again: forget every fault injected with ``fail_next``."""
+        self._faults.clear()
 
     def set_rate_limits(
         self, *, global_per_second: float | None = None, per_chat_per_second: float | None = None
@@ -1083,7 +1089,9 @@ class TelegramStandin:
         elif offset < 0:
             self._updates = self._updates[offset:]
         # Types the bot did not ask for are never delivered, and not kept either.
-        self._updates = [u for u in self._updates if self._update_allowed(u)]
+        kept = [u for u in self._updates if self._update_allowed(u)]
+        self.updates_dropped += len(self._updates) - len(kept)
+        self._updates = kept
 
         # Only one getUpdates may wait at a time: a newer one ends the older with 409.
         self._poll_generation += 1
@@ -1102,7 +1110,11 @@ class TelegramStandin:
                 )
             if self._webhook_url:
                 raise _webhook_conflict()  # set while this request was waiting
-            batch = [u for u in self._updates if self._update_allowed(u)][:limit]
+            # Types the bot did not ask for are dropped as they arrive, as Telegram does.
+            kept = [u for u in self._updates if self._update_allowed(u)]
+            self.updates_dropped += len(self._updates) - len(kept)
+            self._updates = kept
+            batch = kept[:limit]
             remaining = deadline - loop.time()
             if batch or remaining <= 0 or self._closing:
                 break
@@ -1184,7 +1196,9 @@ class TelegramStandin:
         up to max_connections."""
         while self._webhook_url and not self._closing:
             changed = self._updates_changed
-            self._updates = [u for u in self._updates if self._update_allowed(u)]
+            kept = [u for u in self._updates if self._update_allowed(u)]
+            self.updates_dropped += len(self._updates) - len(kept)
+            self._updates = kept
             for update in self._updates:
                 if len(self._webhook_posts) >= self._webhook_max_connections:
                     break
