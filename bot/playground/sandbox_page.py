@@ -58,11 +58,12 @@ _LINK_LABELS = {
 }
 
 
-def _checkbox(name: str, checked: bool, label: str, value: str = "on") -> str:
+def _checkbox(name: str, checked: bool, label_html: str, value: str = "on") -> str:
+    """``label_html`` is inserted as it is: escape what goes into it."""
     mark = " checked" if checked else ""
     return (
         f'<label class="check"><input type="checkbox" name="{escape(name)}" '
-        f'value="{escape(value)}"{mark}> {label}</label>'
+        f'value="{escape(value)}"{mark}> {label_html}</label>'
     )
 
 
@@ -115,8 +116,6 @@ def consent_page(
     pages: list[PageSetup],
 ) -> str:
     assert len(pages) == PAGE_SLOTS
-    # The primary button comes first in the page so that Enter in a field continues; the
-    # stylesheet shows it last, where Facebook has it.
     permissions = "".join(
         "<li>"
         + _checkbox(
@@ -152,6 +151,8 @@ def consent_page(
     person_field = (
         f'<input type="hidden" name="person" value="{person_id}">' if person_id is not None else ""
     )
+    # The primary button comes first in the form so that Enter in a field continues; the
+    # stylesheet shows it last, where Facebook has it.
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
