@@ -62,6 +62,38 @@ class Step(StrEnum):
     DONE = "done"
 
 
+class Brand(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)  # what influencers see as the one asking
+    team_chat_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Manager(SQLModel, table=True):
+    """A Telegram user who manages one brand's invitations."""
+
+    telegram_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False)
+    )
+    brand_id: int = Field(foreign_key="brand.id", index=True)
+    name: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ManagerLink(SQLModel, table=True):
+    """A one-time link that makes whoever opens it a manager of a brand."""
+
+    __tablename__ = "manager_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    brand_id: int = Field(foreign_key="brand.id", index=True)
+    created_by: int = Field(sa_column=_bigint())
+    expires_at: datetime = Field(sa_column=_ts())
+    used_by: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
 class Person(SQLModel, table=True):
     telegram_id: int = Field(
         sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False)
@@ -84,6 +116,16 @@ class Invitation(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts())
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    brand_id: int | None = Field(default=None, foreign_key="brand.id", index=True)
+    note: str | None = Field(default=None, max_length=256)
+    # The link token, encrypted (only with TOKEN_ENCRYPTION_KEYS), to show the link again.
+    token_sealed: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    # The manager's message answering the invitation, edited in place as the influencer moves.
+    card_chat_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    card_message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    card_is_photo: bool = False
+    reminded_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    stalled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class LoginAttempt(SQLModel, table=True):
@@ -114,6 +156,22 @@ class Connection(SQLModel, table=True):
     token_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     data_access_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    status: str = Field(default="active", max_length=16)  # active, revoked, disconnected
+    ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class DeletionRequest(SQLModel, table=True):
+    """Meta's data deletion callback: what was asked, and whether it is done."""
+
+    __tablename__ = "deletion_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    confirmation_code: str = Field(max_length=64, unique=True)
+    facebook_user_id: str = Field(max_length=64, index=True)
+    status: str = Field(default="received", max_length=16)  # received, completed
+    deleted_connections: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    completed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class InvitationEvent(SQLModel, table=True):
@@ -143,6 +201,7 @@ class OutboxKind(StrEnum):
     SEND = "send"  # one message
     NOTICE = "notice"  # a message that may be combined with other notices to the same chat
     EDIT = "edit"  # replace the text of a message sent earlier (only the newest edit counts)
+    EDIT_CAPTION = "caption"  # the same for a photo's caption
 
 
 class OutboxStatus(StrEnum):

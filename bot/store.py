@@ -42,6 +42,7 @@ from bot.models import (
     TelegramUpdate,
     utcnow,
 )
+from bot.store_console import ConsoleQueries
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -92,7 +93,7 @@ class ConnectionRecord:
     data_access_expires_at: datetime | None
 
 
-class Database:
+class Database(ConsoleQueries):
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
@@ -430,7 +431,7 @@ class Database:
             invite.updated_at = now
             s.add(invite)
             s.add(_event(invitation_id, "verdict", InviteStatus(invite.status), outcome))
-            _enqueue(s, outgoing, now)
+            enqueue_in(s, outgoing, now)
             await s.commit()
             return invite
 
@@ -455,7 +456,7 @@ class Database:
 
     async def enqueue(self, outgoing: Sequence[Outgoing]) -> None:
         async with self.session() as s:
-            _enqueue(s, outgoing, utcnow())
+            enqueue_in(s, outgoing, utcnow())
             await s.commit()
 
     async def due_messages(self, *, limit: int) -> list[OutboxMessage]:
@@ -628,7 +629,8 @@ def _event(
     )
 
 
-def _enqueue(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> None:
+def enqueue_in(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> None:
+    """Add outbox rows to a transaction that is about to commit an event."""
     for o in outgoing:
         s.add(
             OutboxMessage(
