@@ -12,7 +12,7 @@ import sys
 from telegram.error import InvalidToken, NetworkError
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.logs import setup_logging
+from bot.logs import secrets_of, setup_logging
 from bot.playground.config import PlaygroundSettings, load_playground_settings, wants_playground
 
 
@@ -27,16 +27,7 @@ def main() -> None:
     if playground is not None:
         _run_playground(settings, playground)
         return
-    secrets = [
-        s.get_secret_value()
-        for s in (
-            settings.telegram_bot_token,
-            settings.facebook_app_secret,
-            settings.token_encryption_keys,
-        )
-        if s is not None
-    ]
-    setup_logging(settings.log_level, secrets)
+    setup_logging(settings.log_level, secrets_of(settings))
 
     from bot.app import run  # after logging is set up: importing PTB may log
 
@@ -58,8 +49,7 @@ def _run_playground(settings: Settings, options: PlaygroundSettings) -> None:
     # The terminal shows the one line with the address, then only warnings and errors: the
     # routine INFO lines (migrations, "ready", verdicts) would bury it. DEBUG shows everything.
     level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
-    key = settings.token_encryption_keys
-    setup_logging(level, [key.get_secret_value()] if key is not None else [])
+    setup_logging(level, secrets_of(settings))
 
     from bot.playground.composition import (
         run_playground,
