@@ -5,6 +5,7 @@ verdict the real flow knows. The same page in a real browser: tests/test_playgro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -475,15 +476,18 @@ async def test_run_command_with_nothing_configured_opens_the_playground(tmp_path
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        if not line:
+            raise AssertionError((await proc.stderr.read()).decode())
         assert line.startswith(f"Playground: http://127.0.0.1:{playground_port}/ "), line
         async with httpx.AsyncClient(timeout=10) as http:
             state = (await http.get(f"http://127.0.0.1:{playground_port}/api/state")).json()
             assert state["manager"]["name"] == "Maria"
     finally:
-        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have died already
+            proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     assert out == b"" and "Traceback" not in err.decode()  # the one line was all

@@ -272,9 +272,9 @@ function toast(target, text, alert) {
 function renderInfluencers() {
   const select = document.getElementById("influencer");
   const people = page.state.influencers;
-  if (page.influencerId === null || !people.some((p) => p.id === page.influencerId)) {
-    page.influencerId = people.length ? people[0].id : null;
-  }
+  // An influencer just added may not be in this state yet (the live stream and the answer to
+  // "+ New influencer" race): keep the choice, the next state has them.
+  if (page.influencerId === null && people.length) page.influencerId = people[0].id;
   const wanted = people.map((p) => `${p.id}:${p.name}`).join("|");
   if (select.dataset.people !== wanted) {
     select.dataset.people = wanted;
