@@ -51,9 +51,8 @@ def _run_playground(settings: Settings, options: PlaygroundSettings) -> None:
     level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
     setup_logging(level, secrets_of(settings))
 
-    from bot.playground.composition import (
-        run_playground,
-    )  # after logging is set up: importing PTB may log
+    # After logging is set up: importing PTB may log.
+    from bot.playground.composition import run_playground
 
     try:
         asyncio.run(
