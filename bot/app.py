@@ -13,26 +13,28 @@ import signal
 from contextlib import suppress
 
 from aiohttp import web
-from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
-from telegram.error import BadRequest, TelegramError
+from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
 from bot.connect import ConnectService
+from bot.console import Console
 from bot.crypto import TokenVault
 from bot.graph import GraphClient
 from bot.handlers.common import CommonHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.manager import ManagerHandlers
-from bot.i18n import LANGUAGES, Texts
+from bot.handlers.privacy import PrivacyHandlers
+from bot.jobs import PeriodicJobs, fleet_jobs
+from bot.menus import set_default_menus, set_manager_menu
+from bot.meta import PrivacyService
 from bot.notify import DeliveryWorker, Notifier
 from bot.store import Database
 from web_callback.app import TelegramWebhook, make_app
 
 log = logging.getLogger(__name__)
 
-_INFLUENCER_COMMANDS = ("start", "help", "language", "cancel")
-_MANAGER_COMMANDS = ("invite", "help", "language")
 _ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # Telegram's default; deliveries beyond what the database pool absorbs simply wait a moment.
 _WEBHOOK_MAX_CONNECTIONS = 40
@@ -66,8 +68,7 @@ class ConnectBot:
         if settings.telegram_webhook_url:
             builder = builder.updater(None)  # no polling: updates arrive at our own route
         self.application: Application = (  # type: ignore[type-arg]
-            builder
-            .token(token)
+            builder.token(token)
             .base_url(settings.telegram_base_url)
             # Long polling holds one connection open; the rest serve sends and edits, several
             # at once (PTB's default pool of one would serialize the delivery worker).
@@ -85,24 +86,53 @@ class ConnectBot:
             notifier=self.notifier,
             wake_delivery=lambda: self.delivery.wake(),
         )
+        self.console = Console(
+            settings=settings,
+            db=self.db,
+            graph=self.graph,
+            vault=self.vault,
+            notifier=self.notifier,
+            bot_username=lambda: self.application.bot.username,
+            wake_delivery=lambda: self.delivery.wake(),
+        )
+        self.connect.console = self.console
         self.delivery = DeliveryWorker(
             db=self.db, bot=self.application.bot, on_unreachable=self.connect.on_unreachable
         )
+        self.privacy = PrivacyService(
+            db=self.db,
+            app_secret=(
+                settings.facebook_app_secret.get_secret_value()
+                if settings.facebook_app_secret
+                else ""
+            ),
+            public_url=settings.public_url,
+            default_language=settings.default_language,
+            graph=self.graph,
+            vault=self.vault,
+            wake_delivery=lambda: self.delivery.wake(),
+            on_change=self.console.refresh_card,
+        )
+        # Run by whichever replica holds the delivery worker's leader lease.
+        self.jobs = PeriodicJobs(lease=self.delivery.lease, jobs=fleet_jobs(self.db, self.privacy))
         self._register_handlers()
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
         self.webhook: TelegramWebhook | None = None
 
     def _register_handlers(self) -> None:
-        s, db, connect = self.settings, self.db, self.connect
-        common = CommonHandlers(settings=s, db=db, connect=connect)
-        # Order matters: specific commands first, free text next, unknown commands last.
+        s, db, connect, console = self.settings, self.db, self.connect, self.console
+        common = CommonHandlers(settings=s, db=db, connect=connect, console=console)
+        # Order matters: specific commands and the console's own buttons first, then the
+        # influencer's (which answers every other button), free text next, unknown commands last.
         self.application.add_handlers(
-            ManagerHandlers(settings=s, db=db, connect=connect).handlers()
+            PrivacyHandlers(settings=s, db=db, privacy=self.privacy).handlers()
         )
-        self.application.add_handlers(
-            InfluencerHandlers(settings=s, db=db, connect=connect).handlers()
-        )
+        for feature in (
+            ManagerHandlers(settings=s, db=db, connect=connect, console=console),
+            InfluencerHandlers(settings=s, db=db, connect=connect, console=console),
+        ):
+            self.application.add_handlers(feature.handlers())
         self.application.add_handlers(common.handlers())
         self.application.add_handlers(common.fallbacks())
         self.application.add_error_handler(common.on_error)
@@ -122,6 +152,7 @@ class ConnectBot:
             default_language=self.settings.default_language,
             bot_link=self.bot_link,
             webhook=self._make_webhook(),
+            privacy=self.privacy,
         )
         self._runner = web.AppRunner(web_app, handle_signals=False)
         await self._runner.setup()
@@ -132,6 +163,7 @@ class ConnectBot:
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         await self.application.start()
         self.delivery.start()
+        self.jobs.start()
         await self._receive_updates()
         log.info(
             "ready: @%s %s, callback server on %s:%s",
@@ -155,6 +187,7 @@ class ConnectBot:
             await self._runner.cleanup()
             self._runner = None
         # Callbacks have finished; deliver what they committed (the rest waits in the outbox).
+        await self.jobs.stop()
         await self.delivery.stop()
         await self.application.shutdown()
         await self.graph.aclose()
@@ -194,29 +227,18 @@ class ConnectBot:
         )
 
     async def _set_commands(self) -> None:
-        """Menus per audience. A menu is convenience, not authorization: handlers check roles."""
-        bot = self.application.bot
-        for language in LANGUAGES:
-            t = Texts(language)
-            code = None if language == "en" else language
-            try:
-                await bot.set_my_commands(
-                    [BotCommand(c, t.plain(f"menu.{c}")) for c in _INFLUENCER_COMMANDS],
-                    scope=BotCommandScopeDefault(),
-                    language_code=code,
-                )
-            except TelegramError as exc:
-                log.warning("could not set the command menu: %s", exc)
-        t = Texts(self.settings.default_language)
-        for admin in sorted(self.settings.admin_telegram_ids):
-            try:
-                await bot.set_my_commands(
-                    [BotCommand(c, t.plain(f"menu.{c}")) for c in _MANAGER_COMMANDS],
-                    scope=BotCommandScopeChat(admin),
-                )
-            except TelegramError as exc:
-                # Typically "chat not found": the admin has not started the bot yet.
-                log.info("no manager menu for %s yet: %s", admin, exc)
+        await set_default_menus(self.application.bot)
+        admins = set(self.settings.admin_telegram_ids)
+        managers = {
+            m.telegram_id for b in await self.db.brands() for m in await self.db.managers(b.id or 0)
+        }
+        for chat_id in sorted(admins | managers):
+            await set_manager_menu(
+                self.application.bot,
+                chat_id,
+                (await self.notifier.texts_for(chat_id)).language,
+                admin=chat_id in admins,
+            )
 
 
 async def run(settings: Settings) -> None:

@@ -11,17 +11,21 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
-from bot.models import Invitation, OutboxKind, OutboxMessage, utcnow
+from bot.models import Invitation, InviteStatus, OutboxKind, OutboxMessage, utcnow
 from bot.notify import Notifier, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
 from bot.store import ConnectionRecord, Database, StateProblem
 from bot.verdict import Verdict, decide
+
+if TYPE_CHECKING:
+    from bot.console import Console
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class ConnectService:
         self._vault = vault
         self._notifier = notifier
         self._wake_delivery = wake_delivery
+        self.console: Console | None = None  # set by the composition root
 
     # --- handing out the login -------------------------------------------------------------
 
@@ -142,6 +147,18 @@ class ConnectService:
                 invitation_id=invite.id,
             ),
         ]
+        if self.console is not None:
+            # The manager's live card and the brand's team chat hear it in the same transaction.
+            after = invite.model_copy(
+                update={
+                    "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
+                    "last_reason": None if verdict.connected else verdict.outcome.value,
+                }
+            )
+            told += await self.console.card_outgoing(after, connection=record)
+            told += await self.console.team_notice(
+                invite, lambda t: verdict_for_manager(t, invite, verdict)
+            )
         invite = await self._db.record_verdict(
             attempt_id=attempt.id,
             invitation_id=invite.id,

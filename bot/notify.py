@@ -81,6 +81,9 @@ def outgoing(
     )
 
 
+_EDITS = (OutboxKind.EDIT, OutboxKind.EDIT_CAPTION)
+
+
 @dataclass
 class _Delivery:
     """What one Telegram call delivers: one or more outbox rows."""
@@ -104,7 +107,7 @@ def plan(rows: Sequence[OutboxMessage]) -> tuple[list[_Delivery], list[int]]:
     superseded: list[int] = []
     newest_edit: dict[tuple[int, int], OutboxMessage] = {}
     for row in rows:
-        if row.kind == OutboxKind.EDIT and row.edit_message_id is not None:
+        if row.kind in _EDITS and row.edit_message_id is not None:
             key = (row.chat_id, row.edit_message_id)
             older = newest_edit.get(key)
             if older is not None and older.id is not None:
@@ -112,7 +115,7 @@ def plan(rows: Sequence[OutboxMessage]) -> tuple[list[_Delivery], list[int]]:
             newest_edit[key] = row
     by_chat: dict[int, _Delivery] = {}
     for row in rows:
-        if row.kind == OutboxKind.EDIT and row.id in superseded:
+        if row.kind in _EDITS and row.id in superseded:
             continue
         current = by_chat.get(row.chat_id)
         if current is None:
@@ -289,7 +292,16 @@ class DeliveryWorker:
     async def _attempt(self, d: _Delivery) -> None:
         markup = InlineKeyboardMarkup.de_json(_json(d.keyboard), self._bot) if d.keyboard else None
         try:
-            if d.kind == OutboxKind.EDIT and d.edit_message_id is not None:
+            if d.kind == OutboxKind.EDIT_CAPTION and d.edit_message_id is not None:
+                await self._bot.edit_message_caption(
+                    chat_id=d.chat_id,
+                    message_id=d.edit_message_id,
+                    caption=d.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                )
+                message_id = d.edit_message_id
+            elif d.kind == OutboxKind.EDIT and d.edit_message_id is not None:
                 await self._bot.edit_message_text(
                     d.text,
                     chat_id=d.chat_id,

@@ -50,12 +50,18 @@ def permission_list(t: Texts, scopes: tuple[str, ...] | list[str]) -> Html:
     return Html("\n".join(lines))
 
 
-def welcome(t: Texts, invite: Invitation, *, first_name: str, platform: str) -> Screen:
+def welcome(
+    t: Texts, invite: Invitation, *, first_name: str, platform: str, brand: str | None = None
+) -> Screen:
+    # The brand is who asks; the manager's name makes it personal.
+    inviter = invite.inviter_name
+    if brand and brand != platform:
+        inviter = f"{invite.inviter_name} ({brand})"
     return Screen(
         t(
             "welcome.text",
             name=first_name,
-            inviter=invite.inviter_name,
+            inviter=inviter,
             platform=platform,
             handle=invite.handle,
         )

@@ -167,7 +167,7 @@ async def test_every_failure_is_explained_with_a_retry(
     told = await world.telegram.wait_for(ANNA.id, "Not connected yet")
     assert says in told.text
     assert told.buttons and "Try again" in told.buttons[0][0]["text"]
-    news = await world.telegram.wait_for(MANAGER.id, "did not work")
+    news = await world.telegram.wait_for(MANAGER.id, "tried to connect")
     assert "@anna.bakes" in news.text
 
     [(status, reason)] = await _rows(world, "SELECT status, last_reason FROM invitation")
@@ -179,7 +179,7 @@ async def test_app_not_live_is_reported_as_the_operators_problem(world: World) -
     token = await world.invite("anna.bakes")
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook(), Consent(app_not_live=True))
-    news = await world.telegram.wait_for(MANAGER.id, "did not work")
+    news = await world.telegram.wait_for(MANAGER.id, "tried to connect")
     assert "needs your action" in news.text and "Development mode" in news.text
 
 

@@ -10,6 +10,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.config import Settings
 from bot.connect import ConnectService
+from bot.console import Console
 from bot.i18n import Texts, pick_language
 from bot.screens import Screen
 from bot.store import Database
@@ -18,10 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class HandlerBase:
-    def __init__(self, *, settings: Settings, db: Database, connect: ConnectService) -> None:
+    def __init__(
+        self, *, settings: Settings, db: Database, connect: ConnectService, console: Console
+    ) -> None:
         self.settings = settings
         self.db = db
         self.connect = connect
+        self.console = console
 
     def is_admin(self, user: User) -> bool:
         return user.id in self.settings.admin_telegram_ids

@@ -29,8 +29,10 @@ class CommonHandlers(HandlerBase):
         user, message = who
         t = await self.texts(user)
         text = t("help.influencer", platform=self.settings.platform_name)
-        if self.is_admin(user):
+        if self.is_admin(user) or await self.db.manager(user.id) is not None:
             text = t("help.manager")
+            if self.is_admin(user):
+                text += "\n\n" + t("help.admin")
         await self.reply(message, Screen(text))
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -18,7 +18,10 @@ from bot.handlers.base import HandlerBase, sender
 from bot.i18n import LANGUAGES, Texts
 from bot.models import Invitation, InviteStatus, Step
 from bot.screens import Screen
+from bot.console import MANAGER_LINK_PREFIX
+from bot.menus import set_manager_menu
 from bot.store import BindProblem
+from bot.store_console import LinkProblem
 from bot.verdict import Outcome
 
 # Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
@@ -57,6 +60,9 @@ class InfluencerHandlers(HandlerBase):
             await self.show_current(message, t, user, invite)
             return
 
+        if payload.startswith(MANAGER_LINK_PREFIX):
+            await self._become_manager(user, message, t, payload[len(MANAGER_LINK_PREFIX) :])
+            return
         bound = (
             await self.db.bind_invitation(token=payload, telegram_user_id=user.id)
             if _TOKEN.match(payload)
@@ -67,15 +73,36 @@ class InfluencerHandlers(HandlerBase):
             return
         invite = bound.invitation
         if bound.fresh:
+            brand = await self.db.brand(invite.brand_id) if invite.brand_id else None
             await self.reply(
                 message,
                 screens.welcome(
-                    t, invite, first_name=user.first_name, platform=self.settings.platform_name
+                    t,
+                    invite,
+                    first_name=user.first_name,
+                    platform=self.settings.platform_name,
+                    brand=brand.name if brand else None,
                 ),
             )
+            await self.console.refresh_card(invite.id or 0)
         elif invite.status != InviteStatus.CONNECTED:
             await self.reply(message, Screen(t("start.resume")))
         await self.show_current(message, t, user, invite)
+
+    async def _become_manager(self, user: User, message: Message, t: Texts, token: str) -> None:
+        result = (
+            await self.db.accept_manager_link(token=token, telegram_id=user.id, name=user.full_name)
+            if _TOKEN.match(token)
+            else LinkProblem.UNKNOWN
+        )
+        if isinstance(result, LinkProblem):
+            await self.reply(message, Screen(t(f"console.link.{result.value}")))
+            return
+        brand = await self.db.brand(result.brand_id)
+        await set_manager_menu(message.get_bot(), user.id, t.language, admin=self.is_admin(user))
+        await self.reply(
+            message, Screen(t("console.manager_welcome", brand=brand.name if brand else ""))
+        )
 
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         who = sender(update)
@@ -186,6 +213,7 @@ class InfluencerHandlers(HandlerBase):
             # A duplicate press that lost the race stays silent: the winner showed the next step.
             if moved and fresh is not None:
                 await self.show_current(message, t, user, fresh)
+                await self.console.refresh_card(invite.id)
         elif step in _NEXT_STEP and pressed.action in (Action.NO, Action.HOW):
             await self.db.record_event(
                 invitation_id=invite.id,
@@ -239,3 +267,4 @@ class InfluencerHandlers(HandlerBase):
                 await self.show_current(message, t, user, fresh)
             return
         await self.reply(message, screen)
+        await self.console.refresh_card(invite.id or 0)

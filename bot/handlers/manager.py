@@ -1,59 +1,548 @@
-"""The manager's side (minimal; the full console is its own issue): create invitations."""
+"""The brand manager's console and the admin's brand/manager commands. Thin: each handler checks
+who is asking, calls `bot.console.Console` or the storage layer (always scoped by the asker's
+brand), and renders catalog text."""
 
 from __future__ import annotations
 
+import asyncio
+import html
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
-from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes
-from telegram.helpers import create_deep_linked_url
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update, User
+from telegram.constants import ChatType, InlineKeyboardButtonLimit, ParseMode
+from telegram.error import RetryAfter
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
+from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
 from bot.handlers.base import HandlerBase, sender
+from bot.i18n import Texts
+from bot.models import InviteStatus, Manager
 from bot.screens import Screen
-from bot.verdict import is_valid_handle, normalize_handle
 
-# One message per handle stays far below Telegram's per-chat limit for a handful of handles;
-# larger batches are the console's bulk invite.
-_MAX_HANDLES_PER_COMMAND = 20
+log = logging.getLogger(__name__)
+
+# Handles per /invite message: each gets its own photo message, and one chat takes about one
+# message per second. Larger batches go through a CSV file (one report, one file back).
+MAX_HANDLES_PER_COMMAND = 10
+MANAGER_LINK_TTL = timedelta(days=7)
+_LIST_PREFIX = "l1"
+_STATUSES = [s.value for s in InviteStatus]
+
+Handler = Callable[
+    [Update, ContextTypes.DEFAULT_TYPE, User, Message, Texts, Manager], Awaitable[None]
+]
 
 
 class ManagerHandlers(HandlerBase):
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-        return [CommandHandler("invite", self.invite)]
+        def cmd(name: str, handler: Handler) -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
+            return CommandHandler(name, self._as_manager(handler))
 
-    async def invite(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        return [
+            cmd("invite", self.invite),
+            cmd("list", self.list),
+            cmd("show", self.show),
+            cmd("remind", self.remind),
+            cmd("revoke", self.revoke),
+            cmd("export", self.export),
+            cmd("stats", self.stats),
+            cmd("team", self.team),
+            CallbackQueryHandler(self.list_page, pattern=rf"^{_LIST_PREFIX}:"),
+            MessageHandler(
+                filters.Document.ALL & filters.ChatType.PRIVATE, self._as_manager(self.csv_file)
+            ),
+            CommandHandler("brand_new", self.brand_new),
+            CommandHandler("brands", self.brands),
+            CommandHandler("manager_link", self.manager_link),
+            CommandHandler("managers", self.managers),
+            CommandHandler("manager_remove", self.manager_remove),
+        ]
+
+    def _as_manager(
+        self, handler: Handler
+    ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+        """Every console command starts here: who is asking, and for which brand."""
+
+        async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            who = sender(update)
+            if who is None:
+                return
+            user, message = who
+            t = await self.texts(user)
+            manager = await self.console.manager_for(user.id, user.full_name)
+            if manager is None:
+                await self.reply(message, Screen(t("console.not_manager", user_id=user.id)))
+                return
+            await handler(update, context, user, message, t, manager)
+
+        return checked
+
+    # --- inviting --------------------------------------------------------------------------
+
+    async def invite(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        words = list(context.args or [])
+        if not words:
+            await self.reply(message, Screen(t("invite.usage")))
+            return
+        if len(words) > MAX_HANDLES_PER_COMMAND:
+            await self.reply(message, Screen(t("console.too_many", most=MAX_HANDLES_PER_COMMAND)))
+            return
+        wanted, invalid = self.console.parse_handles(words)
+        report = await self.console.invite(manager, user.full_name, wanted, invalid)
+        for _, raw in report.invalid:
+            await self.reply(message, Screen(t("invite.invalid_handle", handle=raw)))
+        for handle in report.duplicates:
+            existing = await self.db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
+            await self.reply(
+                message,
+                Screen(t("console.duplicate", handle=handle, id=existing.id if existing else "?")),
+            )
+        for created in report.created:
+            invite = created.invitation
+            assert invite.id is not None
+            caption = await self.console.card_text(t, invite, token=created.token)
+            photo = self.console.qr_png(self.console.link(created.token))
+            sent = await _patiently(
+                partial(
+                    message.chat.send_photo,
+                    InputFile(photo, filename=f"invite-{invite.handle}.png"),
+                    caption=caption,
+                    parse_mode=ParseMode.HTML,
+                )
+            )
+            await self.db.set_card(
+                invitation_id=invite.id,
+                chat_id=sent.chat_id,
+                message_id=sent.message_id,
+                is_photo=True,
+            )
+
+    async def csv_file(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        document = message.document
+        if document is None:
+            return
+        if (document.file_size or 0) > MAX_CSV_BYTES:
+            await self.reply(message, Screen(t("console.csv.too_big")))
+            return
+        data = bytes(await (await document.get_file()).download_as_bytearray())
+        try:
+            wanted, invalid = self.console.parse_csv(data)
+        except CsvProblem as problem:
+            await self.reply(message, Screen(t(str(problem))))
+            return
+        report = await self.console.invite(manager, user.full_name, wanted, invalid)
+        await self.reply(message, Screen(_csv_report(t, report)))
+        if report.created:
+            await message.chat.send_document(
+                InputFile(self.console.links_csv(report.created), filename="invitations.csv"),
+                caption=t.plain("console.csv.links_caption", count=len(report.created)),
+            )
+
+    # --- looking -----------------------------------------------------------------------------
+
+    async def list(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        status = (context.args or [""])[0].lower()
+        if status and status not in _STATUSES:
+            await self.reply(
+                message, Screen(t("console.list.usage", statuses=", ".join(_STATUSES)))
+            )
+            return
+        await self.reply(message, await self._list_screen(t, manager, status or None, 0))
+
+    async def list_page(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
         who = sender(update)
-        if who is None:
+        if query is None or who is None:
             return
         user, message = who
         t = await self.texts(user)
+        manager = await self.console.manager_for(user.id, user.full_name)
+        parts = (query.data or "").split(":")
+        if manager is None or len(parts) != 3 or not parts[2].isdigit():
+            await query.answer(t.plain("stale.gone"), show_alert=True)
+            return
+        status = parts[1] if parts[1] in _STATUSES else None
+        screen = await self._list_screen(t, manager, status, int(parts[2]))
+        await query.answer()
+        await message.edit_text(
+            screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.keyboard
+        ) if isinstance(message, Message) else None
+
+    async def _list_screen(
+        self, t: Texts, manager: Manager, status: str | None, page: int
+    ) -> Screen:
+        counts = await self.db.status_counts(manager.brand_id)
+        total = sum(counts.values()) if status is None else counts.get(status, 0)
+        page = max(0, min(page, max(0, (total - 1) // PAGE_SIZE)))
+        invites = await self.db.list_invitations(
+            brand_id=manager.brand_id, status=status, offset=page * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        summary = " · ".join(
+            f"{t.plain(f'console.status_name.{s}')}: {counts.get(s, 0)}" for s in _STATUSES
+        )
+        lines = [t("console.list.header", total=sum(counts.values()), summary=summary)]
+        if status:
+            lines.append(
+                t("console.list.filtered", status=t.plain(f"console.status_name.{status}"))
+            )
+        for invite in invites:
+            lines.append(
+                t(
+                    "console.list.line",
+                    id=invite.id,
+                    handle=invite.handle,
+                    status=t.plain(f"console.status_name.{invite.status}"),
+                )
+            )
+        if not invites:
+            lines.append(t("console.list.empty"))
+        nav: list[InlineKeyboardButton] = []
+        code = status or "all"
+        if page > 0:
+            nav.append(_list_button(t.plain("console.list.prev"), code, page - 1))
+        if (page + 1) * PAGE_SIZE < total:
+            nav.append(_list_button(t.plain("console.list.next"), code, page + 1))
+        filters_row = [
+            _list_button(t.plain(f"console.status_name.{s}"), s, 0)
+            for s in ("opened", "failed", "connected", "pending")
+        ]
+        filters_row.append(_list_button(t.plain("console.list.all"), "all", 0))
+        rows = [nav] if nav else []
+        rows.append(filters_row[:3])
+        rows.append(filters_row[3:])
+        return Screen("\n".join(lines), InlineKeyboardMarkup(rows))
+
+    async def show(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        invite = await self._find(context, message, t, manager, "show")
+        if invite is None or invite.id is None:
+            return
+        lines = [await self.console.card_text(t, invite)]
+        lines.append(t("console.show.timeline"))
+        for event in await self.db.events(invite.id):
+            key = f"console.event.{event.kind}"
+            what = t(key) if t.has(key) else event.kind
+            detail = event.detail or ""
+            if event.kind == "verdict":
+                reason_key = f"manager.reason.{detail}"
+                detail = (
+                    t.plain("console.event.connected_detail")
+                    if detail == "connected"
+                    else t(reason_key, handle=invite.handle, page="", others="", declined="")
+                    if t.has(reason_key)
+                    else detail
+                )
+            lines.append(
+                t(
+                    "console.show.event",
+                    time=event.at.strftime("%Y-%m-%d %H:%M"),
+                    what=what,
+                    detail=detail,
+                )
+            )
+        connection = await self.db.connection_for(invite.id)
+        if connection is not None:
+            lines.append(
+                t(
+                    "console.show.connection",
+                    page=connection.page_name,
+                    page_id=connection.page_id,
+                    username=connection.instagram_username,
+                    instagram_id=connection.instagram_id,
+                    state=connection.status,
+                )
+            )
+        text = "\n".join(lines)
+        await self.reply(message, Screen(text[:4000]))
+
+    async def _find(
+        self,
+        context: ContextTypes.DEFAULT_TYPE,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+        command: str,
+    ):  # type: ignore[no-untyped-def]
+        ref = (context.args or [""])[0]
+        if not ref:
+            await self.reply(message, Screen(t("console.ref_usage", command=command)))
+            return None
+        invite = await self.db.find_invitation(brand_id=manager.brand_id, ref=ref)
+        if invite is None:
+            # Another brand's invitation looks exactly like a missing one.
+            await self.reply(message, Screen(t("console.not_found", ref=ref[:40])))
+        return invite
+
+    # --- acting ------------------------------------------------------------------------------
+
+    async def remind(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        invite = await self._find(context, message, t, manager, "remind")
+        if invite is None:
+            return
+        key = await self.console.remind(manager, invite)
+        token = self.console.links.open(invite.token_sealed)
+        link = self.console.link(token) if token else ""
+        await self.reply(message, Screen(t(key, handle=invite.handle, link=link)))
+
+    async def revoke(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        invite = await self._find(context, message, t, manager, "revoke")
+        if invite is None:
+            return
+        key = await self.console.revoke(manager, invite)
+        await self.reply(message, Screen(t(key, handle=invite.handle, ref=invite.id)))
+
+    async def export(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        data = await self.console.export_csv(manager.brand_id)
+        await message.chat.send_document(
+            InputFile(data, filename="invitations-export.csv"),
+            caption=t.plain("console.export.caption"),
+        )
+
+    async def stats(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        f = await self.db.funnel(manager.brand_id)
+        reasons = "\n".join(
+            t(
+                "console.stats.reason",
+                reason=t.plain(f"console.reason_name.{r}")
+                if t.has(f"console.reason_name.{r}")
+                else r,
+                count=n,
+            )
+            for r, n in f.reasons
+        ) or t("console.stats.no_failures")
+        await self.reply(
+            message,
+            Screen(
+                t(
+                    "console.stats.text",
+                    created=f.created,
+                    opened=f.opened,
+                    checks=f.checks_passed,
+                    login=f.login_started,
+                    connected=f.connected,
+                    rate=f"{(100 * f.connected // f.created) if f.created else 0}",
+                    reasons=reasons,
+                )
+            ),
+        )
+
+    async def team(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        user: User,
+        message: Message,
+        t: Texts,
+        manager: Manager,
+    ) -> None:
+        if message.chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
+            await self.reply(message, Screen(t("console.team.not_group")))
+            return
+        await self.db.set_team_chat(manager.brand_id, message.chat.id)
+        brand = await self.db.brand(manager.brand_id)
+        await self.reply(
+            message, Screen(t("console.team.registered", brand=brand.name if brand else ""))
+        )
+
+    # --- admins: brands and managers -----------------------------------------------------------
+
+    async def _admin(self, update: Update) -> tuple[User, Message, Texts] | None:
+        who = sender(update)
+        if who is None:
+            return None
+        user, message = who
+        t = await self.texts(user)
         if not self.is_admin(user):
-            await self.reply(message, Screen(t("invite.not_admin", user_id=user.id)))
+            await self.reply(message, Screen(t("console.admin.only", user_id=user.id)))
+            return None
+        return user, message, t
+
+    async def brand_new(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        asked = await self._admin(update)
+        if asked is None:
             return
-        raw = list(dict.fromkeys(context.args or []))
-        if not raw or len(raw) > _MAX_HANDLES_PER_COMMAND:
-            await self.reply(message, Screen(t("invite.usage")))
+        user, message, t = asked
+        name = " ".join(context.args or []).strip()
+        if not name or len(name) > 128:
+            await self.reply(message, Screen(t("console.admin.brand_usage")))
             return
-        for word in raw:
-            handle = normalize_handle(word)
-            if not is_valid_handle(handle):
-                await self.reply(message, Screen(t("invite.invalid_handle", handle=word[:40])))
-                continue
-            invite, token = await self.db.create_invitation(
-                handle=handle,
-                created_by=user.id,
-                inviter_name=user.full_name,
-                ttl=timedelta(days=self.settings.invite_ttl_days),
+        brand = await self.db.create_brand(name)
+        await self.reply(message, Screen(t("console.admin.brand_created", name=name, id=brand.id)))
+
+    async def brands(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        asked = await self._admin(update)
+        if asked is None:
+            return
+        user, message, t = asked
+        lines = [t("console.admin.brands_header")]
+        for brand in await self.db.brands():
+            assert brand.id is not None
+            count = len(await self.db.managers(brand.id))
+            lines.append(
+                t("console.admin.brand_line", id=brand.id, name=brand.name, managers=count)
             )
-            link = create_deep_linked_url(context.bot.username, token)
-            await self.reply(
-                message,
-                Screen(
-                    t(
-                        "invite.created",
-                        handle=invite.handle,
-                        link=link,
-                        days=self.settings.invite_ttl_days,
-                    )
-                ),
-            )
+        await self.reply(message, Screen("\n".join(lines)))
+
+    async def _brand_arg(self, context: ContextTypes.DEFAULT_TYPE, message: Message, t: Texts):  # type: ignore[no-untyped-def]
+        ref = (context.args or [""])[0].lstrip("#")
+        brand = await self.db.brand(int(ref)) if ref.isdigit() else None
+        if brand is None:
+            await self.reply(message, Screen(t("console.admin.brand_unknown")))
+        return brand
+
+    async def manager_link(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        asked = await self._admin(update)
+        if asked is None:
+            return
+        user, message, t = asked
+        brand = await self._brand_arg(context, message, t)
+        if brand is None:
+            return
+        token = await self.db.create_manager_link(
+            brand_id=brand.id, created_by=user.id, ttl=MANAGER_LINK_TTL
+        )
+        link = self.console.manager_link(token)
+        await self.reply(
+            message,
+            Screen(
+                t("console.admin.link", brand=brand.name, link=link, days=MANAGER_LINK_TTL.days)
+            ),
+        )
+
+    async def managers(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        asked = await self._admin(update)
+        if asked is None:
+            return
+        user, message, t = asked
+        brand = await self._brand_arg(context, message, t)
+        if brand is None:
+            return
+        lines = [t("console.admin.managers_header", brand=brand.name)]
+        for m in await self.db.managers(brand.id):
+            lines.append(t("console.admin.manager_line", name=m.name, id=m.telegram_id))
+        await self.reply(message, Screen("\n".join(lines)))
+
+    async def manager_remove(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        asked = await self._admin(update)
+        if asked is None:
+            return
+        user, message, t = asked
+        brand = await self._brand_arg(context, message, t)
+        if brand is None:
+            return
+        target = (context.args or ["", ""])[1:2]
+        if not target or not target[0].isdigit():
+            await self.reply(message, Screen(t("console.admin.remove_usage")))
+            return
+        removed = await self.db.remove_manager(brand_id=brand.id, telegram_id=int(target[0]))
+        key = "console.admin.removed" if removed else "console.admin.not_a_manager"
+        await self.reply(message, Screen(t(key, id=target[0], brand=brand.name)))
+
+
+def _list_button(label: str, status: str, page: int) -> InlineKeyboardButton:
+    data = f"{_LIST_PREFIX}:{status}:{page}"
+    assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+    return InlineKeyboardButton(label, callback_data=data)
+
+
+def _csv_report(t: Texts, report: InviteReport) -> str:
+    lines = [
+        t(
+            "console.csv.report",
+            created=len(report.created),
+            duplicates=len(report.duplicates),
+            invalid=len(report.invalid),
+        )
+    ]
+    if report.duplicates:
+        lines.append(
+            t("console.csv.duplicates", handles=", ".join(f"@{h}" for h in report.duplicates))
+        )
+    for line, raw in report.invalid:
+        lines.append(t("console.csv.invalid_line", line=line, value=html.unescape(raw)))
+    return "\n".join(lines)[:4000]
+
+
+async def _patiently(send: Callable[[], Awaitable[Message]]) -> Message:
+    """A reply that may meet Telegram's per-chat limit: wait as told, then send again."""
+    for _ in range(5):
+        try:
+            return await send()
+        except RetryAfter as exc:
+            delay = exc.retry_after
+            await asyncio.sleep(delay.total_seconds() if isinstance(delay, timedelta) else delay)
+    return await send()

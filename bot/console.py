@@ -1,0 +1,478 @@
+"""The brand manager's console: who may act for which brand, invitations one by one or from a CSV
+file, the live status card, reminders, revocation, export and the funnel.
+
+Telegram handlers (`bot.handlers.manager`, `bot.handlers.admin`) parse and render; this module
+decides and calls the storage layer, whose every console query is scoped by brand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import segno
+from cryptography.fernet import Fernet
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.helpers import create_deep_linked_url
+
+from bot.callbacks import Action, Press
+from bot.config import Settings
+from bot.crypto import TokenVault, secret_hash
+from bot.graph import GraphClient, GraphError
+from bot.i18n import Texts
+from bot.models import Brand, Invitation, InviteStatus, Manager, OutboxKind, Step, utcnow
+from bot.notify import Notifier, outgoing
+from bot.screens import Screen
+from bot.store import ConnectionRecord, Database, Outgoing
+from bot.store_console import Created, NewInvitation
+from bot.verdict import is_valid_handle, normalize_handle
+
+log = logging.getLogger(__name__)
+
+MANAGER_LINK_PREFIX = "m-"  # deep-link payloads starting with this make a manager
+REMIND_EVERY = timedelta(hours=24)
+MAX_CSV_BYTES = 256 * 1024
+MAX_CSV_ROWS = 1000
+PAGE_SIZE = 10
+
+
+@dataclass
+class InviteReport:
+    created: list[Created] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line or position, raw)
+
+
+class CsvProblem(Exception):
+    """The whole file is refused (nothing was created); the message is a catalog key."""
+
+
+class LinkSealer:
+    """Keeps invitation links recoverable (to show them again and keep the live card intact)
+    without storing them readable: Fernet with TOKEN_ENCRYPTION_KEYS, or, when none is set, a
+    key derived from the app secret and bot token (both needed to run the bot anyway)."""
+
+    def __init__(self, vault: TokenVault, settings: Settings) -> None:
+        self._vault = vault
+        material = "|".join(
+            s.get_secret_value() if s else ""
+            for s in (settings.facebook_app_secret, settings.telegram_bot_token)
+        )
+        import base64
+
+        self._fallback = Fernet(base64.urlsafe_b64encode(bytes.fromhex(secret_hash(material))))
+
+    def seal(self, token: str) -> str:
+        return self._vault.seal(token) or self._fallback.encrypt(token.encode()).decode()
+
+    def open(self, sealed: str | None) -> str | None:
+        if not sealed:
+            return None
+        opened = self._vault.open(sealed)
+        if opened is not None:
+            return opened
+        try:
+            return self._fallback.decrypt(sealed.encode()).decode()
+        except Exception:
+            return None
+
+
+class Console:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        graph: GraphClient,
+        vault: TokenVault,
+        notifier: Notifier,
+        bot_username: Callable[[], str],
+        wake_delivery: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self._db = db
+        self._graph = graph
+        self._vault = vault
+        self._notifier = notifier
+        self._bot_username = bot_username
+        self._wake = wake_delivery
+        self.links = LinkSealer(vault, settings)
+
+    # --- who is asking -----------------------------------------------------------------------
+
+    def is_admin(self, telegram_id: int) -> bool:
+        return telegram_id in self.settings.admin_telegram_ids
+
+    async def manager_for(self, telegram_id: int, name: str) -> Manager | None:
+        """The manager row of this person. An admin with no brand yet, on a fresh install, gets
+        the first brand (named after the platform), so `/invite` works from the first minute."""
+        manager = await self._db.manager(telegram_id)
+        if manager is not None or not self.is_admin(telegram_id):
+            return manager
+        if await self._db.brands():
+            return None
+        brand = await self._db.create_brand(self.settings.platform_name)
+        assert brand.id is not None
+        return await self._db.add_manager(brand_id=brand.id, telegram_id=telegram_id, name=name)
+
+    def link(self, token: str) -> str:
+        return create_deep_linked_url(self._bot_username(), token)
+
+    def manager_link(self, token: str) -> str:
+        return create_deep_linked_url(self._bot_username(), MANAGER_LINK_PREFIX + token)
+
+    # --- inviting ------------------------------------------------------------------------------
+
+    async def invite(
+        self,
+        manager: Manager,
+        inviter_name: str,
+        wanted: Sequence[NewInvitation],
+        invalid: Sequence[tuple[int, str]] = (),
+    ) -> InviteReport:
+        created, duplicates = await self._db.create_invitations(
+            brand_id=manager.brand_id,
+            created_by=manager.telegram_id,
+            inviter_name=inviter_name,
+            ttl=timedelta(days=self.settings.invite_ttl_days),
+            wanted=wanted,
+            seal=self.links.seal,
+        )
+        return InviteReport(created, duplicates, list(invalid))
+
+    @staticmethod
+    def parse_handles(words: Sequence[str]) -> tuple[list[NewInvitation], list[tuple[int, str]]]:
+        wanted: list[NewInvitation] = []
+        invalid: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        for position, word in enumerate(words, start=1):
+            handle = normalize_handle(word)
+            if not is_valid_handle(handle):
+                invalid.append((position, word[:40]))
+            elif handle not in seen:
+                seen.add(handle)
+                wanted.append(NewInvitation(handle))
+        return wanted, invalid
+
+    @staticmethod
+    def parse_csv(data: bytes) -> tuple[list[NewInvitation], list[tuple[int, str]]]:
+        """Rows of `handle[,note]`; an optional header row naming `handle`. A file that is not
+        UTF-8 text CSV, or too large, is refused whole."""
+        if len(data) > MAX_CSV_BYTES:
+            raise CsvProblem("console.csv.too_big")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise CsvProblem("console.csv.not_text") from None
+        if "\x00" in text:
+            raise CsvProblem("console.csv.not_text")
+        try:
+            dialect = csv.Sniffer().sniff(text[:2048], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel  # type: ignore[assignment]
+        try:
+            rows = list(csv.reader(io.StringIO(text), dialect))
+        except csv.Error:
+            raise CsvProblem("console.csv.malformed") from None
+        if len(rows) > MAX_CSV_ROWS + 1:
+            raise CsvProblem("console.csv.too_many")
+        wanted: list[NewInvitation] = []
+        invalid: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        for line, row in enumerate(rows, start=1):
+            cells = [c.strip() for c in row]
+            if not any(cells):
+                continue
+            if line == 1 and cells[0].lower() in ("handle", "instagram", "username", "@handle"):
+                continue
+            handle = normalize_handle(cells[0])
+            if not is_valid_handle(handle):
+                invalid.append((line, cells[0][:40]))
+                continue
+            if handle in seen:
+                invalid.append((line, cells[0][:40]))
+                continue
+            seen.add(handle)
+            wanted.append(NewInvitation(handle, cells[1][:256] if len(cells) > 1 else None))
+        if not wanted and not invalid:
+            raise CsvProblem("console.csv.empty")
+        return wanted, invalid
+
+    @staticmethod
+    def qr_png(link: str) -> bytes:
+        buffer = io.BytesIO()
+        segno.make(link, error="m").save(buffer, kind="png", scale=8, border=3)
+        return buffer.getvalue()
+
+    def links_csv(self, created: Sequence[Created]) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["handle", "note", "link"])
+        for c in created:
+            writer.writerow([c.invitation.handle, c.invitation.note or "", self.link(c.token)])
+        return out.getvalue().encode("utf-8")
+
+    # --- the live card ---------------------------------------------------------------------
+
+    async def card_text(
+        self,
+        t: Texts,
+        invite: Invitation,
+        *,
+        token: str | None = None,
+        connection: ConnectionRecord | None = None,
+    ) -> str:
+        assert invite.id is not None
+        token = token or self.links.open(invite.token_sealed)
+        link = self.link(token) if token else ""
+        return t(
+            "console.card",
+            handle=invite.handle,
+            id=invite.id,
+            note=f" · {invite.note}" if invite.note else "",
+            status=await self.status_line(t, invite, connection=connection),
+            link=link,
+            time=utcnow().strftime("%H:%M"),
+        )
+
+    async def status_line(
+        self, t: Texts, invite: Invitation, *, connection: ConnectionRecord | None = None
+    ) -> str:
+        status = InviteStatus(invite.status)
+        if status == InviteStatus.CONNECTED:
+            found = connection or await self._db.connection_for(invite.id or 0)
+            return t(
+                "console.status.connected",
+                username=found.instagram_username if found else invite.handle,
+                page=found.page_name if found else "",
+            )
+        if status == InviteStatus.FAILED:
+            key = f"manager.reason.{invite.last_reason}"
+            reason = (
+                t(key, handle=invite.handle, page="", others="", declined="")
+                if t.has(key)
+                else (invite.last_reason or "")
+            )
+            return t("console.status.failed", reason=reason)
+        if status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
+            return t(f"console.status.step_{invite.step}")
+        if status == InviteStatus.PENDING and invite.expires_at <= utcnow():
+            return t("console.status.expired")
+        return t(f"console.status.{status.value}")
+
+    async def card_outgoing(
+        self, invite: Invitation, *, connection: ConnectionRecord | None = None
+    ) -> list[Outgoing]:
+        """The edit that brings the manager's card up to date (none if there is no card)."""
+        if invite.card_chat_id is None or invite.card_message_id is None:
+            return []
+        t = await self._notifier.texts_for(invite.created_by)
+        return [
+            outgoing(
+                invite.card_chat_id,
+                Screen(await self.card_text(t, invite, connection=connection)),
+                kind=OutboxKind.EDIT_CAPTION if invite.card_is_photo else OutboxKind.EDIT,
+                edit_message_id=invite.card_message_id,
+                invitation_id=invite.id,
+            )
+        ]
+
+    async def refresh_card(self, invitation_id: int) -> None:
+        invite = await self._db.get_invitation(invitation_id)
+        if invite is None:
+            return
+        edits = await self.card_outgoing(invite)
+        if edits:
+            await self._db.enqueue(edits)
+            self._wake()
+
+    async def team_notice(
+        self, invite: Invitation, screen_for: Callable[[Texts], Screen]
+    ) -> list[Outgoing]:
+        """The same notice for the brand's team chat, if one is registered."""
+        brand = await self._db.brand(invite.brand_id) if invite.brand_id else None
+        if brand is None or brand.team_chat_id is None or brand.team_chat_id == invite.created_by:
+            return []
+        t = Texts(self.settings.default_language)
+        return [
+            outgoing(
+                brand.team_chat_id,
+                screen_for(t),
+                kind=OutboxKind.NOTICE,
+                invitation_id=invite.id,
+            )
+        ]
+
+    # --- reminding, revoking ------------------------------------------------------------------
+
+    async def remind(self, manager: Manager, invite: Invitation) -> str:
+        """Returns the catalog key of the answer for the manager."""
+        assert invite.id is not None
+        if invite.status == InviteStatus.CONNECTED:
+            return "console.remind.connected"
+        if invite.status == InviteStatus.REVOKED:
+            return "console.remind.revoked"
+        if invite.telegram_user_id is None:
+            return "console.remind.not_opened"
+        t = await self._notifier.texts_for(invite.telegram_user_id)
+        resume = Press(Action.RESUME, invite.id, invite.step).pack()
+        message = Screen(
+            t("console.remind.message", inviter=invite.inviter_name, handle=invite.handle),
+            InlineKeyboardMarkup(
+                [[InlineKeyboardButton(t.plain("button.resume"), callback_data=resume)]]
+            ),
+        )
+        sent = await self._db.claim_reminder(
+            brand_id=manager.brand_id,
+            invitation_id=invite.id,
+            every=REMIND_EVERY,
+            outgoing=[outgoing(invite.telegram_user_id, message, invitation_id=invite.id)],
+        )
+        if not sent:
+            return "console.remind.too_soon"
+        self._wake()
+        return "console.remind.sent"
+
+    async def revoke(self, manager: Manager, invite: Invitation) -> str:
+        assert invite.id is not None
+        told: list[Outgoing] = []
+        if invite.telegram_user_id is not None and invite.status != InviteStatus.REVOKED:
+            t = await self._notifier.texts_for(invite.telegram_user_id)
+            told.append(
+                outgoing(
+                    invite.telegram_user_id,
+                    Screen(t("console.revoke.message", handle=invite.handle)),
+                    invitation_id=invite.id,
+                )
+            )
+        result = await self._db.revoke(
+            brand_id=manager.brand_id, invitation_id=invite.id, outgoing=told
+        )
+        if result is None:
+            return "console.not_found"
+        revoked, connection = result
+        await self.refresh_card(invite.id)
+        self._wake()
+        if connection is None:
+            return "console.revoke.done"
+        token = self._vault.open(connection.token_encrypted) if connection.token_encrypted else None
+        if token is None:
+            return "console.revoke.no_token"
+        try:
+            await self._graph.revoke(token)
+        except GraphError as exc:
+            log.warning("revoking at Facebook failed: %s", exc)
+            return "console.revoke.facebook_failed"
+        assert connection.id is not None
+        await self._db.forget_token(connection.id)
+        return "console.revoke.connection_done"
+
+    # --- export and statistics -----------------------------------------------------------------
+
+    async def export_csv(self, brand_id: int) -> bytes:
+        invites = await self._db.list_invitations(
+            brand_id=brand_id, status=None, offset=0, limit=1_000_000
+        )
+        events = await self._db.brand_events(brand_id)
+        connections = await self._db.brand_connections(brand_id)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "id",
+                "handle",
+                "note",
+                "status",
+                "last_reason",
+                "created_at",
+                "opened_at",
+                "login_started_at",
+                "connected_at",
+                "updated_at",
+                "page_id",
+                "page_name",
+                "instagram_id",
+                "instagram_username",
+                "followers",
+            ]
+        )
+
+        def first(invitation_id: int, kind: str, detail: str | None = None) -> str:
+            for e in events.get(invitation_id, []):
+                if e.kind == kind and (detail is None or e.detail == detail):
+                    return e.at.isoformat(timespec="seconds")
+            return ""
+
+        for i in sorted(invites, key=lambda i: i.id or 0):
+            assert i.id is not None
+            c = connections.get(i.id)
+            writer.writerow(
+                [
+                    i.id,
+                    i.handle,
+                    i.note or "",
+                    i.status,
+                    i.last_reason or "",
+                    i.created_at.isoformat(timespec="seconds"),
+                    first(i.id, "opened"),
+                    first(i.id, "login_started"),
+                    first(i.id, "verdict", "connected"),
+                    i.updated_at.isoformat(timespec="seconds"),
+                    c.page_id if c else "",
+                    c.page_name if c else "",
+                    c.instagram_id if c else "",
+                    c.instagram_username if c else "",
+                    c.followers_count if c and c.followers_count is not None else "",
+                ]
+            )
+        return out.getvalue().encode("utf-8")
+
+    # --- periodic: stalled invitations ---------------------------------------------------------
+
+    async def report_stalled(self, *, hours: float) -> int:
+        """Opened but no progress for `hours`: tell the manager (and team chat) once per stall."""
+        count = 0
+        for invite in await self._db.stalled(older_than=utcnow() - timedelta(hours=hours)):
+            assert invite.id is not None
+            t = await self._notifier.texts_for(invite.created_by)
+            status = await self.status_line(t, invite)
+
+            def screen(tt: Texts, invite: Invitation = invite) -> Screen:
+                return Screen(
+                    tt("console.stalled", handle=invite.handle, hours=int(hours), id=invite.id)
+                )
+
+            notices = [
+                outgoing(
+                    invite.created_by,
+                    Screen(
+                        t(
+                            "console.stalled",
+                            handle=invite.handle,
+                            hours=int(hours),
+                            id=invite.id,
+                        )
+                        + "\n"
+                        + status
+                    ),
+                    kind=OutboxKind.NOTICE,
+                    invitation_id=invite.id,
+                ),
+                *await self.team_notice(invite, screen),
+            ]
+            if await self._db.mark_stalled(invitation_id=invite.id, outgoing=notices):
+                count += 1
+        if count:
+            self._wake()
+        return count
+
+
+def brand_name(brand: Brand | None, fallback: str) -> str:
+    return brand.name if brand is not None else fallback
+
+
+__all__ = ["Console", "CsvProblem", "InviteReport", "LinkSealer", "MANAGER_LINK_PREFIX", "Step"]

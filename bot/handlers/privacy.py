@@ -1,0 +1,114 @@
+"""/forget: an influencer asks the bot to forget them. One confirmation button, then
+`bot.meta.PrivacyService.forget` deletes their connection data, closes their invitations and
+tells the managers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+
+from bot.config import Settings
+from bot.handlers.base import HandlerBase, sender
+from bot.i18n import Texts, pick_language
+from bot.meta import PrivacyService
+from bot.screens import Screen
+from bot.store import Database
+
+# Button payloads of this module; registered before the influencer's handler, which takes every
+# other button. Carries no ids: the press acts on whoever pressed it.
+_PREFIX = "p1"
+
+
+class ForgetChoice(StrEnum):
+    CONFIRM = "forget"
+    KEEP = "keep"
+
+    def pack(self) -> str:
+        return f"{_PREFIX}:{self.value}"
+
+    @classmethod
+    def parse(cls, data: str | None) -> ForgetChoice | None:
+        prefix, _, value = (data or "").partition(":")
+        if prefix != _PREFIX:
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+class PrivacyHandlers:
+    def __init__(self, *, settings: Settings, db: Database, privacy: PrivacyService) -> None:
+        self.settings = settings
+        self.db = db
+        self.privacy = privacy
+
+    def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+        return [
+            CommandHandler("forget", self.forget, filters=filters.ChatType.PRIVATE),
+            CallbackQueryHandler(self.press, pattern=rf"^{_PREFIX}:"),
+        ]
+
+    async def _texts(self, user: User) -> Texts:
+        chosen = await self.db.remember_person(user.id, telegram_language=user.language_code)
+        return Texts(
+            pick_language(
+                chosen=chosen,
+                telegram_code=user.language_code,
+                default=self.settings.default_language,
+            )
+        )
+
+    async def forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = sender(update)
+        if who is None:
+            return
+        user, message = who
+        t = await self._texts(user)
+        invites = await self.privacy.forgettable(user.id)
+        if not invites:
+            await HandlerBase.reply(message, Screen(t("privacy.forget_nothing")))
+            return
+        handles = ", ".join(dict.fromkeys(f"@{i.handle}" for i in invites))
+        inviters = ", ".join(dict.fromkeys(i.inviter_name for i in invites))
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        t.plain("privacy.button_forget"), callback_data=ForgetChoice.CONFIRM.pack()
+                    )
+                ],
+                [
+                    InlineKeyboardButton(
+                        t.plain("privacy.button_keep"), callback_data=ForgetChoice.KEEP.pack()
+                    )
+                ],
+            ]
+        )
+        await HandlerBase.reply(
+            message,
+            Screen(t("privacy.forget_ask", handles=handles, inviters=inviters), keyboard),
+        )
+
+    async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        who = sender(update)
+        if query is None or who is None:
+            return
+        user, message = who
+        t = await self._texts(user)
+        choice = ForgetChoice.parse(query.data)
+        if choice is None:
+            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await HandlerBase.clear_buttons(message)
+            return
+        await query.answer()
+        await HandlerBase.clear_buttons(message)
+        if choice is ForgetChoice.KEEP:
+            await HandlerBase.reply(message, Screen(t("privacy.forget_kept")))
+            return
+        touched = await self.privacy.forget(user.id)
+        key = "privacy.forget_done" if touched else "privacy.forget_nothing"
+        await HandlerBase.reply(message, Screen(t(key)))
