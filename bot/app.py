@@ -70,6 +70,7 @@ class ConnectBot:
         self.application: Application = (  # type: ignore[type-arg]
             builder.token(token)
             .base_url(settings.telegram_base_url)
+            .base_file_url(settings.telegram_base_file_url)
             # Long polling holds one connection open; the rest serve sends and edits, several
             # at once (PTB's default pool of one would serialize the delivery worker).
             .get_updates_read_timeout(40)

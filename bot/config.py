@@ -149,6 +149,13 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def telegram_base_file_url(self) -> str:
+        """Where files (a manager's CSV) are downloaded: Telegram serves them beside the Bot API
+        at /file/bot<token>/<path>."""
+        base = self.telegram_base_url
+        return (base[: -len("/bot")] if base.endswith("/bot") else base.rstrip("/")) + "/file/bot"
+
+    @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/oauth/callback"
 

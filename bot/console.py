@@ -175,7 +175,7 @@ class Console:
         except csv.Error:
             dialect = csv.excel  # type: ignore[assignment]
         try:
-            rows = list(csv.reader(io.StringIO(text), dialect))
+            rows = list(csv.reader(io.StringIO(text), dialect, strict=True))
         except csv.Error:
             raise CsvProblem("console.csv.malformed") from None
         if len(rows) > MAX_CSV_ROWS + 1:
