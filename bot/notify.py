@@ -114,7 +114,9 @@ def plan(rows: Sequence[OutboxMessage]) -> tuple[list[_Delivery], list[int]]:
                 superseded.append(older.id)
             newest_edit[key] = row
     by_chat: dict[int, _Delivery] = {}
-    for row in rows:
+    # News before cosmetics: a chat's slot goes to messages first; edits of live cards (only the
+    # newest of each counts anyway) take the slots that are left.
+    for row in sorted(rows, key=lambda r: (r.kind in _EDITS, r.id or 0)):
         if row.kind in _EDITS and row.id in superseded:
             continue
         current = by_chat.get(row.chat_id)

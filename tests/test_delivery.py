@@ -108,6 +108,15 @@ def test_plan_combines_notices_and_keeps_the_newest_edit() -> None:
     assert by_chat[30].text == "v2" and by_chat[30].ids == [6]
 
 
+def test_plan_sends_news_before_card_edits() -> None:
+    rows = [
+        Row(id=1, chat_id=10, kind=OutboxKind.EDIT_CAPTION, text="card", edit_message_id=3),
+        Row(id=2, chat_id=10, kind=OutboxKind.NOTICE, text="connected"),
+    ]
+    [delivery], _ = plan(rows)
+    assert delivery.ids == [2]
+
+
 # --- a real process, killed between the event and the delivery ---------------------------------
 
 
