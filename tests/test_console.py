@@ -298,3 +298,19 @@ async def test_team_chat_needs_a_group(world: World) -> None:
     await world.invite("anna.bakes")
     reply = await _say(world, MANAGER, "/team")
     assert "group chat" in reply[-1].text
+
+
+async def test_team_chat_hears_results_too(world: World) -> None:
+    team = -100123
+    token = await world.invite("anna.bakes")
+    world.telegram.send_group_text(MANAGER, team, "Brandly team", "/team")
+    await world.settle()
+    assert "now receives the notifications" in world.telegram.last_message(team).text
+    world.telegram.send_group_text(STRANGER, team, "Brandly team", "/team")
+    await world.settle()
+    assert "only the brand's managers" in world.telegram.last_message(team).text
+    await world.through_checks(ANNA, token)
+    await world.facebook_login(ANNA, anna_on_facebook(), Consent(declined={"instagram_basic"}))
+    news = await world.telegram.wait_for(team, "tried to connect")
+    assert "@anna.bakes" in news.text and "permissions were declined" in news.text
+    await world.telegram.wait_for(MANAGER.id, "tried to connect")

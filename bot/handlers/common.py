@@ -20,7 +20,7 @@ class CommonHandlers(HandlerBase):
 
     def fallbacks(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         """Registered last: whatever no other handler took."""
-        return [MessageHandler(filters.COMMAND, self.unknown_command)]
+        return [MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, self.unknown_command)]
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         who = sender(update)

@@ -661,6 +661,7 @@ class TelegramStandin:
         self._closing = False
 
         self._users: dict[int, TgUser] = {}
+        self._groups: dict[int, str] = {}  # group chat id → title
         self._blocked: set[int] = set()
         self._messages: dict[int, list[SentMessage]] = {}
         self._user_message_ids: dict[int, set[int]] = {}
@@ -776,6 +777,18 @@ class TelegramStandin:
         match = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![A-Za-z0-9_/<>])", text)
         if match:
             # Telegram marks the command; PTB's CommandHandler looks for exactly this entity.
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": match.end()}]
+        self._enqueue({"message": message})
+
+    def send_group_text(self, user: TgUser, group_id: int, title: str, text: str) -> None:
+        """``user`` writes ``text`` in a group (negative id) the bot is a member of."""
+        self._note_user(user)
+        self._groups[group_id] = title
+        message = self._user_message(user)
+        message["chat"] = self._chat_json(group_id)
+        message["text"] = text
+        match = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![A-Za-z0-9_/<>])", text)
+        if match:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": match.end()}]
         self._enqueue({"message": message})
 
@@ -1354,6 +1367,8 @@ class TelegramStandin:
             raise _bad_request("chat_id is empty")
         if not isinstance(chat_id, int):
             raise _bad_request("chat not found")
+        if chat_id in self._groups:
+            return chat_id
         if chat_id not in self._users:
             # Telegram cannot tell us apart from "never started": a bot may not write first.
             raise _ApiError(403, "Forbidden: bot can't initiate conversation with a user")
@@ -1730,6 +1745,8 @@ class TelegramStandin:
         self._users[user.id] = user
 
     def _chat_json(self, chat_id: int) -> JsonDict:
+        if chat_id in self._groups:
+            return {"id": chat_id, "type": "group", "title": self._groups[chat_id]}
         user = self._users.get(chat_id)
         chat: JsonDict = {"id": chat_id, "type": "private"}
         chat["first_name"] = user.first_name if user else "Unknown"
