@@ -324,6 +324,7 @@ class DeliveryWorker:
                 message_id = sent.message_id
         except RetryAfter as exc:
             delay = _seconds(exc.retry_after)
+            log.warning("flood control on chat %s: retry after %.0fs", d.chat_id, delay)
             self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
             await self._db.retry_later(
                 d.ids, due_at=utcnow() + timedelta(seconds=delay), error="429 flood control"
