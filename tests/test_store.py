@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -131,5 +131,41 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
         rows = await _raw(database, "SELECT version_num FROM alembic_version")
         head = ScriptDirectory(str(Path(bot.__file__).parent / "migrations")).get_current_head()
         assert rows == [(head,)]
+    finally:
+        await database.dispose()
+
+
+async def test_upgrade_keeps_invitations_made_before_brands(database_url: str) -> None:
+    """An existing database at 0003 (no brands yet) upgrades with its invitations intact: they
+    join one brand, managed by whoever created them."""
+    from alembic import command
+    from alembic.config import Config
+
+    database = Database(database_url)
+
+    def to(revision: str) -> object:
+        def run(sync_conn: sa.Connection) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(Path(bot.__file__).parent / "migrations"))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, revision)
+
+        return run
+
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(to("0003"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO invitation (token_hash, handle, created_by, inviter_name, status,"
+                    " step, expires_at, created_at, updated_at) VALUES ('h', 'anna', 42, 'M',"
+                    " 'pending', 'welcome', :t, :t, :t)"
+                ),
+                {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await database.migrate()
+        assert await _raw(database, "SELECT handle, brand_id FROM invitation") == [("anna", 1)]
+        assert await _raw(database, "SELECT telegram_id, brand_id FROM manager") == [(42, 1)]
+        assert await _raw(database, "SELECT name FROM brand") == [("Default",)]
     finally:
         await database.dispose()
