@@ -43,6 +43,7 @@ from bot.models import (
     utcnow,
 )
 from bot.store_console import ConsoleQueries
+from bot.store_privacy import PrivacyQueries
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -93,7 +94,7 @@ class ConnectionRecord:
     data_access_expires_at: datetime | None
 
 
-class Database(ConsoleQueries):
+class Database(ConsoleQueries, PrivacyQueries):
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
@@ -658,4 +659,7 @@ def _conn_fields(c: ConnectionRecord) -> dict[str, Any]:
         "token_encrypted": c.token_encrypted,
         "token_expires_at": c.token_expires_at,
         "data_access_expires_at": c.data_access_expires_at,
+        # A renewed connection is active again, whatever ended the one it replaces.
+        "status": "active",
+        "ended_at": None,
     }

@@ -76,9 +76,17 @@ async def fuzz_world(tmp_path: Path) -> AsyncIterator[World]:
         token = await w.invite("@anna.bakes")
         await w.through_checks(ANNA, token)
         await w.settle()
+        await _outbox_delivered(w)  # the manager's card edits go out paced, after a moment
         yield w
     finally:
         await close_world(w)
+
+
+async def _outbox_delivered(world: World) -> None:
+    async with asyncio.timeout(15):
+        while any(r.status == "pending" for r in await world.db.outbox()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
 
 
 # --- a raw HTTP/1.1 client --------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""The aiohttp app: the OAuth redirect target, a health check and, in webhook mode, the route
-Telegram delivers updates to. Routes only parse the request and render; `bot.connect.ConnectService`
-does the work, and PTB's Application handles the updates put on its queue."""
+"""The aiohttp app: the OAuth redirect target, a health check, Meta's deauthorize and data
+deletion callbacks with the deletion status page and, in webhook mode, the route Telegram delivers
+updates to. Routes only parse the request and render; `bot.connect.ConnectService` and
+`bot.meta.PrivacyService` do the work, and PTB's Application handles the updates put on its
+queue."""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from telegram import Bot, Update
 
 from bot.connect import ConnectService
 from bot.i18n import Language, Texts, from_accept_language
+from bot.meta import STATUS_PATH, PrivacyService, SignatureProblem, SignedRequest
 from bot.store import Database
-from web_callback.pages import render
+from web_callback.pages import render, render_text
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +31,14 @@ MAX_BODY_BYTES = 64 * 1024
 # A Telegram update is a message of at most 4096 characters plus what it quotes and replies to;
 # a quarter of a megabyte leaves room for every real one.
 MAX_UPDATE_BYTES = 256 * 1024
+# Meta's callbacks are a form with one signed_request of a few hundred characters.
+MAX_META_FORM_BYTES = 8 * 1024
+_MAX_META_FORM_FIELDS = 16
+_FORM = "application/x-www-form-urlencoded"
 
 WEBHOOK_PATH = "/telegram/webhook"
+DEAUTHORIZE_PATH = "/meta/deauthorize"
+DATA_DELETION_PATH = "/meta/data-deletion"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # telegram_update.update_id is a BIGINT.
 _MAX_UPDATE_ID = 2**63 - 1
@@ -156,6 +166,74 @@ class TelegramWebhook:
         return update
 
 
+class MetaCallbacks:
+    """Meta's deauthorize and data deletion callbacks, and the deletion status page. A request
+    whose signed_request is not Meta's (for our app) gets 4xx and changes nothing."""
+
+    def __init__(self, privacy: PrivacyService, default_language: Language) -> None:
+        self._privacy = privacy
+        self._default: Language = default_language
+
+    async def deauthorize(self, request: web.Request) -> web.Response:
+        signed = await self._verified(request)
+        await self._privacy.deauthorize(signed.user_id)
+        return web.json_response({"status": "ok"})
+
+    async def data_deletion(self, request: web.Request) -> web.Response:
+        signed = await self._verified(request)
+        receipt = await self._privacy.delete_data(signed.user_id)
+        return web.json_response(
+            {"url": receipt.url, "confirmation_code": receipt.confirmation_code}
+        )
+
+    async def deletion_status(self, request: web.Request) -> web.Response:
+        t = Texts(from_accept_language(request.headers.get("Accept-Language"), self._default))
+        found = await self._privacy.deletion_status(request.match_info["code"])
+        if found is None:
+            # Never echoes the code it was asked about.
+            return _html(
+                404,
+                render_text(
+                    t, title_key="privacy.status.title", message_keys=["privacy.status.unknown"]
+                ),
+            )
+        when = found.completed_at or found.created_at
+        return _html(
+            200,
+            render_text(
+                t,
+                title_key="privacy.status.title",
+                message_keys=[f"privacy.status.{found.status}", "privacy.status.code"],
+                date=when.strftime("%Y-%m-%d %H:%M UTC"),
+                code=found.confirmation_code,
+                connections=found.deleted_connections,
+            ),
+        )
+
+    async def _verified(self, request: web.Request) -> SignedRequest:
+        content_type = request.headers.get("Content-Type")
+        if content_type is not None and request.content_type != _FORM:
+            raise web.HTTPUnsupportedMediaType(text="expected a form")
+        body = await _read_body(request, MAX_META_FORM_BYTES)
+        try:
+            pairs = parse_qsl(
+                body.decode("ascii"), keep_blank_values=True, max_num_fields=_MAX_META_FORM_FIELDS
+            )
+        except ValueError:  # not ASCII, or too many fields
+            raise web.HTTPBadRequest(text="malformed form") from None
+        values = [value for key, value in pairs if key == "signed_request"]
+        if len(values) != 1:
+            raise web.HTTPBadRequest(text="expected one signed_request")
+        signed = self._privacy.verify(values[0])
+        if signed is SignatureProblem.BAD_SIGNATURE:
+            log.warning("Meta callback refused: %s", signed.value)
+            raise web.HTTPForbidden(text="bad signature")
+        if isinstance(signed, SignatureProblem):
+            log.warning("Meta callback refused: %s", signed.value)
+            raise web.HTTPBadRequest(text=f"signed_request {signed.value}")
+        return signed
+
+
 def make_app(
     *,
     connect: ConnectService,
@@ -163,9 +241,10 @@ def make_app(
     default_language: Language,
     bot_link: Callable[[], str | None],
     webhook: TelegramWebhook | None = None,
+    privacy: PrivacyService | None = None,
 ) -> web.Application:
     """`bot_link` gives https://t.me/<bot username> once the bot knows its name; `webhook`, when
-    given, is served at WEBHOOK_PATH."""
+    given, is served at WEBHOOK_PATH; `privacy`, when given, serves Meta's callbacks."""
     app = web.Application(middlewares=[security_headers], client_max_size=MAX_BODY_BYTES)
 
     async def oauth_callback(request: web.Request) -> web.Response:
@@ -187,6 +266,11 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     if webhook is not None:
         app.router.add_post(WEBHOOK_PATH, webhook.handle)
+    if privacy is not None:
+        meta = MetaCallbacks(privacy, default_language)
+        app.router.add_post(DEAUTHORIZE_PATH, meta.deauthorize)
+        app.router.add_post(DATA_DELETION_PATH, meta.data_deletion)
+        app.router.add_get(STATUS_PATH + "{code}", meta.deletion_status)
     return app
 
 
@@ -223,9 +307,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 def _page(t: Texts, status: int, key: str, bot_link: str | None, **values: object) -> web.Response:
-    return web.Response(
-        status=status,
-        text=render(t, message_key=key, bot_link=bot_link, **values),
-        content_type="text/html",
-        charset="utf-8",
-    )
+    return _html(status, render(t, message_key=key, bot_link=bot_link, **values))
+
+
+def _html(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/html", charset="utf-8")

@@ -4,6 +4,7 @@ request (no code, no state); every text comes from the catalogs."""
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 from bot.i18n import Texts
 
@@ -19,16 +20,26 @@ _STYLE = (
 
 
 def render(t: Texts, *, message_key: str, bot_link: str | None, **values: object) -> str:
-    title = html.escape(t.plain("web.title"))
     body = html.escape(t.plain(f"web.{message_key}", **values))
     back = (
         f'<a class="button" href="{html.escape(bot_link)}">{html.escape(t.plain("web.back"))}</a>'
         if bot_link
         else ""
     )
+    return _document(t, t.plain("web.title"), f"<p>{body}</p>{back}")
+
+
+def render_text(t: Texts, *, title_key: str, message_keys: Sequence[str], **values: object) -> str:
+    """A page of catalog paragraphs, e.g. the status of a data deletion request."""
+    body = "".join(f"<p>{html.escape(t.plain(key, **values))}</p>" for key in message_keys)
+    return _document(t, t.plain(title_key), body)
+
+
+def _document(t: Texts, title: str, body: str) -> str:
+    title = html.escape(title)
     return (
         f'<!doctype html><html lang="{t.language}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{title}</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{title}</h1><p>{body}</p>{back}</main></body></html>"
+        f"<body><main><h1>{title}</h1>{body}</main></body></html>"
     )

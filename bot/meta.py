@@ -1,0 +1,285 @@
+"""Meta's callbacks and people's data leaving: deauthorize, data deletion, and /forget.
+
+Meta POSTs a form with a `signed_request`: `<base64url signature>.<base64url JSON payload>`, the
+signature being HMAC-SHA256 of the payload segment (as sent) keyed with the app secret.
+`parse_signed_request` checks it and is pure; `PrivacyService` is what the routes and the /forget
+handler call. It composes the notices and leaves every state change, with the notices, to one
+transaction of `bot.store_privacy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from bot.crypto import TokenVault
+from bot.graph import GraphClient, GraphError
+from bot.i18n import Language, Texts, pick_language
+from bot.models import DeletionRequest, Invitation, OutboxKind, Person, utcnow
+from bot.notify import outgoing
+from bot.screens import Screen
+from bot.store import Database, Outgoing
+from bot.store_privacy import Affected
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "HMAC-SHA256"
+# Meta's signed requests are a few hundred characters; anything far bigger is not Meta.
+MAX_SIGNED_REQUEST = 4096
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+# App-scoped user ids are digits; the sandbox's are short words. Both fit the column (64).
+_USER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SIGNATURE_BYTES = hashlib.sha256().digest_size
+CONFIRMATION_CODE = re.compile(r"[0-9a-f]{32}")
+STATUS_PATH = "/meta/deletion-status/"
+# A deletion request still "received" this long after it came in was interrupted (a crash between
+# recording and deleting): the periodic job finishes it.
+UNFINISHED_AFTER = timedelta(minutes=1)
+
+
+class SignatureProblem(StrEnum):
+    MALFORMED = "malformed"  # not two base64url segments, too long, payload not a JSON object
+    BAD_SIGNATURE = "bad_signature"  # not signed with our app secret
+    BAD_ALGORITHM = "bad_algorithm"
+    NO_USER = "no_user"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    user_id: str  # app-scoped Facebook user id
+    issued_at: int | None
+
+
+def _b64url(segment: str) -> bytes | None:
+    """base64url without (or with) its padding, strictly: None for anything else."""
+    if not _SEGMENT.fullmatch(segment):
+        return None
+    bare = segment.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def parse_signed_request(
+    signed_request: str, *, app_secret: str
+) -> SignedRequest | SignatureProblem:
+    """Verify a signed_request and read who it is about. Nothing is decoded from the payload
+    before its signature is known to be ours."""
+    if not app_secret:
+        return SignatureProblem.BAD_SIGNATURE  # an empty key would let anyone sign
+    if len(signed_request) > MAX_SIGNED_REQUEST or signed_request.count(".") != 1:
+        return SignatureProblem.MALFORMED
+    sig_segment, payload_segment = signed_request.split(".")
+    signature = _b64url(sig_segment)
+    raw_payload = _b64url(payload_segment)
+    if signature is None or raw_payload is None:
+        return SignatureProblem.MALFORMED
+    expected = hmac.new(
+        app_secret.encode("utf-8"), payload_segment.encode("ascii"), hashlib.sha256
+    ).digest()
+    if len(signature) != _SIGNATURE_BYTES or not hmac.compare_digest(signature, expected):
+        return SignatureProblem.BAD_SIGNATURE
+    try:
+        payload = json.loads(raw_payload)
+    except (ValueError, RecursionError):
+        return SignatureProblem.MALFORMED
+    if not isinstance(payload, dict):
+        return SignatureProblem.MALFORMED
+    if payload.get("algorithm") != ALGORITHM:
+        return SignatureProblem.BAD_ALGORITHM
+    user_id = payload.get("user_id")
+    if type(user_id) is int and user_id > 0:
+        user_id = str(user_id)
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+        return SignatureProblem.NO_USER
+    issued_at = payload.get("issued_at")
+    return SignedRequest(user_id, issued_at if type(issued_at) is int else None)
+
+
+def sign_request(payload: Mapping[str, object], *, app_secret: str) -> str:
+    """What Meta sends: for the tests and the sandbox, the inverse of `parse_signed_request`."""
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    digest = hmac.new(app_secret.encode("utf-8"), body.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + "." + body
+
+
+def new_confirmation_code() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class DeletionReceipt:
+    """The answer Meta expects from the data deletion callback."""
+
+    url: str
+    confirmation_code: str
+
+
+class PrivacyService:
+    """Deauthorize and data deletion (Meta's callbacks, routes in `web_callback.app`) and
+    /forget (`bot.handlers.privacy`)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        app_secret: str,
+        public_url: str,
+        default_language: Language,
+        graph: GraphClient | None = None,
+        vault: TokenVault | None = None,
+        wake_delivery: Callable[[], None] = lambda: None,
+        on_change: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self._db = db
+        self._app_secret = app_secret
+        self._public_url = public_url.rstrip("/")
+        self._default: Language = default_language
+        self._graph = graph
+        self._vault = vault
+        self._wake = wake_delivery
+        # Called with each changed invitation's id after the commit (the manager's live card).
+        self._on_change = on_change
+
+    def verify(self, signed_request: str) -> SignedRequest | SignatureProblem:
+        return parse_signed_request(signed_request, app_secret=self._app_secret)
+
+    # --- Meta's callbacks ----------------------------------------------------------------------
+
+    async def deauthorize(self, facebook_user_id: str) -> int:
+        """The person removed the app on Facebook: their connections end, their tokens go, the
+        managers hear it. Returns how many connections ended (0 for a repeated callback)."""
+        affected = await self._db.disconnect_facebook_user(
+            facebook_user_id=facebook_user_id, notices=self._notices("privacy.manager_deauthorized")
+        )
+        log.info("deauthorize: %d connection(s) ended", len(affected))
+        await self._after(affected)
+        return len(affected)
+
+    async def delete_data(self, facebook_user_id: str) -> DeletionReceipt:
+        """Record the request, delete, and answer with the status URL. Should the deletion be
+        interrupted, the request stays "received" and `finish_deletions` completes it."""
+        request = await self._db.open_deletion_request(
+            facebook_user_id=facebook_user_id, confirmation_code=new_confirmation_code()
+        )
+        try:
+            await self._complete(request)
+        except Exception:
+            log.exception("data deletion %s interrupted; the periodic job finishes it", request.id)
+        return DeletionReceipt(
+            url=f"{self._public_url}{STATUS_PATH}{request.confirmation_code}",
+            confirmation_code=request.confirmation_code,
+        )
+
+    async def deletion_status(self, code: str) -> DeletionRequest | None:
+        if not CONFIRMATION_CODE.fullmatch(code):
+            return None
+        return await self._db.deletion_request(code)
+
+    async def finish_deletions(self) -> int:
+        """Periodic: complete requests a crash left half done."""
+        done = 0
+        for request in await self._db.unfinished_deletion_requests(
+            older_than=utcnow() - UNFINISHED_AFTER
+        ):
+            if await self._complete(request) is not None:
+                done += 1
+        return done
+
+    async def _complete(self, request: DeletionRequest) -> list[Affected] | None:
+        assert request.id is not None
+        affected = await self._db.complete_deletion_request(
+            request_id=request.id, notices=self._notices("privacy.manager_deleted")
+        )
+        if affected is not None:
+            log.info("data deletion %s: %d connection(s) deleted", request.id, len(affected))
+            await self._after(affected)
+        return affected
+
+    # --- /forget -------------------------------------------------------------------------------
+
+    async def forgettable(self, telegram_user_id: int) -> list[Invitation]:
+        """The invitations /forget would close and whose connection data it would delete."""
+        return await self._db.forgettable(telegram_user_id)
+
+    async def forget(self, telegram_user_id: int) -> int:
+        """Delete what this Telegram user's connections stored, close their invitations, tell
+        the managers. Returns how many invitations it touched."""
+        tokens = await self._db.sealed_tokens_of(telegram_user_id)
+        affected = await self._db.forget_telegram_user(
+            telegram_user_id=telegram_user_id, notices=self._notices("privacy.manager_forgot")
+        )
+        log.info("forget: %d invitation(s), %d token(s)", len(affected), len(tokens))
+        await self._after(affected)
+        # The person asked for it in our chat, not on Facebook: withdraw the app's access there
+        # too (best effort; the token is already deleted here either way).
+        for sealed in tokens:
+            await self._revoke_at_facebook(sealed)
+        return len(affected)
+
+    async def _revoke_at_facebook(self, sealed: str) -> None:
+        if self._graph is None or self._vault is None:
+            return
+        token = self._vault.open(sealed)
+        if token is None:
+            return
+        try:
+            await self._graph.revoke(token)
+        except GraphError as exc:
+            log.warning("revoking at Facebook failed: %s", exc)
+
+    # --- notices -------------------------------------------------------------------------------
+
+    def _notices(self, key: str) -> Callable[[Affected, Mapping[int, Person]], list[Outgoing]]:
+        """Composes, inside the storage transaction, the notice for the inviting manager and the
+        brand's team chat, each in its language (a group chat has none: the default)."""
+
+        def compose(affected: Affected, people: Mapping[int, Person]) -> list[Outgoing]:
+            invite = affected.invitation
+            chats = [invite.created_by]
+            if affected.team_chat_id is not None and affected.team_chat_id != invite.created_by:
+                chats.append(affected.team_chat_id)
+            return [
+                outgoing(
+                    chat,
+                    Screen(self._texts(people.get(chat))(key, handle=invite.handle)),
+                    kind=OutboxKind.NOTICE,
+                    invitation_id=invite.id,
+                )
+                for chat in chats
+            ]
+
+        return compose
+
+    def _texts(self, person: Person | None) -> Texts:
+        return Texts(
+            pick_language(
+                chosen=person.language if person else None,
+                telegram_code=person.telegram_language if person else None,
+                default=self._default,
+            )
+        )
+
+    async def _after(self, affected: Sequence[Affected]) -> None:
+        if not affected:
+            return
+        self._wake()
+        if self._on_change is None:
+            return
+        for item in affected:
+            assert item.invitation.id is not None
+            try:
+                await self._on_change(item.invitation.id)
+            except Exception:
+                log.exception("could not refresh invitation %s", item.invitation.id)

@@ -1,0 +1,308 @@
+"""Database queries for people's data leaving: Meta's deauthorize and data deletion callbacks, and
+/forget.
+
+Part of the storage layer (`bot.store.Database` includes these methods). Each change is one
+transaction that begins with its write (so two replicas, or a replayed callback, cannot both act
+on the same rows, and SQLite never has to upgrade a read lock), and the notices about it are
+written to the outbox in that same transaction.
+
+"Deleted" means the rows are gone: a connection's Facebook user id, Page id and name, Instagram id
+and username, follower count, permissions and token. The invitation stays (the manager's record
+of whom they invited), closed, with an event saying why; delivered outbox messages about it are
+deleted too, since their text quoted the Page and the follower count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import (
+    Brand,
+    Connection,
+    DeletionRequest,
+    Invitation,
+    InvitationEvent,
+    InviteStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from bot.store import Outgoing
+
+
+@dataclass(frozen=True)
+class Affected:
+    """An invitation whose connection data just changed, for composing the notices."""
+
+    invitation: Invitation
+    team_chat_id: int | None  # the brand's team chat, if it has one
+
+
+# Builds the notices for one affected invitation from the people involved (by Telegram id), inside
+# the transaction that makes the change.
+Notices = Callable[[Affected, Mapping[int, Person]], "Sequence[Outgoing]"]
+
+
+class PrivacyQueries:
+    def session(self) -> AsyncSession:  # provided by Database
+        raise NotImplementedError
+
+    # --- deauthorize ---------------------------------------------------------------------------
+
+    async def disconnect_facebook_user(
+        self, *, facebook_user_id: str, notices: Notices
+    ) -> list[Affected]:
+        """That person's active connections become disconnected and lose their token."""
+        now = utcnow()
+        async with self.session() as s:
+            ended = await s.exec(
+                sa.update(Connection)  # type: ignore[call-overload]
+                .where(
+                    col(Connection.facebook_user_id) == facebook_user_id,
+                    col(Connection.status) == "active",
+                )
+                .values(status="disconnected", ended_at=now, token_encrypted=None)
+                .returning(col(Connection.invitation_id))
+            )
+            ids = sorted({row[0] for row in ended.all()})
+            if not ids:
+                await s.rollback()
+                return []
+            affected = await _close(s, ids, kind="deauthorized", detail=None, now=now, revoke=False)
+            await _notify(s, affected, notices, now)
+            await s.commit()
+            return affected
+
+    # --- data deletion -------------------------------------------------------------------------
+
+    async def open_deletion_request(
+        self, *, facebook_user_id: str, confirmation_code: str
+    ) -> DeletionRequest:
+        async with self.session() as s:
+            request = DeletionRequest(
+                confirmation_code=confirmation_code,
+                facebook_user_id=facebook_user_id[:64],
+                status="received",
+                created_at=utcnow(),
+            )
+            s.add(request)
+            await s.commit()
+            return request
+
+    async def complete_deletion_request(
+        self, *, request_id: int, notices: Notices
+    ) -> list[Affected] | None:
+        """Delete the person's connections and mark the request completed, in one transaction;
+        None when it was completed already (by another replica, or the periodic job)."""
+        now = utcnow()
+        async with self.session() as s:
+            claimed = await s.exec(
+                sa.update(DeletionRequest)  # type: ignore[call-overload]
+                .where(
+                    col(DeletionRequest.id) == request_id,
+                    col(DeletionRequest.status) == "received",
+                )
+                .values(status="completed", completed_at=now)
+                .returning(col(DeletionRequest.facebook_user_id))
+            )
+            row = claimed.first()
+            if row is None:
+                await s.rollback()
+                return None
+            deleted = await s.exec(
+                sa.delete(Connection)  # type: ignore[call-overload]
+                .where(col(Connection.facebook_user_id) == row[0])
+                .returning(col(Connection.invitation_id))
+            )
+            ids = sorted({r[0] for r in deleted.all()})
+            await s.exec(
+                sa.update(DeletionRequest)  # type: ignore[call-overload]
+                .where(col(DeletionRequest.id) == request_id)
+                .values(deleted_connections=len(ids))
+            )
+            affected = await _close(
+                s, ids, kind="data_deleted", detail="meta", now=now, revoke=True
+            )
+            await _scrub_outbox(s, ids)
+            await _notify(s, affected, notices, now)
+            await s.commit()
+            return affected
+
+    async def deletion_request(self, confirmation_code: str) -> DeletionRequest | None:
+        async with self.session() as s:
+            return (
+                await s.exec(
+                    select(DeletionRequest).where(
+                        DeletionRequest.confirmation_code == confirmation_code
+                    )
+                )
+            ).first()
+
+    async def unfinished_deletion_requests(self, *, older_than: datetime) -> list[DeletionRequest]:
+        async with self.session() as s:
+            rows = await s.exec(
+                select(DeletionRequest)
+                .where(
+                    DeletionRequest.status == "received",
+                    col(DeletionRequest.created_at) < older_than,
+                )
+                .order_by(col(DeletionRequest.id))
+            )
+            return list(rows)
+
+    # --- /forget -------------------------------------------------------------------------------
+
+    async def forgettable(self, telegram_user_id: int) -> list[Invitation]:
+        """Open invitations of this person, and closed ones that still have a connection row."""
+        async with self.session() as s:
+            rows = await s.exec(
+                select(Invitation)
+                .where(
+                    Invitation.telegram_user_id == telegram_user_id,
+                    sa.or_(
+                        col(Invitation.status) != InviteStatus.REVOKED,
+                        col(Invitation.id).in_(select(Connection.invitation_id)),
+                    ),
+                )
+                .order_by(col(Invitation.id))
+            )
+            return list(rows)
+
+    async def sealed_tokens_of(self, telegram_user_id: int) -> list[str]:
+        """The encrypted tokens of this person's connections (to revoke them at Facebook)."""
+        async with self.session() as s:
+            rows = await s.exec(
+                select(Connection.token_encrypted)
+                .join(Invitation, col(Invitation.id) == col(Connection.invitation_id))
+                .where(
+                    Invitation.telegram_user_id == telegram_user_id,
+                    col(Connection.token_encrypted).is_not(None),
+                )
+            )
+            return [t for t in rows.all() if t]
+
+    async def forget_telegram_user(
+        self, *, telegram_user_id: int, notices: Notices
+    ) -> list[Affected]:
+        """The influencer asked the bot to forget them: their invitations close and their
+        connections' data is deleted."""
+        now = utcnow()
+        async with self.session() as s:
+            closed = await s.exec(
+                sa.update(Invitation)  # type: ignore[call-overload]
+                .where(
+                    col(Invitation.telegram_user_id) == telegram_user_id,
+                    col(Invitation.status) != InviteStatus.REVOKED,
+                )
+                .values(status=InviteStatus.REVOKED, updated_at=now)
+                .returning(col(Invitation.id))
+            )
+            ids = {row[0] for row in closed.all()}
+            mine = select(Invitation.id).where(Invitation.telegram_user_id == telegram_user_id)
+            deleted = await s.exec(
+                sa.delete(Connection)  # type: ignore[call-overload]
+                .where(col(Connection.invitation_id).in_(mine))
+                .returning(col(Connection.invitation_id))
+            )
+            ids.update(row[0] for row in deleted.all())
+            if not ids:
+                await s.rollback()
+                return []
+            ordered = sorted(ids)
+            affected = await _close(
+                s, ordered, kind="data_deleted", detail="forget", now=now, revoke=True
+            )
+            await _scrub_outbox(s, ordered)
+            await _notify(s, affected, notices, now)
+            await s.commit()
+            return affected
+
+
+async def _close(
+    s: AsyncSession,
+    invitation_ids: Sequence[int],
+    *,
+    kind: str,
+    detail: str | None,
+    now: datetime,
+    revoke: bool,
+) -> list[Affected]:
+    """An event on each invitation (closing it first when `revoke`), and what the notices need."""
+    if not invitation_ids:
+        return []
+    if revoke:
+        await s.exec(
+            sa.update(Invitation)  # type: ignore[call-overload]
+            .where(
+                col(Invitation.id).in_(invitation_ids),
+                col(Invitation.status) != InviteStatus.REVOKED,
+            )
+            .values(status=InviteStatus.REVOKED, updated_at=now)
+        )
+    invites = list(
+        await s.exec(
+            select(Invitation)
+            .where(col(Invitation.id).in_(invitation_ids))
+            .order_by(col(Invitation.id))
+            .execution_options(populate_existing=True)
+        )
+    )
+    brand_ids = {i.brand_id for i in invites if i.brand_id is not None}
+    teams: dict[int, int | None] = {}
+    if brand_ids:
+        rows = await s.exec(
+            select(Brand.id, Brand.team_chat_id).where(col(Brand.id).in_(brand_ids))
+        )
+        teams = {brand_id: chat for brand_id, chat in rows.all() if brand_id is not None}
+    affected = []
+    for invite in invites:
+        assert invite.id is not None
+        s.add(
+            InvitationEvent(
+                invitation_id=invite.id, kind=kind, status=invite.status, detail=detail, at=now
+            )
+        )
+        team = teams.get(invite.brand_id) if invite.brand_id is not None else None
+        affected.append(Affected(invite, team))
+    return affected
+
+
+async def _scrub_outbox(s: AsyncSession, invitation_ids: Sequence[int]) -> None:
+    """Delivered messages about these invitations quoted the Page and the follower count."""
+    if invitation_ids:
+        await s.exec(
+            sa.delete(OutboxMessage).where(  # type: ignore[call-overload]
+                col(OutboxMessage.invitation_id).in_(invitation_ids),
+                col(OutboxMessage.status) != OutboxStatus.PENDING,
+            )
+        )
+
+
+async def _notify(
+    s: AsyncSession, affected: Sequence[Affected], notices: Notices, now: datetime
+) -> None:
+    from bot.store import enqueue_in
+
+    chats = {a.invitation.created_by for a in affected}
+    chats.update(a.team_chat_id for a in affected if a.team_chat_id is not None)
+    people = await _people(s, chats)
+    for item in affected:
+        enqueue_in(s, notices(item, people), now)
+
+
+async def _people(s: AsyncSession, ids: Iterable[int]) -> dict[int, Person]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await s.exec(select(Person).where(col(Person.telegram_id).in_(wanted)))
+    return {p.telegram_id: p for p in rows}
