@@ -20,6 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Benchmarks (docs/benchmarks.md): figures printed, nothing asserted; about 10 minutes.
+# Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--db sqlite --runs 5".
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check bot web_callback tests
 	$(BIN)/mypy bot web_callback
