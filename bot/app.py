@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from datetime import timedelta
 
 from aiohttp import web
 from telegram import Update
@@ -26,7 +27,7 @@ from bot.handlers.common import CommonHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.manager import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
-from bot.jobs import PeriodicJobs, fleet_jobs
+from bot.jobs import Job, PeriodicJobs, fleet_jobs
 from bot.menus import set_default_menus, set_manager_menu
 from bot.meta import PrivacyService
 from bot.notify import DeliveryWorker, Notifier
@@ -116,6 +117,13 @@ class ConnectBot:
         )
         # Run by whichever replica holds the delivery worker's leader lease.
         self.jobs = PeriodicJobs(lease=self.delivery.lease, jobs=fleet_jobs(self.db, self.privacy))
+        self.jobs.add(
+            Job(
+                "report_stalled",
+                timedelta(minutes=10),
+                lambda: self.console.report_stalled(hours=settings.stall_hours),
+            )
+        )
         self._register_handlers()
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
 
     invite_ttl_days: int = Field(default=14, ge=1, le=365)
     login_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    stall_hours: float = Field(default=24, gt=0, le=24 * 30)
     token_encryption_keys: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

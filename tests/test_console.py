@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -314,3 +315,28 @@ async def test_team_chat_hears_results_too(world: World) -> None:
     news = await world.telegram.wait_for(team, "tried to connect")
     assert "@anna.bakes" in news.text and "permissions were declined" in news.text
     await world.telegram.wait_for(MANAGER.id, "tried to connect")
+
+
+async def test_stalled_influencer_is_reported_once(world: World) -> None:
+    token = await world.invite("anna.bakes")
+    await world.open_link(ANNA, token)
+
+    async def age(hours: int) -> None:
+        """Move the invitation's history back in time (a reported stall, then the progress)."""
+        then = datetime.now(UTC) - timedelta(hours=hours)
+        async with world.db.engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE invitation SET updated_at = :t"), {"t": then})
+            await conn.execute(
+                sa.text("UPDATE invitation SET stalled_at = :s WHERE stalled_at IS NOT NULL"),
+                {"s": then - timedelta(hours=1)},
+            )
+
+    assert await world.bot.console.report_stalled(hours=24) == 0  # fresh: not stalled
+    await age(25)
+    assert await world.bot.console.report_stalled(hours=24) == 1
+    news = await world.telegram.wait_for(MANAGER.id, "made no progress for 24 hours")
+    assert "@anna.bakes" in news.text and "step 1 of 3" in news.text
+    assert await world.bot.console.report_stalled(hours=24) == 0  # once per stall
+    await world.answer(ANNA, "Yes")  # progress, then stuck again
+    await age(30)
+    assert await world.bot.console.report_stalled(hours=24) == 1
