@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
@@ -264,7 +265,8 @@ async def test_invite_start_and_press_through_the_page(page: PageApi) -> None:
     manager_chat = state["chats"][str(page.manager.id)]
     assert [item["from"] for item in manager_chat] == ["person", "bot"]
     assert manager_chat[0]["text"] == "/invite @anna.bakes"
-    assert "<b>@anna.bakes</b>" in manager_chat[1]["html"]  # Telegram HTML, as the bot sent it
+    invitation = manager_chat[1]["html"]  # Telegram HTML, as the bot sent it
+    assert "<b>" in invitation and "@anna.bakes" in invitation
     chat = state["chats"][str(anna.id)]
     # What Anna typed sits before the bot's answers; the answered question lost its buttons.
     assert chat[0]["from"] == "person" and chat[0]["text"].startswith("/start ")
@@ -391,14 +393,33 @@ def test_every_verdict_has_a_way_through_the_sandbox() -> None:
     assert {case.outcome for case in CASES} == set(Outcome)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.outcome.value}-{i}" for i, c in enumerate(CASES)])
-async def test_the_sandbox_produces_the_verdict(case: Case) -> None:
-    started = await start_playground(**dict(case.settings))
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_playground() -> AsyncIterator[Playground]:
+    """One playground for all verdict cases, each with an influencer of its own."""
+    started = await start_playground()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    ("number", "case"),
+    list(enumerate(CASES)),
+    ids=[f"{c.outcome.value}-{i}" for i, c in enumerate(CASES)],
+)
+async def test_the_sandbox_produces_the_verdict(
+    number: int, case: Case, shared_playground: Playground
+) -> None:
+    own = await start_playground(**dict(case.settings)) if case.settings else None
+    started = own or shared_playground
     try:
         async with httpx.AsyncClient(base_url=started.url, timeout=10) as http:
             page = PageApi(started, http)
-            anna = started.cast.influencers[0]
-            dialog_url = await page.through_checks(anna, await page.invite("anna.bakes"))
+            influencer = started.cast.add_influencer()
+            link = await page.invite(f"anna.bakes{number}")
+            dialog_url = await page.through_checks(influencer, link)
             fields = form_fields((await http.get(dialog_url)).text)
             values = {k.replace("-", "_"): v for k, v in case.values}
             landed = await log_in(page, dialog_url, change(fields, drop=case.drop, **values))
@@ -407,16 +428,17 @@ async def test_the_sandbox_produces_the_verdict(case: Case) -> None:
 
             # The verdict is stored before the callback answers; the messages follow (the e2e
             # tests check each verdict's wording, the browser test the chats).
-            invite = await started.bot.db.active_invitation_of(anna.id)
+            invite = await started.bot.db.active_invitation_of(influencer.id)
             assert invite is not None
             if case.outcome is Outcome.CONNECTED:
                 assert invite.status == "connected"
-                told = await started.telegram.wait_for(anna.id, "Connected!")
+                told = await started.telegram.wait_for(influencer.id, "Connected!")
                 assert "12,480 followers" in told.text
             else:
                 assert (invite.status, invite.last_reason) == ("failed", case.outcome.value)
     finally:
-        await started.stop()
+        if own is not None:
+            await own.stop()
 
 
 async def test_a_declined_permission_is_asked_again_on_retry(page: PageApi) -> None:
