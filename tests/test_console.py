@@ -340,3 +340,12 @@ async def test_stalled_influencer_is_reported_once(world: World) -> None:
     await world.answer(ANNA, "Yes")  # progress, then stuck again
     await age(30)
     assert await world.bot.console.report_stalled(hours=24) == 1
+
+
+async def test_several_handles_within_the_per_chat_limit(world: World) -> None:
+    await world.invite("anna.bakes")
+    world.telegram.set_rate_limits(global_per_second=30, per_chat_per_second=1)
+    answers = await _say(world, MANAGER, "/invite @anna.bakes @one.more @two.more @three.more")
+    cards = [m for m in answers if m.kind == "photo"]
+    assert len(cards) == 3 and "already has an open invitation" in answers[0].text
+    assert world.telegram.rate_limited_count == 0

@@ -28,6 +28,7 @@ from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import Texts
 from bot.models import InviteStatus, Manager
+from bot.notify import PER_CHAT_INTERVAL
 from bot.screens import Screen
 
 log = logging.getLogger(__name__)
@@ -108,15 +109,19 @@ class ManagerHandlers(HandlerBase):
             return
         wanted, invalid = self.console.parse_handles(words)
         report = await self.console.invite(manager, user.full_name, wanted, invalid)
-        for _, raw in report.invalid:
-            await self.reply(message, Screen(t("invite.invalid_handle", handle=raw)))
+        problems = [t("invite.invalid_handle", handle=raw) for _, raw in report.invalid]
         for handle in report.duplicates:
             existing = await self.db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
-            await self.reply(
-                message,
-                Screen(t("console.duplicate", handle=handle, id=existing.id if existing else "?")),
+            problems.append(
+                t("console.duplicate", handle=handle, id=existing.id if existing else "?")
             )
-        for created in report.created:
+        if problems:
+            # One message for all of them: one chat takes about one message per second.
+            await self.reply(message, Screen("\n".join(problems)))
+        for number, created in enumerate(report.created):
+            if number or problems:
+                # One chat takes about one message per second: pace rather than meet a 429.
+                await asyncio.sleep(PER_CHAT_INTERVAL)
             invite = created.invitation
             assert invite.id is not None
             caption = await self.console.card_text(t, invite, token=created.token)
