@@ -14,12 +14,12 @@ from telegram.ext import MessageHandler as TextHandler
 
 from bot import screens
 from bot.callbacks import Action, Press
+from bot.console import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import LANGUAGES, Texts
+from bot.menus import set_manager_menu
 from bot.models import Invitation, InviteStatus, Step
 from bot.screens import Screen
-from bot.console import MANAGER_LINK_PREFIX
-from bot.menus import set_manager_menu
 from bot.store import BindProblem
 from bot.store_console import LinkProblem
 from bot.verdict import Outcome
