@@ -533,3 +533,23 @@ async def test_a_bad_playground_setting_is_one_line(tmp_path: Path) -> None:
     message = err.decode().strip()
     assert proc.returncode != 0 and len(message.splitlines()) == 1, message
     assert "PLAYGROUND_PORT" in message
+
+
+async def test_photos_and_documents_the_bot_sends_are_shown(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    await page.send(anna.id, "/help")
+    await page.playground.telegram.wait_idle()
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    bot = page.playground.bot.application.bot
+    await bot.send_photo(anna.id, photo=png, caption="A card", filename="card.png")
+    await bot.send_document(anna.id, document=b"a,b\n", filename="list.csv")
+    chat = (await page.state())["chats"][str(anna.id)]
+    photo, document = chat[-2], chat[-1]
+    assert (photo["kind"], photo["html"]) == ("photo", "A card")
+    shown = await page.http.get(photo["media"])
+    assert shown.headers["Content-Type"] == "image/png" and shown.content == png
+    saved = await page.http.get(document["media"])
+    assert saved.headers["Content-Type"] == "application/octet-stream"
+    assert "attachment" in saved.headers["Content-Disposition"] and saved.content == b"a,b\n"
+    assert (await page.http.get(f"api/chats/{anna.id}/media/999")).status_code == 404
+    assert (await page.http.get(f"api/chats/999/media/{photo['message_id']}")).status_code == 404

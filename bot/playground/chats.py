@@ -93,6 +93,18 @@ class Chats:
         self._telegram.press_data(person, message_id, data)
         self.refresh(force=True)
 
+    def media(self, chat_id: int, message_id: int) -> SentMessage | None:
+        """A photo or document the bot sent to the chat (None if there is no such file)."""
+        self._person(chat_id)
+        return next(
+            (
+                m
+                for m in self._telegram.messages(chat_id)
+                if m.message_id == message_id and m.kind != "text" and m.document_bytes
+            ),
+            None,
+        )
+
     def _person(self, chat_id: int) -> TgUser:
         person = self._cast.person(chat_id)
         if person is None:
@@ -203,6 +215,12 @@ def _bot_view(message: SentMessage) -> JsonDict:
         "html": markup,
         "kind": message.kind,
         "document_name": message.document_name,
+        "media": (
+            # The file id makes the address unique, so the page may cache what is behind it.
+            f"/api/chats/{message.chat_id}/media/{message.message_id}?v={message.file_id}"
+            if message.kind != "text" and message.document_bytes
+            else None
+        ),
         "edited": message.edits > 0,
         "date": message.edit_date or message.date,
         "buttons": [[_button_view(b) for b in row] for row in message.buttons],

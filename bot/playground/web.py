@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
@@ -135,6 +135,25 @@ def make_app(
         _act(lambda: chats.press(_chat_id(request), message_id, data))
         return web.json_response({"ok": True})
 
+    async def media(request: web.Request) -> web.Response:
+        """The bytes of a photo or document the bot sent, for the page to show or download."""
+        try:
+            message = chats.media(_chat_id(request), int(request.match_info["message_id"]))
+        except ChatError:
+            message = None
+        if message is None or message.document_bytes is None:
+            raise web.HTTPNotFound()
+        name = message.document_name or "file"
+        # A message's file never changes (nothing here edits media): let the page cache it.
+        headers = {"Cache-Control": "private, max-age=86400"}
+        if message.kind != "photo":
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
+        return web.Response(
+            body=message.document_bytes,
+            content_type=_media_type(message.document_bytes, name),
+            headers=headers,
+        )
+
     async def add_influencer(request: web.Request) -> web.Response:
         body = await _json(request)
         language = body.get("language", "en")
@@ -196,11 +215,29 @@ def make_app(
     app.router.add_get("/api/events", events)
     app.router.add_post(r"/api/chats/{chat_id:\d+}/messages", send)
     app.router.add_post(r"/api/chats/{chat_id:\d+}/presses", press)
+    app.router.add_get(r"/api/chats/{chat_id:\d+}/media/{message_id:\d+}", media)
     app.router.add_post("/api/influencers", add_influencer)
     dialog_path = DIALOG_PREFIX + r"/{version:v\d+\.\d+}/dialog/oauth"
     app.router.add_get(dialog_path, dialog)
     app.router.add_post(dialog_path, dialog_submit)
     return app
+
+
+_IMAGE_TYPES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+)
+
+
+def _media_type(content: bytes, name: str) -> str:
+    """By the bytes for images (never trust a name for what the page shows inline)."""
+    for magic, kind in _IMAGE_TYPES:
+        if content.startswith(magic):
+            return kind
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
 
 
 def _scopes(raw: str) -> list[str]:

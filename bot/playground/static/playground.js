@@ -76,7 +76,7 @@ function openLink(href) {
 }
 
 document.addEventListener("click", (event) => {
-  const anchor = event.target.closest(".bubble a[href]");
+  const anchor = event.target.closest(".bubble a[href]:not(.document)");
   if (!anchor) return;
   event.preventDefault();
   openLink(anchor.href);
@@ -166,24 +166,38 @@ function clock(seconds) {
 function messageElement(role, item) {
   const wrapper = document.createElement("div");
   wrapper.className = `msg ${item.from}`;
-  wrapper.dataset.key = item.key;
   const bubble = document.createElement("div");
   bubble.className = "bubble";
+  const text = document.createElement("div");
+  text.className = "text";
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = (item.edited ? "edited " : "") + clock(item.date);
-  bubble.append(meta);
+  text.append(meta);
   if (item.from === "person") {
-    bubble.append(item.text);
+    text.append(item.text);
   } else {
-    if (item.kind !== "text") {
-      const file = document.createElement("div");
+    if (item.kind === "photo" && item.media) {
+      // Like Telegram: the picture on top, the caption under it.
+      const image = document.createElement("img");
+      image.className = "photo";
+      image.src = item.media;
+      image.alt = item.document_name || "photo";
+      bubble.classList.add("with-photo");
+      bubble.append(image);
+    } else if (item.kind !== "text") {
+      const file = document.createElement(item.media ? "a" : "div");
       file.className = "document";
-      file.textContent = `${item.kind === "photo" ? "🖼" : "📄"} ${item.document_name || item.kind}`;
-      bubble.append(file);
+      if (item.media) {
+        file.href = item.media;
+        file.download = item.document_name || "file";
+      }
+      file.textContent = `📄 ${item.document_name || item.kind}`;
+      text.append(file, "\n");
     }
-    bubble.append(telegramHtml(item.html));
+    text.append(telegramHtml(item.html));
   }
+  bubble.append(text);
   wrapper.append(bubble);
   if (item.buttons && item.buttons.length) wrapper.append(keyboard(role, item));
   return wrapper;
@@ -218,17 +232,37 @@ function keyboard(role, item) {
 
 function renderChat(role, items) {
   const box = phone(role).querySelector(".messages");
+  const chatId = String(chatIdOf(role));
   const json = JSON.stringify(items);
-  if (page.rendered.get(box) === json) return;
+  if (box.dataset.chatId === chatId && page.rendered.get(box) === json) return;
   page.rendered.set(box, json);
-  const changedChat = box.dataset.chatId !== String(chatIdOf(role));
-  box.dataset.chatId = String(chatIdOf(role));
-  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const changedChat = box.dataset.chatId !== chatId;
+  box.dataset.chatId = chatId;
+  const stick = changedChat || box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   if (!page.hints.has(box)) page.hints.set(box, box.querySelector(".empty"));
-  box.replaceChildren();
-  if (!items.length && page.hints.get(box)) box.append(page.hints.get(box));
-  for (const item of items) box.append(messageElement(role, item));
-  if (nearBottom || changedChat) box.scrollTop = box.scrollHeight;
+  // Unchanged messages keep their elements (a loaded photo stays loaded, nothing jumps).
+  const before = new Map();
+  for (const element of box.querySelectorAll(":scope > .msg")) {
+    before.set(element.dataset.key, element);
+  }
+  const elements = items.map((item) => {
+    const shown = JSON.stringify(item);
+    const old = before.get(`${chatId}:${item.key}`);
+    if (old && old.dataset.json === shown) return old;
+    const element = messageElement(role, item);
+    element.dataset.key = `${chatId}:${item.key}`;
+    element.dataset.json = shown;
+    return element;
+  });
+  const hint = page.hints.get(box);
+  box.replaceChildren(...(elements.length || !hint ? elements : [hint]));
+  if (!stick) return;
+  box.scrollTop = box.scrollHeight;
+  for (const image of box.querySelectorAll("img.photo")) {
+    if (!image.complete) {
+      image.addEventListener("load", () => { box.scrollTop = box.scrollHeight; }, { once: true });
+    }
+  }
 }
 
 function renderMenu(role) {
