@@ -86,10 +86,15 @@ class PageApi:
     async def send(self, chat_id: int, text: str) -> httpx.Response:
         return await self.http.post(f"api/chats/{chat_id}/messages", json={"text": text})
 
-    async def press(self, chat_id: int, label: str) -> httpx.Response:
-        """Press the button labelled ``label`` on the newest message of the chat that has it."""
+    async def press(
+        self, chat_id: int, label: str, message_id: int | None = None
+    ) -> httpx.Response:
+        """Press the button labelled ``label`` on the newest message of the chat that has it
+        (or on the message ``message_id``)."""
         chat = (await self.state())["chats"][str(chat_id)]
         for item in reversed(chat):
+            if message_id is not None and item.get("message_id") != message_id:
+                continue
             for row in item.get("buttons", []):
                 for button in row:
                     if label.casefold() in button["text"].casefold() and "data" in button:
@@ -292,7 +297,7 @@ async def test_the_page_refuses_what_a_client_cannot_do(page: PageApi) -> None:
     assert bad_language.status_code == 400
 
 
-async def test_a_second_influencer_and_a_button_answer_toast(page: PageApi) -> None:
+async def test_a_second_influencer_has_a_chat_of_their_own(page: PageApi) -> None:
     ben = await page.new_influencer("de")
     assert (ben.first_name, ben.language_code) == ("Ben", "de")
     link = await page.invite("ben.cooks")
@@ -303,6 +308,25 @@ async def test_a_second_influencer_and_a_button_answer_toast(page: PageApi) -> N
     state = await page.state()
     assert [p["id"] for p in state["influencers"]] == [2001, 2002]
     assert str(ben.id) in state["chats"]
+
+
+async def test_an_old_button_is_answered_with_a_toast(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    telegram = page.playground.telegram
+    link = await page.invite("anna.bakes")
+    await page.send(anna.id, f"/start {link.split('?start=', 1)[1]}")
+    first = await telegram.wait_for(anna.id, "Step 1 of 3")
+    await page.send(anna.id, "what now?")  # the bot shows the question again
+    await telegram.wait_for(anna.id, "use the buttons")
+    await telegram.wait_idle()
+    assert (await page.press(anna.id, "Yes")).status_code == 200
+    await telegram.wait_for(anna.id, "Step 2 of 3")
+    assert (await page.press(anna.id, "Yes", message_id=first.message_id)).status_code == 200
+    await telegram.wait_idle()
+    page.playground.chats.refresh()
+    toasts = (await page.state())["toasts"]
+    assert [(t["chat_id"], t["alert"]) for t in toasts] == [(anna.id, False)]
+    assert toasts[0]["text"]  # the bot's own words ("already behind you" in English)
 
 
 async def test_live_updates_arrive_as_server_sent_events(page: PageApi) -> None:
