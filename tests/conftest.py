@@ -77,6 +77,23 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Asyn
 
 
 @pytest.fixture
+async def postgres_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, for tests that only make sense there (several processes on
+    one database); skipped loudly like the PostgreSQL variants above."""
+    if not _postgres_reachable():
+        reason = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}, but REQUIRE_POSTGRES=1")
+        _pg_skipped.append(request.node.nodeid)
+        pytest.skip(f"{reason}: PostgreSQL-only test NOT run")
+    name = await _create_pg_database()
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await _drop_pg_database(name)
+
+
+@pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     await database.migrate()
