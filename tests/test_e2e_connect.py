@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from bot.callbacks import Action, Press
 from bot.models import InviteStatus, Step
 from bot.sandbox.facebook import Consent, FbPage, FbUser, IgAccount
-from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
+from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook, close_world, make_world
 
 ALL_SCOPES = (
     "instagram_basic,instagram_manage_insights,pages_show_list,pages_read_engagement,"
@@ -147,6 +147,27 @@ BRANCHES = [
     ),
     pytest.param(
         _anna_with_shop_account(),
+        Consent(instagram_accounts={"ig-050"}),
+        "was not selected among the Instagram accounts",
+        "ig_not_selected",
+        id="account-not-selected",
+    ),
+    pytest.param(
+        _anna(),
+        Consent(error="server_error"),
+        "ended the login with an error",
+        "login_error",
+        id="login-error",
+    ),
+    pytest.param(
+        _anna(),
+        Consent(session_invalidated=True),
+        "could not confirm this login",
+        "token_invalid",
+        id="token-invalid",
+    ),
+    pytest.param(
+        _anna_with_shop_account(),
         Consent(pages={"p-050"}),
         "different Instagram account (@anna_shop)",
         "ig_other_account",
@@ -173,6 +194,31 @@ async def test_every_failure_is_explained_with_a_retry(
     [(status, reason)] = await _rows(world, "SELECT status, last_reason FROM invitation")
     assert (status, reason) == (InviteStatus.FAILED.value, outcome)
     assert await _rows(world, "SELECT id FROM connection") == []
+
+
+async def test_business_portfolio_page_without_business_management(database_url: str) -> None:
+    """With business_management not requested, a portfolio-owned Page stays invisible."""
+    world = await make_world(
+        database_url,
+        facebook_scopes=(
+            "instagram_basic",
+            "instagram_manage_insights",
+            "pages_show_list",
+            "pages_read_engagement",
+        ),
+    )
+    try:
+        token = await world.invite("anna.bakes")
+        await world.through_checks(ANNA, token)
+        person = anna_on_facebook(business_owned=True)
+        person.pages = [person.pages[1]]
+        await world.facebook_login(ANNA, person)
+        told = await world.telegram.wait_for(ANNA.id, "Not connected yet")
+        assert "business portfolio" in told.text
+        [(reason,)] = await _rows(world, "SELECT last_reason FROM invitation")
+        assert reason == "no_page_business"
+    finally:
+        await close_world(world)
 
 
 async def test_app_not_live_is_reported_as_the_operators_problem(world: World) -> None:
