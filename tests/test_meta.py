@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -493,6 +493,75 @@ async def fuzz_meta_world(tmp_path: Path) -> AsyncIterator[World]:
         yield w
     finally:
         await close_world(w)
+
+
+_FORM_BODIES = st.one_of(
+    st.binary(max_size=400),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["signed_request", "Signed_Request", "signed_request[]", "x", ""]),
+            st.text(max_size=120),
+        ),
+        max_size=4,
+    ).map(lambda pairs: urlencode(pairs).encode()),
+    st.from_regex(rb"signed_request=[A-Za-z0-9_\-.=%]{0,300}", fullmatch=True),
+)
+_CONTENT_TYPES = st.sampled_from(
+    [
+        None,
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "application/json",
+        "text/plain",
+        "multipart/form-data; boundary=zz",
+        "",
+    ]
+)
+FUZZ_META = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@FUZZ_META
+@given(
+    path=st.sampled_from([DEAUTHORIZE_PATH, DATA_DELETION_PATH]),
+    body=_FORM_BODIES,
+    content_type=_CONTENT_TYPES,
+)
+async def test_any_form_at_the_meta_callbacks_gets_4xx_and_changes_nothing(
+    fuzz_meta_world: World, path: str, body: bytes, content_type: str | None
+) -> None:
+    world = fuzz_meta_world
+    before = await snapshot(world.db)
+    headers = {"Content-Type": content_type} if content_type is not None else {}
+    answer = await world.browser.post(_url(world, path), content=body, headers=headers)
+    TRIED[f"POST {path} (any form)"] += 1
+    assert answer.status_code in (400, 403, 413, 415), (answer.status_code, body[:80])
+    assert answer.headers["Cache-Control"] == "no-store"
+    if len(body) >= 8:
+        assert body not in answer.content
+    assert await snapshot(world.db) == before
+
+
+@FUZZ_META
+@given(code=st.text(max_size=80) | st.from_regex(r"[0-9a-f]{32}", fullmatch=True))
+async def test_any_code_at_the_status_page_gets_404_and_is_not_echoed(
+    fuzz_meta_world: World, code: str
+) -> None:
+    world = fuzz_meta_world
+    before = await snapshot(world.db)
+    answer = await world.browser.get(
+        _url(world, "/meta/deletion-status/" + quote(code, safe="")),
+        headers={"Accept-Language": "de"},
+    )
+    TRIED["GET /meta/deletion-status/{code} (unknown)"] += 1
+    assert answer.status_code == 404
+    if len(code.strip()) >= 12:  # shorter ones may be words of the page itself
+        assert code not in answer.text
+    assert await snapshot(world.db) == before
 
 
 # --- /forget -------------------------------------------------------------------------------------
