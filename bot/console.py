@@ -16,17 +16,15 @@ from datetime import timedelta
 
 import segno
 from cryptography.fernet import Fernet
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.helpers import create_deep_linked_url
 
-from bot.callbacks import Action, Press
 from bot.config import Settings
 from bot.crypto import TokenVault, secret_hash
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Texts
-from bot.models import Brand, Invitation, InviteStatus, Manager, OutboxKind, Step, utcnow
+from bot.models import Invitation, InviteStatus, Manager, OutboxKind, utcnow
 from bot.notify import Notifier, outgoing
-from bot.screens import Screen
+from bot.screens import Screen, resume_keyboard
 from bot.store import ConnectionRecord, Database, Outgoing
 from bot.store_console import Created, NewInvitation
 from bot.verdict import is_valid_handle, normalize_handle
@@ -319,12 +317,9 @@ class Console:
         if invite.telegram_user_id is None:
             return "console.remind.not_opened"
         t = await self._notifier.texts_for(invite.telegram_user_id)
-        resume = Press(Action.RESUME, invite.id, invite.step).pack()
         message = Screen(
             t("console.remind.message", inviter=invite.inviter_name, handle=invite.handle),
-            InlineKeyboardMarkup(
-                [[InlineKeyboardButton(t.plain("button.resume"), callback_data=resume)]]
-            ),
+            resume_keyboard(t, invite),
         )
         sent = await self._db.claim_reminder(
             brand_id=manager.brand_id,
@@ -469,10 +464,3 @@ class Console:
         if count:
             self._wake()
         return count
-
-
-def brand_name(brand: Brand | None, fallback: str) -> str:
-    return brand.name if brand is not None else fallback
-
-
-__all__ = ["Console", "CsvProblem", "InviteReport", "LinkSealer", "MANAGER_LINK_PREFIX", "Step"]

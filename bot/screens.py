@@ -41,6 +41,13 @@ def _question(t: Texts, invite: Invitation, step: Step, text: str) -> Screen:
     )
 
 
+def resume_keyboard(t: Texts, invite: Invitation) -> InlineKeyboardMarkup:
+    """ "Continue": shows the step the influencer is at, whenever they come back."""
+    return InlineKeyboardMarkup(
+        [[_button(t, "button.resume", Action.RESUME, invite, Step(invite.step))]]
+    )
+
+
 def permission_list(t: Texts, scopes: tuple[str, ...] | list[str]) -> Html:
     lines = []
     for scope in scopes:

@@ -40,6 +40,14 @@ class HandlerBase:
             )
         )
 
+    async def asker(self, update: Update) -> tuple[User, Message, Texts] | None:
+        """Who is asking, where to answer, and in which language (None: not for us)."""
+        who = sender(update)
+        if who is None:
+            return None
+        user, message = who
+        return user, message, await self.texts(user)
+
     @staticmethod
     async def reply(message: Message, screen: Screen) -> Message:
         return await message.chat.send_message(

@@ -23,11 +23,10 @@ class CommonHandlers(HandlerBase):
         return [MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, self.unknown_command)]
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        who = sender(update)
-        if who is None:
+        asked = await self.asker(update)
+        if asked is None:
             return
-        user, message = who
-        t = await self.texts(user)
+        user, message, t = asked
         text: str = t("help.influencer", platform=self.settings.platform_name)
         if self.is_admin(user) or await self.db.manager(user.id) is not None:
             text = t("help.manager")

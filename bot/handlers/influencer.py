@@ -44,11 +44,10 @@ class InfluencerHandlers(HandlerBase):
     # --- commands ----------------------------------------------------------------------------
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        who = sender(update)
-        if who is None:
+        asked = await self.asker(update)
+        if asked is None:
             return
-        user, message = who
-        t = await self.texts(user)
+        user, message, t = asked
         payload = context.args[0] if context.args else None
         if payload is None:
             invite = await self.db.active_invitation_of(user.id)
@@ -105,34 +104,23 @@ class InfluencerHandlers(HandlerBase):
         )
 
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        who = sender(update)
-        if who is None:
+        asked = await self.asker(update)
+        if asked is None:
             return
-        user, message = who
-        t = await self.texts(user)
+        user, message, t = asked
         invite = await self.db.active_invitation_of(user.id)
         if invite is None or invite.status in (InviteStatus.CONNECTED, InviteStatus.REVOKED):
             await self.reply(message, Screen(t("cancel.nothing")))
             return
         assert invite.id is not None
         await self.db.record_event(invitation_id=invite.id, kind="paused")
-        resume = Press(Action.RESUME, invite.id, invite.step).pack()
-        await self.reply(
-            message,
-            Screen(
-                t("cancel.done"),
-                InlineKeyboardMarkup(
-                    [[InlineKeyboardButton(t.plain("button.resume"), callback_data=resume)]]
-                ),
-            ),
-        )
+        await self.reply(message, Screen(t("cancel.done"), screens.resume_keyboard(t, invite)))
 
     async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        who = sender(update)
-        if who is None:
+        asked = await self.asker(update)
+        if asked is None:
             return
-        user, message = who
-        t = await self.texts(user)
+        user, message, t = asked
         row = [
             InlineKeyboardButton(
                 t.plain(f"button.lang_{code}"),
@@ -143,11 +131,10 @@ class InfluencerHandlers(HandlerBase):
         await self.reply(message, Screen(t("language.choose"), InlineKeyboardMarkup([row])))
 
     async def free_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        who = sender(update)
-        if who is None:
+        asked = await self.asker(update)
+        if asked is None:
             return
-        user, message = who
-        t = await self.texts(user)
+        user, message, t = asked
         invite = await self.db.active_invitation_of(user.id)
         if invite is None:
             key = "help.manager" if self.is_admin(user) else "free_text.no_invite"

@@ -76,11 +76,10 @@ class ManagerHandlers(HandlerBase):
         """Every console command starts here: who is asking, and for which brand."""
 
         async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-            who = sender(update)
-            if who is None:
+            asked = await self.asker(update)
+            if asked is None:
                 return
-            user, message = who
-            t = await self.texts(user)
+            user, message, t = asked
             manager = await self.console.manager_for(user.id, user.full_name)
             if manager is None:
                 await self.reply(message, Screen(t("console.not_manager", user_id=user.id)))
@@ -426,11 +425,10 @@ class ManagerHandlers(HandlerBase):
     # --- admins: brands and managers -----------------------------------------------------------
 
     async def _admin(self, update: Update) -> tuple[User, Message, Texts] | None:
-        who = sender(update)
-        if who is None:
+        asked = await self.asker(update)
+        if asked is None:
             return None
-        user, message = who
-        t = await self.texts(user)
+        user, message, t = asked
         if not self.is_admin(user):
             await self.reply(message, Screen(t("console.admin.only", user_id=user.id)))
             return None
