@@ -249,12 +249,8 @@ class Console:
                 page=found.page_name if found else "",
             )
         if status == InviteStatus.FAILED:
-            key = f"manager.reason.{invite.last_reason}"
-            reason = (
-                t(key, handle=invite.handle, page="", others="", declined="")
-                if t.has(key)
-                else (invite.last_reason or "")
-            )
+            key = f"console.reason_name.{invite.last_reason}"
+            reason = t.plain(key) if t.has(key) else (invite.last_reason or "")
             return t("console.status.failed", reason=reason)
         if status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
             return t(f"console.status.step_{invite.step}")
