@@ -28,6 +28,7 @@ from bench.harness import (
     invite_by_csv,
     mentions,
     on_facebook,
+    profiled,
     redirect_for,
     running,
     scratch_database,
@@ -75,15 +76,15 @@ async def run(engine: str, n: int = 150) -> BurstResult:
         env = bot_env(telegram, graph, url, free_port())
         async with running("bot", env) as bot, Watch() as watch:
             await greet(telegram, watch, MANAGER)
-            tokens = await invite_by_csv(telegram, watch, [handle_of(i) for i in range(n)])
-            logins = await guide_all(telegram, watch, tokens)
-            redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in enumerate(logins)]
+            invited = await invite_by_csv(telegram, watch, n)
+            logins = await guide_all(telegram, watch, invited)
+            redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
             login_message = {
                 influencer(i).id: telegram.last_message(influencer(i).id).message_id
-                for i in range(n)
+                for i in invited
             }
             manager_seen = telegram.last_message(MANAGER.id).message_id
-            handles = {handle_of(i) for i in range(n)}
+            handles = {handle_of(i) for i in invited}
             await asyncio.sleep(1.0)  # nothing left over from the flow
 
             def results() -> dict[int, int]:
@@ -113,14 +114,15 @@ async def run(engine: str, n: int = 150) -> BurstResult:
                         await response.read()
                         return response.status
 
-                began = time.perf_counter()
-                answers = asyncio.gather(*(open_callback(u) for u in redirects))
-                try:
-                    await watch.until(everybody_knows, timeout=_TIMEOUT)
-                    seconds = time.perf_counter() - began
-                except TimeoutError:
-                    seconds = _TIMEOUT
-                statuses = await answers
+                async with profiled(bot, f"burst-{engine}"):
+                    began = time.perf_counter()
+                    answers = asyncio.gather(*(open_callback(u) for u in redirects))
+                    try:
+                        await watch.until(everybody_knows, timeout=_TIMEOUT)
+                        seconds = time.perf_counter() - began
+                    except TimeoutError:
+                        seconds = _TIMEOUT
+                    statuses = await answers
             await asyncio.sleep(_AFTERWARDS)
             told = results()
             heard = mentions(manager_news(), _HANDLE)

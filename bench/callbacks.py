@@ -22,7 +22,6 @@ from bench.harness import (
     free_port,
     greet,
     guide_all,
-    handle_of,
     influencer,
     invite_by_csv,
     on_facebook,
@@ -55,12 +54,12 @@ async def run(engine: str, n: int = 200) -> CallbackResult:
         env = bot_env(telegram, graph, url, free_port())
         async with running("bot", env) as bot, Watch() as watch:
             await greet(telegram, watch, MANAGER)
-            tokens = await invite_by_csv(telegram, watch, [handle_of(i) for i in range(n)])
-            logins = await guide_all(telegram, watch, tokens)
-            redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in enumerate(logins)]
+            invited = await invite_by_csv(telegram, watch, n)
+            logins = await guide_all(telegram, watch, invited)
+            redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
             login_message = {
                 influencer(i).id: telegram.last_message(influencer(i).id).message_id
-                for i in range(n)
+                for i in invited
             }
             graph.latency = GRAPH_LATENCY
             await asyncio.sleep(1.0)

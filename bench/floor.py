@@ -146,6 +146,9 @@ def build(token: str, base_url: str, dialog_url: str) -> Application:  # type: i
         .get_updates_read_timeout(40)
         .connection_pool_size(64)
         .pool_timeout(10)
+        # As many at once as the product (bot/updates.py), without its per-person order: the
+        # simulated people never tap before the answer arrives.
+        .concurrent_updates(64)
         .build()
     )
     floor = Floor(dialog_url)

@@ -8,7 +8,6 @@ process's CPU time per update.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -19,9 +18,7 @@ from bench.harness import (
     bot_env,
     free_port,
     greet,
-    guide,
-    handle_of,
-    influencer,
+    guide_all,
     invite_by_csv,
     profiled,
     running,
@@ -30,6 +27,7 @@ from bench.harness import (
 )
 
 _WARM_UP = 5
+FLOOR = "bench.floor"
 
 
 @dataclass(frozen=True)
@@ -52,31 +50,23 @@ class FlowResult:
 
 async def _drive(module: str, engine: str, n: int) -> FlowRun:
     async with scratch_database(engine) as url, standins() as (telegram, graph):
-        total = n + _WARM_UP
-        people = [influencer(i) for i in range(total)]
         env = bot_env(telegram, graph, url, free_port())
         async with running(module, env) as bot, Watch() as watch:
-            if module == "bot":
-                await greet(telegram, watch, MANAGER)
-                tokens = await invite_by_csv(telegram, watch, [handle_of(i) for i in range(total)])
+            if module == FLOOR:
+                invited = {i: f"t{i}" for i in range(n + _WARM_UP)}
             else:
-                tokens = [f"t{i}" for i in range(total)]
+                await greet(telegram, watch, MANAGER)
+                invited = await invite_by_csv(telegram, watch, n + _WARM_UP)
+            numbers = list(invited)
             # A few people first, untimed: the first updates pay for lazy imports and connections.
-            await asyncio.gather(
-                *(guide(telegram, watch, p, t) for p, t in zip(people[n:], tokens[n:], strict=True))
-            )
-            people, tokens = people[:n], tokens[:n]
+            await guide_all(telegram, watch, {i: invited[i] for i in numbers[n:]})
+            timed = {i: invited[i] for i in numbers[:n]}
             async with profiled(bot, f"flow-{module}-{engine}"):
                 cpu_before = bot.cpu_seconds()
-                own_before = time.process_time()
                 began = time.perf_counter()
-                await asyncio.gather(
-                    *(guide(telegram, watch, p, t) for p, t in zip(people, tokens, strict=True))
-                )
+                await guide_all(telegram, watch, timed)
                 seconds = time.perf_counter() - began
                 cpu = bot.cpu_seconds() - cpu_before
-                own = time.process_time() - own_before
-            print(f"  [{module}] bench process (stand-ins + people) CPU {own / seconds:.0%}")
             updates = n * UPDATES_PER_GUIDE
             return FlowRun(updates / seconds, 1000 * cpu / updates, seconds, len(bot.problems()))
 
@@ -84,5 +74,5 @@ async def _drive(module: str, engine: str, n: int) -> FlowRun:
 async def run(engine: str, n: int = 100) -> FlowResult:
     """Product and floor in the same run, one after the other, on fresh stand-ins each."""
     product = await _drive("bot", engine, n)
-    floor = await _drive("bench.floor", engine, n)
+    floor = await _drive(FLOOR, engine, n)
     return FlowResult(product, floor)

@@ -28,6 +28,7 @@ from bench.harness import (
     redirect_for,
     running,
     standins,
+    usable,
 )
 from bot.crypto import new_secret, secret_hash
 from bot.models import (
@@ -64,7 +65,11 @@ async def seed(database_url: str, runs: int) -> list[str]:
     db = Database(database_url)
     await db.migrate()
     now = utcnow()
-    tokens = [new_secret() for _ in range(WORKLOAD * runs)]
+    tokens: list[str] = []
+    while len(tokens) < WORKLOAD * runs:
+        token = new_secret()
+        if usable(token):
+            tokens.append(token)
     try:
         for start in range(0, INVITATIONS, _CHUNK):
             async with db.session() as s:
@@ -137,16 +142,14 @@ async def run(database_url: str, tokens: list[str], run: int) -> MemoryResult:
     """Start the bot on the seeded database, measure, do some work (with run ``run``'s share of
     the pending invitations), measure again."""
     first = run * WORKLOAD
-    tokens = tokens[first : first + WORKLOAD]
+    invited = {i: tokens[i] for i in range(first, first + WORKLOAD)}
     async with standins() as (telegram, graph):
         env = bot_env(telegram, graph, database_url, free_port())
         async with running("bot", env) as bot, Watch() as watch:
             rss_ready, _ = bot.memory_mb()
             await greet(telegram, watch, MANAGER)
-            logins = await guide_all(telegram, watch, tokens, first=first)
-            redirects = [
-                redirect_for(graph, u, on_facebook(first + i)) for i, u in enumerate(logins)
-            ]
+            logins = await guide_all(telegram, watch, invited)
+            redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
             async with aiohttp.ClientSession() as browser:
                 for url in redirects:
                     async with browser.get(url, allow_redirects=False) as response:

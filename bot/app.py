@@ -32,6 +32,7 @@ from bot.menus import set_default_menus, set_manager_menu
 from bot.meta import PrivacyService
 from bot.notify import DeliveryWorker, Notifier
 from bot.store import Database
+from bot.updates import PerPersonOrder
 from web_callback.app import TelegramWebhook, make_app
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class ConnectBot:
             .get_updates_read_timeout(40)
             .connection_pool_size(64)
             .pool_timeout(10)
+            # Different people's updates at the same time, each person's in order.
+            .concurrent_updates(PerPersonOrder())
             .build()
         )
         self.notifier = Notifier(db=self.db, default_language=settings.default_language)
