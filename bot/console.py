@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from telegram.helpers import create_deep_linked_url
 
 from bot.config import Settings
-from bot.crypto import TokenVault, secret_hash
+from bot.crypto import MANAGER_LINK_PREFIX, TokenVault, secret_hash
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Texts
 from bot.models import Invitation, InviteStatus, Manager, OutboxKind, utcnow
@@ -31,7 +31,6 @@ from bot.verdict import is_valid_handle, normalize_handle
 
 log = logging.getLogger(__name__)
 
-MANAGER_LINK_PREFIX = "m-"  # deep-link payloads starting with this make a manager
 REMIND_EVERY = timedelta(hours=24)
 MAX_CSV_BYTES = 256 * 1024
 MAX_CSV_ROWS = 1000

@@ -18,6 +18,17 @@ def new_secret() -> str:
     return secrets.token_urlsafe(_TOKEN_BYTES)
 
 
+# Deep-link payloads starting with this open a manager link, not an invitation.
+MANAGER_LINK_PREFIX = "m-"
+
+
+def new_invitation_token() -> str:
+    """A link token that can never be mistaken for a manager link."""
+    while (token := new_secret()).startswith(MANAGER_LINK_PREFIX):
+        pass
+    return token
+
+
 def secret_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.crypto import new_secret, secret_hash
+from bot.crypto import new_invitation_token, new_secret, secret_hash
 from bot.models import (
     Connection,
     Invitation,
@@ -177,7 +177,7 @@ class Database(ConsoleQueries, PrivacyQueries):
         self, *, handle: str, created_by: int, inviter_name: str, ttl: timedelta
     ) -> tuple[Invitation, str]:
         """Returns the invitation and its link token; only the token's hash is stored."""
-        token = new_secret()
+        token = new_invitation_token()
         now = utcnow()
         invite = Invitation(
             token_hash=secret_hash(token),
@@ -595,10 +595,14 @@ class LeaderLease:
             except Exception:
                 await self.release()  # the connection died, and the lock with it
         conn = await self._db.engine.connect()
-        got = (
-            await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY})
-        ).scalar()
-        await conn.commit()
+        try:
+            got = (
+                await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY})
+            ).scalar()
+            await conn.commit()
+        except BaseException:
+            await conn.close()  # back to the pool (or discarded), not left checked out
+            raise
         if got:
             self._conn, self.held = conn, True
             return True

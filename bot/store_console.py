@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.crypto import new_secret, secret_hash
+from bot.crypto import new_invitation_token, new_secret, secret_hash
 from bot.models import (
     Brand,
     Connection,
@@ -231,7 +231,7 @@ class ConsoleQueries:
                     duplicates.append(item.handle)
                     continue
                 open_handles.add(item.handle)
-                token = new_secret()
+                token = new_invitation_token()
                 invite = Invitation(
                     token_hash=secret_hash(token),
                     token_sealed=seal(token) if callable(seal) else None,

@@ -169,3 +169,12 @@ async def test_upgrade_keeps_invitations_made_before_brands(database_url: str) -
         assert await _raw(database, "SELECT name FROM brand") == [("Default",)]
     finally:
         await database.dispose()
+
+
+def test_invitation_tokens_never_look_like_manager_links() -> None:
+    # One plain token in 4096 starts with "m-"; 20,000 draws would very likely meet one.
+    from bot.crypto import MANAGER_LINK_PREFIX, new_invitation_token
+
+    tokens = [new_invitation_token() for _ in range(20_000)]
+    assert not any(t.startswith(MANAGER_LINK_PREFIX) for t in tokens)
+    assert all(len(t) <= 64 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
