@@ -106,8 +106,14 @@ class ConnectService:
         consumed = await self._db.consume_state(state)
         if isinstance(consumed, StateProblem):
             log.info("callback refused: state %s", consumed.value)
-            status = {StateProblem.UNKNOWN: 400, StateProblem.USED: 409, StateProblem.EXPIRED: 410}
-            return RedirectResult(status[consumed], f"state_{consumed.value}")
+            status = {
+                StateProblem.UNKNOWN: 400,
+                StateProblem.USED: 409,
+                StateProblem.EXPIRED: 410,
+                StateProblem.WITHDRAWN: 410,
+            }
+            page = "withdrawn" if consumed is StateProblem.WITHDRAWN else f"state_{consumed.value}"
+            return RedirectResult(status[consumed], page)
         attempt, invite = consumed
         assert attempt.id is not None and invite.id is not None
         redirect = {k: params[k][:512] for k in _REDIRECT_KEYS if k in params}
@@ -166,6 +172,9 @@ class ConnectService:
             connection=record,
             outgoing=told,
         )
+        if invite.status == InviteStatus.REVOKED:
+            log.info("invitation %s was withdrawn during the login: nothing kept", invite.id)
+            return RedirectResult(410, "withdrawn", influencer_t.language)
         self._wake_delivery()
         log.info("invitation %s: verdict %s", invite.id, verdict.outcome.value)
         if verdict.connected:

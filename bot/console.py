@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.crypto import MANAGER_LINK_PREFIX, TokenVault, secret_hash
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Texts
-from bot.models import Invitation, InviteStatus, Manager, OutboxKind, utcnow
+from bot.models import Connection, Invitation, InviteStatus, Manager, OutboxKind, utcnow
 from bot.notify import Notifier, outgoing
 from bot.screens import Screen, resume_keyboard
 from bot.store import ConnectionRecord, Database, Outgoing
@@ -242,6 +242,8 @@ class Console:
         status = InviteStatus(invite.status)
         if status == InviteStatus.CONNECTED:
             found = connection or await self._db.connection_for(invite.id or 0)
+            if isinstance(found, Connection) and found.status == "disconnected":
+                return t("console.status.disconnected")
             return t(
                 "console.status.connected",
                 username=found.instagram_username if found else invite.handle,

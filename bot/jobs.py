@@ -115,7 +115,11 @@ def fleet_jobs(db: Database, privacy: PrivacyService) -> list[Job]:
         # Telegram redelivers an update for at most a day; two days of ids is plenty.
         return await db.forget_updates_before(utcnow() - timedelta(days=2))
 
+    async def prune_outbox() -> int:
+        return await db.prune_outbox(before=utcnow() - timedelta(days=7))
+
     return [
         Job("forget_updates", timedelta(days=1), forget_updates),
         Job("finish_deletions", timedelta(minutes=10), privacy.finish_deletions),
+        Job("prune_outbox", timedelta(hours=6), prune_outbox),
     ]

@@ -12,7 +12,7 @@ from bot.i18n import LANGUAGES, Language, Texts
 
 log = logging.getLogger(__name__)
 
-INFLUENCER_COMMANDS = ("start", "help", "language", "cancel")
+INFLUENCER_COMMANDS = ("start", "help", "language", "cancel", "forget")
 MANAGER_COMMANDS = (
     "invite",
     "list",

@@ -59,6 +59,7 @@ class StateProblem(StrEnum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED = "used"
+    WITHDRAWN = "withdrawn"  # the invitation was withdrawn (or forgotten) meanwhile
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,7 @@ class Database(ConsoleQueries, PrivacyQueries):
                 return StateProblem.USED if attempt.used_at is not None else StateProblem.EXPIRED
             invite = await s.get(Invitation, attempt.invitation_id)
             if invite is None or invite.status == InviteStatus.REVOKED:
-                return StateProblem.EXPIRED  # leaving the block rolls the use back
+                return StateProblem.WITHDRAWN  # leaving the block rolls the use back
             await s.commit()
             return attempt, invite
 
@@ -406,6 +407,12 @@ class Database(ConsoleQueries, PrivacyQueries):
             invite = await s.get(Invitation, invitation_id, with_for_update=True)
             attempt = await s.get(LoginAttempt, attempt_id)
             assert invite is not None and attempt is not None
+            if invite.status == InviteStatus.REVOKED:
+                # Withdrawn (or forgotten) while this login was under way: keep nothing of it.
+                attempt.outcome = "withdrawn"
+                s.add(attempt)
+                await s.commit()
+                return invite
             attempt.outcome = outcome
             s.add(attempt)
             if connection is not None:
@@ -539,6 +546,18 @@ class Database(ConsoleQueries, PrivacyQueries):
                 )
             )
             await s.commit()
+
+    async def prune_outbox(self, *, before: datetime) -> int:
+        """Delivered messages quote names and numbers: keep them only as long as useful."""
+        async with self.session() as s:
+            result = await s.exec(
+                sa.delete(OutboxMessage).where(  # type: ignore[call-overload]
+                    col(OutboxMessage.status) != OutboxStatus.PENDING,
+                    col(OutboxMessage.created_at) < before,
+                )
+            )
+            await s.commit()
+            return int(result.rowcount or 0)
 
     async def outbox(self) -> list[OutboxMessage]:
         async with self.session() as s:

@@ -349,3 +349,20 @@ async def test_several_handles_within_the_per_chat_limit(world: World) -> None:
     cards = [m for m in answers if m.kind == "photo"]
     assert len(cards) == 3 and "already has an open invitation" in answers[0].text
     assert world.telegram.rate_limited_count == 0
+
+
+async def test_login_finishing_after_a_revoke_keeps_nothing(world: World) -> None:
+    token = await world.invite("anna.bakes")
+    await world.through_checks(ANNA, token)
+    world.graph.set_person(anna_on_facebook())
+    callback = (await world.browser.get(world.login_url(ANNA))).headers["location"]
+    await _say(world, MANAGER, "/revoke @anna.bakes")  # while Anna is on Facebook
+    page = await world.browser.get(callback)
+    assert page.status_code == 410 and "withdrawn" in page.text
+    await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
+    await world.settle()
+    assert not any("Connected!" in m.text for m in world.telegram.messages(ANNA.id))
+    assert await _rows(world, "SELECT count(*) FROM connection") == [(0,)]
+    assert await _rows(world, "SELECT status FROM invitation") == [("revoked",)]
+    assert await _rows(world, "SELECT outcome FROM login_attempt") == [(None,)]
+    assert not any(p.endswith("/oauth/access_token") for _, p, _ in world.graph.requests)

@@ -178,3 +178,33 @@ def test_invitation_tokens_never_look_like_manager_links() -> None:
     tokens = [new_invitation_token() for _ in range(20_000)]
     assert not any(t.startswith(MANAGER_LINK_PREFIX) for t in tokens)
     assert all(len(t) <= 64 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
+
+
+async def test_a_verdict_for_a_withdrawn_invitation_keeps_nothing(db: Database) -> None:
+    """The state was used just before the manager withdrew the invitation."""
+    from bot.store import ConnectionRecord, Outgoing
+
+    invite_id, token = await _invite(db)
+    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE invitation SET step = 'login'"))
+    state = await db.start_login(
+        invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(minutes=5), rerequest=False
+    )
+    assert state is not None
+    consumed = await db.consume_state(state)
+    assert isinstance(consumed, tuple)
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE invitation SET status = 'revoked'"))
+    record = ConnectionRecord("fb", "p", "Page", "ig", "anna.bakes", 1, ("x",), None, None, None)
+    invite = await db.record_verdict(
+        attempt_id=consumed[0].id or 0,
+        invitation_id=invite_id,
+        outcome="connected",
+        connection=record,
+        outgoing=[Outgoing(chat_id=ALICE, text="Connected!")],
+    )
+    assert invite.status == InviteStatus.REVOKED
+    assert await _raw(db, "SELECT count(*) FROM connection") == [(0,)]
+    assert await _raw(db, "SELECT count(*) FROM outbox") == [(0,)]
+    assert await _raw(db, "SELECT outcome FROM login_attempt") == [("withdrawn",)]
