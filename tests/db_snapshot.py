@@ -17,3 +17,12 @@ async def snapshot(db: Database, *, ignore: frozenset[str] = frozenset()) -> Sna
             rows = (await conn.execute(sa.text(f'SELECT * FROM "{name}"'))).all()
             tables[name] = sorted((tuple(row) for row in rows), key=repr)
         return tables
+
+
+async def delivered(db: Database, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Until the outbox has nothing pending: a snapshot taken then stays still."""
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while any(r.status == "pending" for r in await db.outbox()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bot.jobs import RETRY_SECONDS, Job, PeriodicJobs, fleet_jobs
 from bot.meta import PrivacyService
-from bot.models import TelegramUpdate, utcnow
+from bot.models import OutboxMessage, TelegramUpdate, utcnow
 from bot.store import Database, LeaderLease
 from tests.world import World
 
@@ -83,11 +83,23 @@ async def test_the_loop_runs_and_stops(tmp_path: object) -> None:
 
 
 async def test_the_fleet_jobs(db: Database) -> None:
-    """Old update ids are forgotten; recent ones (Telegram may still redeliver) are kept."""
+    """Old update ids are forgotten; recent ones (Telegram may still redeliver) are kept.
+    Delivered outbox rows go after a week; pending ones never."""
     now = utcnow()
     async with db.session() as s:
         s.add(TelegramUpdate(update_id=1, received_at=now - timedelta(days=3)))
         s.add(TelegramUpdate(update_id=2, received_at=now - timedelta(hours=3)))
+        for status, age in (("sent", 8), ("sent", 1), ("pending", 8)):
+            s.add(
+                OutboxMessage(
+                    chat_id=1,
+                    kind="send",
+                    text=f"{status} {age}",
+                    status=status,
+                    created_at=now - timedelta(days=age),
+                    due_at=now,
+                )
+            )
         await s.commit()
     privacy = PrivacyService(
         db=db, app_secret="s", public_url="https://bot.example", default_language="en"
@@ -97,12 +109,14 @@ async def test_the_fleet_jobs(db: Database) -> None:
     assert await jobs.run_due() == []  # the lease is not taken yet
     assert await lease.acquire()
     try:
-        assert await jobs.run_due() == ["forget_updates", "finish_deletions"]
+        assert await jobs.run_due() == ["forget_updates", "finish_deletions", "prune_outbox"]
     finally:
         await lease.release()
     async with db.engine.connect() as conn:
         kept = (await conn.execute(sa.text("SELECT update_id FROM telegram_update"))).all()
+        outbox = (await conn.execute(sa.text("SELECT text FROM outbox ORDER BY id"))).all()
     assert [tuple(r) for r in kept] == [(2,)]
+    assert [tuple(r) for r in outbox] == [("sent 1",), ("pending 8",)]
 
 
 async def test_the_bot_runs_its_jobs(world: World) -> None:
