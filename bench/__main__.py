@@ -36,6 +36,7 @@ class Figure:
     unit: str
     target: str
     meets: Callable[[float], bool] | None = None
+    worst: bool = False  # the worst run instead of the median (for counts that must be 0)
     values: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, engine: str, value: float) -> None:
@@ -45,7 +46,7 @@ class Figure:
         runs = self.values.get(engine)
         if not runs:
             return "–"
-        value = median(runs)
+        value = max(runs) if self.worst else median(runs)
         mark = ""
         if self.meets is not None:
             mark = " ✓" if self.meets(value) else " ✗"
@@ -53,6 +54,8 @@ class Figure:
 
 
 def _format(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
     if value >= 100:
         return f"{value:.0f}"
     if value >= 10:
@@ -74,14 +77,18 @@ class Report:
         unit: str = "",
         target: str = "",
         meets: Callable[[float], bool] | None = None,
+        worst: bool = False,
     ) -> None:
         if name not in self.figures:
-            self.figures[name] = Figure(name, unit, target, meets)
+            self.figures[name] = Figure(name, unit, target, meets, worst)
         self.figures[name].add(engine, value)
 
     def print(self, engines: Sequence[str], runs: int) -> None:
         print()
-        print(f"Medians of {runs} run(s); ✓/✗: target met or not.")
+        print(
+            f"Medians of {runs} run(s) (lost, told twice, 429: the worst run); "
+            "✓/✗: target met or not."
+        )
         print()
         print("| figure | " + " | ".join(engines) + " | target |")
         print("|---|" + "---|" * len(engines) + "---|")
@@ -156,8 +163,12 @@ async def run_engine(
                     target="≥ 0.9",
                     meets=lambda v: v >= 0.9,
                 )
-                report.figure("2 burst: results lost", engine, b.lost, target="0", meets=_zero)
-                report.figure("2 burst: told twice", engine, b.told_twice, target="0", meets=_zero)
+                report.figure(
+                    "2 burst: results lost", engine, b.lost, target="0", meets=_zero, worst=True
+                )
+                report.figure(
+                    "2 burst: told twice", engine, b.told_twice, target="0", meets=_zero, worst=True
+                )
                 report.figure(
                     "2 burst: sends answered 429",
                     engine,
@@ -165,6 +176,7 @@ async def run_engine(
                     unit=" %",
                     target="< 1 %",
                     meets=lambda v: v < 1,
+                    worst=True,
                 )
                 report.figure("2 burst: messages to the manager", engine, b.manager_messages)
                 _say(engine, run, f"burst: {b} ideal {b.ideal:.1f}s")
@@ -207,6 +219,12 @@ async def run_engine(
                     engine,
                     c.cpu_ms_total,
                     unit=" ms",
+                )
+                report.figure(
+                    "4 stand-ins' process busy meanwhile",
+                    engine,
+                    100 * c.bench_cpu_share,
+                    unit=" %",
                 )
                 _say(engine, run, f"callbacks: {c}")
 

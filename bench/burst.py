@@ -18,6 +18,7 @@ import aiohttp
 
 from bench.harness import (
     MANAGER,
+    PRODUCT,
     Watch,
     bot_env,
     free_port,
@@ -53,6 +54,7 @@ class BurstResult:
     manager_messages: int
     callback_errors: int  # callbacks not answered 200
     problems: int
+    duplicates: tuple[str, ...] = ()  # who was told twice, and what
 
     @property
     def ideal(self) -> float:
@@ -74,7 +76,7 @@ def _sends(requests: list[tuple[str, dict[str, object]]]) -> int:
 async def run(engine: str, n: int = 150) -> BurstResult:
     async with scratch_database(engine) as url, standins() as (telegram, graph):
         env = bot_env(telegram, graph, url, free_port())
-        async with running("bot", env) as bot, Watch() as watch:
+        async with running(PRODUCT, env) as bot, Watch() as watch:
             await greet(telegram, watch, MANAGER)
             invited = await invite_by_csv(telegram, watch, n)
             logins = await guide_all(telegram, watch, invited)
@@ -126,6 +128,11 @@ async def run(engine: str, n: int = 150) -> BurstResult:
             await asyncio.sleep(_AFTERWARDS)
             told = results()
             heard = mentions(manager_news(), _HANDLE)
+            duplicates = [
+                f"chat {chat}: " + " | ".join(m.text[:60] for m in telegram.messages(chat)[-count:])
+                for chat, count in told.items()
+                if count > 1
+            ] + [f"manager heard @{h} {c} times" for h, c in heard.items() if c > 1]
             return BurstResult(
                 n=n,
                 seconds=seconds,
@@ -137,4 +144,5 @@ async def run(engine: str, n: int = 150) -> BurstResult:
                 manager_messages=len(manager_news()),
                 callback_errors=sum(1 for s in statuses if s != 200),
                 problems=len(bot.problems()),
+                duplicates=tuple(duplicates),
             )

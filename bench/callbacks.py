@@ -17,6 +17,7 @@ import aiohttp
 
 from bench.harness import (
     MANAGER,
+    PRODUCT,
     Watch,
     bot_env,
     free_port,
@@ -52,7 +53,7 @@ class CallbackResult:
 async def run(engine: str, n: int = 200) -> CallbackResult:
     async with scratch_database(engine) as url, standins() as (telegram, graph):
         env = bot_env(telegram, graph, url, free_port())
-        async with running("bot", env) as bot, Watch() as watch:
+        async with running(PRODUCT, env) as bot, Watch() as watch:
             await greet(telegram, watch, MANAGER)
             invited = await invite_by_csv(telegram, watch, n)
             logins = await guide_all(telegram, watch, invited)

@@ -148,7 +148,7 @@ def build(token: str, base_url: str, dialog_url: str) -> Application:  # type: i
         .pool_timeout(10)
         # As many at once as the product (bot/updates.py), without its per-person order: the
         # simulated people never tap before the answer arrives.
-        .concurrent_updates(64)
+        .concurrent_updates(8)
         .build()
     )
     floor = Floor(dialog_url)

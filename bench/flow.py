@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bench.harness import (
     MANAGER,
+    PRODUCT,
     UPDATES_PER_GUIDE,
     Watch,
     bot_env,
@@ -52,7 +53,7 @@ async def _drive(module: str, engine: str, n: int) -> FlowRun:
     async with scratch_database(engine) as url, standins() as (telegram, graph):
         env = bot_env(telegram, graph, url, free_port())
         async with running(module, env) as bot, Watch() as watch:
-            if module == FLOOR:
+            if module.endswith("floor"):  # the floor or a variant of it: no invitations
                 invited = {i: f"t{i}" for i in range(n + _WARM_UP)}
             else:
                 await greet(telegram, watch, MANAGER)
@@ -73,6 +74,6 @@ async def _drive(module: str, engine: str, n: int) -> FlowRun:
 
 async def run(engine: str, n: int = 100) -> FlowResult:
     """Product and floor in the same run, one after the other, on fresh stand-ins each."""
-    product = await _drive("bot", engine, n)
+    product = await _drive(PRODUCT, engine, n)
     floor = await _drive(FLOOR, engine, n)
     return FlowResult(product, floor)

@@ -151,7 +151,10 @@ class BotProcess:
 
     async def start(self, *, timeout: float = 60.0) -> None:  # noqa: ASYNC109
         self._folder = tempfile.TemporaryDirectory(prefix="connect-bench-cwd-")
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **self.env}
+        # BENCH_PYTHONPATH: folders searched before the project, to try a change without
+        # editing the product (e.g. a module that patches it and then runs bot.__main__).
+        path = os.pathsep.join(p for p in (os.environ.get("BENCH_PYTHONPATH"), str(ROOT)) if p)
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path, **self.env}
         self.started_at = time.perf_counter()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -224,6 +227,9 @@ class BotProcess:
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
+
+
+PRODUCT = os.environ.get("BENCH_PRODUCT", "bot")  # the module run as the product
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ import aiohttp
 
 from bench.harness import (
     MANAGER,
+    PRODUCT,
     Watch,
     bot_env,
     free_port,
@@ -145,7 +146,7 @@ async def run(database_url: str, tokens: list[str], run: int) -> MemoryResult:
     invited = {i: tokens[i] for i in range(first, first + WORKLOAD)}
     async with standins() as (telegram, graph):
         env = bot_env(telegram, graph, database_url, free_port())
-        async with running("bot", env) as bot, Watch() as watch:
+        async with running(PRODUCT, env) as bot, Watch() as watch:
             rss_ready, _ = bot.memory_mb()
             await greet(telegram, watch, MANAGER)
             logins = await guide_all(telegram, watch, invited)

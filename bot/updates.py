@@ -22,9 +22,12 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-# Enough to keep a core busy while others wait for Telegram or the database; the database pool
-# and the Bot API connection pool make any excess wait anyway.
-MAX_CONCURRENT_UPDATES = 64
+# Enough to keep the core busy while some updates wait for Telegram or the database. More is
+# slower, not faster: every request through httpcore's connection pool (1.0.x) scans all of the
+# pool's connections and polls each idle socket, so the CPU per request grows with the number of
+# requests in flight (encode/httpcore#1035). Measured with bench/ (docs/benchmarks.md): 4 to 8
+# handle the guided flow ~1.7x faster than one at a time on PostgreSQL, 64 no faster than one.
+MAX_CONCURRENT_UPDATES = 8
 
 
 class PerPersonOrder(BaseUpdateProcessor):
