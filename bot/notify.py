@@ -192,6 +192,9 @@ class DeliveryWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[int] = set()
+        # Ids whose delivery finished since the current round began: the round's query may have
+        # read them as pending just before they were settled, and must not send them again.
+        self._finished: set[int] = set()
         self._busy_chats: set[int] = set()
         self._has_waiting_chats = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -255,7 +258,10 @@ class DeliveryWorker:
         self._wake.clear()
 
     async def _round(self) -> int:
-        rows = [r for r in await self._db.due_messages(limit=_FETCH) if r.id not in self._in_flight]
+        finished: set[int] = set()
+        self._finished = finished
+        due = await self._db.due_messages(limit=_FETCH)
+        rows = [r for r in due if r.id not in self._in_flight and r.id not in finished]
         deliveries, superseded = plan(rows)
         await self._db.settle(superseded, status=OutboxStatus.SUPERSEDED)
         now = time.monotonic()
@@ -286,6 +292,7 @@ class DeliveryWorker:
                 d.ids, due_at=utcnow() + timedelta(seconds=30), error="unexpected error"
             )
         finally:
+            self._finished.update(d.ids)
             self._in_flight.difference_update(d.ids)
             self._busy_chats.discard(d.chat_id)
             self._slots.release()
