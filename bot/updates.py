@@ -25,8 +25,8 @@ from telegram.ext import BaseUpdateProcessor
 # Enough to keep the core busy while some updates wait for Telegram or the database. More is
 # slower, not faster: every request through httpcore's connection pool (1.0.x) scans all of the
 # pool's connections and polls each idle socket, so the CPU per request grows with the number of
-# requests in flight (encode/httpcore#1035). Measured with bench/ (docs/benchmarks.md): 4 to 8
-# handle the guided flow ~1.7x faster than one at a time on PostgreSQL, 64 no faster than one.
+# requests in flight (encode/httpcore#1035). Measured with bench/ (docs/benchmarks.md): with 4 or
+# 8 the guided flow runs up to 1.7x faster than one at a time on PostgreSQL, with 64 no faster.
 MAX_CONCURRENT_UPDATES = 8
 
 
