@@ -142,9 +142,14 @@ async def _spawn(world: World, tmp_path: Path) -> asyncio.subprocess.Process:
         sys.executable, "-m", "bot", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
     )
     assert proc.stderr is not None
-    async with asyncio.timeout(30):
-        while b"ready:" not in await proc.stderr.readline():
-            pass
+    try:
+        async with asyncio.timeout(30):
+            while b"ready:" not in await proc.stderr.readline():
+                pass
+    except BaseException:
+        proc.kill()  # never leave a bot running behind a failed test
+        await proc.wait()
+        raise
     return proc
 
 
@@ -154,19 +159,24 @@ async def test_killed_between_event_and_delivery(world: World, tmp_path: Path) -
     await world.bot.stop()  # the in-test bot steps aside; a real process takes over
 
     proc = await _spawn(world, tmp_path)
-    # Telegram is down for sends: the verdict commits, its messages cannot leave.
-    world.telegram.fail_next("sendMessage", status=502, description="Bad Gateway", count=10_000)
-    world.graph.set_person(anna_on_facebook())
-    dialog = await world.browser.get(world.login_url(ANNA))
-    page = await world.browser.get(dialog.headers["location"])
+    try:
+        # Telegram is down for sends: the verdict commits, its messages cannot leave.
+        world.telegram.fail_next("sendMessage", status=502, description="Bad Gateway", count=10_000)
+        world.graph.set_person(anna_on_facebook())
+        dialog = await world.browser.get(world.login_url(ANNA))
+        page = await world.browser.get(dialog.headers["location"])
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    proc.send_signal(signal.SIGKILL)  # killed after the commit, before any delivery
+    await proc.wait()
     assert page.status_code == 200 and "Connected" in page.text
     async with world.db.engine.connect() as conn:
         sends = await conn.execute(
             sa.text("SELECT DISTINCT status FROM outbox WHERE kind IN ('send', 'notice')")
         )
         assert [tuple(r) for r in sends.all()] == [("pending",)]
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
 
     world.telegram.clear_faults()  # Telegram is back
     proc = await _spawn(world, tmp_path)
