@@ -40,7 +40,7 @@ TELEGRAM_PER_SECOND = 30
 _SEND_METHODS = frozenset({"sendmessage", "editmessagetext", "editmessagereplymarkup"})
 _HANDLE = re.compile(r"@(bench_u\d{5})\b")
 _TIMEOUT = 120.0
-_AFTERWARDS = 2.0  # how long to keep looking for duplicates once everything arrived
+_AFTERWARDS = 1.5  # how long to keep looking for duplicates once everything arrived
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ async def run(engine: str, n: int = 150) -> BurstResult:
             }
             manager_seen = telegram.last_message(MANAGER.id).message_id
             handles = {handle_of(i) for i in invited}
-            await asyncio.sleep(1.0)  # nothing left over from the flow
+            await asyncio.sleep(0.5)  # nothing left over from the flow
 
             def results() -> dict[int, int]:
                 return {

@@ -63,7 +63,7 @@ async def run(engine: str, n: int = 200) -> CallbackResult:
                 for i in invited
             }
             graph.latency = GRAPH_LATENCY
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)  # nothing left over from the flow
 
             def delivered() -> bool | None:
                 done = all(

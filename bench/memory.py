@@ -10,7 +10,6 @@ the flow and their callbacks, and the manager's commands.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from bench.harness import (
     greet,
     guide_all,
     handle_of,
+    influencer,
     on_facebook,
     redirect_for,
     running,
@@ -151,10 +151,22 @@ async def run(database_url: str, tokens: list[str], run: int) -> MemoryResult:
             await greet(telegram, watch, MANAGER)
             logins = await guide_all(telegram, watch, invited)
             redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
+            login_message = {
+                influencer(i).id: telegram.last_message(influencer(i).id).message_id
+                for i in invited
+            }
             async with aiohttp.ClientSession() as browser:
                 for url in redirects:
                     async with browser.get(url, allow_redirects=False) as response:
                         await response.read()
-            await asyncio.sleep(2.0)  # results delivered
+
+            def delivered() -> bool | None:
+                done = all(
+                    telegram.messages(chat)[-1].message_id > last
+                    for chat, last in login_message.items()
+                )
+                return True if done else None
+
+            await watch.until(delivered, timeout=60)
             rss_after, peak = bot.memory_mb()
             return MemoryResult(bot.ready_after, rss_ready, rss_after, peak, len(bot.problems()))
