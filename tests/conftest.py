@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # PTB 22 warns when it builds a RetryAfter (any 429) unless told to use timedeltas; with
@@ -57,40 +58,39 @@ async def _drop_pg_database(name: str) -> None:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def _fresh_postgres(request: pytest.FixtureRequest, what: str) -> AsyncIterator[str]:
+    """A new database on the server, dropped afterwards; skipped loudly (or failed under
+    REQUIRE_POSTGRES=1) where no server is reachable."""
+    if not _postgres_reachable():
+        reason = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}, but REQUIRE_POSTGRES=1")
+        _pg_skipped.append(request.node.nodeid)
+        pytest.skip(f"{reason}: {what} NOT tested")
+    name = await _create_pg_database()
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await _drop_pg_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[str]:
     """A fresh, empty database for one test, on each engine."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/test.sqlite3"
         return
-    if not _postgres_reachable():
-        reason = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"{reason}, but REQUIRE_POSTGRES=1")
-        _pg_skipped.append(request.node.nodeid)
-        pytest.skip(f"{reason}: PostgreSQL variant NOT tested")
-    name = await _create_pg_database()
-    try:
-        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        await _drop_pg_database(name)
+    async with _fresh_postgres(request, "PostgreSQL variant") as url:
+        yield url
 
 
 @pytest.fixture
 async def postgres_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A fresh PostgreSQL database, for tests that only make sense there (several processes on
-    one database); skipped loudly like the PostgreSQL variants above."""
-    if not _postgres_reachable():
-        reason = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"{reason}, but REQUIRE_POSTGRES=1")
-        _pg_skipped.append(request.node.nodeid)
-        pytest.skip(f"{reason}: PostgreSQL-only test NOT run")
-    name = await _create_pg_database()
-    try:
-        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        await _drop_pg_database(name)
+    one database)."""
+    async with _fresh_postgres(request, "PostgreSQL-only test") as url:
+        yield url
 
 
 @pytest.fixture
