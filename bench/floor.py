@@ -39,7 +39,7 @@ WELCOME = (
     "account <b>@{handle}</b>.\n\nOnce connected, Brandly can read your Instagram profile, reach "
     "and insights for your collaboration. It cannot post anything, and you can disconnect at any "
     "time.\n\n<b>What happens</b> (about 3 minutes):\n1. Two quick checks about your Facebook "
-    "Page\n2. Log in with Facebook and accept the permissions\n3. I tell you right here whether "
+    "Page\n2. Log in with Facebook and allow the permissions\n3. I tell you right here whether "
     "it worked"
 )
 QUESTIONS = {
@@ -58,12 +58,13 @@ LOGIN = (
     "<b>Step 3 of 3 · Log in with Facebook</b>\n\nFacebook will ask you to allow these "
     "permissions:\n• see your Instagram profile and posts\n• read your Instagram insights "
     "(reach, audience)\n• see which Facebook Pages you manage\n• read your Page's content and "
-    "engagement\n• find Pages that belong to a business portfolio (Meta Business Suite)\n\nThey "
-    "are required by Facebook for reading your Instagram data; Brandly cannot change their "
-    "wording or number. <b>Please accept all of them</b>: if you untick one, the connection "
+    "engagement\n• find Pages that belong to a business portfolio (Meta Business Suite)\n\n"
+    "Facebook requires them for reading your Instagram data; Brandly cannot change their "
+    "wording or number. <b>Please allow all of them</b>: if you switch one off, the connection "
     "cannot work.\n\nWhen Facebook asks which Pages to share, <b>select the Page linked to "
     "@{handle}</b>. If it asks which Instagram accounts to share, select <b>@{handle}</b>.\n\n"
-    "The button works for 30 minutes. Afterwards I tell you here whether it worked."
+    "The login button is valid for 30 minutes. As soon as you have logged in, I tell you here "
+    "whether it worked."
 )
 NEXT = {"public": "linked", "linked": "login"}
 

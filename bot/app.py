@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from aiohttp import web
 from telegram import Update
+from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, ApplicationBuilder
 
@@ -27,12 +28,14 @@ from bot.handlers.common import CommonHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.manager import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
+from bot.i18n import Texts, pick_language
 from bot.jobs import Job, PeriodicJobs, fleet_jobs
-from bot.menus import set_default_menus, set_manager_menu
+from bot.menus import RoleMenus, set_default_menus
 from bot.meta import PrivacyService
 from bot.notify import DeliveryWorker, Notifier
+from bot.pace import Pacer, SharedLimiter
 from bot.store import Database
-from bot.updates import PerPersonOrder
+from bot.updates import PerPersonOrder, PersonRate
 from web_callback.app import TelegramWebhook, make_app
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class ConnectBot:
         token = (
             settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         )
+        # Telegram's flood limits, shared by the handlers' replies and the delivery worker.
+        self.pacer = Pacer()
         builder = ApplicationBuilder()
         if settings.telegram_webhook_url:
             builder = builder.updater(None)  # no polling: updates arrive at our own route
@@ -78,8 +83,19 @@ class ConnectBot:
             .get_updates_read_timeout(40)
             .connection_pool_size(64)
             .pool_timeout(10)
-            # Different people's updates at the same time, each person's in order.
-            .concurrent_updates(PerPersonOrder())
+            # Different people's updates at the same time, each person's in order, and no one
+            # faster than their share.
+            .concurrent_updates(
+                PerPersonOrder(
+                    rate=PersonRate(
+                        burst=settings.person_update_burst,
+                        per_second=settings.person_updates_per_second,
+                    ),
+                    on_flood=self._tell_flooder,
+                )
+            )
+            # Replies within the budget the delivery worker uses too; a 429 waits, then retries.
+            .rate_limiter(SharedLimiter(self.pacer))
             .build()
         )
         self.notifier = Notifier(db=self.db, default_language=settings.default_language)
@@ -101,8 +117,18 @@ class ConnectBot:
             wake_delivery=lambda: self.delivery.wake(),
         )
         self.connect.console = self.console
+        self.menus = RoleMenus(
+            bot=self.application.bot,
+            db=self.db,
+            notifier=self.notifier,
+            admins=settings.admin_telegram_ids,
+        )
+        self.console.menus = self.menus
         self.delivery = DeliveryWorker(
-            db=self.db, bot=self.application.bot, on_unreachable=self.connect.on_unreachable
+            db=self.db,
+            bot=self.application.bot,
+            pacer=self.pacer,
+            on_unreachable=self.connect.on_unreachable
         )
         self.privacy = PrivacyService(
             db=self.db,
@@ -117,9 +143,14 @@ class ConnectBot:
             vault=self.vault,
             wake_delivery=lambda: self.delivery.wake(),
             on_change=self.console.refresh_card,
+            revocations=self.console.revocations,
         )
         # Run by whichever replica holds the delivery worker's leader lease.
-        self.jobs = PeriodicJobs(lease=self.delivery.lease, jobs=fleet_jobs(self.db, self.privacy))
+        self.jobs = PeriodicJobs(
+            lease=self.delivery.lease,
+            jobs=fleet_jobs(self.db, self.privacy, self.console.revocations),
+        )
+        self.jobs.add(Job("recover_logins", timedelta(minutes=5), self.connect.recover_stranded))
         self.jobs.add(
             Job(
                 "report_stalled",
@@ -149,6 +180,22 @@ class ConnectBot:
         self.application.add_handlers(common.fallbacks())
         self.application.add_error_handler(common.on_error)
 
+    async def _tell_flooder(self, update: Update) -> None:
+        """Someone sends faster than their share: told once, in their language, that some of it
+        is skipped."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None:
+            return
+        chosen, _ = await self.db.language_of(user.id)
+        language = pick_language(
+            chosen=chosen,
+            telegram_code=user.language_code,
+            default=self.settings.default_language,
+        )
+        await self.application.bot.send_message(
+            chat.id, Texts(language)("error.too_fast"), parse_mode=ParseMode.HTML
+        )
+
     def bot_link(self) -> str | None:
         username = self.application.bot.username if self.application.bot._bot_user else None
         return f"https://t.me/{username}" if username else None
@@ -165,6 +212,8 @@ class ConnectBot:
             bot_link=self.bot_link,
             webhook=self._make_webhook(),
             privacy=self.privacy,
+            login_ttl_seconds=self.settings.login_ttl_minutes * 60,
+            secure_cookie=self.settings.public_url.startswith("https://"),
         )
         self._runner = web.AppRunner(web_app, handle_signals=False)
         await self._runner.setup()
@@ -200,6 +249,7 @@ class ConnectBot:
             self._runner = None
         # Callbacks have finished; deliver what they committed (the rest waits in the outbox).
         await self.jobs.stop()
+        await self.connect.aclose()
         await self.delivery.stop()
         await self.application.shutdown()
         await self.graph.aclose()
@@ -245,12 +295,7 @@ class ConnectBot:
             m.telegram_id for b in await self.db.brands() for m in await self.db.managers(b.id or 0)
         }
         for chat_id in sorted(admins | managers):
-            await set_manager_menu(
-                self.application.bot,
-                chat_id,
-                (await self.notifier.texts_for(chat_id)).language,
-                admin=chat_id in admins,
-            )
+            await self.menus.refresh(chat_id)
 
 
 async def run(settings: Settings) -> None:

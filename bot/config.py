@@ -56,12 +56,17 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
 
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
-    platform_name: str = "Connect"
+    # Not "Connect": after "Facebook" it reads as Facebook's old product (Facebook Connect).
+    platform_name: str = "Influencer Portal"
     default_language: Literal["de", "en"] = "en"
 
     invite_ttl_days: int = Field(default=14, ge=1, le=365)
     login_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
     stall_hours: float = Field(default=24, gt=0, le=24 * 30)
+    # One person's updates (messages and button presses alike): a burst of this many at once, then
+    # this many per second; the rest is ignored and the person told once (`bot.updates`).
+    person_update_burst: int = Field(default=8, ge=1, le=1000)
+    person_updates_per_second: float = Field(default=1.0, gt=0, le=100)
     token_encryption_keys: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

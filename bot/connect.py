@@ -7,21 +7,30 @@ The route in `web_callback` only parses the request and renders what this return
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.callbacks import Action, Press
 from bot.config import Settings
-from bot.crypto import TokenVault
-from bot.graph import GraphClient, GraphError, dialog_url
+from bot.crypto import TokenVault, new_secret, secret_hash
+from bot.facts import verdict_facts
+from bot.graph import Gathered, GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
-from bot.models import Invitation, InviteStatus, OutboxKind, OutboxMessage, utcnow
+from bot.login_secrets import LoginSealer
+from bot.models import Invitation, InviteStatus, LoginAttempt, OutboxMessage, Step, utcnow
 from bot.notify import Notifier, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
-from bot.store import ConnectionRecord, Database, StateProblem
+from bot.store import ConnectionRecord, Database, LoginTicket, StateProblem
 from bot.verdict import Verdict, decide
 
 if TYPE_CHECKING:
@@ -29,8 +38,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# An influencer trying again and again: the managers hear the first failure; further failures
+# within this time only update that notice (while undelivered) and the live card, which counts
+# the attempts and shows the latest reason.
+REPEAT_WINDOW = timedelta(minutes=15)
+
 # Redirect parameters we look at; anything else Facebook (or a forger) appends is ignored.
 _REDIRECT_KEYS = ("code", "error", "error_code", "error_reason", "error_description")
+
+
+START_PATH = "/oauth/start"
+CONFIRM_PATH = "/oauth/confirm"
+# Our states are 43 characters; Facebook hands them back unchanged.
+_MAX_STATE = 128
+# A login cookie or confirmation token as we make them (`new_secret`).
+_COOKIE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# A used state without a result after this long was interrupted (a callback takes seconds).
+STRANDED_AFTER = timedelta(minutes=10)
+_INTERRUPT_TRIES = 12  # about five minutes of retries while the database is away
 
 
 @dataclass(frozen=True)
@@ -41,6 +66,28 @@ class RedirectResult:
     page: str  # catalog key under "web."
     language: Language | None = None
     username: str | None = None
+    # The confirmation page (a redirect that reached another browser): its one-time token and
+    # what it names.
+    confirm_token: str | None = None
+    handle: str | None = None
+    brand: str | None = None
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """/oauth/start: on to Facebook (with the login cookie), or a page."""
+
+    page: RedirectResult | None = None
+    location: str | None = None
+    cookie: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginOffer:
+    """A login screen and the state behind its button."""
+
+    screen: Screen
+    ticket: LoginTicket
 
 
 class ConnectService:
@@ -61,25 +108,55 @@ class ConnectService:
         self._notifier = notifier
         self._wake_delivery = wake_delivery
         self.console: Console | None = None  # set by the composition root
+        self._sealer = LoginSealer(
+            settings.facebook_app_secret.get_secret_value() if settings.facebook_app_secret else ""
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- handing out the login -------------------------------------------------------------
 
     async def new_login(
-        self, t: Texts, invite: Invitation, *, telegram_user_id: int, rerequest: bool
-    ) -> Screen | None:
-        """A fresh single-use state and the screen with its login button (None when the
-        invitation is no longer at the login step)."""
+        self,
+        t: Texts,
+        invite: Invitation,
+        *,
+        telegram_user_id: int,
+        rerequest: bool,
+        reuse: bool = False,
+    ) -> LoginOffer | None:
+        """The screen with a login button (None when the invitation is no longer at the login
+        step): with `reuse`, the live unused state of the invitation again, if there is one;
+        otherwise a fresh single-use state, which replaces the older ones."""
         assert invite.id is not None
         s = self._settings
-        state = await self._db.start_login(
+        ticket = await self._db.issue_login(
             invitation_id=invite.id,
             telegram_user_id=telegram_user_id,
             ttl=timedelta(minutes=s.login_ttl_minutes),
             rerequest=rerequest,
+            reuse=reuse,
+            sealer=self._sealer,
         )
-        if state is None:
+        if ticket is None:
             return None
-        url = dialog_url(
+        screen = login_screen(
+            t,
+            invite,
+            url=self.start_url(ticket.state),
+            scopes=s.facebook_scopes,
+            platform=s.platform_name,
+            minutes=s.login_ttl_minutes,
+        )
+        return LoginOffer(screen, ticket)
+
+    def start_url(self, state: str) -> str:
+        """The login button's link: our own /oauth/start, which marks the browser and sends it
+        on to Facebook's dialog."""
+        return f"{self._settings.public_url}{START_PATH}?{urlencode({'state': state})}"
+
+    def _dialog_url(self, state: str, *, rerequest: bool) -> str:
+        s = self._settings
+        return dialog_url(
             dialog_base=s.facebook_dialog_url,
             version=s.facebook_api_version,
             app_id=s.facebook_app_id or "",
@@ -88,39 +165,152 @@ class ConnectService:
             scopes=s.facebook_scopes,
             rerequest=rerequest,
         )
-        return login_screen(
-            t,
-            invite,
-            url=url,
-            scopes=s.facebook_scopes,
-            platform=s.platform_name,
-            minutes=s.login_ttl_minutes,
+
+    async def carried_by(self, offer: LoginOffer, *, chat_id: int, message_id: int) -> list[
+        tuple[int, int]
+    ]:
+        """The offer's button now lives in this message: returns the messages whose login
+        buttons are to be taken off (replaced states, and an earlier copy of this one)."""
+        before = await self._db.set_button_message(
+            attempt_id=offer.ticket.attempt_id, chat_id=chat_id, message_id=message_id
+        )
+        stale = list(offer.ticket.stale_buttons)
+        if before is not None:
+            stale.append(before)
+        return [m for m in stale if m != (chat_id, message_id)]
+
+    # --- the browser: /oauth/start, the redirect, the confirmation ---------------------------
+
+    async def start(self, params: Mapping[str, str], *, browser: str | None) -> StartResult:
+        """Opening the login button: the browser gets (or keeps) the login cookie, bound to the
+        state if it is the first browser to open it, and goes on to Facebook."""
+        state = params.get("state", "")
+        if not state or len(state) > _MAX_STATE:
+            return StartResult(RedirectResult(400, "bad_request"))
+        try:
+            found = await self._db.peek_state(state)
+            if isinstance(found, StateProblem):
+                return StartResult(self._refused(found))
+            attempt, invite = found
+            assert attempt.id is not None
+            cookie = browser if browser and _COOKIE_SHAPE.match(browser) else new_secret()
+            if attempt.browser_hash is None:
+                await self._db.bind_browser(attempt_id=attempt.id, browser_hash=secret_hash(cookie))
+        except Exception as exc:  # the database: nothing was handed out yet
+            log.warning("login start failed: %s", type(exc).__name__)
+            return StartResult(RedirectResult(503, "unavailable"))
+        return StartResult(
+            location=self._dialog_url(state, rerequest=attempt.rerequest), cookie=cookie
         )
 
-    # --- the redirect ------------------------------------------------------------------------
-
-    async def handle_redirect(self, params: Mapping[str, str]) -> RedirectResult:
+    async def handle_redirect(
+        self, params: Mapping[str, str], *, browser: str | None = None
+    ) -> RedirectResult:
+        """Facebook's redirect. In the browser that opened the login button it is used at once;
+        anywhere else (another browser, Facebook's app handing back to the phone's default
+        browser) the page first asks to confirm, naming the invited account, before anything
+        is verified or reported."""
         state = params.get("state", "")
-        if not state or len(state) > 128:
+        if not state or len(state) > _MAX_STATE:
             return RedirectResult(400, "bad_request")
-        consumed = await self._db.consume_state(state)
-        if isinstance(consumed, StateProblem):
-            log.info("callback refused: state %s", consumed.value)
-            status = {
-                StateProblem.UNKNOWN: 400,
-                StateProblem.USED: 409,
-                StateProblem.EXPIRED: 410,
-                StateProblem.WITHDRAWN: 410,
-            }
-            page = "withdrawn" if consumed is StateProblem.WITHDRAWN else f"state_{consumed.value}"
-            return RedirectResult(status[consumed], page)
-        attempt, invite = consumed
-        assert attempt.id is not None and invite.id is not None
         redirect = {k: params[k][:512] for k in _REDIRECT_KEYS if k in params}
+        try:
+            found = await self._db.peek_state(state)
+            if isinstance(found, StateProblem):
+                return self._refused(found)
+            attempt, invite = found
+            if (
+                browser is None
+                or attempt.browser_hash is None
+                or not hmac.compare_digest(attempt.browser_hash, secret_hash(browser))
+            ):
+                return await self._ask_confirmation(state, redirect)
+            consumed = await self._db.consume_state(state)
+        except Exception as exc:  # the database: nothing was used yet
+            log.warning("callback failed before the login was used: %s", type(exc).__name__)
+            return RedirectResult(503, "unavailable")
+        if isinstance(consumed, StateProblem):
+            return self._refused(consumed)
+        return await self._complete(*consumed, redirect)
 
+    async def confirm(self, token: str) -> RedirectResult:
+        """The confirmation on the page: the waiting redirect is used now (once)."""
+        if not _COOKIE_SHAPE.match(token):
+            return RedirectResult(400, "bad_request")
+        try:
+            taken = await self._db.take_confirmation(secret_hash(token))
+        except Exception as exc:
+            log.warning("confirmation failed before the login was used: %s", type(exc).__name__)
+            return RedirectResult(503, "unavailable")
+        if isinstance(taken, StateProblem):
+            return self._refused(taken)
+        redirect = self._sealer.open_params(taken.pending_sealed)
+        if redirect is None:  # sealed under another app secret: cannot be used any more
+            redirect = {"error": "server_error"}
+        return await self._complete(taken.attempt, taken.invitation, redirect)
+
+    async def _ask_confirmation(self, state: str, redirect: dict[str, str]) -> RedirectResult:
+        token = new_secret()
+        staged = await self._db.stage_confirmation(
+            state,
+            confirm_hash=secret_hash(token),
+            pending_sealed=self._sealer.seal_params(redirect),
+        )
+        if isinstance(staged, StateProblem):
+            return self._refused(staged)
+        attempt, invite = staged
+        t = await self._notifier.texts_for(attempt.telegram_user_id)
+        brand = await self._db.brand(invite.brand_id) if invite.brand_id else None
+        log.info("invitation %s: the login came back to another browser; asking", invite.id)
+        return RedirectResult(
+            200,
+            "confirm",
+            t.language,
+            confirm_token=token,
+            handle=invite.handle,
+            brand=brand.name if brand else self._settings.platform_name,
+        )
+
+    def _refused(self, problem: StateProblem) -> RedirectResult:
+        log.info("login refused: state %s", problem.value)
+        status = {
+            StateProblem.UNKNOWN: 400,
+            StateProblem.USED: 409,
+            StateProblem.EXPIRED: 410,
+            StateProblem.WITHDRAWN: 410,
+            StateProblem.SUPERSEDED: 410,
+            StateProblem.CONNECTED: 200,
+        }
+        page = {
+            StateProblem.WITHDRAWN: "withdrawn",
+            StateProblem.CONNECTED: "already_connected",
+        }.get(problem, f"state_{problem.value}")
+        return RedirectResult(status[problem], page)
+
+    async def _complete(
+        self, attempt: LoginAttempt, invite: Invitation, redirect: dict[str, str]
+    ) -> RedirectResult:
+        """The state is used: gather what Facebook says, decide, store and tell. Should the
+        database fail on the way, the person still gets a page in their language and a retry in
+        the chat, and a token that cannot be kept is withdrawn at Facebook."""
+        assert attempt.id is not None and invite.id is not None
         gathered = await self._graph.gather(
             redirect=redirect, redirect_uri=self._settings.redirect_uri
         )
+        try:
+            return await self._store_result(attempt, invite, gathered)
+        except Exception as exc:
+            log.error(
+                "invitation %s: the login result could not be stored: %s",
+                invite.id,
+                type(exc).__name__,
+            )
+            return await self._interrupted(attempt, invite, gathered)
+
+    async def _store_result(
+        self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
+    ) -> RedirectResult:
+        assert attempt.id is not None and invite.id is not None
         verdict = decide(
             gathered.evidence,
             invited_handle=invite.handle,
@@ -133,7 +323,6 @@ class ConnectService:
             followers = await self._followers(verdict, gathered.token)
         record = self._connection_record(verdict, gathered.token, followers)
         influencer_t = await self._notifier.texts_for(attempt.telegram_user_id)
-        manager_t = await self._notifier.texts_for(invite.created_by)
         told = [
             outgoing(
                 attempt.telegram_user_id,
@@ -146,15 +335,10 @@ class ConnectService:
                 ),
                 invitation_id=invite.id,
             ),
-            outgoing(
-                invite.created_by,
-                verdict_for_manager(manager_t, invite, verdict),
-                kind=OutboxKind.NOTICE,
-                invitation_id=invite.id,
-            ),
         ]
         if self.console is not None:
-            # The manager's live card and the brand's team chat hear it in the same transaction.
+            # The brand's managers, the live card and the team chat hear it in the same
+            # transaction.
             after = invite.model_copy(
                 update={
                     "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
@@ -162,8 +346,12 @@ class ConnectService:
                 }
             )
             told += await self.console.card_outgoing(after, connection=record)
-            told += await self.console.team_notice(
-                invite, lambda t: verdict_for_manager(t, invite, verdict)
+            platform = self._settings.platform_name
+            told += await self.console.brand_notices(
+                invite,
+                lambda t: verdict_for_manager(
+                    t, invite, verdict, platform=platform, followers=followers
+                ),
             )
         invite = await self._db.record_verdict(
             attempt_id=attempt.id,
@@ -171,10 +359,15 @@ class ConnectService:
             outcome=verdict.outcome.value,
             connection=record,
             outgoing=told,
+            facts=verdict_facts(verdict, followers=followers),
+            repeat_window=REPEAT_WINDOW,
         )
         if invite.status == InviteStatus.REVOKED:
             log.info("invitation %s was withdrawn during the login: nothing kept", invite.id)
             return RedirectResult(410, "withdrawn", influencer_t.language)
+        if invite.status == InviteStatus.CONNECTED and not verdict.connected:
+            log.info("invitation %s is connected already: a late login changed nothing", invite.id)
+            return RedirectResult(200, "already_connected", influencer_t.language)
         self._wake_delivery()
         log.info("invitation %s: verdict %s", invite.id, verdict.outcome.value)
         if verdict.connected:
@@ -184,26 +377,135 @@ class ConnectService:
             )
         return RedirectResult(200, "failed", influencer_t.language)
 
-    async def on_unreachable(self, rows: Sequence[OutboxMessage]) -> None:
-        """An influencer blocked the bot (or never started it): the manager hears it instead."""
-        for invitation_id in {r.invitation_id for r in rows if r.invitation_id is not None}:
-            invite = await self._db.get_invitation(invitation_id)
-            if invite is None or invite.id is None:
-                continue
-            if all(r.chat_id == invite.created_by for r in rows):
-                continue  # the manager is the one we cannot reach: only the log can say so
-            t = await self._notifier.texts_for(invite.created_by)
-            await self._db.record_event(invitation_id=invite.id, kind="unreachable")
-            await self._db.enqueue(
+    async def _interrupted(
+        self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
+    ) -> RedirectResult:
+        """The result of a used state could not be stored: withdraw the token Facebook issued
+        (it cannot be kept), record the attempt as interrupted with a retry in the chat, now or,
+        while the database is away, a little later."""
+        assert attempt.id is not None and invite.id is not None
+        if gathered.token:
+            await self._withdraw_token(gathered)
+        language: Language | None = None
+        try:
+            t = await self._notifier.texts_for(attempt.telegram_user_id)
+            language = t.language
+            await self._record_interruption(attempt, invite, t)
+            recorded = True
+        except Exception as exc:
+            log.warning("invitation %s: retry not recorded yet: %s", invite.id, type(exc).__name__)
+            recorded = False
+        if not recorded:
+            self._later(self._record_interruption_later(attempt, invite))
+        return RedirectResult(503, "storage_error", language)
+
+    async def _withdraw_token(self, gathered: Gathered) -> None:
+        """DELETE /me/permissions ends every connection of that Facebook user with this app:
+        skipped when the database says another invitation of theirs is connected (then the
+        token simply lapses); done when the database cannot tell."""
+        assert gathered.token is not None
+        user_id = (gathered.evidence.debug or {}).get("user_id")
+        try:
+            others = await self._db.other_active_connections(str(user_id)) if user_id else 0
+        except Exception:
+            others = 0
+        if others:
+            log.warning("token not withdrawn: the Facebook user has other connections")
+            return
+        try:
+            await self._graph.revoke(gathered.token)
+            log.info("the token of the interrupted login was withdrawn at Facebook")
+        except GraphError as exc:
+            log.warning("could not withdraw the token of an interrupted login: %s", exc)
+
+    async def _record_interruption(
+        self, attempt: LoginAttempt, invite: Invitation, t: Texts
+    ) -> bool:
+        assert attempt.id is not None and invite.id is not None
+        retry = InlineKeyboardMarkup(
+            [
                 [
-                    outgoing(
-                        invite.created_by,
-                        Screen(t("manager.unreachable", handle=invite.handle)),
-                        kind=OutboxKind.NOTICE,
-                        invitation_id=invite.id,
+                    InlineKeyboardButton(
+                        t.plain("button.retry"),
+                        callback_data=Press(Action.RETRY, invite.id, Step.LOGIN).pack(),
                     )
                 ]
-            )
+            ]
+        )
+        told = outgoing(
+            attempt.telegram_user_id,
+            Screen(t("login.interrupted"), retry),
+            invitation_id=invite.id,
+        )
+        recorded = await self._db.interrupt_login(
+            attempt_id=attempt.id, invitation_id=invite.id, outgoing=[told]
+        )
+        if recorded:
+            self._wake_delivery()
+        return recorded
+
+    async def _record_interruption_later(self, attempt: LoginAttempt, invite: Invitation) -> None:
+        delay = 0.5
+        for _ in range(_INTERRUPT_TRIES):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                t = await self._notifier.texts_for(attempt.telegram_user_id)
+                await self._record_interruption(attempt, invite, t)
+                return
+            except Exception as exc:
+                log.info("retry for invitation %s not recorded yet: %s", invite.id, type(exc))
+        log.warning("invitation %s: retry left to the periodic check", invite.id)
+
+    async def recover_stranded(self) -> int:
+        """Periodic: logins used long ago without a result (the process died, or the database
+        failed for longer than the callback kept trying) get their retry now."""
+        now = utcnow()
+        stranded = await self._db.stranded_logins(
+            used_before=now - STRANDED_AFTER, used_after=now - timedelta(days=1)
+        )
+        done = 0
+        for attempt in stranded:
+            invite = await self._db.get_invitation(attempt.invitation_id)
+            if invite is None:
+                continue
+            t = await self._notifier.texts_for(attempt.telegram_user_id)
+            done += await self._record_interruption(attempt, invite, t)
+        return done
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Stop the retries still waiting (the periodic check takes them over)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def on_unreachable(self, rows: Sequence[OutboxMessage]) -> None:
+        """A chat answered 403. Only the chat that failed is concluded unreachable: an
+        influencer's own chat (they blocked the bot): the brand's managers hear it instead; the
+        brand's team chat (the bot was removed, the group deleted): it is unregistered and the
+        managers are told; a manager's own chat: only the log can say so."""
+        if not rows:
+            return
+        chat_id = rows[0].chat_id  # one delivery: one chat
+        if self.console is not None:
+            await self.console.team_chat_gone(chat_id)
+        for invitation_id in {r.invitation_id for r in rows if r.invitation_id is not None}:
+            invite = await self._db.get_invitation(invitation_id)
+            if invite is None or invite.id is None or invite.telegram_user_id != chat_id:
+                continue
+            await self._db.record_event(invitation_id=invite.id, kind="unreachable")
+            if self.console is not None:
+
+                def told(t: Texts, handle: str = invite.handle) -> Screen:
+                    return Screen(t("manager.unreachable", handle=handle))
+
+                await self._db.enqueue(await self.console.brand_notices(invite, told))
         self._wake_delivery()
 
     async def _followers(self, verdict: Verdict, token: str) -> int | None:

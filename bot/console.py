@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import segno
 from cryptography.fernet import Fernet
@@ -20,10 +22,20 @@ from telegram.helpers import create_deep_linked_url
 
 from bot.config import Settings
 from bot.crypto import MANAGER_LINK_PREFIX, TokenVault, secret_hash
-from bot.graph import GraphClient, GraphError
-from bot.i18n import Texts
-from bot.models import Connection, Invitation, InviteStatus, Manager, OutboxKind, utcnow
+from bot.graph import GraphClient
+from bot.i18n import LANGUAGES, Language, Texts
+from bot.menus import RoleMenus
+from bot.models import (
+    Connection,
+    Invitation,
+    InviteStatus,
+    Manager,
+    OutboxAudience,
+    OutboxKind,
+    utcnow,
+)
 from bot.notify import Notifier, outgoing
+from bot.revocations import Outcome, Revocations
 from bot.screens import Screen, resume_keyboard
 from bot.store import ConnectionRecord, Database, Outgoing
 from bot.store_console import Created, NewInvitation
@@ -35,6 +47,39 @@ REMIND_EVERY = timedelta(hours=24)
 MAX_CSV_BYTES = 256 * 1024
 MAX_CSV_ROWS = 1000
 PAGE_SIZE = 10
+# How much of a rejected value an answer quotes; longer ones are cut and end in "…".
+MAX_QUOTED = 40
+# Between handles as managers paste them: spaces, line breaks, commas, semicolons.
+_HANDLE_SEPARATORS = re.compile(r"[\s,;]+")
+_CSV_DELIMITERS = ",;\t"
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def quoted(raw: str) -> str:
+    """A rejected value as an answer shows it: at most MAX_QUOTED characters, "…" when cut."""
+    return raw if len(raw) <= MAX_QUOTED else raw[: MAX_QUOTED - 1] + "…"
+
+
+def safe_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading "'"
+    (OWASP's advice against CSV injection). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_delimiter(text: str) -> str:
+    """The first cell of a row is a handle, which never holds a comma, semicolon or tab: the
+    first of them outside quotes in the file separates the cells. German spreadsheet programs
+    write ';' and keep commas inside notes."""
+    quoted_ = False
+    for char in text:
+        if char == '"':
+            quoted_ = not quoted_
+        elif not quoted_ and char in _CSV_DELIMITERS:
+            return char
+    return ","
 
 
 @dataclass
@@ -42,6 +87,8 @@ class InviteReport:
     created: list[Created] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line or position, raw)
+    # Handles not invited because they are connected already (re-inviting is asked for).
+    connected: list[Invitation] = field(default_factory=list)
 
 
 class CsvProblem(Exception):
@@ -98,6 +145,15 @@ class Console:
         self._bot_username = bot_username
         self._wake = wake_delivery
         self.links = LinkSealer(vault, settings)
+        self.menus: RoleMenus | None = None  # set by the composition root
+        self.revocations = Revocations(
+            db=db,
+            graph=graph,
+            vault=vault,
+            notifier=notifier,
+            default_language=settings.default_language,
+            wake_delivery=wake_delivery,
+        )
 
     # --- who is asking -----------------------------------------------------------------------
 
@@ -114,7 +170,12 @@ class Console:
             return None
         brand = await self._db.create_brand(self.settings.platform_name)
         assert brand.id is not None
-        return await self._db.add_manager(brand_id=brand.id, telegram_id=telegram_id, name=name)
+        manager = await self._db.add_manager(
+            brand_id=brand.id, telegram_id=telegram_id, name=name
+        )
+        if self.menus is not None:
+            await self.menus.refresh(telegram_id)  # a manager now: their menu says so
+        return manager
 
     def link(self, token: str) -> str:
         return create_deep_linked_url(self._bot_username(), token)
@@ -130,7 +191,10 @@ class Console:
         inviter_name: str,
         wanted: Sequence[NewInvitation],
         invalid: Sequence[tuple[int, str]] = (),
+        *,
+        again: bool = False,
     ) -> InviteReport:
+        """`again`: invite a handle that is connected already (the manager chose to)."""
         created, duplicates = await self._db.create_invitations(
             brand_id=manager.brand_id,
             created_by=manager.telegram_id,
@@ -138,18 +202,34 @@ class Console:
             ttl=timedelta(days=self.settings.invite_ttl_days),
             wanted=wanted,
             seal=self.links.seal,
+            reinvite_connected=again,
         )
-        return InviteReport(created, duplicates, list(invalid))
+        report = InviteReport(created, [], list(invalid))
+        for handle in duplicates:
+            found = await self._db.connected_invitation_for(
+                brand_id=manager.brand_id, handle=handle
+            )
+            is_open = await self._db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
+            if found is not None and is_open is None:
+                report.connected.append(found)
+            else:
+                report.duplicates.append(handle)
+        return report
+
+    @staticmethod
+    def split_handles(words: Sequence[str]) -> list[str]:
+        """`@a @b`, `@a, @b`, `@a,@b`, one per line: the handles, without the separators."""
+        return [w for w in _HANDLE_SEPARATORS.split(" ".join(words)) if w]
 
     @staticmethod
     def parse_handles(words: Sequence[str]) -> tuple[list[NewInvitation], list[tuple[int, str]]]:
         wanted: list[NewInvitation] = []
         invalid: list[tuple[int, str]] = []
         seen: set[str] = set()
-        for position, word in enumerate(words, start=1):
+        for position, word in enumerate(Console.split_handles(words), start=1):
             handle = normalize_handle(word)
             if not is_valid_handle(handle):
-                invalid.append((position, word[:40]))
+                invalid.append((position, quoted(word)))
             elif handle not in seen:
                 seen.add(handle)
                 wanted.append(NewInvitation(handle))
@@ -168,30 +248,29 @@ class Console:
         if "\x00" in text:
             raise CsvProblem("console.csv.not_text")
         try:
-            dialect = csv.Sniffer().sniff(text[:2048], delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel  # type: ignore[assignment]
-        try:
-            rows = list(csv.reader(io.StringIO(text), dialect, strict=True))
+            rows = list(
+                csv.reader(io.StringIO(text), delimiter=_csv_delimiter(text), strict=True)
+            )
         except csv.Error:
             raise CsvProblem("console.csv.malformed") from None
-        if len(rows) > MAX_CSV_ROWS + 1:
-            raise CsvProblem("console.csv.too_many")
-        wanted: list[NewInvitation] = []
-        invalid: list[tuple[int, str]] = []
-        seen: set[str] = set()
+        lines: list[tuple[int, list[str]]] = []
         for line, row in enumerate(rows, start=1):
             cells = [c.strip() for c in row]
             if not any(cells):
                 continue
             if line == 1 and cells[0].lower() in ("handle", "instagram", "username", "@handle"):
                 continue
+            lines.append((line, cells))
+        # Rows that name someone count, with or without a header row.
+        if len(lines) > MAX_CSV_ROWS:
+            raise CsvProblem("console.csv.too_many")
+        wanted: list[NewInvitation] = []
+        invalid: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        for line, cells in lines:
             handle = normalize_handle(cells[0])
-            if not is_valid_handle(handle):
-                invalid.append((line, cells[0][:40]))
-                continue
-            if handle in seen:
-                invalid.append((line, cells[0][:40]))
+            if not is_valid_handle(handle) or handle in seen:
+                invalid.append((line, quoted(cells[0])))
                 continue
             seen.add(handle)
             wanted.append(NewInvitation(handle, cells[1][:256] if len(cells) > 1 else None))
@@ -210,7 +289,13 @@ class Console:
         writer = csv.writer(out)
         writer.writerow(["handle", "note", "link"])
         for c in created:
-            writer.writerow([c.invitation.handle, c.invitation.note or "", self.link(c.token)])
+            writer.writerow(
+                [
+                    safe_cell(c.invitation.handle),
+                    safe_cell(c.invitation.note or ""),
+                    self.link(c.token),
+                ]
+            )
         return out.getvalue().encode("utf-8")
 
     # --- the live card ---------------------------------------------------------------------
@@ -252,6 +337,10 @@ class Console:
         if status == InviteStatus.FAILED:
             key = f"console.reason_name.{invite.last_reason}"
             reason = t.plain(key) if t.has(key) else (invite.last_reason or "")
+            # Repeated failures send one notice; the card counts them (bot.connect).
+            failures = await self._db.failed_logins(invite.id or 0)
+            if failures > 1:
+                return t("console.status.failed_repeated", count=failures, reason=reason)
             return t("console.status.failed", reason=reason)
         if status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
             return t(f"console.status.step_{invite.step}")
@@ -262,9 +351,15 @@ class Console:
     async def card_outgoing(
         self, invite: Invitation, *, connection: ConnectionRecord | None = None
     ) -> list[Outgoing]:
-        """The edit that brings the manager's card up to date (none if there is no card)."""
+        """The edit that brings the manager's card up to date (none if there is no card).
+        The card belongs to the manager who invited: once they no longer manage the brand it
+        stays as it was (the other managers hear the news as notices, and /show has the card)."""
         if invite.card_chat_id is None or invite.card_message_id is None:
             return []
+        if invite.brand_id is not None:
+            owner = await self._db.manager(invite.created_by)
+            if owner is None or owner.brand_id != invite.brand_id:
+                return []
         t = await self._notifier.texts_for(invite.created_by)
         return [
             outgoing(
@@ -273,6 +368,7 @@ class Console:
                 kind=OutboxKind.EDIT_CAPTION if invite.card_is_photo else OutboxKind.EDIT,
                 edit_message_id=invite.card_message_id,
                 invitation_id=invite.id,
+                **_for_manager(invite.brand_id, invite.created_by),
             )
         ]
 
@@ -284,6 +380,36 @@ class Console:
         if edits:
             await self._db.enqueue(edits)
             self._wake()
+
+    async def brand_notices(
+        self,
+        invite: Invitation,
+        screen_for: Callable[[Texts], Screen],
+        *,
+        team_screen_for: Callable[[Texts], Screen] | None = None,
+    ) -> list[Outgoing]:
+        """A notice about an invitation for everyone who manages its brand now, each in their
+        language, and for the brand's team chat. Each is checked again when delivered: someone
+        removed in between does not get it."""
+        if invite.brand_id is None:  # from before brands existed: its creator only
+            t = await self._notifier.texts_for(invite.created_by)
+            only = outgoing(
+                invite.created_by, screen_for(t), kind=OutboxKind.NOTICE, invitation_id=invite.id
+            )
+            return [only]
+        notices = []
+        for manager in await self._db.managers(invite.brand_id):
+            t = await self._notifier.texts_for(manager.telegram_id)
+            notices.append(
+                outgoing(
+                    manager.telegram_id,
+                    screen_for(t),
+                    kind=OutboxKind.NOTICE,
+                    invitation_id=invite.id,
+                    **_for_manager(invite.brand_id, manager.telegram_id),
+                )
+            )
+        return notices + await self.team_notice(invite, team_screen_for or screen_for)
 
     async def team_notice(
         self, invite: Invitation, screen_for: Callable[[Texts], Screen]
@@ -299,8 +425,31 @@ class Console:
                 screen_for(t),
                 kind=OutboxKind.NOTICE,
                 invitation_id=invite.id,
+                audience=OutboxAudience.TEAM,
+                brand_id=brand.id,
             )
         ]
+
+    async def team_chat_gone(self, chat_id: int) -> None:
+        """The bot can no longer write to this group: if it was a brand's team chat, it is
+        unregistered and the brand's managers are told (nothing is blamed on an influencer)."""
+        for brand_id in await self._db.unregister_team_chat(chat_id):
+            brand = await self._db.brand(brand_id)
+            name = brand.name if brand else ""
+            log.info("team chat of brand %s is gone: unregistered", brand_id)
+            notices = []
+            for manager in await self._db.managers(brand_id):
+                t = await self._notifier.texts_for(manager.telegram_id)
+                notices.append(
+                    outgoing(
+                        manager.telegram_id,
+                        Screen(t("console.team.gone", brand=name)),
+                        kind=OutboxKind.NOTICE,
+                        **_for_manager(brand_id, manager.telegram_id),
+                    )
+                )
+            await self._db.enqueue(notices)
+            self._wake()
 
     # --- reminding, revoking ------------------------------------------------------------------
 
@@ -330,7 +479,10 @@ class Console:
         return "console.remind.sent"
 
     async def revoke(self, manager: Manager, invite: Invitation) -> str:
+        """Returns the catalog key of the answer. Withdrawing the app's access at Facebook is
+        tried now; unconfirmed, it is retried (`bot.revocations`), also by the next /revoke."""
         assert invite.id is not None
+        was_revoked = invite.status == InviteStatus.REVOKED
         told: list[Outgoing] = []
         if invite.telegram_user_id is not None and invite.status != InviteStatus.REVOKED:
             t = await self._notifier.texts_for(invite.telegram_user_id)
@@ -342,26 +494,28 @@ class Console:
                 )
             )
         result = await self._db.revoke(
-            brand_id=manager.brand_id, invitation_id=invite.id, outgoing=told
+            brand_id=manager.brand_id,
+            invitation_id=invite.id,
+            outgoing=told,
+            requested_by=manager.telegram_id,
         )
         if result is None:
             return "console.not_found"
         revoked, connection = result
         await self.refresh_card(invite.id)
         self._wake()
+        outcome = await self.revocations.for_invitation(invite.id)
+        if was_revoked:
+            return {
+                Outcome.CONFIRMED: "console.revoke.facebook_confirmed_now",
+                Outcome.PENDING: "console.revoke.still_pending",
+            }.get(outcome or Outcome.UNREADABLE, "console.revoke.already")
         if connection is None:
             return "console.revoke.done"
-        token = self._vault.open(connection.token_encrypted) if connection.token_encrypted else None
-        if token is None:
-            return "console.revoke.no_token"
-        try:
-            await self._graph.revoke(token)
-        except GraphError as exc:
-            log.warning("revoking at Facebook failed: %s", exc)
-            return "console.revoke.facebook_failed"
-        assert connection.id is not None
-        await self._db.forget_token(connection.id)
-        return "console.revoke.connection_done"
+        return {
+            Outcome.CONFIRMED: "console.revoke.connection_done",
+            Outcome.PENDING: "console.revoke.facebook_pending",
+        }.get(outcome or Outcome.UNREADABLE, "console.revoke.no_token")
 
     # --- export and statistics -----------------------------------------------------------------
 
@@ -402,62 +556,65 @@ class Console:
         for i in sorted(invites, key=lambda i: i.id or 0):
             assert i.id is not None
             c = connections.get(i.id)
-            writer.writerow(
-                [
-                    i.id,
-                    i.handle,
-                    i.note or "",
-                    i.status,
-                    i.last_reason or "",
-                    i.created_at.isoformat(timespec="seconds"),
-                    first(i.id, "opened"),
-                    first(i.id, "login_started"),
-                    first(i.id, "verdict", "connected"),
-                    i.updated_at.isoformat(timespec="seconds"),
-                    c.page_id if c else "",
-                    c.page_name if c else "",
-                    c.instagram_id if c else "",
-                    c.instagram_username if c else "",
-                    c.followers_count if c and c.followers_count is not None else "",
-                ]
-            )
+            row: list[object] = [
+                i.id,
+                i.handle,
+                i.note or "",
+                i.status,
+                i.last_reason or "",
+                i.created_at.isoformat(timespec="seconds"),
+                first(i.id, "opened"),
+                first(i.id, "login_started"),
+                first(i.id, "verdict", "connected"),
+                i.updated_at.isoformat(timespec="seconds"),
+                c.page_id if c else "",
+                c.page_name if c else "",
+                c.instagram_id if c else "",
+                c.instagram_username if c else "",
+                c.followers_count if c and c.followers_count is not None else "",
+            ]
+            writer.writerow([safe_cell(cell) for cell in row])
         return out.getvalue().encode("utf-8")
 
     # --- periodic: stalled invitations ---------------------------------------------------------
 
     async def report_stalled(self, *, hours: float) -> int:
-        """Opened but no progress for `hours`: tell the manager (and team chat) once per stall."""
+        """Opened but no progress for `hours`: tell the brand's managers (with the invitation's
+        status) and its team chat, once per stall."""
         count = 0
         for invite in await self._db.stalled(older_than=utcnow() - timedelta(hours=hours)):
             assert invite.id is not None
-            t = await self._notifier.texts_for(invite.created_by)
-            status = await self.status_line(t, invite)
+            statuses = {
+                language: await self.status_line(Texts(language), invite) for language in LANGUAGES
+            }
 
             def screen(tt: Texts, invite: Invitation = invite) -> Screen:
                 return Screen(
-                    tt("console.stalled", handle=invite.handle, hours=int(hours), id=invite.id)
+                    tt(
+                        "console.stalled",
+                        handle=invite.handle,
+                        hours=int(hours),
+                        id=invite.id,
+                        count=int(hours),
+                    )
                 )
 
-            notices = [
-                outgoing(
-                    invite.created_by,
-                    Screen(
-                        t(
-                            "console.stalled",
-                            handle=invite.handle,
-                            hours=int(hours),
-                            id=invite.id,
-                        )
-                        + "\n"
-                        + status
-                    ),
-                    kind=OutboxKind.NOTICE,
-                    invitation_id=invite.id,
-                ),
-                *await self.team_notice(invite, screen),
-            ]
+            def with_status(
+                tt: Texts, invite: Invitation = invite, statuses: dict[Language, str] = statuses
+            ) -> Screen:
+                return Screen(screen(tt, invite).text + "\n" + statuses[tt.language])
+
+            notices = await self.brand_notices(invite, with_status, team_screen_for=screen)
             if await self._db.mark_stalled(invitation_id=invite.id, outgoing=notices):
                 count += 1
         if count:
             self._wake()
         return count
+
+
+def _for_manager(brand_id: int | None, manager_id: int) -> dict[str, Any]:
+    """Outbox fields of a message for one of a brand's managers: delivered only while they
+    still are one."""
+    if brand_id is None:
+        return {}
+    return {"audience": OutboxAudience.MANAGER, "brand_id": brand_id, "manager_id": manager_id}

@@ -1,6 +1,7 @@
 """User-facing text. Every string lives in `bot/locales/<lang>.toml`; every key exists in every
 language (a test checks it, placeholders included). Messages are Telegram HTML: values filled into
-a text are escaped here, so a handle or a Page name can never break the markup."""
+a text are escaped here, so a handle or a Page name can never break the markup. A text that
+depends on a number has plural forms (`key.one`, `key.other`), chosen by the value `count`."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
+# Plural forms, as CLDR names them. German and English both have two: "one" for exactly 1,
+# "other" for every other number (0 included). A language with more would add its rule here.
+PLURAL_ONE = "one"
+PLURAL_OTHER = "other"
+
+
+def plural_form(language: Language, count: int) -> str:
+    return PLURAL_ONE if count == 1 else PLURAL_OTHER
+
+
 class Html(str):
     """A value that is already Telegram HTML (rendered from the catalog): inserted unescaped."""
 
@@ -55,15 +66,25 @@ class Texts:
         self._catalog = catalog(language)
 
     def __call__(self, key: str, **values: object) -> Html:
-        template = self._catalog[key]
+        template = self._template(key, values)
         return Html(template.format(**{k: _safe(v) for k, v in values.items()}))
 
     def has(self, key: str) -> bool:
-        return key in self._catalog
+        return key in self._catalog or f"{key}.{PLURAL_OTHER}" in self._catalog
 
     def plain(self, key: str, **values: object) -> str:
         """For places without HTML (button labels, web page titles escape on their own)."""
-        return self._catalog[key].format(**{k: str(v) for k, v in values.items()})
+        return self._template(key, values).format(**{k: str(v) for k, v in values.items()})
+
+    def _template(self, key: str, values: Mapping[str, object]) -> str:
+        """The text of `key`; for a text with plural forms (`key.one`, `key.other`), the form
+        that fits the value `count`."""
+        if key in self._catalog:
+            return self._catalog[key]
+        count = values.get("count")
+        if not isinstance(count, int):
+            raise KeyError(f"{key} has plural forms: pass count=")
+        return self._catalog[f"{key}.{plural_form(self.language, count)}"]
 
 
 def pick_language(*, chosen: str | None, telegram_code: str | None, default: Language) -> Language:

@@ -22,6 +22,7 @@ from bot.store import Database, LeaderLease
 
 if TYPE_CHECKING:
     from bot.meta import PrivacyService
+    from bot.revocations import Revocations
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ class PeriodicJobs:
                 await asyncio.wait_for(self._stopping.wait(), self._tick)
 
 
-def fleet_jobs(db: Database, privacy: PrivacyService) -> list[Job]:
+def fleet_jobs(
+    db: Database, privacy: PrivacyService, revocations: Revocations | None = None
+) -> list[Job]:
     """The jobs every deployment runs (the leader only)."""
 
     async def forget_updates() -> int:
@@ -118,8 +121,19 @@ def fleet_jobs(db: Database, privacy: PrivacyService) -> list[Job]:
     async def prune_outbox() -> int:
         return await db.prune_outbox(before=utcnow() - timedelta(days=7))
 
-    return [
+    async def prune_login_attempts() -> int:
+        # A day after expiry an unused login link is answered "unknown" instead of "expired".
+        return await db.prune_login_attempts(expired_before=utcnow() - timedelta(days=1))
+
+    jobs = [
         Job("forget_updates", timedelta(days=1), forget_updates),
         Job("finish_deletions", timedelta(minutes=10), privacy.finish_deletions),
         Job("prune_outbox", timedelta(hours=6), prune_outbox),
+        Job("prune_login_attempts", timedelta(hours=1), prune_login_attempts),
     ]
+    if revocations is not None:
+        from bot.revocations import RETRY_EVERY
+
+        # Each row carries its own next try (backing off); the job only picks the due ones.
+        jobs.append(Job("retry_revocations", RETRY_EVERY, revocations.retry_due))
+    return jobs

@@ -4,11 +4,17 @@ authorization: every handler checks who is asking."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
 
 from bot.i18n import LANGUAGES, Language, Texts
+
+if TYPE_CHECKING:
+    from bot.notify import Notifier
+    from bot.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,9 @@ MANAGER_COMMANDS = (
     "language",
 )
 ADMIN_COMMANDS = ("brand_new", "brands", "manager_link", "managers", "manager_remove")
+# An administrator who manages no brand; on a fresh install (no brand yet) their first /invite
+# creates one, so it is in their menu then.
+ADMIN_ONLY_COMMANDS = (*ADMIN_COMMANDS, "help", "language")
 
 
 async def set_default_menus(bot: Bot) -> None:
@@ -52,3 +61,46 @@ async def set_manager_menu(bot: Bot, chat_id: int, language: Language, *, admin:
     except TelegramError as exc:
         # Typically "chat not found": the person has not started the bot yet.
         log.info("no manager menu for %s yet: %s", chat_id, exc)
+
+
+async def _set_chat_menu(
+    bot: Bot, chat_id: int, language: Language, names: tuple[str, ...]
+) -> None:
+    t = Texts(language)
+    try:
+        await bot.set_my_commands(
+            [BotCommand(c, t.plain(f"menu.{c}")) for c in names],
+            scope=BotCommandScopeChat(chat_id),
+        )
+    except TelegramError as exc:
+        log.info("no menu for %s yet: %s", chat_id, exc)
+
+
+class RoleMenus:
+    """Each person's menu follows their role, set whenever it changes (the first /invite that
+    makes an administrator a manager, a manager link, a removal) and at start-up: a manager's
+    commands, an administrator's, or none of their own (Telegram then shows the default menu,
+    the influencer's)."""
+
+    def __init__(
+        self, *, bot: Bot, db: Database, notifier: Notifier, admins: Collection[int]
+    ) -> None:
+        self._bot = bot
+        self._db = db
+        self._notifier = notifier
+        self._admins = admins
+
+    async def refresh(self, telegram_id: int) -> None:
+        admin = telegram_id in self._admins
+        manager = await self._db.manager(telegram_id)
+        language = (await self._notifier.texts_for(telegram_id)).language
+        if manager is not None:
+            await set_manager_menu(self._bot, telegram_id, language, admin=admin)
+        elif admin:
+            fresh = () if await self._db.brands() else ("invite",)
+            await _set_chat_menu(self._bot, telegram_id, language, (*fresh, *ADMIN_ONLY_COMMANDS))
+        else:
+            try:
+                await self._bot.delete_my_commands(scope=BotCommandScopeChat(telegram_id))
+            except TelegramError as exc:
+                log.info("could not reset the menu of %s: %s", telegram_id, exc)

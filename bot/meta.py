@@ -17,19 +17,24 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Language, Texts, pick_language
-from bot.models import DeletionRequest, Invitation, OutboxKind, Person, utcnow
+from bot.models import DeletionRequest, Invitation, OutboxAudience, OutboxKind, Person, utcnow
 from bot.notify import outgoing
 from bot.screens import Screen
 from bot.store import Database, Outgoing
 from bot.store_privacy import Affected
+
+if TYPE_CHECKING:
+    from bot.revocations import Revocations
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ STATUS_PATH = "/meta/deletion-status/"
 # A deletion request still "received" this long after it came in was interrupted (a crash between
 # recording and deleting): the periodic job finishes it.
 UNFINISHED_AFTER = timedelta(minutes=1)
+# Meta calls the moment someone removes the app or asks for deletion, with `issued_at` of that
+# moment: a signed_request older than this, or issued later than the clock skew allows, is refused.
+MAX_SIGNED_REQUEST_AGE = timedelta(hours=1)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class SignatureProblem(StrEnum):
@@ -52,6 +61,9 @@ class SignatureProblem(StrEnum):
     BAD_SIGNATURE = "bad_signature"  # not signed with our app secret
     BAD_ALGORITHM = "bad_algorithm"
     NO_USER = "no_user"
+    # No issued_at, issued more than MAX_SIGNED_REQUEST_AGE ago, or too far in the future: a
+    # signed_request captured once must not be played back for ever.
+    STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,17 @@ def parse_signed_request(
     return SignedRequest(user_id, issued_at if type(issued_at) is int else None)
 
 
+def check_fresh(signed: SignedRequest, *, now: float) -> SignedRequest | SignatureProblem:
+    """A verified signed_request is used only while fresh; one without `issued_at` (Meta always
+    sends it) never is."""
+    if signed.issued_at is None:
+        return SignatureProblem.STALE
+    age = now - signed.issued_at
+    if age > MAX_SIGNED_REQUEST_AGE.total_seconds() or -age > MAX_CLOCK_SKEW.total_seconds():
+        return SignatureProblem.STALE
+    return signed
+
+
 def sign_request(payload: Mapping[str, object], *, app_secret: str) -> str:
     """What Meta sends: for the tests and the sandbox, the inverse of `parse_signed_request`."""
     body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
@@ -141,6 +164,7 @@ class PrivacyService:
         vault: TokenVault | None = None,
         wake_delivery: Callable[[], None] = lambda: None,
         on_change: Callable[[int], Awaitable[None]] | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
         self._db = db
         self._app_secret = app_secret
@@ -151,9 +175,14 @@ class PrivacyService:
         self._wake = wake_delivery
         # Called with each changed invitation's id after the commit (the manager's live card).
         self._on_change = on_change
+        # Retries a revocation Facebook did not confirm (the same as for a manager's /revoke).
+        self._revocations = revocations
 
     def verify(self, signed_request: str) -> SignedRequest | SignatureProblem:
-        return parse_signed_request(signed_request, app_secret=self._app_secret)
+        signed = parse_signed_request(signed_request, app_secret=self._app_secret)
+        if isinstance(signed, SignatureProblem):
+            return signed
+        return check_fresh(signed, now=time.time())
 
     # --- Meta's callbacks ----------------------------------------------------------------------
 
@@ -167,11 +196,17 @@ class PrivacyService:
         await self._after(affected)
         return len(affected)
 
-    async def delete_data(self, facebook_user_id: str) -> DeletionReceipt:
+    async def delete_data(
+        self, facebook_user_id: str, issued_at: int | None = None
+    ) -> DeletionReceipt:
         """Record the request, delete, and answer with the status URL. Should the deletion be
-        interrupted, the request stays "received" and `finish_deletions` completes it."""
+        interrupted, the request stays "received" and `finish_deletions` completes it. The same
+        signed_request again (same user, same `issued_at`) is the same request: its receipt
+        again, no second one."""
         request = await self._db.open_deletion_request(
-            facebook_user_id=facebook_user_id, confirmation_code=new_confirmation_code()
+            facebook_user_id=facebook_user_id,
+            confirmation_code=new_confirmation_code(),
+            issued_at=issued_at,
         )
         try:
             await self._complete(request)
@@ -223,12 +258,16 @@ class PrivacyService:
         log.info("forget: %d invitation(s), %d token(s)", len(affected), len(tokens))
         await self._after(affected)
         # The person asked for it in our chat, not on Facebook: withdraw the app's access there
-        # too (best effort; the token is already deleted here either way).
+        # too. Should Facebook not confirm, the token is kept (encrypted, apart from the deleted
+        # connection) only until a retry succeeds.
         for sealed in tokens:
             await self._revoke_at_facebook(sealed)
         return len(affected)
 
     async def _revoke_at_facebook(self, sealed: str) -> None:
+        if self._revocations is not None:
+            await self._revocations.revoke_sealed(sealed)
+            return
         if self._graph is None or self._vault is None:
             return
         token = self._vault.open(sealed)
@@ -242,23 +281,36 @@ class PrivacyService:
     # --- notices -------------------------------------------------------------------------------
 
     def _notices(self, key: str) -> Callable[[Affected, Mapping[int, Person]], list[Outgoing]]:
-        """Composes, inside the storage transaction, the notice for the inviting manager and the
-        brand's team chat, each in its language (a group chat has none: the default)."""
+        """Composes, inside the storage transaction, the notice for the brand's current managers
+        and its team chat, each in its language (a group chat has none: the default). Each is
+        checked again when delivered (someone removed in between does not get it)."""
 
         def compose(affected: Affected, people: Mapping[int, Person]) -> list[Outgoing]:
             invite = affected.invitation
-            chats = [invite.created_by]
-            if affected.team_chat_id is not None and affected.team_chat_id != invite.created_by:
-                chats.append(affected.team_chat_id)
-            return [
-                outgoing(
+            brand_id = invite.brand_id
+
+            def notice(
+                chat: int,
+                audience: OutboxAudience | None = None,
+                manager_id: int | None = None,
+            ) -> Outgoing:
+                text = self._texts(people.get(chat))(key, handle=invite.handle)
+                return outgoing(
                     chat,
-                    Screen(self._texts(people.get(chat))(key, handle=invite.handle)),
+                    Screen(text),
                     kind=OutboxKind.NOTICE,
                     invitation_id=invite.id,
+                    audience=audience,
+                    brand_id=brand_id,
+                    manager_id=manager_id,
                 )
-                for chat in chats
-            ]
+
+            if brand_id is None:  # from before brands existed: its creator only
+                return [notice(invite.created_by)]
+            told = [notice(m, OutboxAudience.MANAGER, manager_id=m) for m in affected.managers]
+            if affected.team_chat_id is not None:
+                told.append(notice(affected.team_chat_id, OutboxAudience.TEAM))
+            return told
 
         return compose
 

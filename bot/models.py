@@ -126,6 +126,8 @@ class Invitation(SQLModel, table=True):
     card_is_photo: bool = False
     reminded_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     stalled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # When free text last got the whole current step repeated (free text mostly gets one line).
+    step_repeated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class LoginAttempt(SQLModel, table=True):
@@ -140,6 +142,22 @@ class LoginAttempt(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts())
     used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     outcome: str | None = Field(default=None, max_length=32)
+    # A newer state was issued for the invitation: this one is refused from then on.
+    superseded_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The state itself, sealed with a key derived from the app secret, while it is live (so
+    # the same button can be shown again instead of minting a state per message).
+    state_sealed: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    # The message carrying its login button (its button is taken off when a newer one comes).
+    button_chat_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    button_message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    # SHA-256 of the cookie of the browser that opened /oauth/start first.
+    browser_hash: str | None = Field(default=None, max_length=64)
+    # A redirect that came back to another browser waits for a confirmation on the page: the
+    # hash of its one-time confirmation token, and the redirect's parameters, sealed.
+    confirm_hash: str | None = Field(default=None, max_length=64, index=True)
+    pending_sealed: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text(), nullable=True)
+    )
 
 
 class Connection(SQLModel, table=True):
@@ -160,14 +178,36 @@ class Connection(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class Revocation(SQLModel, table=True):
+    """An access token whose withdrawal at Facebook (DELETE /me/permissions) is not confirmed
+    yet. It is kept, encrypted, only until Facebook confirms (or says the token is already
+    invalid), and retried until then; then the row and the token are deleted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    invitation_id: int | None = Field(default=None, foreign_key="invitation.id", index=True)
+    # The manager who withdrew the invitation (told when Facebook confirms); None after /forget.
+    requested_by: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    token_encrypted: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    attempts: int = 0
+    next_try_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
 class DeletionRequest(SQLModel, table=True):
     """Meta's data deletion callback: what was asked, and whether it is done."""
 
     __tablename__ = "deletion_request"
+    # One request per signed_request: the same one again (a replay) finds the first.
+    __table_args__ = (
+        sa.Index("ix_deletion_request_replay", "facebook_user_id", "issued_at", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     confirmation_code: str = Field(max_length=64, unique=True)
     facebook_user_id: str = Field(max_length=64, index=True)
+    # The signed_request's issued_at (Unix seconds); None for requests from before it was kept.
+    issued_at: int | None = Field(default=None, sa_column=_bigint(nullable=True))
     status: str = Field(default="received", max_length=16)  # received, completed
     deleted_connections: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
@@ -183,6 +223,9 @@ class InvitationEvent(SQLModel, table=True):
     kind: str = Field(max_length=32)
     status: str = Field(max_length=16)  # the invitation's status after the event
     detail: str | None = Field(default=None, max_length=256)
+    # A login result's particulars as compact JSON (which Page, which account, which
+    # permissions, followers), for the manager's timeline; erased with the connection's data.
+    facts: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
 
 
 class TelegramUpdate(SQLModel, table=True):
@@ -210,6 +253,14 @@ class OutboxStatus(StrEnum):
     SUPERSEDED = "superseded"  # a newer edit of the same message replaced it
     UNREACHABLE = "unreachable"  # 403: blocked, or never started the bot
     FAILED = "failed"  # refused by Telegram (400) or retries exhausted
+    DROPPED = "dropped"  # its audience changed: no longer a manager, no longer the team chat
+
+
+class OutboxAudience(StrEnum):
+    """Who a message about a brand is for, checked again when it is delivered."""
+
+    MANAGER = "manager"  # `manager_id` is a manager of `brand_id` (their notices, their card)
+    TEAM = "team"  # `chat_id` is the team chat of `brand_id`
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -233,3 +284,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
     last_error: str | None = Field(default=None, max_length=200)
+    # Messages to a brand's people (None: to an influencer, or to whoever asked): delivered only
+    # while the audience still holds (see OutboxAudience).
+    audience: str | None = Field(default=None, max_length=8)
+    brand_id: int | None = Field(default=None, sa_column=sa.Column(sa.Integer(), nullable=True))
+    manager_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))

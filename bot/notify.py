@@ -9,8 +9,12 @@ Events write their messages to the outbox table in the same transaction (`store.
 * several notices waiting for the same chat go out as one message, and of several edits of one
   message only the newest is sent — a manager with 150 results at once gets a handful of
   messages, not 150 at one per second;
-* 429 waits `retry_after`; 5xx and network errors back off; 403 marks the person unreachable and
-  tells the manager instead; 400 is final;
+* 429 waits `retry_after`; 5xx and network errors back off; 400 is final, except that a text
+  refused for its length or markup goes out as plain text (`bot.fit`); 403 goes to the
+  `on_unreachable` hook, which blames only the chat that failed (an influencer's own chat: the
+  managers are told; a team chat: it is unregistered); a group upgraded to a supergroup gets its
+  new id stored and the message resent there;
+* a message for a brand's managers or team chat is dropped when its recipient no longer is one;
 * one worker at a time across all replicas (`store.LeaderLease`); a crash between commit and send
   loses nothing, the next leader sends it.
 """
@@ -27,19 +31,26 @@ from datetime import timedelta
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
+from bot.fit import plain_version, refused_for_form, telegram_length
 from bot.i18n import Language, Texts, pick_language
-from bot.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from bot.models import OutboxAudience, OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from bot.pace import GLOBAL_PER_SECOND, PER_CHAT_INTERVAL, Pacer, self_paced
 from bot.screens import Screen
 from bot.store import Database, LeaderLease, Outgoing
 
 log = logging.getLogger(__name__)
 
-# Telegram: "about 30 messages per second" overall; we stay a little below to leave room for the
-# handlers' direct replies. Per private chat: about one per second.
-GLOBAL_PER_SECOND = 28.0
-PER_CHAT_INTERVAL = 1.05
+# Telegram's limits are kept in `bot.pace`: the worker shares its `Pacer` (about 30 messages/s
+# overall, one per second per chat) with the handlers' direct replies.
 MAX_IN_FLIGHT = 32
 MAX_ATTEMPTS = 25  # with the backoff cap below: retried for about two hours
 _BACKOFF_CAP = 300.0
@@ -69,6 +80,9 @@ def outgoing(
     kind: OutboxKind = OutboxKind.SEND,
     invitation_id: int | None = None,
     edit_message_id: int | None = None,
+    audience: OutboxAudience | None = None,
+    brand_id: int | None = None,
+    manager_id: int | None = None,
 ) -> Outgoing:
     return Outgoing(
         chat_id=chat_id,
@@ -78,6 +92,9 @@ def outgoing(
         invitation_id=invitation_id,
         edit_message_id=edit_message_id,
         delay=NOTICE_GATHER if kind == OutboxKind.NOTICE else timedelta(0),
+        audience=audience,
+        brand_id=brand_id,
+        manager_id=manager_id,
     )
 
 
@@ -134,41 +151,13 @@ def plan(rows: Sequence[OutboxMessage]) -> tuple[list[_Delivery], list[int]]:
             and row.kind == OutboxKind.NOTICE
             and current.keyboard is None
             and row.keyboard is None
-            and len(current.text) + 2 + len(row.text) <= MessageLimit.MAX_TEXT_LENGTH
+            and telegram_length(current.text) + 2 + telegram_length(row.text)
+            <= MessageLimit.MAX_TEXT_LENGTH
         ):
             current.text += "\n\n" + row.text
             current.rows.append(row)
         # Anything else for this chat waits for the next round (one message per chat per second).
     return list(by_chat.values()), superseded
-
-
-class _Pacer:
-    """Evenly spaced global slots, and a per-chat earliest time."""
-
-    def __init__(self, per_second: float, chat_interval: float) -> None:
-        self._gap = 1.0 / per_second
-        self._chat_interval = chat_interval
-        self._next_slot = 0.0
-        self._chat_ready: dict[int, float] = {}
-
-    def chat_ready(self, chat_id: int, now: float) -> bool:
-        return self._chat_ready.get(chat_id, 0.0) <= now
-
-    def hold_chat(self, chat_id: int, until: float) -> None:
-        self._chat_ready[chat_id] = max(self._chat_ready.get(chat_id, 0.0), until)
-
-    def earliest_chat(self) -> float:
-        return min(self._chat_ready.values(), default=0.0)
-
-    async def global_slot(self, chat_id: int) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + self._gap
-        self.hold_chat(chat_id, slot + self._chat_interval)
-        if slot > now:
-            await asyncio.sleep(slot - now)
-        if len(self._chat_ready) > 10_000:  # forget chats that are long ready
-            self._chat_ready = {c: t for c, t in self._chat_ready.items() if t > now}
 
 
 UnreachableHook = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
@@ -183,11 +172,13 @@ class DeliveryWorker:
         on_unreachable: UnreachableHook | None = None,
         per_second: float = GLOBAL_PER_SECOND,
         chat_interval: float = PER_CHAT_INTERVAL,
+        pacer: Pacer | None = None,
     ) -> None:
         self._db = db
         self._bot = bot
         self._on_unreachable = on_unreachable
-        self._pacer = _Pacer(per_second, chat_interval)
+        # The bot's (`bot.pace.SharedLimiter`) when it has one: one budget for all sends.
+        self._pacer = pacer or Pacer(per_second, chat_interval)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -262,6 +253,7 @@ class DeliveryWorker:
         self._finished = finished
         due = await self._db.due_messages(limit=_FETCH)
         rows = [r for r in due if r.id not in self._in_flight and r.id not in finished]
+        rows = await self._still_addressed(rows)
         deliveries, superseded = plan(rows)
         await self._db.settle(superseded, status=OutboxStatus.SUPERSEDED)
         now = time.monotonic()
@@ -283,6 +275,20 @@ class DeliveryWorker:
             task.add_done_callback(self._tasks.discard)
         return len(ready)
 
+    async def _still_addressed(self, rows: list[OutboxMessage]) -> list[OutboxMessage]:
+        """Messages for a brand's managers or team chat are checked once more just before they
+        go out: someone removed since (or a team chat replaced) no longer hears the brand's
+        news, and their pending rows are dropped."""
+        if not any(r.audience for r in rows):
+            return rows
+        gone = await self._db.unaddressed(rows)
+        if not gone:
+            return rows
+        log.info("%d message(s) dropped: their recipient no longer hears the brand", len(gone))
+        await self._db.settle(gone, status=OutboxStatus.DROPPED)
+        dropped = set(gone)
+        return [r for r in rows if r.id not in dropped]
+
     async def _deliver(self, d: _Delivery) -> None:
         try:
             await self._attempt(d)
@@ -301,38 +307,11 @@ class DeliveryWorker:
     async def _attempt(self, d: _Delivery) -> None:
         markup = InlineKeyboardMarkup.de_json(_json(d.keyboard), self._bot) if d.keyboard else None
         try:
-            if d.kind == OutboxKind.EDIT_CAPTION and d.edit_message_id is not None:
-                await self._bot.edit_message_caption(
-                    chat_id=d.chat_id,
-                    message_id=d.edit_message_id,
-                    caption=d.text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                )
-                message_id = d.edit_message_id
-            elif d.kind == OutboxKind.EDIT and d.edit_message_id is not None:
-                await self._bot.edit_message_text(
-                    d.text,
-                    chat_id=d.chat_id,
-                    message_id=d.edit_message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    disable_web_page_preview=True,
-                )
-                message_id = d.edit_message_id
-            else:
-                sent = await self._bot.send_message(
-                    d.chat_id,
-                    d.text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    disable_web_page_preview=True,
-                )
-                message_id = sent.message_id
+            message_id = await self._send(d, markup, d.text, ParseMode.HTML)
         except RetryAfter as exc:
             delay = _seconds(exc.retry_after)
             log.warning("flood control on chat %s: retry after %.0fs", d.chat_id, delay)
-            self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
+            self._pacer.block_chat(d.chat_id, time.monotonic() + delay)
             await self._db.retry_later(
                 d.ids, due_at=utcnow() + timedelta(seconds=delay), error="429 flood control"
             )
@@ -343,9 +322,20 @@ class DeliveryWorker:
             if self._on_unreachable is not None:
                 await self._on_unreachable(d.rows)
             return
+        except ChatMigrated as exc:
+            # A group became a supergroup: its new id is stored and the message goes there.
+            new_chat_id = int(exc.new_chat_id)
+            if new_chat_id == d.chat_id:  # never so at Telegram; not a reason to loop
+                await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
+                return
+            log.info("chat %s is now chat %s", d.chat_id, new_chat_id)
+            await self._db.migrate_chat(old_chat_id=d.chat_id, new_chat_id=new_chat_id)
+            return
         except BadRequest as exc:
             if "not modified" in exc.message:
                 await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=d.edit_message_id)
+                return
+            if refused_for_form(exc.message) and await self._as_plain(d, markup, exc.message):
                 return
             log.error("Telegram refused a message to chat %s: %s", d.chat_id, exc.message)
             await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
@@ -363,6 +353,71 @@ class DeliveryWorker:
             )
             return
         await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
+
+    async def _send(
+        self,
+        d: _Delivery,
+        markup: InlineKeyboardMarkup | None,
+        text: str,
+        parse_mode: ParseMode | None,
+    ) -> int:
+        """One Telegram call for the delivery; the id of the message sent or edited. Paced by
+        the worker itself, so the bot's limiter lets it through and leaves a 429 to us."""
+        with self_paced():
+            if d.kind == OutboxKind.EDIT_CAPTION and d.edit_message_id is not None:
+                await self._bot.edit_message_caption(
+                    chat_id=d.chat_id,
+                    message_id=d.edit_message_id,
+                    caption=text,
+                    parse_mode=parse_mode,
+                    reply_markup=markup,
+                )
+                return d.edit_message_id
+            if d.kind == OutboxKind.EDIT and d.edit_message_id is not None:
+                await self._bot.edit_message_text(
+                    text,
+                    chat_id=d.chat_id,
+                    message_id=d.edit_message_id,
+                    parse_mode=parse_mode,
+                    reply_markup=markup,
+                    disable_web_page_preview=True,
+                )
+                return d.edit_message_id
+            sent = await self._bot.send_message(
+                d.chat_id,
+                text,
+                parse_mode=parse_mode,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+            return sent.message_id
+
+    async def _as_plain(
+        self, d: _Delivery, markup: InlineKeyboardMarkup | None, refusal: str
+    ) -> bool:
+        """Telegram refused the HTML for its length or its markup: the same words as plain text
+        (whole lines, then "…") rather than nothing. False when that is refused as well."""
+        limit = (
+            MessageLimit.CAPTION_LENGTH
+            if d.kind == OutboxKind.EDIT_CAPTION
+            else MessageLimit.MAX_TEXT_LENGTH
+        )
+        log.warning("chat %s: HTML refused (%s), sending plain text", d.chat_id, refusal)
+        try:
+            message_id = await self._send(d, markup, plain_version(d.text, limit), None)
+        except BadRequest as exc:
+            log.error("Telegram refused the plain text to chat %s too: %s", d.chat_id, exc.message)
+            return False
+        except TelegramError as exc:
+            # 429, 403 or the network: the whole delivery is tried again later, the same way.
+            delay = _seconds(exc.retry_after) if isinstance(exc, RetryAfter) else 5.0
+            self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
+            await self._db.retry_later(
+                d.ids, due_at=utcnow() + timedelta(seconds=delay), error=type(exc).__name__
+            )
+            return True
+        await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
+        return True
 
 
 def _seconds(value: object) -> float:

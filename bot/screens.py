@@ -3,14 +3,20 @@ step and result. No I/O here; handlers and notifications send what these return.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbacks import Action, Press
+from bot.fit import join_capped
 from bot.i18n import Html, Texts
 from bot.models import Invitation, Step
 from bot.verdict import Outcome, Verdict
+
+# Pages or Instagram accounts named in one message: a Facebook user may have hundreds of Pages,
+# and the whole list would not fit in a message (nor help anyone); the rest is "and N more".
+MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,11 @@ def login(
     )
 
 
+def count(t: Texts, number: int) -> str:
+    """A count as the reader writes it: 12,345 in English, 12.345 in German."""
+    return f"{number:,}".replace(",", t.plain("number.thousands"))
+
+
 def verdict_for_influencer(
     t: Texts,
     invite: Invitation,
@@ -134,9 +145,7 @@ def verdict_for_influencer(
             t(
                 key,
                 username=verdict.instagram.username,
-                followers=f"{followers:,}".replace(",", t.plain("number.thousands"))
-                if followers is not None
-                else "",
+                followers=count(t, followers) if followers is not None else "",
                 page=verdict.page.name,
                 platform=platform,
                 inviter=invite.inviter_name,
@@ -151,43 +160,144 @@ def verdict_for_influencer(
     return Screen(text, retry)
 
 
-def verdict_for_manager(t: Texts, invite: Invitation, verdict: Verdict) -> Screen:
+def verdict_for_manager(
+    t: Texts,
+    invite: Invitation,
+    verdict: Verdict,
+    *,
+    platform: str,
+    followers: int | None = None,
+) -> Screen:
+    """The notice for the brand's managers: about the influencer, never to them."""
     if verdict.connected:
         assert verdict.instagram is not None and verdict.page is not None
         return Screen(
-            t(
-                "manager.connected",
+            connected_for_manager(
+                t,
+                "manager",
                 handle=invite.handle,
                 username=verdict.instagram.username,
                 page=verdict.page.name,
+                followers=followers,
             )
         )
+    reason = manager_reason(
+        t,
+        verdict.outcome,
+        handle=invite.handle,
+        platform=platform,
+        page=verdict.page.name if verdict.page else "",
+        pages=verdict.other_pages,
+        others=verdict.other_accounts,
+        declined=verdict.declined,
+    )
     return Screen(
-        t(
-            "manager.failed",
-            handle=invite.handle,
-            reason=_detail(t, f"manager.reason.{verdict.outcome}", verdict, invite, ""),
-        )
-        + (
-            "\n" + t("manager.app_problem")
-            if verdict.outcome is Outcome.APP_NOT_LIVE
-            else "\n" + t("manager.influencer_told")
-        )
+        t("manager.failed", handle=invite.handle, reason=reason)
+        + "\n"
+        + manager_next(t, verdict.outcome, handle=invite.handle, platform=platform)
     )
 
 
+def connected_for_manager(
+    t: Texts, prefix: str, *, handle: str, username: str, page: str, followers: int | None
+) -> Html:
+    """`{prefix}.connected` or, with the follower count, `{prefix}.connected_count`."""
+    if followers is None:
+        return t(f"{prefix}.connected", handle=handle, username=username, page=page)
+    return t(
+        f"{prefix}.connected_count",
+        handle=handle,
+        username=username,
+        page=page,
+        followers=count(t, followers),
+    )
+
+
+def manager_reason(
+    t: Texts,
+    outcome: str,
+    *,
+    handle: str,
+    platform: str,
+    page: str = "",
+    pages: Sequence[tuple[str, str]] = (),
+    others: Sequence[str] = (),
+    declined: Sequence[str] = (),
+) -> Html:
+    """Why a login did not connect, as one sentence for a manager: which Page, which accounts,
+    which permissions (in words about the influencer: "their insights", never "your")."""
+    key = f"manager.reason.{outcome}"
+    if outcome == Outcome.IG_OTHER_ACCOUNT:
+        if len(pages) > 1:
+            key = "manager.reason.ig_other_account_pages"
+        elif pages:
+            page, others = pages[0][0], (pages[0][1],)
+    if not t.has(key):
+        return Html(outcome)
+    return t(
+        key,
+        handle=handle,
+        platform=platform,
+        page=page,
+        others=_listed(t, [f"@{u}" for u in others]),
+        pages=_listed_html(t, [t("manager.page_account", page=p, username=u) for p, u in pages]),
+        declined=Html(
+            "; ".join(
+                t(f"manager.permission.{scope}")
+                if t.has(f"manager.permission.{scope}")
+                else t("manager.permission.other", name=scope)
+                for scope in declined
+            )
+        ),
+        count=len(declined),  # one permission or several
+    )
+
+
+def manager_next(t: Texts, outcome: str, *, handle: str, platform: str) -> Html:
+    """What happens now, fitting the reason: only where the influencer was given a fix does
+    it say so; a setup problem names who can solve it."""
+    key = f"manager.next.{outcome}"
+    return t(key if t.has(key) else "manager.next.fix", handle=handle, platform=platform)
+
+
+def _listed(t: Texts, items: Sequence[str]) -> str:
+    """Plain items (escaped when filled in): "@a, @b and 3 more"."""
+    return join_capped(items, MAX_LISTED, lambda n: t.plain("list.and_more", count=n))
+
+
+def _listed_html(t: Texts, items: Sequence[Html], *, sep: str = ", ") -> Html:
+    """Items already rendered from the catalog; with `sep` "\n", "and N more" on its own line."""
+    return Html(join_capped(items, MAX_LISTED, lambda n: t("list.and_more", count=n), sep=sep))
+
+
 def _reason(t: Texts, verdict: Verdict, invite: Invitation, platform: str) -> Html:
-    return _detail(t, f"verdict.{verdict.outcome}.reason", verdict, invite, platform)
+    key = f"verdict.{verdict.outcome}.reason"
+    if verdict.outcome is Outcome.IG_OTHER_ACCOUNT and len(verdict.other_pages) > 1:
+        key = f"verdict.{verdict.outcome}.reason_pages"
+    return _detail(t, key, verdict, invite, platform)
 
 
 def _detail(t: Texts, key: str, verdict: Verdict, invite: Invitation, platform: str) -> Html:
     if not t.has(key):
         return Html("")
+    page = verdict.page.name if verdict.page else ""
+    others = verdict.other_accounts
+    if verdict.outcome is Outcome.IG_OTHER_ACCOUNT and len(verdict.other_pages) == 1:
+        page, others = verdict.other_pages[0][0], (verdict.other_pages[0][1],)
     return t(
         key,
         handle=invite.handle,
         platform=platform,
-        page=verdict.page.name if verdict.page else "",
-        others=", ".join(f"@{u}" for u in verdict.other_accounts),
+        page=page,
+        others=_listed(t, [f"@{u}" for u in others]),
+        pages=_listed_html(
+            t,
+            [
+                t(f"verdict.{Outcome.IG_OTHER_ACCOUNT}.page_line", page=p, username=u)
+                for p, u in verdict.other_pages
+            ],
+            sep="\n",
+        ),
         declined=permission_list(t, list(verdict.declined)),
+        count=len(verdict.declined),  # one permission or several
     )

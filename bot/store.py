@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -28,12 +28,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.crypto import new_invitation_token, new_secret, secret_hash
+from bot.facts import VerdictFacts, was_announced
+from bot.login_secrets import LoginSealer
 from bot.models import (
     Connection,
     Invitation,
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
+    OutboxAudience,
     OutboxKind,
     OutboxMessage,
     OutboxStatus,
@@ -60,6 +63,28 @@ class StateProblem(StrEnum):
     EXPIRED = "expired"
     USED = "used"
     WITHDRAWN = "withdrawn"  # the invitation was withdrawn (or forgotten) meanwhile
+    SUPERSEDED = "superseded"  # a newer login button was issued for the invitation
+    CONNECTED = "connected"  # the invitation is connected already: nothing to log in for
+
+
+@dataclass(frozen=True)
+class LoginTicket:
+    """A login state handed out (fresh, or the live one shown again)."""
+
+    attempt_id: int
+    state: str
+    reused: bool
+    # (chat id, message id) of the messages whose login buttons the new state replaced.
+    stale_buttons: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class PendingConfirmation:
+    """A redirect waiting for its confirmation, taken (once) by the confirmation."""
+
+    attempt: LoginAttempt
+    invitation: Invitation
+    pending_sealed: str | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,10 @@ class Outgoing:
     edit_message_id: int | None = None
     invitation_id: int | None = None
     delay: timedelta = timedelta(0)  # lets notices gather, to go out combined
+    # For a brand's people: delivered only while this still holds (see OutboxAudience).
+    audience: OutboxAudience | None = None
+    brand_id: int | None = None
+    manager_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +329,27 @@ class Database(ConsoleQueries, PrivacyQueries):
             await s.commit()
             return True
 
+    async def claim_step_repeat(self, *, invitation_id: int, quiet_since: datetime) -> bool:
+        """True if the current step may be shown again in full: it was neither reached nor
+        repeated after `quiet_since`. Marks the repeat, so of two messages only one wins."""
+        now = utcnow()
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(Invitation)  # type: ignore[call-overload]
+                .where(
+                    col(Invitation.id) == invitation_id,
+                    col(Invitation.updated_at) <= quiet_since,
+                    sa.or_(
+                        col(Invitation.step_repeated_at).is_(None),
+                        col(Invitation.step_repeated_at) <= quiet_since,
+                    ),
+                )
+                # Not `updated_at`: a repeat is no progress (the stall report reads it).
+                .values(step_repeated_at=now)
+            )
+            await s.commit()
+            return bool(result.rowcount == 1)
+
     async def record_event(
         self, *, invitation_id: int, kind: str, detail: str | None = None
     ) -> None:
@@ -326,9 +376,36 @@ class Database(ConsoleQueries, PrivacyQueries):
     ) -> str | None:
         """A fresh single-use OAuth state for this invitation and person; None if the invitation
         is not at the login step any more."""
-        state = new_secret()
+        ticket = await self.issue_login(
+            invitation_id=invitation_id,
+            telegram_user_id=telegram_user_id,
+            ttl=ttl,
+            rerequest=rerequest,
+            reuse=False,
+        )
+        return ticket.state if ticket is not None else None
+
+    async def issue_login(
+        self,
+        *,
+        invitation_id: int,
+        telegram_user_id: int,
+        ttl: timedelta,
+        rerequest: bool,
+        reuse: bool,
+        sealer: LoginSealer | None = None,
+    ) -> LoginTicket | None:
+        """The login state to show: with `reuse`, the live unused one again (its lifetime
+        renewed; no new row, no event); otherwise a fresh one, and every older unused state of
+        the invitation is superseded. None if the invitation is not at the login step."""
         now = utcnow()
         async with self.session() as s:
+            if reuse and sealer is not None:
+                again = await self._reuse_live_state(
+                    s, invitation_id, telegram_user_id, rerequest, now + ttl, sealer
+                )
+                if again is not None:
+                    return again
             result = await s.exec(
                 sa.update(Invitation)  # type: ignore[call-overload]
                 .where(
@@ -342,55 +419,326 @@ class Database(ConsoleQueries, PrivacyQueries):
             if result.rowcount != 1:
                 await s.rollback()
                 return None
-            s.add(
-                LoginAttempt(
-                    invitation_id=invitation_id,
-                    telegram_user_id=telegram_user_id,
-                    state_hash=secret_hash(state),
-                    rerequest=rerequest,
-                    created_at=now,
-                    expires_at=now + ttl,
+            older = list(
+                await s.exec(
+                    select(LoginAttempt).where(
+                        LoginAttempt.invitation_id == invitation_id,
+                        col(LoginAttempt.used_at).is_(None),
+                        col(LoginAttempt.superseded_at).is_(None),
+                    )
                 )
             )
-            s.add(
-                _event(
-                    invitation_id,
-                    "login_started",
-                    InviteStatus.LOGIN_STARTED,
-                    "rerequest" if rerequest else None,
+            stale = tuple(
+                (a.button_chat_id, a.button_message_id)
+                for a in older
+                if a.button_chat_id is not None and a.button_message_id is not None
+            )
+            if older:
+                await s.exec(
+                    sa.update(LoginAttempt)  # type: ignore[call-overload]
+                    .where(
+                        col(LoginAttempt.id).in_([a.id for a in older]),
+                        col(LoginAttempt.used_at).is_(None),
+                    )
+                    .values(
+                        superseded_at=now,
+                        state_sealed=None,
+                        confirm_hash=None,
+                        pending_sealed=None,
+                    )
                 )
+            state = new_secret()
+            attempt = LoginAttempt(
+                invitation_id=invitation_id,
+                telegram_user_id=telegram_user_id,
+                state_hash=secret_hash(state),
+                rerequest=rerequest,
+                created_at=now,
+                expires_at=now + ttl,
+                state_sealed=sealer.seal(state) if sealer is not None else None,
+            )
+            s.add(attempt)
+            await _add_event_coalesced(
+                s,
+                invitation_id,
+                "login_started",
+                InviteStatus.LOGIN_STARTED,
+                "rerequest" if rerequest else None,
             )
             await s.commit()
-        return state
+            assert attempt.id is not None
+            return LoginTicket(attempt.id, state, reused=False, stale_buttons=stale)
 
-    async def consume_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
-        """Use a state exactly once. The conditional UPDATE is the lock: of two concurrent
-        callbacks with the same state, one gets rowcount 1, the other 0."""
+    async def _reuse_live_state(
+        self,
+        s: AsyncSession,
+        invitation_id: int,
+        telegram_user_id: int,
+        rerequest: bool,
+        expires_at: datetime,
+        sealer: LoginSealer,
+    ) -> LoginTicket | None:
+        now = utcnow()
+        invite = await s.get(Invitation, invitation_id)
+        if (
+            invite is None
+            or invite.telegram_user_id != telegram_user_id
+            or invite.step != Step.LOGIN
+            or invite.status != InviteStatus.LOGIN_STARTED
+        ):
+            return None
+        live = (
+            await s.exec(
+                select(LoginAttempt)
+                .where(
+                    LoginAttempt.invitation_id == invitation_id,
+                    LoginAttempt.telegram_user_id == telegram_user_id,
+                    LoginAttempt.rerequest == rerequest,
+                    col(LoginAttempt.used_at).is_(None),
+                    col(LoginAttempt.superseded_at).is_(None),
+                    col(LoginAttempt.confirm_hash).is_(None),
+                    col(LoginAttempt.expires_at) > now,
+                )
+                .order_by(col(LoginAttempt.id).desc())
+                .limit(1)
+            )
+        ).first()
+        state = sealer.open(live.state_sealed) if live is not None else None
+        if live is None or state is None:
+            return None
+        renewed = await s.exec(
+            sa.update(LoginAttempt)  # type: ignore[call-overload]
+            .where(
+                col(LoginAttempt.id) == live.id,
+                col(LoginAttempt.used_at).is_(None),
+                col(LoginAttempt.superseded_at).is_(None),
+            )
+            .values(expires_at=expires_at)
+        )
+        if renewed.rowcount != 1:
+            await s.rollback()
+            return None
+        await s.commit()
+        assert live.id is not None
+        return LoginTicket(live.id, state, reused=True)
+
+    async def set_button_message(
+        self, *, attempt_id: int, chat_id: int, message_id: int
+    ) -> tuple[int, int] | None:
+        """Remember the message now carrying the attempt's login button; returns the one that
+        carried it before (its button is to be taken off), if any."""
+        async with self.session() as s:
+            attempt = await s.get(LoginAttempt, attempt_id, with_for_update=True)
+            if attempt is None:
+                return None
+            before = (attempt.button_chat_id, attempt.button_message_id)
+            attempt.button_chat_id, attempt.button_message_id = chat_id, message_id
+            s.add(attempt)
+            await s.commit()
+        if before[0] is None or before[1] is None or before == (chat_id, message_id):
+            return None
+        return (before[0], before[1])
+
+    async def peek_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
+        """The live login a state belongs to, without using it."""
+        async with self.session() as s:
+            attempt = (
+                await s.exec(
+                    select(LoginAttempt).where(LoginAttempt.state_hash == secret_hash(state))
+                )
+            ).first()
+            if attempt is None:
+                return StateProblem.UNKNOWN
+            invite = await s.get(Invitation, attempt.invitation_id)
+            problem = _state_problem(attempt, invite, utcnow())
+            if problem is not None or invite is None:
+                return problem or StateProblem.WITHDRAWN
+            return attempt, invite
+
+    async def bind_browser(self, *, attempt_id: int, browser_hash: str) -> bool:
+        """The first browser to open the login link is the one it belongs to."""
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(LoginAttempt)  # type: ignore[call-overload]
+                .where(
+                    col(LoginAttempt.id) == attempt_id,
+                    col(LoginAttempt.browser_hash).is_(None),
+                    *_live_attempt(utcnow()),
+                )
+                .values(browser_hash=browser_hash)
+            )
+            await s.commit()
+            return bool(result.rowcount == 1)
+
+    async def stage_confirmation(
+        self, state: str, *, confirm_hash: str, pending_sealed: str
+    ) -> tuple[LoginAttempt, Invitation] | StateProblem:
+        """A redirect that reached another browser than the one that started the login waits
+        here (the newest one wins) until it is confirmed on the page; nothing is used yet."""
         now = utcnow()
         state_hash = secret_hash(state)
         async with self.session() as s:
             result = await s.exec(
                 sa.update(LoginAttempt)  # type: ignore[call-overload]
-                .where(
-                    col(LoginAttempt.state_hash) == state_hash,
-                    col(LoginAttempt.used_at).is_(None),
-                    col(LoginAttempt.expires_at) > now,
+                .where(col(LoginAttempt.state_hash) == state_hash, *_live_attempt(now))
+                .values(confirm_hash=confirm_hash, pending_sealed=pending_sealed)
+            )
+            await s.commit()
+            attempt = (
+                await s.exec(select(LoginAttempt).where(LoginAttempt.state_hash == state_hash))
+            ).first()
+            if attempt is None:
+                return StateProblem.UNKNOWN
+            invite = await s.get(Invitation, attempt.invitation_id)
+            if result.rowcount != 1 or invite is None:
+                return _state_problem(attempt, invite, now) or StateProblem.EXPIRED
+            return attempt, invite
+
+    async def take_confirmation(self, confirm_hash: str) -> PendingConfirmation | StateProblem:
+        """Use a confirmed redirect's state exactly once (as `consume_state` does)."""
+        now = utcnow()
+        async with self.session() as s:
+            attempt = (
+                await s.exec(
+                    select(LoginAttempt).where(LoginAttempt.confirm_hash == confirm_hash)
                 )
-                .values(used_at=now)
+            ).first()
+            if attempt is None:
+                return StateProblem.USED  # confirmed already (or never asked): one use only
+            pending = attempt.pending_sealed
+            result = await s.exec(
+                sa.update(LoginAttempt)  # type: ignore[call-overload]
+                .where(
+                    col(LoginAttempt.id) == attempt.id,
+                    col(LoginAttempt.confirm_hash) == confirm_hash,
+                    *_live_attempt(now),
+                )
+                .values(used_at=now, confirm_hash=None, pending_sealed=None, state_sealed=None)
+            )
+            invite = await s.get(Invitation, attempt.invitation_id)
+            if result.rowcount != 1 or invite is None:
+                problem = _state_problem(attempt, invite, now) or StateProblem.USED
+                await s.rollback()
+                return problem
+            await s.commit()
+            attempt.used_at = now
+            return PendingConfirmation(attempt, invite, pending)
+
+    async def consume_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
+        """Use a state exactly once. The conditional UPDATE is the lock: of two concurrent
+        callbacks with the same state, one gets rowcount 1, the other 0. A state is accepted
+        only while it is the newest of its invitation and the invitation waits for a login."""
+        now = utcnow()
+        state_hash = secret_hash(state)
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(LoginAttempt)  # type: ignore[call-overload]
+                .where(col(LoginAttempt.state_hash) == state_hash, *_live_attempt(now))
+                .values(used_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None)
             )
             attempt = (
                 await s.exec(select(LoginAttempt).where(LoginAttempt.state_hash == state_hash))
             ).first()
             if attempt is None:
                 return StateProblem.UNKNOWN
-            if result.rowcount != 1:
-                return StateProblem.USED if attempt.used_at is not None else StateProblem.EXPIRED
             invite = await s.get(Invitation, attempt.invitation_id)
-            if invite is None or invite.status == InviteStatus.REVOKED:
-                return StateProblem.WITHDRAWN  # leaving the block rolls the use back
+            if result.rowcount != 1 or invite is None:
+                problem = _state_problem(attempt, invite, now) or StateProblem.EXPIRED
+                await s.rollback()
+                return problem
             await s.commit()
             return attempt, invite
 
+    async def interrupt_login(
+        self, *, attempt_id: int, invitation_id: int, outgoing: Sequence[Outgoing] = ()
+    ) -> bool:
+        """A login whose result could not be stored (the database failed during the callback):
+        the attempt is recorded as interrupted and the influencer gets a retry, once. True when
+        this call recorded it (False: it was recorded already, or the result was stored)."""
+        now = utcnow()
+        async with self.session() as s:
+            result = await s.exec(
+                sa.update(LoginAttempt)  # type: ignore[call-overload]
+                .where(
+                    col(LoginAttempt.id) == attempt_id,
+                    col(LoginAttempt.used_at).is_not(None),
+                    col(LoginAttempt.outcome).is_(None),
+                )
+                .values(outcome=INTERRUPTED)
+            )
+            if result.rowcount != 1:
+                await s.rollback()
+                return False
+            invite = await s.get(Invitation, invitation_id)
+            if invite is not None and invite.status not in (
+                InviteStatus.CONNECTED,
+                InviteStatus.REVOKED,
+            ):
+                s.add(_event(invitation_id, "login_interrupted", InviteStatus(invite.status), None))
+                enqueue_in(s, outgoing, now)
+            await s.commit()
+            return True
+
+    async def stranded_logins(
+        self, *, used_before: datetime, used_after: datetime
+    ) -> list[LoginAttempt]:
+        """Attempts used before `used_before` that never got a result (the process died or the
+        database failed during their callback)."""
+        async with self.session() as s:
+            return list(
+                await s.exec(
+                    select(LoginAttempt)
+                    .where(
+                        col(LoginAttempt.used_at).is_not(None),
+                        col(LoginAttempt.used_at) < used_before,
+                        col(LoginAttempt.used_at) > used_after,
+                        col(LoginAttempt.outcome).is_(None),
+                    )
+                    .order_by(col(LoginAttempt.id))
+                    .limit(100)
+                )
+            )
+
+    async def prune_login_attempts(self, *, expired_before: datetime) -> int:
+        """Login attempts that were never used (replaced or expired) are of no use once expired;
+        the used ones stay (each is a real login, with its result)."""
+        async with self.session() as s:
+            result = await s.exec(
+                sa.delete(LoginAttempt).where(  # type: ignore[call-overload]
+                    col(LoginAttempt.used_at).is_(None),
+                    col(LoginAttempt.expires_at) < expired_before,
+                )
+            )
+            # Sealed secrets of expired states are erased at once, whatever is kept.
+            await s.exec(
+                sa.update(LoginAttempt)  # type: ignore[call-overload]
+                .where(
+                    col(LoginAttempt.expires_at) < utcnow(),
+                    sa.or_(
+                        col(LoginAttempt.state_sealed).is_not(None),
+                        col(LoginAttempt.pending_sealed).is_not(None),
+                    ),
+                )
+                .values(state_sealed=None, pending_sealed=None, confirm_hash=None)
+            )
+            await s.commit()
+            return int(result.rowcount or 0)
+
+    async def other_active_connections(self, facebook_user_id: str) -> int:
+        """How many active connections this Facebook user has (a revocation at Facebook ends
+        them all)."""
+        async with self.session() as s:
+            count = (
+                await s.exec(
+                    select(sa.func.count())
+                    .select_from(Connection)
+                    .where(
+                        Connection.facebook_user_id == facebook_user_id,
+                        Connection.status == "active",
+                    )
+                )
+            ).one()
+            return int(count or 0)
     async def record_verdict(
         self,
         *,
@@ -399,9 +747,15 @@ class Database(ConsoleQueries, PrivacyQueries):
         outcome: str,
         connection: ConnectionRecord | None,
         outgoing: Sequence[Outgoing] = (),
+        facts: VerdictFacts | None = None,
+        repeat_window: timedelta = timedelta(0),
     ) -> Invitation:
         """Store an attempt's result, and the messages telling people about it, in one
-        transaction; with a connection, the invitation becomes connected."""
+        transaction; with a connection, the invitation becomes connected.
+
+        A failure within `repeat_window` of an earlier failure whose notices went out sends no
+        new notices (`OutboxKind.NOTICE` rows): one still waiting to be delivered gets the new
+        text instead, and the live card (an edit) shows the count and the latest reason."""
         now = utcnow()
         async with self.session() as s:
             invite = await s.get(Invitation, invitation_id, with_for_update=True)
@@ -410,6 +764,13 @@ class Database(ConsoleQueries, PrivacyQueries):
             if invite.status == InviteStatus.REVOKED:
                 # Withdrawn (or forgotten) while this login was under way: keep nothing of it.
                 attempt.outcome = "withdrawn"
+                s.add(attempt)
+                await s.commit()
+                return invite
+            if invite.status == InviteStatus.CONNECTED:
+                # Connected by another login meanwhile: a late result changes nothing and tells
+                # nobody (the caller says so on the page).
+                attempt.outcome = outcome
                 s.add(attempt)
                 await s.commit()
                 return invite
@@ -438,10 +799,41 @@ class Database(ConsoleQueries, PrivacyQueries):
                 invite.last_reason = outcome
             invite.updated_at = now
             s.add(invite)
-            s.add(_event(invitation_id, "verdict", InviteStatus(invite.status), outcome))
+            notices = [o for o in outgoing if o.kind == OutboxKind.NOTICE]
+            if notices and connection is None and repeat_window:
+                announced_at = await _announced_failure_since(s, invitation_id, now - repeat_window)
+                if announced_at is not None:
+                    await _renew_pending_notices(s, invitation_id, notices, announced_at)
+                    outgoing = [o for o in outgoing if o.kind != OutboxKind.NOTICE]
+                    notices = []
+            event = _event(invitation_id, "verdict", InviteStatus(invite.status), outcome)
+            if facts is not None:
+                event.facts = replace(facts, announced=bool(notices)).to_json()
+            s.add(event)
             enqueue_in(s, outgoing, now)
             await s.commit()
             return invite
+
+    async def failed_logins(self, invitation_id: int) -> int:
+        """Logins of this invitation that came back from Facebook without connecting (the one
+        being judged right now included)."""
+        async with self.session() as s:
+            return int(
+                (
+                    await s.exec(
+                        select(sa.func.count())
+                        .select_from(LoginAttempt)
+                        .where(
+                            LoginAttempt.invitation_id == invitation_id,
+                            col(LoginAttempt.used_at).is_not(None),
+                            sa.or_(
+                                col(LoginAttempt.outcome).is_(None),
+                                col(LoginAttempt.outcome).not_in(("connected", "withdrawn")),
+                            ),
+                        )
+                    )
+                ).one()
+            )
 
     async def connection_of(self, invitation_id: int) -> Connection | None:
         async with self.session() as s:
@@ -643,6 +1035,63 @@ class LeaderLease:
 
 
 _OPEN_STATUSES = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
+# An invitation waits for a login while its login button is out (or a retry is offered).
+_WAITING_FOR_LOGIN = (InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
+# The outcome of an attempt whose result could not be stored.
+INTERRUPTED = "interrupted"
+
+
+def _live_attempt(now: datetime) -> tuple[Any, ...]:
+    """Conditions of a state that may still be used: unused, the newest of its invitation,
+    not expired, and its invitation waiting for a login."""
+    waiting = sa.select(Invitation.id).where(  # type: ignore[call-overload]
+        col(Invitation.status).in_(_WAITING_FOR_LOGIN), col(Invitation.step) == Step.LOGIN
+    )
+    return (
+        col(LoginAttempt.used_at).is_(None),
+        col(LoginAttempt.superseded_at).is_(None),
+        col(LoginAttempt.expires_at) > now,
+        col(LoginAttempt.invitation_id).in_(waiting),
+    )
+
+
+def _state_problem(
+    attempt: LoginAttempt, invite: Invitation | None, now: datetime
+) -> StateProblem | None:
+    """Why a state cannot be used (None: it can)."""
+    if attempt.used_at is not None:
+        return StateProblem.USED
+    if invite is None or invite.status == InviteStatus.REVOKED:
+        return StateProblem.WITHDRAWN
+    if invite.status == InviteStatus.CONNECTED:
+        return StateProblem.CONNECTED
+    if attempt.superseded_at is not None:
+        return StateProblem.SUPERSEDED
+    if attempt.expires_at <= now:
+        return StateProblem.EXPIRED
+    if invite.status not in _WAITING_FOR_LOGIN or invite.step != Step.LOGIN:
+        return StateProblem.SUPERSEDED  # the flow moved on without this button
+    return None
+
+
+async def _add_event_coalesced(
+    s: AsyncSession, invitation_id: int, kind: str, status: InviteStatus, detail: str | None
+) -> None:
+    """An event, unless the invitation's newest event is the same one: then only its time moves
+    (a hundred new login buttons in a row are one "login started" in the timeline)."""
+    last = (
+        await s.exec(
+            select(InvitationEvent)
+            .where(InvitationEvent.invitation_id == invitation_id)
+            .order_by(col(InvitationEvent.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None and (last.kind, last.status, last.detail) == (kind, status, detail):
+        last.at = utcnow()
+        s.add(last)
+        return
+    s.add(_event(invitation_id, kind, status, detail))
 
 
 def _event(
@@ -651,6 +1100,50 @@ def _event(
     return InvitationEvent(
         invitation_id=invitation_id, kind=kind, status=status, detail=detail, at=utcnow()
     )
+
+
+async def _announced_failure_since(
+    s: AsyncSession, invitation_id: int, since: datetime
+) -> datetime | None:
+    """When the managers were last told about a failed login of this invitation, if since."""
+    rows = await s.exec(
+        select(InvitationEvent)
+        .where(
+            InvitationEvent.invitation_id == invitation_id,
+            InvitationEvent.kind == "verdict",
+            col(InvitationEvent.at) >= since,
+            col(InvitationEvent.facts).is_not(None),
+        )
+        .order_by(col(InvitationEvent.id).desc())
+    )
+    for event in rows:
+        if event.detail != "connected" and was_announced(event.facts):
+            return event.at
+    return None
+
+
+async def _renew_pending_notices(
+    s: AsyncSession, invitation_id: int, notices: Sequence[Outgoing], since: datetime
+) -> None:
+    """A notice about this invitation still waiting for its chat takes the newer text."""
+    for notice in notices:
+        pending = (
+            await s.exec(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.invitation_id == invitation_id,
+                    OutboxMessage.chat_id == notice.chat_id,
+                    OutboxMessage.kind == OutboxKind.NOTICE,
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    col(OutboxMessage.created_at) >= since,
+                )
+                .order_by(col(OutboxMessage.id).desc())
+                .limit(1)
+            )
+        ).first()
+        if pending is not None:
+            pending.text = notice.text
+            s.add(pending)
 
 
 def enqueue_in(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> None:
@@ -666,6 +1159,9 @@ def enqueue_in(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> 
                 invitation_id=o.invitation_id,
                 due_at=now + o.delay,
                 created_at=now,
+                audience=o.audience,
+                brand_id=o.brand_id,
+                manager_id=o.manager_id,
             )
         )
 

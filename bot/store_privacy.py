@@ -30,6 +30,7 @@ from bot.models import (
     Invitation,
     InvitationEvent,
     InviteStatus,
+    Manager,
     OutboxMessage,
     OutboxStatus,
     Person,
@@ -46,6 +47,9 @@ class Affected:
 
     invitation: Invitation
     team_chat_id: int | None  # the brand's team chat, if it has one
+    # Who manages the invitation's brand right now (their notices are checked again when
+    # delivered); empty for an invitation from before brands existed: its creator hears it.
+    managers: tuple[int, ...] = ()
 
 
 # Builds the notices for one affected invitation from the people involved (by Telegram id), inside
@@ -86,18 +90,38 @@ class PrivacyQueries:
     # --- data deletion -------------------------------------------------------------------------
 
     async def open_deletion_request(
-        self, *, facebook_user_id: str, confirmation_code: str
+        self, *, facebook_user_id: str, confirmation_code: str, issued_at: int | None = None
     ) -> DeletionRequest:
+        """A new request, or, for the same signed_request again (same person, same `issued_at`:
+        a replay, or Meta's retry), the one it already opened: no second row."""
         async with self.session() as s:
             request = DeletionRequest(
                 confirmation_code=confirmation_code,
                 facebook_user_id=facebook_user_id[:64],
+                issued_at=issued_at,
                 status="received",
                 created_at=utcnow(),
             )
             s.add(request)
-            await s.commit()
-            return request
+            try:
+                await s.commit()
+                return request
+            except sa.exc.IntegrityError:
+                # The unique (facebook_user_id, issued_at) index: this request exists already.
+                await s.rollback()
+                if issued_at is None:
+                    raise
+            existing = (
+                await s.exec(
+                    select(DeletionRequest).where(
+                        DeletionRequest.facebook_user_id == facebook_user_id[:64],
+                        DeletionRequest.issued_at == issued_at,
+                    )
+                )
+            ).first()
+            if existing is None:  # the other one's transaction rolled back after all
+                raise RuntimeError("deletion request vanished")
+            return existing
 
     async def complete_deletion_request(
         self, *, request_id: int, notices: Notices
@@ -264,6 +288,15 @@ async def _close(
             select(Brand.id, Brand.team_chat_id).where(col(Brand.id).in_(brand_ids))
         )
         teams = {brand_id: chat for brand_id, chat in rows.all() if brand_id is not None}
+    managers: dict[int, list[int]] = {}
+    if brand_ids:
+        members = await s.exec(
+            select(Manager.brand_id, Manager.telegram_id)
+            .where(col(Manager.brand_id).in_(brand_ids))
+            .order_by(col(Manager.created_at))
+        )
+        for brand_id, telegram_id in members.all():
+            managers.setdefault(brand_id, []).append(telegram_id)
     affected = []
     for invite in invites:
         assert invite.id is not None
@@ -273,7 +306,8 @@ async def _close(
             )
         )
         team = teams.get(invite.brand_id) if invite.brand_id is not None else None
-        affected.append(Affected(invite, team))
+        brand_managers = managers.get(invite.brand_id, []) if invite.brand_id is not None else []
+        affected.append(Affected(invite, team, tuple(brand_managers)))
     return affected
 
 
@@ -286,6 +320,12 @@ async def _scrub_outbox(s: AsyncSession, invitation_ids: Sequence[int]) -> None:
                 col(OutboxMessage.status) != OutboxStatus.PENDING,
             )
         )
+        # So do the login results' particulars kept for the managers' timeline (bot.facts).
+        await s.exec(
+            sa.update(InvitationEvent)  # type: ignore[call-overload]
+            .where(col(InvitationEvent.invitation_id).in_(invitation_ids))
+            .values(facts=None)
+        )
 
 
 async def _notify(
@@ -294,6 +334,7 @@ async def _notify(
     from bot.store import enqueue_in
 
     chats = {a.invitation.created_by for a in affected}
+    chats.update(m for a in affected for m in a.managers)
     chats.update(a.team_chat_id for a in affected if a.team_chat_id is not None)
     people = await _people(s, chats)
     for item in affected:

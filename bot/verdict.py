@@ -104,6 +104,9 @@ class Verdict:
     outcome: Outcome
     declined: tuple[str, ...] = ()
     other_accounts: tuple[str, ...] = ()
+    # IG_OTHER_ACCOUNT: each shared Page linked to another account, as (Page name, username),
+    # so the person knows which Page to fix.
+    other_pages: tuple[tuple[str, str], ...] = ()
     page: PageInfo | None = None
     instagram: InstagramInfo | None = None
     facebook_user_id: str | None = None
@@ -135,9 +138,22 @@ class Verdict:
 _HANDLE_RE = re.compile(r"[a-z0-9._]{1,30}")
 
 
+# A profile address as people copy it from the app or the browser: instagram.com/name,
+# https://www.instagram.com/name/?igsh=… (one path segment; a post's /p/… is not a profile).
+_PROFILE_URL_RE = re.compile(
+    r"(?:https?://)?(?:www\.|m\.)?(?:instagram\.com|instagr\.am)/([^/?#\s]+)/?(?:[?#]\S*)?",
+    re.IGNORECASE,
+)
+
+
 def normalize_handle(handle: str) -> str:
-    """Instagram usernames are case-insensitive and people paste them with '@'."""
-    return handle.strip().removeprefix("@").lower()
+    """Instagram usernames are case-insensitive and people paste them with '@' or as the
+    address of the profile."""
+    handle = handle.strip()
+    profile = _PROFILE_URL_RE.fullmatch(handle)
+    if profile is not None:
+        handle = profile.group(1)
+    return handle.removeprefix("@").lower()
 
 
 def is_valid_handle(handle: str) -> bool:
@@ -247,7 +263,14 @@ def decide(
 
     others = sorted({page.business.username for page in pages if page.business is not None})
     if others:
-        return details.verdict(Outcome.IG_OTHER_ACCOUNT, other_accounts=tuple(others))
+        other_pages = tuple(
+            (page.info.name or page.info.id, page.business.username)
+            for page in pages
+            if page.business is not None
+        )
+        return details.verdict(
+            Outcome.IG_OTHER_ACCOUNT, other_accounts=tuple(others), other_pages=other_pages
+        )
 
     return details.verdict(Outcome.IG_NOT_LINKED)
 

@@ -275,7 +275,7 @@ async def test_console_in_german(world: World) -> None:
     await world.open_link(ANNA, token)
     await world.telegram.wait_for(MANAGER.id, "Schritt 1 von 3")
     listing = await _say(world, MANAGER, "/list")
-    assert "1 Einladungen" in listing[-1].text and "in Prüfung: 1" in listing[-1].text
+    assert "1 Einladung\n" in listing[-1].text and "in Prüfung: 1" in listing[-1].text
     stats = await _say(world, MANAGER, "/stats")
     assert "Trichter" in stats[-1].text
 
@@ -313,7 +313,7 @@ async def test_team_chat_hears_results_too(world: World) -> None:
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook(), Consent(declined={"instagram_basic"}))
     news = await world.telegram.wait_for(team, "tried to connect")
-    assert "@anna.bakes" in news.text and "permissions were declined" in news.text
+    assert "@anna.bakes" in news.text and "a permission was declined" in news.text
     await world.telegram.wait_for(MANAGER.id, "tried to connect")
 
 

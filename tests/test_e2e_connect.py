@@ -41,7 +41,9 @@ async def test_full_connection_tells_both_people(world: World) -> None:
     assert "read your Instagram insights" in login.text  # permissions in plain words
     assert "select the Page linked to @anna.bakes" in login.text
 
-    dialog = urlsplit(world.login_url(ANNA))
+    # The button opens the bot's /oauth/start, which sends the browser on to Facebook's dialog.
+    assert world.login_url(ANNA).startswith(f"{world.settings.public_url}/oauth/start?state=")
+    dialog = urlsplit(await world.dialog_url(ANNA))
     params = {k: v[0] for k, v in parse_qs(dialog.query).items()}
     assert dialog.path == "/v25.0/dialog/oauth"
     assert params["client_id"] == world.graph.app_id
@@ -127,7 +129,7 @@ BRANCHES = [
         "page_unpublished",
         id="page-unpublished",
     ),
-    pytest.param(_anna(tasks=[]), None, "no sufficient role", "page_no_role", id="no-role"),
+    pytest.param(_anna(tasks=[]), None, "role on the Page", "page_no_role", id="no-role"),
     pytest.param(
         _anna(instagram=None, connected_instagram=IgAccount(id="ig-100", username="anna.bakes")),
         None,
@@ -226,7 +228,8 @@ async def test_app_not_live_is_reported_as_the_operators_problem(world: World) -
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook(), Consent(app_not_live=True))
     news = await world.telegram.wait_for(MANAGER.id, "tried to connect")
-    assert "needs your action" in news.text and "Development mode" in news.text
+    # A brand manager cannot publish the platform's app: they are told whom to forward it to.
+    assert "Brandly's operator" in news.text and "Development mode" in news.text
 
 
 async def test_declined_permission_retry_rerequests_and_connects(world: World) -> None:
@@ -241,7 +244,7 @@ async def test_declined_permission_retry_rerequests_and_connects(world: World) -
 
     retry = await world.answer(ANNA, "Try again")
     assert "Step 3 of 3" in retry.text
-    params = parse_qs(urlsplit(world.login_url(ANNA)).query)
+    params = parse_qs(urlsplit(await world.dialog_url(ANNA)).query)
     assert params["auth_type"] == ["rerequest"]
 
     await world.facebook_login(ANNA, anna_on_facebook(), Consent())
@@ -348,7 +351,7 @@ async def test_second_account_cannot_take_the_invitation(world: World) -> None:
     token = await world.invite("anna.bakes")
     await world.open_link(ANNA, token)
     reply = await world.open_link(BEN, token)
-    assert "bereits von einem anderen Telegram-Account" in reply.text  # Ben speaks German
+    assert "bereits von einem anderen Telegram-Konto" in reply.text  # Ben speaks German
     assert reply.buttons == []
     assert await _rows(world, "SELECT telegram_user_id FROM invitation") == [(ANNA.id,)]
 
@@ -360,13 +363,15 @@ async def test_restart_in_the_middle_of_the_checks(world: World) -> None:
 
     await world.restart()
 
-    # An old button (step 1, already answered) shows the current step instead of an error.
+    # An old button (step 1, already answered) is only acknowledged: step 2 is in the chat.
     old_yes = Press(Action.YES, await _invite_id(world), Step.PAGE_PUBLIC).pack()
+    before = len(world.telegram.messages(ANNA.id))
     world.telegram.press_data(ANNA, first_question.message_id, old_yes)
     await world.settle()
+    assert len(world.telegram.messages(ANNA.id)) == before
     current = world.telegram.last_message(ANNA.id)
     assert "Step 2 of 3" in current.text
-    assert any("already behind you" in a.get("text", "") for a in world.telegram.callback_answers)
+    assert any("Already answered" in a.get("text", "") for a in world.telegram.callback_answers)
 
     await world.answer(ANNA, "Yes")
     await world.facebook_login(ANNA, anna_on_facebook())
@@ -453,8 +458,7 @@ async def test_help_cancel_free_text_and_unknown_commands(world: World) -> None:
     assert "Step 1 of 3" in resumed.text
     world.telegram.send_text(ANNA, "what now?")
     await world.settle()
-    await world.telegram.wait_for(ANNA.id, "use the buttons")
-    assert "Step 1 of 3" in world.telegram.last_message(ANNA.id).text
+    await world.telegram.wait_for(ANNA.id, "use the buttons of step 1 of 3")
     world.telegram.send_text(ANNA, "/start")
     await world.telegram.wait_for(ANNA.id, "Welcome back")
     world.telegram.send_text(MANAGER, "/help")

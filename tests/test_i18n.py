@@ -74,3 +74,30 @@ def test_values_are_escaped() -> None:
 )
 def test_language_choice(chosen: str | None, code: str | None, default: str, expected: str) -> None:
     assert pick_language(chosen=chosen, telegram_code=code, default=default) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("language", "one", "several"),
+    [
+        ("en", "One permission was not granted", "These permissions were not granted"),
+        ("de", "Eine Berechtigung wurde nicht erteilt", "Diese Berechtigungen wurden nicht"),
+    ],
+)
+def test_plural_forms_follow_the_count(language: str, one: str, several: str) -> None:
+    t = Texts(language)  # type: ignore[arg-type]
+    key = "verdict.permissions_declined.reason"
+    assert t.has(key)
+    assert t(key, declined="x", count=1).startswith(one)
+    for count in (0, 2, 5):
+        assert t(key, declined="x", count=count).startswith(several)
+    with pytest.raises(KeyError):
+        t(key, declined="x")  # a text with plural forms needs its count
+
+
+def test_every_plural_text_has_both_forms() -> None:
+    for language in LANGUAGES:
+        keys = set(catalog(language))
+        for key in keys:
+            stem, _, form = key.rpartition(".")
+            if form == "one":
+                assert f"{stem}.other" in keys and stem not in keys, key

@@ -136,13 +136,23 @@ class PageApi:
         assert (await self.press(influencer.id, "Yes")).status_code == 200
         await telegram.wait_for(influencer.id, "Step 3 of 3")
         chat = (await self.state())["chats"][str(influencer.id)]
-        return next(
-            button["url"]
-            for item in reversed(chat)
-            for row in item.get("buttons", [])
-            for button in row
-            if "dialog/oauth" in button.get("url", "")
+        return await self.open_login(
+            next(
+                button["url"]
+                for item in reversed(chat)
+                for row in item.get("buttons", [])
+                for button in row
+                if "/oauth/start?" in button.get("url", "")
+            )
         )
+
+    async def open_login(self, button_url: str) -> str:
+        """What the popup does with the login button: the bot's /oauth/start sets its login
+        cookie (kept by this client, as a browser keeps it) and sends it on to the sandbox
+        dialog, whose URL this returns."""
+        start = await self.http.get(button_url)
+        assert start.status_code == 302, start.text
+        return str(start.headers["location"])
 
 
 @pytest.fixture
@@ -279,7 +289,7 @@ async def test_invite_start_and_press_through_the_page(page: PageApi) -> None:
     assert step1["buttons"] == [] and step1["edited"]
     login = chat[-1]
     assert "Step 3 of 3" in login["html"]
-    assert any("dialog/oauth" in b.get("url", "") for row in login["buttons"] for b in row)
+    assert any("/oauth/start?" in b.get("url", "") for row in login["buttons"] for b in row)
     assert state["bot"]["username"] == "connect_playground_bot"
     assert [p["name"] for p in state["influencers"]] == ["Anna"]
 
@@ -316,8 +326,12 @@ async def test_an_old_button_is_answered_with_a_toast(page: PageApi) -> None:
     link = await page.invite("anna.bakes")
     await page.send(anna.id, f"/start {link.split('?start=', 1)[1]}")
     first = await telegram.wait_for(anna.id, "Step 1 of 3")
-    await page.send(anna.id, "what now?")  # the bot shows the question again
+    await page.send(anna.id, "what now?")  # one line pointing at the buttons
     await telegram.wait_for(anna.id, "use the buttons")
+    await page.send(anna.id, "/cancel")
+    await telegram.wait_for(anna.id, "Paused")
+    await telegram.wait_idle()
+    assert (await page.press(anna.id, "Continue")).status_code == 200  # the question again
     await telegram.wait_idle()
     assert (await page.press(anna.id, "Yes")).status_code == 200
     await telegram.wait_for(anna.id, "Step 2 of 3")
@@ -326,7 +340,7 @@ async def test_an_old_button_is_answered_with_a_toast(page: PageApi) -> None:
     page.playground.chats.refresh()
     toasts = (await page.state())["toasts"]
     assert [(t["chat_id"], t["alert"]) for t in toasts] == [(anna.id, False)]
-    assert toasts[0]["text"]  # the bot's own words ("already behind you" in English)
+    assert toasts[0]["text"]  # the bot's own words ("Already answered" in English)
 
 
 async def test_live_updates_arrive_as_server_sent_events(page: PageApi) -> None:
@@ -474,12 +488,14 @@ async def test_a_declined_permission_is_asked_again_on_retry(page: PageApi) -> N
     assert (await page.press(anna.id, "Try again")).status_code == 200
     await page.playground.telegram.wait_idle()
     chat = (await page.state())["chats"][str(anna.id)]
-    retry_url = next(
-        b["url"]
-        for item in reversed(chat)
-        for row in item.get("buttons", [])
-        for b in row
-        if "dialog/oauth" in b.get("url", "")
+    retry_url = await page.open_login(
+        next(
+            b["url"]
+            for item in reversed(chat)
+            for row in item.get("buttons", [])
+            for b in row
+            if "/oauth/start?" in b.get("url", "")
+        )
     )
     assert "auth_type=rerequest" in retry_url
     retry = await page.http.get(retry_url)

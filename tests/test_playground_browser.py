@@ -156,6 +156,20 @@ async def test_invite_connect_and_decline_in_a_real_browser(
     # Anna: invited, checks answered, everything granted.
     await _open_invitation(page, manager, influencer, "anna.bakes")
     await expect(_bot_message(influencer, "Maria")).to_contain_text("@anna.bakes")
+    # Her first /invite made Maria the brand's manager: her "/" menu now offers the manager's
+    # commands; Anna's still only the influencer's.
+    for chat, present, absent in (
+        (manager, ("/invite", "/list", "/manager_link"), "/forget"),
+        (influencer, ("/start", "/forget"), "/invite"),
+    ):
+        await chat.locator(".menu-button").click()
+        menu = chat.locator(".menu-list")
+        await expect(menu).to_be_visible()
+        for command in present:
+            await expect(menu.locator(".command-name", has_text=command)).to_have_count(1)
+        await expect(menu.locator(".command-name", has_text=absent)).to_have_count(0)
+        await chat.locator(".menu-button").click()
+        await expect(menu).to_be_hidden()
     login = await _answer_checks(influencer)
     async with page.expect_popup() as opened:
         await login.click()

@@ -242,7 +242,7 @@ def _has_button(message: SentMessage, label: str) -> bool:
 def _login_url(message: SentMessage) -> str | None:
     for row in message.buttons:
         for button in row:
-            if "dialog/oauth" in str(button.get("url", "")):
+            if "/oauth/start?" in str(button.get("url", "")):
                 return str(button["url"])
     return None
 
@@ -300,7 +300,10 @@ class Batch:
         session), then the redirect to our callback, through the load balancer."""
         async with self._dialog:
             self.graph.set_person(_on_facebook(i))
-            dialog = await self.browser.get(url)
+            # The button opens the bot's /oauth/start (login cookie), then Facebook's dialog.
+            start = await self.browser.get(url)
+            assert start.status_code == 302, start.text
+            dialog = await self.browser.get(start.headers["location"])
         assert dialog.status_code == 302, dialog.text
         page = await self.browser.get(dialog.headers["location"])
         assert page.status_code == 200 and "Connected" in page.text, page.text

@@ -117,12 +117,23 @@ class World:
         return await self.answer(user, "Yes" if user.language_code != "de" else "Ja")
 
     def login_url(self, user: TgUser) -> str:
+        """The newest login button's link (the bot's /oauth/start?state=…)."""
         for message in reversed(self.telegram.messages(user.id)):
             for row in message.buttons:
                 for button in row:
-                    if "url" in button and "dialog/oauth" in button["url"]:
+                    if "url" in button and is_login_url(button["url"]):
                         return str(button["url"])
         raise AssertionError("no login button in the chat")
+
+    async def dialog_url(self, user: TgUser) -> str:
+        """Open the newest login button in the browser and return where /oauth/start sends it
+        (Facebook's dialog), without going there."""
+        async with httpx.AsyncClient(timeout=10, cookies=self.browser.cookies) as tab:
+            start = await tab.get(self.login_url(user))
+            assert start.status_code == 302, start.text
+            for cookie in tab.cookies.jar:
+                self.browser.cookies.jar.set_cookie(cookie)
+            return str(start.headers["location"])
 
     async def facebook_login(
         self, user: TgUser, person: FbUser, consent: Consent | None = None
@@ -168,8 +179,40 @@ async def make_world(database_url: str, *, webhook: bool = False, **overrides: o
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
     handled = HandledCounter()
     bot = await _start_bot(settings, handled)
-    browser = httpx.AsyncClient(timeout=10)
+    browser = httpx.AsyncClient(timeout=10, transport=BrowserTransport())
     return World(telegram, graph, settings, bot, browser, handled)
+
+
+def is_login_url(url: str) -> bool:
+    return "/oauth/start?" in url or "dialog/oauth" in url
+
+
+class BrowserTransport(httpx.AsyncBaseTransport):
+    """What a browser does by itself after tapping the login button: the bot's /oauth/start
+    sets the login cookie and redirects to Facebook's dialog, which the browser opens at once.
+    A GET of the button's link therefore answers with the dialog's own answer (its redirect
+    back to the callback), and the client keeps the cookie as a browser would."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path != "/oauth/start" or response.status_code != 302:
+            return response
+        await response.aread()
+        cookies = [(k, v) for k, v in response.headers.raw if k.lower() == b"set-cookie"]
+        follow = httpx.Request("GET", response.headers["location"])
+        dialog = await self._inner.handle_async_request(follow)
+        return httpx.Response(
+            dialog.status_code,
+            headers=list(dialog.headers.raw) + cookies,
+            stream=dialog.stream,
+            extensions=dialog.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 @dataclass

@@ -16,11 +16,12 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from telegram import Bot, Update
 
-from bot.connect import ConnectService
+from bot.connect import CONFIRM_PATH, START_PATH, ConnectService, RedirectResult
 from bot.i18n import Language, Texts, from_accept_language
+from bot.login_secrets import LOGIN_COOKIE
 from bot.meta import STATUS_PATH, PrivacyService, SignatureProblem, SignedRequest
 from bot.store import Database
-from web_callback.pages import render, render_text
+from web_callback.pages import render, render_confirm, render_text
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ MAX_UPDATE_BYTES = 256 * 1024
 # Meta's callbacks are a form with one signed_request of a few hundred characters.
 MAX_META_FORM_BYTES = 8 * 1024
 _MAX_META_FORM_FIELDS = 16
+# The login confirmation posts one token.
+MAX_CONFIRM_BYTES = 1024
 _FORM = "application/x-www-form-urlencoded"
 
 WEBHOOK_PATH = "/telegram/webhook"
@@ -56,6 +59,10 @@ _SECURITY_HEADERS = {
     ),
     "Cache-Control": "no-store",
 }
+
+_CONFIRM_CSP = _SECURITY_HEADERS["Content-Security-Policy"].replace(
+    "form-action 'none'", "form-action 'self'"
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -181,7 +188,7 @@ class MetaCallbacks:
 
     async def data_deletion(self, request: web.Request) -> web.Response:
         signed = await self._verified(request)
-        receipt = await self._privacy.delete_data(signed.user_id)
+        receipt = await self._privacy.delete_data(signed.user_id, signed.issued_at)
         return web.json_response(
             {"url": receipt.url, "confirmation_code": receipt.confirmation_code}
         )
@@ -242,19 +249,66 @@ def make_app(
     bot_link: Callable[[], str | None],
     webhook: TelegramWebhook | None = None,
     privacy: PrivacyService | None = None,
+    login_ttl_seconds: int = 30 * 60,
+    secure_cookie: bool = False,
 ) -> web.Application:
     """`bot_link` gives https://t.me/<bot username> once the bot knows its name; `webhook`, when
     given, is served at WEBHOOK_PATH; `privacy`, when given, serves Meta's callbacks."""
     app = web.Application(middlewares=[security_headers], client_max_size=MAX_BODY_BYTES)
 
-    async def oauth_callback(request: web.Request) -> web.Response:
+    def answer(request: web.Request, result: RedirectResult) -> web.Response:
         fallback = from_accept_language(request.headers.get("Accept-Language"), default_language)
+        t = Texts(result.language or fallback)
+        if result.confirm_token is not None:
+            page = render_confirm(
+                t,
+                handle=result.handle or "",
+                brand=result.brand or "",
+                action=CONFIRM_PATH,
+                token=result.confirm_token,
+            )
+            response = _html(result.http_status, page)
+            # The one page with a form: it may post to us, nowhere else.
+            response.headers["Content-Security-Policy"] = _CONFIRM_CSP
+            return response
+        return _page(t, result.http_status, result.page, bot_link(), username=result.username or "")
+
+    async def oauth_start(request: web.Request) -> web.Response:
         params = _redirect_params(request.query)
         if params is None:
-            return _page(Texts(fallback), 400, "bad_request", bot_link())
-        result = await connect.handle_redirect(params)
-        t = Texts(result.language or fallback)
-        return _page(t, result.http_status, result.page, bot_link(), username=result.username or "")
+            return answer(request, RedirectResult(400, "bad_request"))
+        started = await connect.start(params, browser=request.cookies.get(LOGIN_COOKIE))
+        if started.page is not None or started.location is None or started.cookie is None:
+            return answer(request, started.page or RedirectResult(400, "bad_request"))
+        response = web.Response(status=302, headers={"Location": started.location})
+        response.set_cookie(
+            LOGIN_COOKIE,
+            started.cookie,
+            max_age=login_ttl_seconds,
+            path="/oauth",
+            httponly=True,
+            samesite="Lax",
+            secure=secure_cookie,
+        )
+        return response
+
+    async def oauth_callback(request: web.Request) -> web.Response:
+        params = _redirect_params(request.query)
+        if params is None:
+            return answer(request, RedirectResult(400, "bad_request"))
+        browser = request.cookies.get(LOGIN_COOKIE)
+        return answer(request, await connect.handle_redirect(params, browser=browser))
+
+    async def oauth_confirm(request: web.Request) -> web.Response:
+        body = await _read_body(request, MAX_CONFIRM_BYTES)
+        try:
+            pairs = parse_qsl(body.decode("ascii"), max_num_fields=4)
+        except ValueError:
+            pairs = []
+        tokens = [value for key, value in pairs if key == "t"]
+        if len(tokens) != 1:
+            return answer(request, RedirectResult(400, "bad_request"))
+        return answer(request, await connect.confirm(tokens[0]))
 
     async def healthz(request: web.Request) -> web.Response:
         ok = await db.ping()
@@ -263,6 +317,8 @@ def make_app(
         )
 
     app.router.add_get("/oauth/callback", oauth_callback)
+    app.router.add_get(START_PATH, oauth_start)
+    app.router.add_post(CONFIRM_PATH, oauth_confirm)
     app.router.add_get("/healthz", healthz)
     if webhook is not None:
         app.router.add_post(WEBHOOK_PATH, webhook.handle)

@@ -16,6 +16,8 @@ _STYLE = (
     "h1{font-size:1.25rem;margin:0 0 1rem}p{line-height:1.5;color:#333}"
     "a.button{display:inline-block;margin-top:1rem;padding:.75rem 1.25rem;background:#2aabee;"
     "color:#fff;border-radius:8px;text-decoration:none;font-weight:600}"
+    "button.button{margin-top:1rem;padding:.75rem 1.25rem;background:#2aabee;color:#fff;"
+    "border:0;border-radius:8px;font-weight:600;font-size:1rem;cursor:pointer}"
 )
 
 
@@ -27,6 +29,20 @@ def render(t: Texts, *, message_key: str, bot_link: str | None, **values: object
         else ""
     )
     return _document(t, t.plain("web.title"), f"<p>{body}</p>{back}")
+
+
+def render_confirm(t: Texts, *, handle: str, brand: str, action: str, token: str) -> str:
+    """Before a login that came back to another browser is used: whose account, for whom, and
+    a button to go on (a one-time token; nothing from the request is echoed)."""
+    question = html.escape(t.plain("web.confirm.question", handle=handle, brand=brand))
+    hint = html.escape(t.plain("web.confirm.hint"))
+    button = html.escape(t.plain("web.confirm.continue"))
+    form = (
+        f'<form method="post" action="{html.escape(action)}">'
+        f'<input type="hidden" name="t" value="{html.escape(token)}">'
+        f'<button class="button" type="submit">{button}</button></form>'
+    )
+    return _document(t, t.plain("web.confirm.title"), f"<p>{question}</p><p>{hint}</p>{form}")
 
 
 def render_text(t: Texts, *, title_key: str, message_keys: Sequence[str], **values: object) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Message, Update, User
+from telegram import Bot, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.config import Settings
 from bot.connect import ConnectService
 from bot.console import Console
+from bot.fit import plain_version, refused_for_form
 from bot.i18n import Texts, pick_language
 from bot.screens import Screen
 from bot.store import Database
@@ -50,9 +51,21 @@ class HandlerBase:
 
     @staticmethod
     async def reply(message: Message, screen: Screen) -> Message:
+        """Within Telegram's flood limits and retried after a 429 (`bot.pace.SharedLimiter`). A
+        text Telegram refuses for its length or markup arrives as plain text instead."""
+        try:
+            return await message.chat.send_message(
+                screen.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=screen.keyboard,
+                disable_web_page_preview=True,
+            )
+        except BadRequest as exc:
+            if not refused_for_form(exc.message):
+                raise
+            log.warning("reply refused (%s): sending it as plain text", exc.message)
         return await message.chat.send_message(
-            screen.text,
-            parse_mode=ParseMode.HTML,
+            plain_version(screen.text),
             reply_markup=screen.keyboard,
             disable_web_page_preview=True,
         )
@@ -69,6 +82,16 @@ class HandlerBase:
             pass
         except TelegramError as exc:
             log.info("could not clear buttons: %s", exc)
+
+    @staticmethod
+    async def take_buttons_off(bot: Bot, chat_id: int, message_id: int) -> None:
+        """The same for a message known by its ids (e.g. an older login button). Best effort."""
+        try:
+            await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
+        except BadRequest:
+            pass  # gone, too old, or without buttons already
+        except TelegramError as exc:
+            log.info("could not take buttons off: %s", exc)
 
 
 def sender(update: Update) -> tuple[User, Message] | None:

@@ -7,8 +7,16 @@ so a restart, a second replica or an old button all lead to the current step.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 from telegram.ext import MessageHandler as TextHandler
 
@@ -17,8 +25,7 @@ from bot.callbacks import Action, Press
 from bot.console import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import LANGUAGES, Texts
-from bot.menus import set_manager_menu
-from bot.models import Invitation, InviteStatus, Step
+from bot.models import Invitation, InviteStatus, Step, utcnow
 from bot.screens import Screen
 from bot.store import BindProblem
 from bot.store_console import LinkProblem
@@ -29,6 +36,11 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _NEXT_STEP = {Step.PAGE_PUBLIC: Step.PAGE_LINKED, Step.PAGE_LINKED: Step.LOGIN}
 _ANSWER_WORDS = {Action.YES: "yes", Action.DONE: "done", Action.NO: "no", Action.HOW: "how"}
+_FLOW = (Step.WELCOME, Step.PAGE_PUBLIC, Step.PAGE_LINKED, Step.LOGIN, Step.DONE)
+_STEP_NUMBER = {Step.WELCOME: 1, Step.PAGE_PUBLIC: 1, Step.PAGE_LINKED: 2, Step.LOGIN: 3}
+# Free text gets one line pointing at the buttons; the whole step again only after this long
+# without progress or repeat (a step is 5 to 15 lines: repeating it per message floods the chat).
+REPEAT_STEP_AFTER = timedelta(minutes=10)
 
 
 class InfluencerHandlers(HandlerBase):
@@ -55,7 +67,8 @@ class InfluencerHandlers(HandlerBase):
                 text = t("start.no_token", platform=self.settings.platform_name)
                 await self.reply(message, Screen(text))
                 return
-            await self.reply(message, Screen(t("start.resume")))
+            if _in_flow(invite):
+                await self.reply(message, Screen(t("start.resume")))
             await self.show_current(message, t, user, invite)
             return
 
@@ -84,7 +97,7 @@ class InfluencerHandlers(HandlerBase):
                 ),
             )
             await self.console.refresh_card(invite.id or 0)
-        elif invite.status != InviteStatus.CONNECTED:
+        elif _in_flow(invite):
             await self.reply(message, Screen(t("start.resume")))
         await self.show_current(message, t, user, invite)
 
@@ -98,7 +111,8 @@ class InfluencerHandlers(HandlerBase):
             await self.reply(message, Screen(t(f"console.link.{result.value}")))
             return
         brand = await self.db.brand(result.brand_id)
-        await set_manager_menu(message.get_bot(), user.id, t.language, admin=self.is_admin(user))
+        if self.console.menus is not None:
+            await self.console.menus.refresh(user.id)
         await self.reply(
             message, Screen(t("console.manager_welcome", brand=brand.name if brand else ""))
         )
@@ -141,9 +155,24 @@ class InfluencerHandlers(HandlerBase):
             await self.reply(message, Screen(t(key)))
         elif invite.status == InviteStatus.CONNECTED:
             await self.reply(message, Screen(t("free_text.connected")))
-        else:
-            await self.reply(message, Screen(t("free_text.in_flow")))
+        elif await self._repeat_step_due(invite):
+            await self.reply(message, Screen(t("free_text.in_flow", inviter=invite.inviter_name)))
             await self.show_current(message, t, user, invite)
+        else:
+            step = _STEP_NUMBER.get(Step(invite.step), 1)
+            brief = t("free_text.brief", step=step, inviter=invite.inviter_name)
+            await self.reply(message, Screen(brief))
+
+    async def _repeat_step_due(self, invite: Invitation) -> bool:
+        """Whether free text gets the whole step again: only when the step was neither reached
+        nor repeated in the last REPEAT_STEP_AFTER (decided from the invitation already loaded;
+        the database is asked only when a repeat is due, so that two messages repeat once)."""
+        assert invite.id is not None
+        quiet_since = utcnow() - REPEAT_STEP_AFTER
+        last_shown = max(invite.updated_at, invite.step_repeated_at or invite.updated_at)
+        if last_shown > quiet_since:
+            return False
+        return await self.db.claim_step_repeat(invitation_id=invite.id, quiet_since=quiet_since)
 
     # --- buttons -----------------------------------------------------------------------------
 
@@ -171,14 +200,55 @@ class InfluencerHandlers(HandlerBase):
             await query.answer(t.plain("stale.gone"), show_alert=True)
             await self.clear_buttons(message)
             return
+        if pressed.step != invite.step and _already_answered(pressed, invite):
+            # A double tap, or a copy of the question further up: what follows the step is
+            # already in the chat, so the tap is only acknowledged.
+            await query.answer(t.plain("stale.answered"))
+            await self.clear_buttons(message)
+            return
         if pressed.step != invite.step:
             await query.answer(t.plain("stale.button"))
             await self.clear_buttons(message)
             await self.show_current(message, t, user, invite)
             return
+        if Step(invite.step) in _NEXT_STEP and pressed.action in (Action.YES, Action.DONE):
+            await self._pass_check(query, pressed, message, t, user, invite)
+            return
         await query.answer()
         await self.clear_buttons(message)
         await self._act(pressed, message, t, user, invite)
+
+    async def _pass_check(
+        self,
+        query: CallbackQuery,
+        pressed: Press,
+        message: Message,
+        t: Texts,
+        user: User,
+        invite: Invitation,
+    ) -> None:
+        assert invite.id is not None
+        step = Step(invite.step)
+        moved = await self.db.advance(
+            invitation_id=invite.id,
+            telegram_user_id=user.id,
+            from_step=step,
+            to_step=_NEXT_STEP[step],
+            event="check_passed",
+            detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
+        )
+        if not moved:
+            # The same tap handled twice at once (e.g. by two replicas): the other one moved on
+            # and shows the next step.
+            await query.answer(t.plain("stale.answered"))
+            await self.clear_buttons(message)
+            return
+        await query.answer()
+        await self.clear_buttons(message)
+        fresh = await self.db.invitation_of(invitation_id=invite.id, telegram_user_id=user.id)
+        if fresh is not None:
+            await self.show_current(message, t, user, fresh)
+            await self.console.refresh_card(invite.id)
 
     async def _act(
         self, pressed: Press, message: Message, t: Texts, user: User, invite: Invitation
@@ -187,20 +257,6 @@ class InfluencerHandlers(HandlerBase):
         step = Step(invite.step)
         if pressed.action is Action.RESUME:
             await self.show_current(message, t, user, invite)
-        elif step in _NEXT_STEP and pressed.action in (Action.YES, Action.DONE):
-            moved = await self.db.advance(
-                invitation_id=invite.id,
-                telegram_user_id=user.id,
-                from_step=step,
-                to_step=_NEXT_STEP[step],
-                event="check_passed",
-                detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
-            )
-            fresh = await self.db.invitation_of(invitation_id=invite.id, telegram_user_id=user.id)
-            # A duplicate press that lost the race stays silent: the winner showed the next step.
-            if moved and fresh is not None:
-                await self.show_current(message, t, user, fresh)
-                await self.console.refresh_card(invite.id)
         elif step in _NEXT_STEP and pressed.action in (Action.NO, Action.HOW):
             await self.db.record_event(
                 invitation_id=invite.id,
@@ -209,7 +265,7 @@ class InfluencerHandlers(HandlerBase):
             )
             await self.reply(message, screens.instructions(t, invite, answer=pressed.action))
         elif step is Step.LOGIN and pressed.action in (Action.RETRY, Action.NEW_LINK):
-            await self._login(message, t, user, invite)
+            await self._login(message, t, user, invite, reuse=False)
         else:
             await self.show_current(message, t, user, invite)
 
@@ -220,6 +276,10 @@ class InfluencerHandlers(HandlerBase):
         t = await self.texts(user)
         await self.clear_buttons(message)
         await self.reply(message, Screen(t("language.set")))
+        invite = await self.db.active_invitation_of(user.id)
+        if invite is not None and _in_flow(invite):
+            # The step on screen is in the old language: show it again in the new one.
+            await self.show_current(message, t, user, invite)
 
     # --- showing where the person is ---------------------------------------------------------
 
@@ -238,20 +298,50 @@ class InfluencerHandlers(HandlerBase):
         elif invite.step == Step.LOGIN:
             await self._login(message, t, user, invite)
 
-    async def _login(self, message: Message, t: Texts, user: User, invite: Invitation) -> None:
-        screen = await self.connect.new_login(
+    async def _login(
+        self, message: Message, t: Texts, user: User, invite: Invitation, *, reuse: bool = True
+    ) -> None:
+        """The login button: the live one again (`reuse`, e.g. after free text or /start), or a
+        new one that replaces it ("New link", "Try again"). Only the newest message keeps it."""
+        offer = await self.connect.new_login(
             t,
             invite,
             telegram_user_id=user.id,
             # Facebook does not ask again for declined permissions unless told to.
             rerequest=invite.last_reason == Outcome.PERMISSIONS_DECLINED,
+            reuse=reuse,
         )
-        if screen is None:
+        if offer is None:
             fresh = await self.db.invitation_of(
                 invitation_id=invite.id or 0, telegram_user_id=user.id
             )
             if fresh is not None and fresh.step != Step.LOGIN:
                 await self.show_current(message, t, user, fresh)
             return
-        await self.reply(message, screen)
-        await self.console.refresh_card(invite.id or 0)
+        sent = await self.reply(message, offer.screen)
+        stale = await self.connect.carried_by(
+            offer, chat_id=sent.chat_id, message_id=sent.message_id
+        )
+        for chat_id, message_id in stale:
+            await self.take_buttons_off(message.get_bot(), chat_id, message_id)
+        if not offer.ticket.reused:
+            await self.console.refresh_card(invite.id or 0)
+
+
+def _in_flow(invite: Invitation) -> bool:
+    """Still on the way: neither connected nor withdrawn."""
+    return (
+        invite.status not in (InviteStatus.CONNECTED, InviteStatus.REVOKED)
+        and invite.step != Step.DONE
+    )
+
+
+def _already_answered(pressed: Press, invite: Invitation) -> bool:
+    """An answer to a check the influencer has already passed (a double tap, or an older copy
+    of the question)."""
+    if pressed.action not in _ANSWER_WORDS:
+        return False
+    try:
+        return _FLOW.index(Step(pressed.step)) < _FLOW.index(Step(invite.step))
+    except ValueError:
+        return False

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update, User
-from telegram.constants import ChatType, InlineKeyboardButtonLimit, ParseMode
-from telegram.error import RetryAfter
+from telegram.constants import ChatType, InlineKeyboardButtonLimit, MessageLimit, ParseMode
+from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -25,11 +25,14 @@ from telegram.ext import (
 )
 
 from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
+from bot.fit import fit_lines, join_capped, telegram_length
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import Texts
-from bot.models import InviteStatus, Manager
+from bot.models import Invitation, InviteStatus, Manager
 from bot.notify import PER_CHAT_INTERVAL
 from bot.screens import Screen
+from bot.store_console import Created, NewInvitation, row_id
+from bot.timeline import timeline
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,10 @@ log = logging.getLogger(__name__)
 # message per second. Larger batches go through a CSV file (one report, one file back).
 MAX_HANDLES_PER_COMMAND = 10
 MANAGER_LINK_TTL = timedelta(days=7)
+# Handles named in one line of a CSV report ("already invited: …"); the rest is "and N more".
+MAX_LISTED_HANDLES = 50
 _LIST_PREFIX = "l1"
+_AGAIN_PREFIX = "ia"  # "invite again anyway", with the connected invitation's id
 _STATUSES = [s.value for s in InviteStatus]
 
 Handler = Callable[
@@ -60,6 +66,7 @@ class ManagerHandlers(HandlerBase):
             cmd("stats", self.stats),
             cmd("team", self.team),
             CallbackQueryHandler(self.list_page, pattern=rf"^{_LIST_PREFIX}:"),
+            CallbackQueryHandler(self.invite_again, pattern=rf"^{_AGAIN_PREFIX}:"),
             MessageHandler(
                 filters.Document.ALL & filters.ChatType.PRIVATE, self._as_manager(self.csv_file)
             ),
@@ -99,7 +106,8 @@ class ManagerHandlers(HandlerBase):
         t: Texts,
         manager: Manager,
     ) -> None:
-        words = list(context.args or [])
+        # `@a @b`, `@a, @b`, `@a,@b`, one per line, profile addresses: as managers paste them.
+        words = self.console.split_handles(context.args or [])
         if not words:
             await self.reply(message, Screen(t("invite.usage")))
             return
@@ -114,11 +122,54 @@ class ManagerHandlers(HandlerBase):
             problems.append(
                 t("console.duplicate", handle=handle, id=existing.id if existing else "?")
             )
+        problems.extend(
+            t("console.already_connected", handle=i.handle, id=i.id) for i in report.connected
+        )
         if problems:
             # One message for all of them: one chat takes about one message per second.
-            await self.reply(message, Screen("\n".join(problems)))
-        for number, created in enumerate(report.created):
-            if number or problems:
+            keyboard = _again_keyboard(t, report.connected)
+            await self.reply(message, Screen("\n".join(problems), keyboard))
+        await self._send_cards(message, t, report.created, paced=bool(problems))
+
+    async def invite_again(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The manager chose to invite a connected handle again: a new invitation and card."""
+        query = update.callback_query
+        who = sender(update)
+        if query is None or who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        manager = await self.console.manager_for(user.id, user.full_name)
+        raw = (query.data or "").partition(":")[2]
+        number = row_id(raw)
+        connected = (
+            await self.db.find_invitation(brand_id=manager.brand_id, ref=str(number))
+            if manager is not None and number is not None
+            else None
+        )
+        if connected is None:
+            # Forged, another brand's, or from before a manager was removed: all look missing.
+            ref = f"#{raw[:12]}…" if len(raw) > 12 else f"#{raw}"
+            await query.answer(t.plain("console.not_found", ref=ref), show_alert=True)
+            return
+        assert manager is not None
+        await query.answer()
+        await _drop_button(message, query.data or "")
+        report = await self.console.invite(
+            manager, user.full_name, [NewInvitation(connected.handle)], again=True
+        )
+        for handle in report.duplicates:  # pressed twice, or invited meanwhile
+            existing = await self.db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
+            duplicate = t("console.duplicate", handle=handle, id=existing.id if existing else "?")
+            await self.reply(message, Screen(duplicate))
+        await self._send_cards(message, t, report.created, paced=False)
+
+    async def _send_cards(
+        self, message: Message, t: Texts, created_list: list[Created], *, paced: bool
+    ) -> None:
+        """Each new invitation's card: its QR code, with the live status as the caption."""
+        for number, created in enumerate(created_list):
+            if number or paced:
                 # One chat takes about one message per second: pace rather than meet a 429.
                 await asyncio.sleep(PER_CHAT_INTERVAL)
             invite = created.invitation
@@ -197,15 +248,24 @@ class ManagerHandlers(HandlerBase):
         t = await self.texts(user)
         manager = await self.console.manager_for(user.id, user.full_name)
         parts = (query.data or "").split(":")
-        if manager is None or len(parts) != 3 or not parts[2].isdigit():
+        page = parts[2] if len(parts) == 3 else ""
+        # A forged page number: any ASCII digits (clamped to the last page), nothing else.
+        if manager is None or not (page.isascii() and page.isdigit()):
             await query.answer(t.plain("stale.gone"), show_alert=True)
             return
         status = parts[1] if parts[1] in _STATUSES else None
-        screen = await self._list_screen(t, manager, status, int(parts[2]))
+        screen = await self._list_screen(t, manager, status, int(page))
         await query.answer()
-        await message.edit_text(
-            screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.keyboard
-        ) if isinstance(message, Message) else None
+        if not isinstance(message, Message):
+            return
+        try:
+            await message.edit_text(
+                screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.keyboard
+            )
+        except BadRequest as exc:
+            # The same filter pressed twice (or a page past the end): the screen is unchanged.
+            if "not modified" not in exc.message.lower():
+                raise
 
     async def _list_screen(
         self, t: Texts, manager: Manager, status: str | None, page: int
@@ -219,7 +279,8 @@ class ManagerHandlers(HandlerBase):
         summary = " · ".join(
             f"{t.plain(f'console.status_name.{s}')}: {counts.get(s, 0)}" for s in _STATUSES
         )
-        lines = [t("console.list.header", total=sum(counts.values()), summary=summary)]
+        total = sum(counts.values())
+        lines = [t("console.list.header", total=total, summary=summary, count=total)]
         if status:
             lines.append(
                 t("console.list.filtered", status=t.plain(f"console.status_name.{status}"))
@@ -241,14 +302,11 @@ class ManagerHandlers(HandlerBase):
             nav.append(_list_button(t.plain("console.list.prev"), code, page - 1))
         if (page + 1) * PAGE_SIZE < total:
             nav.append(_list_button(t.plain("console.list.next"), code, page + 1))
-        filters_row = [
-            _list_button(t.plain(f"console.status_name.{s}"), s, 0)
-            for s in ("opened", "failed", "connected", "pending")
-        ]
+        # A filter for every status of the counts line, in the same order, then "all".
+        filters_row = [_list_button(t.plain(f"console.status_name.{s}"), s, 0) for s in _STATUSES]
         filters_row.append(_list_button(t.plain("console.list.all"), "all", 0))
         rows = [nav] if nav else []
-        rows.append(filters_row[:3])
-        rows.append(filters_row[3:])
+        rows.extend(filters_row[i : i + 3] for i in range(0, len(filters_row), 3))
         return Screen("\n".join(lines), InlineKeyboardMarkup(rows))
 
     async def show(
@@ -263,32 +321,11 @@ class ManagerHandlers(HandlerBase):
         invite = await self._find(context, message, t, manager, "show")
         if invite is None or invite.id is None:
             return
-        lines = [await self.console.card_text(t, invite)]
-        lines.append(t("console.show.timeline"))
-        for event in await self.db.events(invite.id):
-            key = f"console.event.{event.kind}"
-            what = t(key) if t.has(key) else event.kind
-            detail = event.detail or ""
-            if event.kind == "verdict":
-                reason_key = f"manager.reason.{detail}"
-                detail = (
-                    t.plain("console.event.connected_detail")
-                    if detail == "connected"
-                    else t(reason_key, handle=invite.handle, page="", others="", declined="")
-                    if t.has(reason_key)
-                    else detail
-                )
-            lines.append(
-                t(
-                    "console.show.event",
-                    time=event.at.strftime("%Y-%m-%d %H:%M"),
-                    what=what,
-                    detail=detail,
-                )
-            )
+        head = [await self.console.card_text(t, invite), t("console.show.timeline")]
+        tail: list[str] = []
         connection = await self.db.connection_for(invite.id)
         if connection is not None:
-            lines.append(
+            tail.append(
                 t(
                     "console.show.connection",
                     page=connection.page_name,
@@ -298,8 +335,40 @@ class ManagerHandlers(HandlerBase):
                     state=connection.status,
                 )
             )
-        text = "\n".join(lines)
-        await self.reply(message, Screen(text[:4000]))
+        tail.extend(await self._other_invitations(t, manager, invite))
+        # The newest events are what the manager asks about: older ones give way first.
+        room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
+        events = timeline(
+            t,
+            await self.db.events(invite.id),
+            handle=invite.handle,
+            platform=self.console.settings.platform_name,
+            room=room,
+        )
+        await self.reply(message, Screen("\n".join([*head, *events, *tail])))
+
+    async def _other_invitations(
+        self, t: Texts, manager: Manager, invite: Invitation
+    ) -> Sequence[str]:
+        """The handle's other invitations in this brand (/show picked the most relevant one)."""
+        others = [
+            other
+            for other in await self.db.invitations_for_handle(
+                brand_id=manager.brand_id, handle=invite.handle
+            )
+            if other.id != invite.id
+        ]
+        if not others:
+            return []
+        return [t("console.show.others", handle=invite.handle)] + [
+            t(
+                "console.show.other",
+                id=other.id,
+                status=t.plain(f"console.status_name.{other.status}"),
+                date=other.created_at.strftime("%Y-%m-%d"),
+            )
+            for other in others
+        ]
 
     async def _find(
         self,
@@ -313,7 +382,10 @@ class ManagerHandlers(HandlerBase):
         if not ref:
             await self.reply(message, Screen(t("console.ref_usage", command=command)))
             return None
-        invite = await self.db.find_invitation(brand_id=manager.brand_id, ref=ref)
+        # A handle with several invitations: a reminder is for the open one.
+        invite = await self.db.find_invitation(
+            brand_id=manager.brand_id, ref=ref, prefer_open=command == "remind"
+        )
         if invite is None:
             # Another brand's invitation looks exactly like a missing one.
             await self.reply(message, Screen(t("console.not_found", ref=ref[:40])))
@@ -398,7 +470,7 @@ class ManagerHandlers(HandlerBase):
                     checks=f.checks_passed,
                     login=f.login_started,
                     connected=f.connected,
-                    rate=f"{(100 * f.connected // f.created) if f.created else 0}",
+                    rate=_percent(f.connected, f.created),
                     reasons=reasons,
                 )
             ),
@@ -456,13 +528,19 @@ class ManagerHandlers(HandlerBase):
             assert brand.id is not None
             count = len(await self.db.managers(brand.id))
             lines.append(
-                t("console.admin.brand_line", id=brand.id, name=brand.name, managers=count)
+                t(
+                    "console.admin.brand_line",
+                    id=brand.id,
+                    name=brand.name,
+                    managers=count,
+                    count=count,
+                )
             )
-        await self.reply(message, Screen("\n".join(lines)))
+        await self.reply(message, Screen(_fit(t, lines)))
 
     async def _brand_arg(self, context: ContextTypes.DEFAULT_TYPE, message: Message, t: Texts):  # type: ignore[no-untyped-def]
-        ref = (context.args or [""])[0].lstrip("#")
-        brand = await self.db.brand(int(ref)) if ref.isdigit() else None
+        number = row_id((context.args or [""])[0])
+        brand = await self.db.brand(number) if number is not None else None
         if brand is None:
             await self.reply(message, Screen(t("console.admin.brand_unknown")))
         return brand
@@ -497,7 +575,7 @@ class ManagerHandlers(HandlerBase):
         lines = [t("console.admin.managers_header", brand=brand.name)]
         for m in await self.db.managers(brand.id):
             lines.append(t("console.admin.manager_line", name=m.name, id=m.telegram_id))
-        await self.reply(message, Screen("\n".join(lines)))
+        await self.reply(message, Screen(_fit(t, lines)))
 
     async def manager_remove(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         asked = await self._admin(update)
@@ -508,12 +586,47 @@ class ManagerHandlers(HandlerBase):
         if brand is None:
             return
         target = (context.args or ["", ""])[1:2]
-        if not target or not target[0].isdigit():
+        # Telegram ids have at most 52 bits: a longer number is nobody (and no database error).
+        if not target or not target[0].isascii() or not target[0].isdigit() or len(target[0]) > 16:
             await self.reply(message, Screen(t("console.admin.remove_usage")))
             return
         removed = await self.db.remove_manager(brand_id=brand.id, telegram_id=int(target[0]))
+        if removed and self.console.menus is not None:
+            # Offboarded: their menu no longer offers the brand's commands. Whatever is still
+            # waiting for them about the brand is dropped when it comes up for delivery.
+            await self.console.menus.refresh(int(target[0]))
         key = "console.admin.removed" if removed else "console.admin.not_a_manager"
         await self.reply(message, Screen(t(key, id=target[0], brand=brand.name)))
+
+
+def _percent(part: int, whole: int) -> str:
+    """Rounded half up, in whole numbers: 2 of 3 is 67 %."""
+    return str((200 * part + whole) // (2 * whole)) if whole else "0"
+
+
+def _again_keyboard(t: Texts, connected: list[Invitation]) -> InlineKeyboardMarkup | None:
+    """One "invite again anyway" button per connected handle."""
+    rows = []
+    for invite in connected:
+        data = f"{_AGAIN_PREFIX}:{invite.id}"
+        assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+        label = t.plain("console.invite_again", handle=invite.handle)
+        rows.append([InlineKeyboardButton(label, callback_data=data)])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def _drop_button(message: object, data: str) -> None:
+    """Take the pressed button off (the others stay), so it is not pressed twice by mistake."""
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return
+    rows = [
+        [b for b in row if b.callback_data != data] for row in message.reply_markup.inline_keyboard
+    ]
+    rows = [row for row in rows if row]
+    try:
+        await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(rows) if rows else None)
+    except TelegramError as exc:
+        log.info("could not update the buttons: %s", exc)
 
 
 def _list_button(label: str, status: str, page: int) -> InlineKeyboardButton:
@@ -527,17 +640,33 @@ def _csv_report(t: Texts, report: InviteReport) -> str:
         t(
             "console.csv.report",
             created=len(report.created),
-            duplicates=len(report.duplicates),
+            duplicates=len(report.duplicates) + len(report.connected),
             invalid=len(report.invalid),
         )
     ]
     if report.duplicates:
         lines.append(
-            t("console.csv.duplicates", handles=", ".join(f"@{h}" for h in report.duplicates))
+            t("console.csv.duplicates", handles=_handles(t, [f"@{h}" for h in report.duplicates]))
         )
+    if report.connected:
+        handles = _handles(t, [f"@{i.handle}" for i in report.connected])
+        lines.append(t("console.csv.connected", handles=handles))
     for line, raw in report.invalid:
         lines.append(t("console.csv.invalid_line", line=line, value=html.unescape(raw)))
-    return "\n".join(lines)[:4000]
+    # Whole lines: a cut in the middle of one could cut a tag and Telegram would refuse it all.
+    return fit_lines(
+        lines, MessageLimit.MAX_TEXT_LENGTH, lambda n: t("console.csv.more", count=n)
+    )
+
+
+def _fit(t: Texts, lines: Sequence[str]) -> str:
+    """A list of any length as one message: whole lines, then "and N more"."""
+    return fit_lines(lines, MessageLimit.MAX_TEXT_LENGTH, lambda n: t("list.and_more", count=n))
+
+
+def _handles(t: Texts, handles: Sequence[str]) -> str:
+    """A report's list of handles: a file has up to 1000 rows, a message room for far fewer."""
+    return join_capped(handles, MAX_LISTED_HANDLES, lambda n: t.plain("list.and_more", count=n))
 
 
 async def _patiently(send: Callable[[], Awaitable[Message]]) -> Message:

@@ -8,7 +8,9 @@ plays the people talking to the bot (``send_text``, ``press``, ``send_document``
 bot sent (``messages``, ``requests``) and refuses the way Telegram does: 403 for a chat that never
 started the bot or blocked it, 429 over the flood limits, 400 for what Telegram's parser rejects.
 
-Only private chats exist here: the bot talks to influencers and managers one to one.
+Chats are private ones (the bot talks to influencers and managers one to one) and group chats a
+person writes in (``send_group_text``, e.g. a brand's team chat), which can remove the bot (403)
+or become a supergroup with a new id (400 with ``parameters.migrate_to_chat_id``).
 """
 
 from __future__ import annotations
@@ -125,11 +127,19 @@ class HtmlParseError(ValueError):
 class _ApiError(Exception):
     """An answer with ``ok: false``."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 def _bad_request(reason: str) -> _ApiError:
@@ -662,6 +672,9 @@ class TelegramStandin:
 
         self._users: dict[int, TgUser] = {}
         self._groups: dict[int, str] = {}  # group chat id → title
+        self._supergroups: set[int] = set()
+        self._left_groups: set[int] = set()  # the bot was removed, or the group deleted
+        self._migrated: dict[int, int] = {}  # old group id → its supergroup's id
         self._blocked: set[int] = set()
         self._messages: dict[int, list[SentMessage]] = {}
         self._user_message_ids: dict[int, set[int]] = {}
@@ -791,6 +804,19 @@ class TelegramStandin:
         if match:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": match.end()}]
         self._enqueue({"message": message})
+
+    def remove_bot_from_group(self, group_id: int) -> None:
+        """The bot is removed from the group (or the group is deleted): sends there fail with
+        403, as Telegram answers."""
+        self._left_groups.add(group_id)
+
+    def upgrade_group(self, group_id: int, supergroup_id: int) -> None:
+        """The group becomes a supergroup with a new id (-100…): sends to the old id fail with
+        400 and ``parameters.migrate_to_chat_id``, as Telegram answers; the new id works."""
+        title = self._groups.get(group_id, "Group")
+        self._migrated[group_id] = supergroup_id
+        self._groups[supergroup_id] = title
+        self._supergroups.add(supergroup_id)
 
     def send_document(
         self, user: TgUser, filename: str, content: bytes, caption: str | None = None
@@ -1017,6 +1043,8 @@ class TelegramStandin:
             }
             if error.retry_after is not None:
                 body["parameters"] = {"retry_after": error.retry_after}
+            if error.migrate_to_chat_id is not None:
+                body["parameters"] = {"migrate_to_chat_id": error.migrate_to_chat_id}
             return web.json_response(body, status=error.status)
         except Exception as error:  # a stand-in bug: make it visible rather than hang the bot
             self.internal_errors.append(error)
@@ -1367,6 +1395,14 @@ class TelegramStandin:
             raise _bad_request("chat_id is empty")
         if not isinstance(chat_id, int):
             raise _bad_request("chat not found")
+        if chat_id in self._left_groups:
+            raise _ApiError(403, "Forbidden: bot was kicked from the group chat")
+        if chat_id in self._migrated:
+            raise _ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self._migrated[chat_id],
+            )
         if chat_id in self._groups:
             return chat_id
         if chat_id not in self._users:
@@ -1746,7 +1782,8 @@ class TelegramStandin:
 
     def _chat_json(self, chat_id: int) -> JsonDict:
         if chat_id in self._groups:
-            return {"id": chat_id, "type": "group", "title": self._groups[chat_id]}
+            kind = "supergroup" if chat_id in self._supergroups else "group"
+            return {"id": chat_id, "type": kind, "title": self._groups[chat_id]}
         user = self._users.get(chat_id)
         chat: JsonDict = {"id": chat_id, "type": "private"}
         chat["first_name"] = user.first_name if user else "Unknown"

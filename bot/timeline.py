@@ -1,0 +1,101 @@
+"""An invitation's history as the brand's manager reads it in `/show`: one sentence per event,
+in the manager's language, with its particulars (which Page, which account, which permissions).
+
+A login result's particulars come from its stored facts (`bot.facts`). No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.facts import VerdictFacts
+from bot.fit import telegram_length
+from bot.i18n import Html, Texts
+from bot.models import InvitationEvent
+from bot.screens import connected_for_manager, manager_reason
+from bot.verdict import Outcome
+
+_CHECK_TOPICS = {"page_public": "public", "page_linked": "linked"}
+_CHECK_ANSWERS = ("yes", "done", "no", "how")
+
+
+def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) -> Html:
+    """One event as the manager reads it; never an internal code."""
+    kind, detail = event.kind, event.detail or ""
+    if kind == "verdict":
+        return _verdict_sentence(t, event, handle=handle, platform=platform)
+    if kind in ("check_passed", "check_answered"):
+        step, _, answer = detail.partition(":")
+        topic = _CHECK_TOPICS.get(step)
+        if topic is not None and answer in _CHECK_ANSWERS:
+            return t(f"console.timeline.{topic}_{answer}", handle=handle)
+    if kind == "login_started" and detail == "rerequest":
+        return t("console.timeline.login_rerequest", handle=handle)
+    if kind == "data_deleted" and t.has(f"console.timeline.data_deleted_{detail}"):
+        return t(f"console.timeline.data_deleted_{detail}", handle=handle)
+    if t.has(f"console.timeline.{kind}"):
+        return t(f"console.timeline.{kind}", handle=handle)
+    # A kind this module does not know yet: its short name, never the raw detail.
+    what = t.plain(f"console.event.{kind}") if t.has(f"console.event.{kind}") else kind
+    return t("console.timeline.other", what=what)
+
+
+def timeline(
+    t: Texts,
+    events: Sequence[InvitationEvent],
+    *,
+    handle: str,
+    platform: str,
+    room: int,
+) -> list[str]:
+    """The newest events that fit in `room` (Telegram's measure, see `bot.fit`), oldest first;
+    when some had to go, a first line says how many earlier ones are not shown."""
+    lines: list[str] = []
+    used = 0
+    for shown, event in enumerate(reversed(events)):
+        line = t(
+            "console.show.line",
+            time=event.at.strftime("%Y-%m-%d %H:%M"),
+            sentence=sentence(t, event, handle=handle, platform=platform),
+        )
+        left_out = len(events) - shown - 1
+        # Keep room for the "N earlier events" line while older events remain.
+        reserve = telegram_length(t("console.show.earlier", count=left_out)) + 1 if left_out else 0
+        if used + telegram_length(line) + 1 + reserve > room:
+            lines.append(t("console.show.earlier", count=len(events) - shown))
+            break
+        lines.append(line)
+        used += telegram_length(line) + 1
+    return list(reversed(lines))
+
+
+def _verdict_sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) -> Html:
+    outcome = event.detail or ""
+    facts = VerdictFacts.from_json(event.facts)
+    if outcome == Outcome.CONNECTED:
+        if facts is None or not facts.username:
+            return t("console.timeline.connected_plain")
+        return connected_for_manager(
+            t,
+            "console.timeline",
+            handle=handle,
+            username=facts.username,
+            page=facts.page,
+            followers=facts.followers,
+        )
+    if facts is None:
+        # Stored before particulars were kept, or erased since: the reason's short name.
+        key = f"console.reason_name.{outcome}"
+        reason = t(key) if t.has(key) else Html(outcome)
+    else:
+        reason = manager_reason(
+            t,
+            outcome,
+            handle=handle,
+            platform=platform,
+            page=facts.page,
+            pages=facts.pages,
+            others=facts.others,
+            declined=facts.declined,
+        )
+    return t("console.timeline.failed", reason=reason)
