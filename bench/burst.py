@@ -29,6 +29,7 @@ from bench.harness import (
     invite_by_csv,
     mentions,
     on_facebook,
+    open_logins,
     profiled,
     redirect_for,
     running,
@@ -80,6 +81,8 @@ async def run(engine: str, n: int = 150) -> BurstResult:
             await greet(telegram, watch, MANAGER)
             invited = await invite_by_csv(telegram, watch, n)
             logins = await guide_all(telegram, watch, invited)
+            logins, cookie = await open_logins(logins)
+            jar = {"Cookie": cookie}  # the browser that opened the login buttons
             redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
             login_message = {
                 influencer(i).id: telegram.last_message(influencer(i).id).message_id
@@ -112,7 +115,7 @@ async def run(engine: str, n: int = 150) -> BurstResult:
             async with aiohttp.ClientSession(connector=connector) as browser:
 
                 async def open_callback(url: str) -> int:
-                    async with browser.get(url, allow_redirects=False) as response:
+                    async with browser.get(url, allow_redirects=False, headers=jar) as response:
                         await response.read()
                         return response.status
 

@@ -26,6 +26,7 @@ from bench.harness import (
     influencer,
     invite_by_csv,
     on_facebook,
+    open_logins,
     percentile,
     profiled,
     redirect_for,
@@ -57,6 +58,8 @@ async def run(engine: str, n: int = 200) -> CallbackResult:
             await greet(telegram, watch, MANAGER)
             invited = await invite_by_csv(telegram, watch, n)
             logins = await guide_all(telegram, watch, invited)
+            logins, cookie = await open_logins(logins)
+            jar = {"Cookie": cookie}  # the browser that opened the login buttons
             redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
             login_message = {
                 influencer(i).id: telegram.last_message(influencer(i).id).message_id
@@ -77,7 +80,7 @@ async def run(engine: str, n: int = 200) -> CallbackResult:
 
                 async def open_callback(url: str) -> tuple[float, int, str]:
                     began = time.perf_counter()
-                    async with browser.get(url, allow_redirects=False) as response:
+                    async with browser.get(url, allow_redirects=False, headers=jar) as response:
                         page = await response.text()
                         return time.perf_counter() - began, response.status, page
 

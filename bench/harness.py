@@ -324,9 +324,25 @@ def _login_url(telegram: TelegramStandin, chat_id: int) -> str | None:
         for row in message.buttons:
             for button in row:
                 url = button.get("url")
-                if isinstance(url, str) and "dialog/oauth" in url:
+                if isinstance(url, str) and "/oauth/start?" in url:
                     return url
     return None
+
+
+async def open_logins(logins: dict[int, str]) -> tuple[dict[int, str], str]:
+    """What one browser does with the login buttons: the bot's /oauth/start binds each login to
+    the browser's cookie and sends it on to Facebook's dialog. Returns the dialog URLs and the
+    cookie header the browser sends back with the redirects."""
+    import httpx
+
+    dialogs: dict[int, str] = {}
+    async with httpx.AsyncClient(timeout=30) as tab:
+        for i, url in logins.items():
+            start = await tab.get(url)
+            assert start.status_code == 302, start.text
+            dialogs[i] = str(start.headers["location"])
+        cookie = "; ".join(f"{c.name}={c.value}" for c in tab.cookies.jar)
+    return dialogs, cookie
 
 
 async def guide(telegram: TelegramStandin, watch: Watch, user: TgUser, token: str) -> str:

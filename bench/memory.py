@@ -26,6 +26,7 @@ from bench.harness import (
     handle_of,
     influencer,
     on_facebook,
+    open_logins,
     redirect_for,
     running,
     standins,
@@ -150,6 +151,8 @@ async def run(database_url: str, tokens: list[str], run: int) -> MemoryResult:
             rss_ready, _ = bot.memory_mb()
             await greet(telegram, watch, MANAGER)
             logins = await guide_all(telegram, watch, invited)
+            logins, cookie = await open_logins(logins)
+            jar = {"Cookie": cookie}  # the browser that opened the login buttons
             redirects = [redirect_for(graph, u, on_facebook(i)) for i, u in logins.items()]
             login_message = {
                 influencer(i).id: telegram.last_message(influencer(i).id).message_id
@@ -157,7 +160,7 @@ async def run(database_url: str, tokens: list[str], run: int) -> MemoryResult:
             }
             async with aiohttp.ClientSession() as browser:
                 for url in redirects:
-                    async with browser.get(url, allow_redirects=False) as response:
+                    async with browser.get(url, allow_redirects=False, headers=jar) as response:
                         await response.read()
 
             def delivered() -> bool | None:

@@ -109,7 +109,12 @@ async def test_the_fleet_jobs(db: Database) -> None:
     assert await jobs.run_due() == []  # the lease is not taken yet
     assert await lease.acquire()
     try:
-        assert await jobs.run_due() == ["forget_updates", "finish_deletions", "prune_outbox"]
+        assert await jobs.run_due() == [
+            "forget_updates",
+            "finish_deletions",
+            "prune_outbox",
+            "prune_login_attempts",
+        ]
     finally:
         await lease.release()
     async with db.engine.connect() as conn:
