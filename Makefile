@@ -43,8 +43,8 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check bot web_callback tests
-	$(BIN)/mypy bot web_callback
+	$(BIN)/ruff check bot web_callback sandbox playground tests
+	$(BIN)/mypy bot web_callback sandbox playground
 
 # Renew both lock files from pyproject.toml: the newest releases its bounds allow.
 lock: | $(BIN)/python

@@ -29,8 +29,8 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from cryptography.fernet import Fernet
 
-from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
-from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
+from sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from sandbox.telegram import SentMessage, TelegramStandin, TgUser
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGER = TgUser(id=5001, first_name="Maria", username="maria_brand", language_code="en")
@@ -449,7 +449,7 @@ async def seed_invitations(database_url: str, count: int) -> list[str]:
         await db.migrate()
         tokens = []
         for i in range(count):
-            _, token = await db.create_invitation(
+            _, token = await db.invitations.create_invitation(
                 handle=handle_of(i), created_by=MANAGER.id, inviter_name="Maria", ttl=timedelta(7)
             )
             tokens.append(token)

@@ -1,7 +1,9 @@
 """`python -m bot` / `connect-bot`: run the bot and the callback server.
 
 With nothing configured (no TELEGRAM_BOT_TOKEN, no Meta app) it starts the playground instead: the
-same bot against local stand-ins of Telegram and Facebook, used from a browser.
+same bot against local stand-ins of Telegram and Facebook, used from a browser. The playground and
+the stand-ins are top-level packages of the source tree (`playground`, `sandbox`), not part of the
+installed package: only `_run_playground` imports them, and only when nothing is configured.
 """
 
 from __future__ import annotations
@@ -13,19 +15,18 @@ from telegram.error import InvalidToken, NetworkError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import secrets_of, setup_logging
-from bot.playground.config import PlaygroundSettings, load_playground_settings, wants_playground
 
 
 def main() -> None:
     try:
         settings = load_settings()
-        playground = load_playground_settings() if wants_playground(settings) else None
-        if playground is None:
+        configured = bool(settings.configured_credentials())
+        if configured:
             settings.require_real_credentials()
     except ConfigError as exc:
         sys.exit(f"connect-bot: {exc}. See .env.example.")
-    if playground is not None:
-        _run_playground(settings, playground)
+    if not configured:
+        _run_playground(settings)
         return
     setup_logging(settings.log_level, secrets_of(settings))
 
@@ -45,14 +46,29 @@ def main() -> None:
         sys.exit(f"connect-bot: {exc}")
 
 
-def _run_playground(settings: Settings, options: PlaygroundSettings) -> None:
+def _run_playground(settings: Settings) -> None:
+    """Nothing configured: the playground, if this is the source tree (`make run` runs
+    `python -m bot` from its root). An installed `connect-bot` has no playground: one line."""
+    try:
+        from playground.config import load_playground_settings
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("playground", "sandbox"):
+            raise
+        sys.exit(
+            "connect-bot: TELEGRAM_BOT_TOKEN, FACEBOOK_APP_ID and FACEBOOK_APP_SECRET are not set "
+            "(see .env.example); the playground runs only from the source tree: make run."
+        )
+    try:
+        options = load_playground_settings()
+    except ConfigError as exc:
+        sys.exit(f"connect-bot: {exc}. See .env.example.")
     # The terminal shows the one line with the address, then only warnings and errors: the
     # routine INFO lines (migrations, "ready", verdicts) would bury it. DEBUG shows everything.
     level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
     setup_logging(level, secrets_of(settings))
 
     # After logging is set up: importing PTB may log.
-    from bot.playground.composition import run_playground
+    from playground.composition import run_playground
 
     try:
         asyncio.run(

@@ -65,6 +65,7 @@ class ConnectBot:
                 if settings.facebook_app_secret
                 else ""
             ),
+            max_concurrent_logins=settings.facebook_max_concurrent_logins,
         )
         token = (
             settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
@@ -186,7 +187,7 @@ class ConnectBot:
         user, chat = update.effective_user, update.effective_chat
         if user is None or chat is None:
             return
-        chosen, _ = await self.db.language_of(user.id)
+        chosen, _ = await self.db.people.language_of(user.id)
         language = pick_language(
             chosen=chosen,
             telegram_code=user.language_code,
@@ -291,8 +292,9 @@ class ConnectBot:
     async def _set_commands(self) -> None:
         await set_default_menus(self.application.bot)
         admins = set(self.settings.admin_telegram_ids)
+        brands = self.db.brands
         managers = {
-            m.telegram_id for b in await self.db.brands() for m in await self.db.managers(b.id or 0)
+            m.telegram_id for b in await brands.brands() for m in await brands.managers(b.id or 0)
         }
         for chat_id in sorted(admins | managers):
             await self.menus.refresh(chat_id)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     facebook_graph_url: str = "https://graph.facebook.com"
     facebook_dialog_url: str = "https://www.facebook.com"
     facebook_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SCOPES
+    # Logins verified at the same time (code exchange, Graph reads, verdict); further redirects
+    # wait their turn, first come first served (`bot.connect`).
+    facebook_max_concurrent_logins: int = Field(default=12, ge=1, le=200)
 
     public_url: str = "http://127.0.0.1:8080"
     http_host: str = "127.0.0.1"
@@ -164,6 +167,18 @@ class Settings(BaseSettings):
     @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/oauth/callback"
+
+    def configured_credentials(self) -> list[str]:
+        """The names of the real credentials that are set. None at all: `python -m bot` starts
+        the playground instead of the bot."""
+        names = []
+        if self.telegram_bot_token and self.telegram_bot_token.get_secret_value():
+            names.append("TELEGRAM_BOT_TOKEN")
+        if self.facebook_app_id:
+            names.append("FACEBOOK_APP_ID")
+        if self.facebook_app_secret and self.facebook_app_secret.get_secret_value():
+            names.append("FACEBOOK_APP_SECRET")
+        return names
 
     def require_real_credentials(self) -> None:
         """The real bot cannot start without these; say which one is missing."""

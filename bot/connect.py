@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callbacks import Action, Press
+from bot.buttons import Action, Press
 from bot.config import Settings
 from bot.crypto import TokenVault, new_secret, secret_hash
 from bot.facts import verdict_facts
@@ -30,7 +30,7 @@ from bot.models import Invitation, InviteStatus, LoginAttempt, OutboxMessage, St
 from bot.notify import Notifier, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
-from bot.store import ConnectionRecord, Database, LoginTicket, StateProblem
+from bot.store import ConnectionRecord, Database, EventKind, LoginTicket, StateProblem
 from bot.verdict import Verdict, decide
 
 if TYPE_CHECKING:
@@ -112,6 +112,13 @@ class ConnectService:
             settings.facebook_app_secret.get_secret_value() if settings.facebook_app_secret else ""
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        # At most this many logins verified at a time (code exchange, Graph reads, verdict): a
+        # burst of redirects is served in arrival order instead of all of them slowly together.
+        # asyncio.Semaphore wakes its waiters in the order they came, and a newcomer does not
+        # overtake a waiter (CPython 3.11.1+, gh-90155). There is no "busy" page: a waiter waits
+        # for its turn (seconds even for hundreds at once), the state is used only then, and the
+        # result reaches the chat even if the browser gave up meanwhile.
+        self._verifying = asyncio.Semaphore(settings.facebook_max_concurrent_logins)
 
     # --- handing out the login -------------------------------------------------------------
 
@@ -129,7 +136,7 @@ class ConnectService:
         otherwise a fresh single-use state, which replaces the older ones."""
         assert invite.id is not None
         s = self._settings
-        ticket = await self._db.issue_login(
+        ticket = await self._db.logins.issue_login(
             invitation_id=invite.id,
             telegram_user_id=telegram_user_id,
             ttl=timedelta(minutes=s.login_ttl_minutes),
@@ -171,7 +178,7 @@ class ConnectService:
     ]:
         """The offer's button now lives in this message: returns the messages whose login
         buttons are to be taken off (replaced states, and an earlier copy of this one)."""
-        before = await self._db.set_button_message(
+        before = await self._db.logins.set_button_message(
             attempt_id=offer.ticket.attempt_id, chat_id=chat_id, message_id=message_id
         )
         stale = list(offer.ticket.stale_buttons)
@@ -188,14 +195,16 @@ class ConnectService:
         if not state or len(state) > _MAX_STATE:
             return StartResult(RedirectResult(400, "bad_request"))
         try:
-            found = await self._db.peek_state(state)
+            found = await self._db.logins.peek_state(state)
             if isinstance(found, StateProblem):
                 return StartResult(self._refused(found))
             attempt, invite = found
             assert attempt.id is not None
             cookie = browser if browser and _COOKIE_SHAPE.match(browser) else new_secret()
             if attempt.browser_hash is None:
-                await self._db.bind_browser(attempt_id=attempt.id, browser_hash=secret_hash(cookie))
+                await self._db.logins.bind_browser(
+                    attempt_id=attempt.id, browser_hash=secret_hash(cookie)
+                )
         except Exception as exc:  # the database: nothing was handed out yet
             log.warning("login start failed: %s", type(exc).__name__)
             return StartResult(RedirectResult(503, "unavailable"))
@@ -215,7 +224,7 @@ class ConnectService:
             return RedirectResult(400, "bad_request")
         redirect = {k: params[k][:512] for k in _REDIRECT_KEYS if k in params}
         try:
-            found = await self._db.peek_state(state)
+            found = await self._db.logins.peek_state(state)
             if isinstance(found, StateProblem):
                 return self._refused(found)
             attempt, invite = found
@@ -225,33 +234,41 @@ class ConnectService:
                 or not hmac.compare_digest(attempt.browser_hash, secret_hash(browser))
             ):
                 return await self._ask_confirmation(state, redirect)
-            consumed = await self._db.consume_state(state)
         except Exception as exc:  # the database: nothing was used yet
             log.warning("callback failed before the login was used: %s", type(exc).__name__)
             return RedirectResult(503, "unavailable")
-        if isinstance(consumed, StateProblem):
-            return self._refused(consumed)
-        return await self._complete(*consumed, redirect)
+        async with self._verifying:
+            try:
+                consumed = await self._db.logins.consume_state(state)
+            except Exception as exc:  # the database: nothing was used yet
+                log.warning("callback failed before the login was used: %s", type(exc).__name__)
+                return RedirectResult(503, "unavailable")
+            if isinstance(consumed, StateProblem):
+                return self._refused(consumed)
+            return await self._complete(*consumed, redirect)
 
     async def confirm(self, token: str) -> RedirectResult:
         """The confirmation on the page: the waiting redirect is used now (once)."""
         if not _COOKIE_SHAPE.match(token):
             return RedirectResult(400, "bad_request")
-        try:
-            taken = await self._db.take_confirmation(secret_hash(token))
-        except Exception as exc:
-            log.warning("confirmation failed before the login was used: %s", type(exc).__name__)
-            return RedirectResult(503, "unavailable")
-        if isinstance(taken, StateProblem):
-            return self._refused(taken)
-        redirect = self._sealer.open_params(taken.pending_sealed)
-        if redirect is None:  # sealed under another app secret: cannot be used any more
-            redirect = {"error": "server_error"}
-        return await self._complete(taken.attempt, taken.invitation, redirect)
+        async with self._verifying:
+            try:
+                taken = await self._db.logins.take_confirmation(secret_hash(token))
+            except Exception as exc:
+                log.warning(
+                    "confirmation failed before the login was used: %s", type(exc).__name__
+                )
+                return RedirectResult(503, "unavailable")
+            if isinstance(taken, StateProblem):
+                return self._refused(taken)
+            redirect = self._sealer.open_params(taken.pending_sealed)
+            if redirect is None:  # sealed under another app secret: cannot be used any more
+                redirect = {"error": "server_error"}
+            return await self._complete(taken.attempt, taken.invitation, redirect)
 
     async def _ask_confirmation(self, state: str, redirect: dict[str, str]) -> RedirectResult:
         token = new_secret()
-        staged = await self._db.stage_confirmation(
+        staged = await self._db.logins.stage_confirmation(
             state,
             confirm_hash=secret_hash(token),
             pending_sealed=self._sealer.seal_params(redirect),
@@ -260,7 +277,7 @@ class ConnectService:
             return self._refused(staged)
         attempt, invite = staged
         t = await self._notifier.texts_for(attempt.telegram_user_id)
-        brand = await self._db.brand(invite.brand_id) if invite.brand_id else None
+        brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
         log.info("invitation %s: the login came back to another browser; asking", invite.id)
         return RedirectResult(
             200,
@@ -353,7 +370,7 @@ class ConnectService:
                     t, invite, verdict, platform=platform, followers=followers
                 ),
             )
-        invite = await self._db.record_verdict(
+        invite = await self._db.logins.record_verdict(
             attempt_id=attempt.id,
             invitation_id=invite.id,
             outcome=verdict.outcome.value,
@@ -406,7 +423,7 @@ class ConnectService:
         assert gathered.token is not None
         user_id = (gathered.evidence.debug or {}).get("user_id")
         try:
-            others = await self._db.other_active_connections(str(user_id)) if user_id else 0
+            others = await self._db.logins.other_active_connections(str(user_id)) if user_id else 0
         except Exception:
             others = 0
         if others:
@@ -437,7 +454,7 @@ class ConnectService:
             Screen(t("login.interrupted"), retry),
             invitation_id=invite.id,
         )
-        recorded = await self._db.interrupt_login(
+        recorded = await self._db.logins.interrupt_login(
             attempt_id=attempt.id, invitation_id=invite.id, outgoing=[told]
         )
         if recorded:
@@ -461,12 +478,12 @@ class ConnectService:
         """Periodic: logins used long ago without a result (the process died, or the database
         failed for longer than the callback kept trying) get their retry now."""
         now = utcnow()
-        stranded = await self._db.stranded_logins(
+        stranded = await self._db.logins.stranded_logins(
             used_before=now - STRANDED_AFTER, used_after=now - timedelta(days=1)
         )
         done = 0
         for attempt in stranded:
-            invite = await self._db.get_invitation(attempt.invitation_id)
+            invite = await self._db.invitations.get_invitation(attempt.invitation_id)
             if invite is None:
                 continue
             t = await self._notifier.texts_for(attempt.telegram_user_id)
@@ -496,16 +513,18 @@ class ConnectService:
         if self.console is not None:
             await self.console.team_chat_gone(chat_id)
         for invitation_id in {r.invitation_id for r in rows if r.invitation_id is not None}:
-            invite = await self._db.get_invitation(invitation_id)
+            invite = await self._db.invitations.get_invitation(invitation_id)
             if invite is None or invite.id is None or invite.telegram_user_id != chat_id:
                 continue
-            await self._db.record_event(invitation_id=invite.id, kind="unreachable")
+            await self._db.invitations.record_event(
+                invitation_id=invite.id, kind=EventKind.UNREACHABLE
+            )
             if self.console is not None:
 
                 def told(t: Texts, handle: str = invite.handle) -> Screen:
                     return Screen(t("manager.unreachable", handle=handle))
 
-                await self._db.enqueue(await self.console.brand_notices(invite, told))
+                await self._db.outbox.enqueue(await self.console.brand_notices(invite, told))
         self._wake_delivery()
 
     async def _followers(self, verdict: Verdict, token: str) -> int | None:

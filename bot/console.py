@@ -23,10 +23,11 @@ from telegram.helpers import create_deep_linked_url
 from bot.config import Settings
 from bot.crypto import MANAGER_LINK_PREFIX, TokenVault, secret_hash
 from bot.graph import GraphClient
-from bot.i18n import LANGUAGES, Language, Texts
+from bot.i18n import LANGUAGES, Language, Texts, pick_language
 from bot.menus import RoleMenus
 from bot.models import (
     Connection,
+    ConnectionStatus,
     Invitation,
     InviteStatus,
     Manager,
@@ -38,7 +39,8 @@ from bot.notify import Notifier, outgoing
 from bot.revocations import Outcome, Revocations
 from bot.screens import Screen, resume_keyboard
 from bot.store import ConnectionRecord, Database, Outgoing
-from bot.store_console import Created, NewInvitation
+from bot.store.console import Created, NewInvitation
+from bot.store.steps import CardOwner
 from bot.verdict import is_valid_handle, normalize_handle
 
 log = logging.getLogger(__name__)
@@ -163,14 +165,14 @@ class Console:
     async def manager_for(self, telegram_id: int, name: str) -> Manager | None:
         """The manager row of this person. An admin with no brand yet, on a fresh install, gets
         the first brand (named after the platform), so `/invite` works from the first minute."""
-        manager = await self._db.manager(telegram_id)
+        manager = await self._db.brands.manager(telegram_id)
         if manager is not None or not self.is_admin(telegram_id):
             return manager
-        if await self._db.brands():
+        if await self._db.brands.brands():
             return None
-        brand = await self._db.create_brand(self.settings.platform_name)
+        brand = await self._db.brands.create_brand(self.settings.platform_name)
         assert brand.id is not None
-        manager = await self._db.add_manager(
+        manager = await self._db.brands.add_manager(
             brand_id=brand.id, telegram_id=telegram_id, name=name
         )
         if self.menus is not None:
@@ -195,7 +197,7 @@ class Console:
         again: bool = False,
     ) -> InviteReport:
         """`again`: invite a handle that is connected already (the manager chose to)."""
-        created, duplicates = await self._db.create_invitations(
+        created, duplicates = await self._db.console.create_invitations(
             brand_id=manager.brand_id,
             created_by=manager.telegram_id,
             inviter_name=inviter_name,
@@ -206,10 +208,12 @@ class Console:
         )
         report = InviteReport(created, [], list(invalid))
         for handle in duplicates:
-            found = await self._db.connected_invitation_for(
+            found = await self._db.console.connected_invitation_for(
                 brand_id=manager.brand_id, handle=handle
             )
-            is_open = await self._db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
+            is_open = await self._db.console.open_invitation_for(
+                brand_id=manager.brand_id, handle=handle
+            )
             if found is not None and is_open is None:
                 report.connected.append(found)
             else:
@@ -308,6 +312,10 @@ class Console:
         token: str | None = None,
         connection: ConnectionRecord | None = None,
     ) -> str:
+        status = await self.status_line(t, invite, connection=connection)
+        return self._card(t, invite, status, token=token)
+
+    def _card(self, t: Texts, invite: Invitation, status: str, *, token: str | None = None) -> str:
         assert invite.id is not None
         token = token or self.links.open(invite.token_sealed)
         link = self.link(token) if token else ""
@@ -316,7 +324,7 @@ class Console:
             handle=invite.handle,
             id=invite.id,
             note=f" · {invite.note}" if invite.note else "",
-            status=await self.status_line(t, invite, connection=connection),
+            status=status,
             link=link,
             time=utcnow().strftime("%H:%M"),
         )
@@ -326,8 +334,8 @@ class Console:
     ) -> str:
         status = InviteStatus(invite.status)
         if status == InviteStatus.CONNECTED:
-            found = connection or await self._db.connection_for(invite.id or 0)
-            if isinstance(found, Connection) and found.status == "disconnected":
+            found = connection or await self._db.console.connection_for(invite.id or 0)
+            if isinstance(found, Connection) and found.status == ConnectionStatus.DISCONNECTED:
                 return t("console.status.disconnected")
             return t(
                 "console.status.connected",
@@ -335,15 +343,10 @@ class Console:
                 page=found.page_name if found else "",
             )
         if status == InviteStatus.FAILED:
-            key = f"console.reason_name.{invite.last_reason}"
-            reason = t.plain(key) if t.has(key) else (invite.last_reason or "")
-            # Repeated failures send one notice; the card counts them (bot.connect).
-            failures = await self._db.failed_logins(invite.id or 0)
-            if failures > 1:
-                return t("console.status.failed_repeated", count=failures, reason=reason)
-            return t("console.status.failed", reason=reason)
+            failures = await self._db.logins.failed_logins(invite.id or 0)
+            return _in_flow_status(t, invite, failures=failures)
         if status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
-            return t(f"console.status.step_{invite.step}")
+            return _in_flow_status(t, invite, failures=0)
         if status == InviteStatus.PENDING and invite.expires_at <= utcnow():
             return t("console.status.expired")
         return t(f"console.status.{status.value}")
@@ -357,29 +360,42 @@ class Console:
         if invite.card_chat_id is None or invite.card_message_id is None:
             return []
         if invite.brand_id is not None:
-            owner = await self._db.manager(invite.created_by)
+            owner = await self._db.brands.manager(invite.created_by)
             if owner is None or owner.brand_id != invite.brand_id:
                 return []
         t = await self._notifier.texts_for(invite.created_by)
-        return [
-            outgoing(
-                invite.card_chat_id,
-                Screen(await self.card_text(t, invite, connection=connection)),
-                kind=OutboxKind.EDIT_CAPTION if invite.card_is_photo else OutboxKind.EDIT,
-                edit_message_id=invite.card_message_id,
-                invitation_id=invite.id,
-                **_for_manager(invite.brand_id, invite.created_by),
+        return _card_edit(invite, await self.card_text(t, invite, connection=connection))
+
+    def card_refresh(self, invite: Invitation, owner: CardOwner) -> list[Outgoing]:
+        """The card's refresh after a step of the influencer's (`bot.store.steps`), rendered
+        from what the step's transaction returned, without a query (the invitation is in the
+        flow: opened, login started or failed)."""
+        if invite.card_chat_id is None or invite.card_message_id is None:
+            return []
+        if invite.brand_id is not None and owner.brand_id != invite.brand_id:
+            return []  # the manager who invited no longer manages the brand (see card_outgoing)
+        t = Texts(
+            pick_language(
+                chosen=owner.language,
+                telegram_code=owner.telegram_language,
+                default=self.settings.default_language,
             )
-        ]
+        )
+        status = _in_flow_status(t, invite, failures=owner.failed_logins)
+        return _card_edit(invite, self._card(t, invite, status))
 
     async def refresh_card(self, invitation_id: int) -> None:
-        invite = await self._db.get_invitation(invitation_id)
+        invite = await self._db.invitations.get_invitation(invitation_id)
         if invite is None:
             return
         edits = await self.card_outgoing(invite)
         if edits:
-            await self._db.enqueue(edits)
+            await self._db.outbox.enqueue(edits)
             self._wake()
+
+    def wake_delivery(self) -> None:
+        """Something was written to the outbox (e.g. by a step's transaction): deliver it."""
+        self._wake()
 
     async def brand_notices(
         self,
@@ -398,7 +414,7 @@ class Console:
             )
             return [only]
         notices = []
-        for manager in await self._db.managers(invite.brand_id):
+        for manager in await self._db.brands.managers(invite.brand_id):
             t = await self._notifier.texts_for(manager.telegram_id)
             notices.append(
                 outgoing(
@@ -415,7 +431,7 @@ class Console:
         self, invite: Invitation, screen_for: Callable[[Texts], Screen]
     ) -> list[Outgoing]:
         """The same notice for the brand's team chat, if one is registered."""
-        brand = await self._db.brand(invite.brand_id) if invite.brand_id else None
+        brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
         if brand is None or brand.team_chat_id is None or brand.team_chat_id == invite.created_by:
             return []
         t = Texts(self.settings.default_language)
@@ -433,12 +449,12 @@ class Console:
     async def team_chat_gone(self, chat_id: int) -> None:
         """The bot can no longer write to this group: if it was a brand's team chat, it is
         unregistered and the brand's managers are told (nothing is blamed on an influencer)."""
-        for brand_id in await self._db.unregister_team_chat(chat_id):
-            brand = await self._db.brand(brand_id)
+        for brand_id in await self._db.brands.unregister_team_chat(chat_id):
+            brand = await self._db.brands.brand(brand_id)
             name = brand.name if brand else ""
             log.info("team chat of brand %s is gone: unregistered", brand_id)
             notices = []
-            for manager in await self._db.managers(brand_id):
+            for manager in await self._db.brands.managers(brand_id):
                 t = await self._notifier.texts_for(manager.telegram_id)
                 notices.append(
                     outgoing(
@@ -448,7 +464,7 @@ class Console:
                         **_for_manager(brand_id, manager.telegram_id),
                     )
                 )
-            await self._db.enqueue(notices)
+            await self._db.outbox.enqueue(notices)
             self._wake()
 
     # --- reminding, revoking ------------------------------------------------------------------
@@ -467,7 +483,7 @@ class Console:
             t("console.remind.message", inviter=invite.inviter_name, handle=invite.handle),
             resume_keyboard(t, invite),
         )
-        sent = await self._db.claim_reminder(
+        sent = await self._db.console.claim_reminder(
             brand_id=manager.brand_id,
             invitation_id=invite.id,
             every=REMIND_EVERY,
@@ -493,7 +509,7 @@ class Console:
                     invitation_id=invite.id,
                 )
             )
-        result = await self._db.revoke(
+        result = await self._db.console.revoke(
             brand_id=manager.brand_id,
             invitation_id=invite.id,
             outgoing=told,
@@ -520,11 +536,11 @@ class Console:
     # --- export and statistics -----------------------------------------------------------------
 
     async def export_csv(self, brand_id: int) -> bytes:
-        invites = await self._db.list_invitations(
+        invites = await self._db.console.list_invitations(
             brand_id=brand_id, status=None, offset=0, limit=1_000_000
         )
-        events = await self._db.brand_events(brand_id)
-        connections = await self._db.brand_connections(brand_id)
+        events = await self._db.console.brand_events(brand_id)
+        connections = await self._db.console.brand_connections(brand_id)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
@@ -582,7 +598,7 @@ class Console:
         """Opened but no progress for `hours`: tell the brand's managers (with the invitation's
         status) and its team chat, once per stall."""
         count = 0
-        for invite in await self._db.stalled(older_than=utcnow() - timedelta(hours=hours)):
+        for invite in await self._db.console.stalled(older_than=utcnow() - timedelta(hours=hours)):
             assert invite.id is not None
             statuses = {
                 language: await self.status_line(Texts(language), invite) for language in LANGUAGES
@@ -605,11 +621,39 @@ class Console:
                 return Screen(screen(tt, invite).text + "\n" + statuses[tt.language])
 
             notices = await self.brand_notices(invite, with_status, team_screen_for=screen)
-            if await self._db.mark_stalled(invitation_id=invite.id, outgoing=notices):
+            if await self._db.console.mark_stalled(invitation_id=invite.id, outgoing=notices):
                 count += 1
         if count:
             self._wake()
         return count
+
+
+def _in_flow_status(t: Texts, invite: Invitation, *, failures: int) -> str:
+    """The card's status line of an invitation in the flow (opened, login started, failed)."""
+    if invite.status == InviteStatus.FAILED:
+        key = f"console.reason_name.{invite.last_reason}"
+        reason = t.plain(key) if t.has(key) else (invite.last_reason or "")
+        # Repeated failures send one notice; the card counts them (bot.connect).
+        if failures > 1:
+            return t("console.status.failed_repeated", count=failures, reason=reason)
+        return t("console.status.failed", reason=reason)
+    if invite.status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
+        return t(f"console.status.step_{invite.step}")
+    return t(f"console.status.{invite.status}")
+
+
+def _card_edit(invite: Invitation, text: str) -> list[Outgoing]:
+    """The edit of the manager's card message to `text`."""
+    return [
+        outgoing(
+            invite.card_chat_id or 0,
+            Screen(text),
+            kind=OutboxKind.EDIT_CAPTION if invite.card_is_photo else OutboxKind.EDIT,
+            edit_message_id=invite.card_message_id,
+            invitation_id=invite.id,
+            **_for_manager(invite.brand_id, invite.created_by),
+        )
+    ]
 
 
 def _for_manager(brand_id: int | None, manager_id: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ request log is silenced in `bot.logs`), and every call made with a user token ca
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -73,14 +74,21 @@ class GraphClient:
         app_secret: str,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrent_logins: int = 12,
     ) -> None:
         self._base = f"{base_url.rstrip('/')}/{version}"
         self._app_id = app_id
         self._app_secret = app_secret
+        # Each login verified makes up to three reads at once (`gather`); a few connections more
+        # for the periodic checks. All of them are kept alive: a new TLS connection per request
+        # would cost more than the request.
+        connections = _READS_AT_ONCE * max_concurrent_logins + 4
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections
+            ),
             headers={"User-Agent": "connect-bot"},
         )
 
@@ -212,9 +220,20 @@ class GraphClient:
         token = short.access_token
         try:
             token = (await self.long_lived(token)).access_token
-            debug = await self.debug_token(token)
-            permissions = await self.permissions(token)
-            pages = await self.pages(token)
+            # Independent reads: at the same time. Every one is awaited to its end, and the first
+            # failure in this order is the one reported.
+            debug, permissions, pages = await asyncio.gather(
+                self.debug_token(token),
+                self.permissions(token),
+                self.pages(token),
+                return_exceptions=True,
+            )
+            if isinstance(debug, BaseException):
+                raise debug
+            if isinstance(permissions, BaseException):
+                raise permissions
+            if isinstance(pages, BaseException):
+                raise pages
         except GraphError as exc:
             log.warning("verification failed: %s", exc)
             # The code is spent; report what kind of failure it was.
@@ -227,6 +246,8 @@ class GraphClient:
             token,
         )
 
+
+_READS_AT_ONCE = 3  # debug_token, /me/permissions, /me/accounts
 
 _TOKEN_PARAMS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
 

@@ -116,14 +116,14 @@ def fleet_jobs(
 
     async def forget_updates() -> int:
         # Telegram redelivers an update for at most a day; two days of ids is plenty.
-        return await db.forget_updates_before(utcnow() - timedelta(days=2))
+        return await db.updates.forget_updates_before(utcnow() - timedelta(days=2))
 
     async def prune_outbox() -> int:
-        return await db.prune_outbox(before=utcnow() - timedelta(days=7))
+        return await db.outbox.prune_outbox(before=utcnow() - timedelta(days=7))
 
     async def prune_login_attempts() -> int:
         # A day after expiry an unused login link is answered "unknown" instead of "expired".
-        return await db.prune_login_attempts(expired_before=utcnow() - timedelta(days=1))
+        return await db.logins.prune_login_attempts(expired_before=utcnow() - timedelta(days=1))
 
     jobs = [
         Job("forget_updates", timedelta(days=1), forget_updates),

@@ -92,12 +92,12 @@ class RoleMenus:
 
     async def refresh(self, telegram_id: int) -> None:
         admin = telegram_id in self._admins
-        manager = await self._db.manager(telegram_id)
+        manager = await self._db.brands.manager(telegram_id)
         language = (await self._notifier.texts_for(telegram_id)).language
         if manager is not None:
             await set_manager_menu(self._bot, telegram_id, language, admin=admin)
         elif admin:
-            fresh = () if await self._db.brands() else ("invite",)
+            fresh = () if await self._db.brands.brands() else ("invite",)
             await _set_chat_menu(self._bot, telegram_id, language, (*fresh, *ADMIN_ONLY_COMMANDS))
         else:
             try:

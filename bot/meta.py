@@ -4,7 +4,7 @@ Meta POSTs a form with a `signed_request`: `<base64url signature>.<base64url JSO
 signature being HMAC-SHA256 of the payload segment (as sent) keyed with the app secret.
 `parse_signed_request` checks it and is pure; `PrivacyService` is what the routes and the /forget
 handler call. It composes the notices and leaves every state change, with the notices, to one
-transaction of `bot.store_privacy`.
+transaction of `bot.store.privacy`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from bot.models import DeletionRequest, Invitation, OutboxAudience, OutboxKind, 
 from bot.notify import outgoing
 from bot.screens import Screen
 from bot.store import Database, Outgoing
-from bot.store_privacy import Affected
+from bot.store.privacy import Affected
 
 if TYPE_CHECKING:
     from bot.revocations import Revocations
@@ -189,7 +189,7 @@ class PrivacyService:
     async def deauthorize(self, facebook_user_id: str) -> int:
         """The person removed the app on Facebook: their connections end, their tokens go, the
         managers hear it. Returns how many connections ended (0 for a repeated callback)."""
-        affected = await self._db.disconnect_facebook_user(
+        affected = await self._db.privacy.disconnect_facebook_user(
             facebook_user_id=facebook_user_id, notices=self._notices("privacy.manager_deauthorized")
         )
         log.info("deauthorize: %d connection(s) ended", len(affected))
@@ -203,7 +203,7 @@ class PrivacyService:
         interrupted, the request stays "received" and `finish_deletions` completes it. The same
         signed_request again (same user, same `issued_at`) is the same request: its receipt
         again, no second one."""
-        request = await self._db.open_deletion_request(
+        request = await self._db.privacy.open_deletion_request(
             facebook_user_id=facebook_user_id,
             confirmation_code=new_confirmation_code(),
             issued_at=issued_at,
@@ -220,12 +220,12 @@ class PrivacyService:
     async def deletion_status(self, code: str) -> DeletionRequest | None:
         if not CONFIRMATION_CODE.fullmatch(code):
             return None
-        return await self._db.deletion_request(code)
+        return await self._db.privacy.deletion_request(code)
 
     async def finish_deletions(self) -> int:
         """Periodic: complete requests a crash left half done."""
         done = 0
-        for request in await self._db.unfinished_deletion_requests(
+        for request in await self._db.privacy.unfinished_deletion_requests(
             older_than=utcnow() - UNFINISHED_AFTER
         ):
             if await self._complete(request) is not None:
@@ -234,7 +234,7 @@ class PrivacyService:
 
     async def _complete(self, request: DeletionRequest) -> list[Affected] | None:
         assert request.id is not None
-        affected = await self._db.complete_deletion_request(
+        affected = await self._db.privacy.complete_deletion_request(
             request_id=request.id, notices=self._notices("privacy.manager_deleted")
         )
         if affected is not None:
@@ -246,13 +246,13 @@ class PrivacyService:
 
     async def forgettable(self, telegram_user_id: int) -> list[Invitation]:
         """The invitations /forget would close and whose connection data it would delete."""
-        return await self._db.forgettable(telegram_user_id)
+        return await self._db.privacy.forgettable(telegram_user_id)
 
     async def forget(self, telegram_user_id: int) -> int:
         """Delete what this Telegram user's connections stored, close their invitations, tell
         the managers. Returns how many invitations it touched."""
-        tokens = await self._db.sealed_tokens_of(telegram_user_id)
-        affected = await self._db.forget_telegram_user(
+        tokens = await self._db.privacy.sealed_tokens_of(telegram_user_id)
+        affected = await self._db.privacy.forget_telegram_user(
             telegram_user_id=telegram_user_id, notices=self._notices("privacy.manager_forgot")
         )
         log.info("forget: %d invitation(s), %d token(s)", len(affected), len(tokens))

@@ -38,6 +38,11 @@ def _ts(nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
     return sa.Column(UTCDateTime(), nullable=nullable, index=index)
 
 
+# Row ids are INTEGER columns, 32-bit on PostgreSQL: a larger number (typed by a person or carried
+# in button data) is never a row's id, and handing it to the database would fail.
+MAX_ROW_ID = 2**31 - 1
+
+
 def _bigint(nullable: bool = False, index: bool = False) -> sa.Column[int]:
     # Telegram ids exceed 32 bits.
     return sa.Column(sa.BigInteger(), nullable=nullable, index=index)
@@ -160,6 +165,12 @@ class LoginAttempt(SQLModel, table=True):
     )
 
 
+class ConnectionStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"  # withdrawn by a manager (/revoke)
+    DISCONNECTED = "disconnected"  # the person removed the app at Facebook (deauthorize)
+
+
 class Connection(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invitation_id: int = Field(foreign_key="invitation.id", unique=True)
@@ -174,7 +185,7 @@ class Connection(SQLModel, table=True):
     token_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     data_access_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    status: str = Field(default="active", max_length=16)  # active, revoked, disconnected
+    status: str = Field(default=ConnectionStatus.ACTIVE, max_length=16)  # a ConnectionStatus
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import MessageLimit, ParseMode
@@ -69,7 +69,7 @@ class Notifier:
         self._default: Language = default_language
 
     async def texts_for(self, telegram_id: int) -> Texts:
-        chosen, seen = await self._db.language_of(telegram_id)
+        chosen, seen = await self._db.people.language_of(telegram_id)
         return Texts(pick_language(chosen=chosen, telegram_code=seen, default=self._default))
 
 
@@ -187,7 +187,10 @@ class DeliveryWorker:
         # read them as pending just before they were settled, and must not send them again.
         self._finished: set[int] = set()
         self._busy_chats: set[int] = set()
-        self._has_waiting_chats = False
+        # Set by each round: when it began (rows due by then were seen), and when the earliest
+        # chat it left waiting for its per-chat slot is ready (time.monotonic()).
+        self._round_began: datetime | None = None
+        self._waiting_until: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.lease = LeaderLease(db)
@@ -205,7 +208,7 @@ class DeliveryWorker:
             return
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline and self.lease.held:
-            if not self._tasks and not await self._db.due_messages(limit=1):
+            if not self._tasks and not await self._db.outbox.due_messages(limit=1):
                 break
             await asyncio.sleep(0.05)
         self._stopping = True
@@ -234,13 +237,16 @@ class DeliveryWorker:
                 await self._sleep(2.0)
 
     async def _idle_time(self) -> float:
+        """Until a row the last round did not see is due, or the earliest chat it left waiting
+        is ready: rows seen and waiting for their chat's slot are not polled for again. A chat
+        busy with a delivery wakes the worker when it is done; rows other replicas commit are
+        looked for every `_IDLE_POLL`."""
         wait = _IDLE_POLL
-        next_due = await self._db.next_due_at()
+        next_due = await self._db.outbox.next_due_at(after=self._round_began)
         if next_due is not None:
             wait = min(wait, max(0.0, (next_due - utcnow()).total_seconds()))
-        chat_wait = self._pacer.earliest_chat() - time.monotonic()
-        if chat_wait > 0 and self._has_waiting_chats:
-            wait = min(wait, chat_wait)
+        if self._waiting_until is not None:
+            wait = min(wait, max(0.0, self._waiting_until - time.monotonic()))
         return max(wait, 0.01)
 
     async def _sleep(self, seconds: float) -> None:
@@ -251,18 +257,26 @@ class DeliveryWorker:
     async def _round(self) -> int:
         finished: set[int] = set()
         self._finished = finished
-        due = await self._db.due_messages(limit=_FETCH)
+        self._round_began = utcnow()
+        due = await self._db.outbox.due_messages(limit=_FETCH)
         rows = [r for r in due if r.id not in self._in_flight and r.id not in finished]
         rows = await self._still_addressed(rows)
         deliveries, superseded = plan(rows)
-        await self._db.settle(superseded, status=OutboxStatus.SUPERSEDED)
+        await self._db.outbox.settle(superseded, status=OutboxStatus.SUPERSEDED)
         now = time.monotonic()
         ready = [
             d
             for d in deliveries
             if d.chat_id not in self._busy_chats and self._pacer.chat_ready(d.chat_id, now)
         ]
-        self._has_waiting_chats = len(ready) < len(deliveries)
+        self._waiting_until = min(
+            (
+                self._pacer.ready_at(d.chat_id)
+                for d in deliveries
+                if d.chat_id not in self._busy_chats and not self._pacer.chat_ready(d.chat_id, now)
+            ),
+            default=None,
+        )
         for delivery in ready:
             if self._stopping:
                 break
@@ -281,11 +295,11 @@ class DeliveryWorker:
         news, and their pending rows are dropped."""
         if not any(r.audience for r in rows):
             return rows
-        gone = await self._db.unaddressed(rows)
+        gone = await self._db.brands.unaddressed(rows)
         if not gone:
             return rows
         log.info("%d message(s) dropped: their recipient no longer hears the brand", len(gone))
-        await self._db.settle(gone, status=OutboxStatus.DROPPED)
+        await self._db.outbox.settle(gone, status=OutboxStatus.DROPPED)
         dropped = set(gone)
         return [r for r in rows if r.id not in dropped]
 
@@ -294,7 +308,7 @@ class DeliveryWorker:
             await self._attempt(d)
         except Exception:
             log.exception("delivery to chat %s failed unexpectedly", d.chat_id)
-            await self._db.retry_later(
+            await self._db.outbox.retry_later(
                 d.ids, due_at=utcnow() + timedelta(seconds=30), error="unexpected error"
             )
         finally:
@@ -312,13 +326,13 @@ class DeliveryWorker:
             delay = _seconds(exc.retry_after)
             log.warning("flood control on chat %s: retry after %.0fs", d.chat_id, delay)
             self._pacer.block_chat(d.chat_id, time.monotonic() + delay)
-            await self._db.retry_later(
+            await self._db.outbox.retry_later(
                 d.ids, due_at=utcnow() + timedelta(seconds=delay), error="429 flood control"
             )
             return
         except Forbidden as exc:
             log.info("chat %s is unreachable: %s", d.chat_id, exc.message)
-            await self._db.settle(d.ids, status=OutboxStatus.UNREACHABLE, error=exc.message)
+            await self._db.outbox.settle(d.ids, status=OutboxStatus.UNREACHABLE, error=exc.message)
             if self._on_unreachable is not None:
                 await self._on_unreachable(d.rows)
             return
@@ -326,33 +340,35 @@ class DeliveryWorker:
             # A group became a supergroup: its new id is stored and the message goes there.
             new_chat_id = int(exc.new_chat_id)
             if new_chat_id == d.chat_id:  # never so at Telegram; not a reason to loop
-                await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
+                await self._db.outbox.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
                 return
             log.info("chat %s is now chat %s", d.chat_id, new_chat_id)
-            await self._db.migrate_chat(old_chat_id=d.chat_id, new_chat_id=new_chat_id)
+            await self._db.brands.migrate_chat(old_chat_id=d.chat_id, new_chat_id=new_chat_id)
             return
         except BadRequest as exc:
             if "not modified" in exc.message:
-                await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=d.edit_message_id)
+                await self._db.outbox.settle(
+                    d.ids, status=OutboxStatus.SENT, message_id=d.edit_message_id
+                )
                 return
             if refused_for_form(exc.message) and await self._as_plain(d, markup, exc.message):
                 return
             log.error("Telegram refused a message to chat %s: %s", d.chat_id, exc.message)
-            await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
+            await self._db.outbox.settle(d.ids, status=OutboxStatus.FAILED, error=exc.message)
             return
         except (NetworkError, TelegramError) as exc:
             attempts = max(r.attempts for r in d.rows) + 1
             if attempts >= MAX_ATTEMPTS:
-                await self._db.settle(d.ids, status=OutboxStatus.FAILED, error=str(exc))
+                await self._db.outbox.settle(d.ids, status=OutboxStatus.FAILED, error=str(exc))
                 return
             delay = min(_BACKOFF_CAP, 0.5 * 2**attempts)
             log.warning("sending to chat %s failed (%s), retry in %.1fs", d.chat_id, exc, delay)
             self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
-            await self._db.retry_later(
+            await self._db.outbox.retry_later(
                 d.ids, due_at=utcnow() + timedelta(seconds=delay), error=type(exc).__name__
             )
             return
-        await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
+        await self._db.outbox.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
 
     async def _send(
         self,
@@ -412,11 +428,11 @@ class DeliveryWorker:
             # 429, 403 or the network: the whole delivery is tried again later, the same way.
             delay = _seconds(exc.retry_after) if isinstance(exc, RetryAfter) else 5.0
             self._pacer.hold_chat(d.chat_id, time.monotonic() + delay)
-            await self._db.retry_later(
+            await self._db.outbox.retry_later(
                 d.ids, due_at=utcnow() + timedelta(seconds=delay), error=type(exc).__name__
             )
             return True
-        await self._db.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
+        await self._db.outbox.settle(d.ids, status=OutboxStatus.SENT, message_id=message_id)
         return True
 
 

@@ -110,8 +110,9 @@ class Pacer:
                 return
             await asyncio.sleep(ready - now)
 
-    def earliest_chat(self) -> float:
-        return min(self._chat_ready.values(), default=0.0)
+    def ready_at(self, chat_id: int) -> float:
+        """When the chat may have its next message (time.monotonic(); past: now)."""
+        return self._chat_ready.get(chat_id, 0.0)
 
     async def global_slot(self, chat_id: int | None) -> None:
         now = time.monotonic()

@@ -67,7 +67,7 @@ class Revocations:
         there is nothing left to revoke at Facebook."""
         outcomes = {
             await self._attempt(row, notify=False)
-            for row in await self._db.pending_revocations(invitation_id)
+            for row in await self._db.revocations.pending_revocations(invitation_id)
         }
         if not outcomes:
             return None
@@ -78,7 +78,7 @@ class Revocations:
     async def revoke_sealed(self, sealed: str, *, invitation_id: int | None = None) -> Outcome:
         """Revoke a token taken from a connection that is already gone (/forget). It is recorded
         first, so a failure, or a crash, leaves it to the periodic job."""
-        row = await self._db.queue_revocation(
+        row = await self._db.revocations.queue_revocation(
             token_encrypted=sealed, invitation_id=invitation_id, requested_by=None
         )
         return await self._attempt(row, notify=False)
@@ -86,7 +86,7 @@ class Revocations:
     async def retry_due(self) -> int:
         """Periodic: the revocations whose next try is due. Returns how many Facebook confirmed."""
         confirmed = 0
-        for row in await self._db.due_revocations(now=utcnow(), limit=BATCH):
+        for row in await self._db.revocations.due_revocations(now=utcnow(), limit=BATCH):
             if await self._attempt(row, notify=True) is Outcome.CONFIRMED:
                 confirmed += 1
         return confirmed
@@ -97,20 +97,20 @@ class Revocations:
         if token is None:
             # Encrypted with a key no longer configured: nothing can revoke with it, ever.
             log.warning("revocation %s: the stored token cannot be decrypted; dropped", row.id)
-            await self._db.revocation_confirmed(revocation_id=row.id, outgoing=[])
+            await self._db.revocations.revocation_confirmed(revocation_id=row.id, outgoing=[])
             return Outcome.UNREADABLE
         try:
             await self._graph.revoke(token)
         except GraphError as exc:
             if exc.code != TOKEN_INVALID:
-                attempts = await self._db.revocation_failed(
+                attempts = await self._db.revocations.revocation_failed(
                     revocation_id=row.id, error=str(exc), retry_in=retry_delay
                 )
                 log.warning("revocation %s not confirmed (attempt %d): %s", row.id, attempts, exc)
                 return Outcome.PENDING
             log.info("revocation %s: Facebook says the token is invalid already", row.id)
         notices = await self._confirmed_notices(row) if notify else []
-        if await self._db.revocation_confirmed(revocation_id=row.id, outgoing=notices):
+        if await self._db.revocations.revocation_confirmed(revocation_id=row.id, outgoing=notices):
             log.info("revocation %s confirmed by Facebook", row.id)
             if notices:
                 self._wake()
@@ -120,7 +120,7 @@ class Revocations:
         """For the manager who withdrew the invitation, its inviter and the brand's team chat."""
         if row.requested_by is None or row.invitation_id is None:
             return []
-        invite = await self._db.get_invitation(row.invitation_id)
+        invite = await self._db.invitations.get_invitation(row.invitation_id)
         if invite is None:
             return []
         # Each is checked again on delivery: a manager removed meanwhile hears nothing.
@@ -128,7 +128,7 @@ class Revocations:
         for manager in (row.requested_by, invite.created_by):
             if manager not in chats:
                 chats[manager] = (await self._notifier.texts_for(manager), OutboxAudience.MANAGER)
-        brand = await self._db.brand(invite.brand_id) if invite.brand_id else None
+        brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
         if brand is not None and brand.team_chat_id is not None:
             chats.setdefault(brand.team_chat_id, (Texts(self._default), OutboxAudience.TEAM))
         return [

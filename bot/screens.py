@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callbacks import Action, Press
+from bot.buttons import Action, Press
 from bot.fit import join_capped
 from bot.i18n import Html, Texts
 from bot.models import Invitation, Step
@@ -26,7 +26,7 @@ class Screen:
 
 
 def _button(
-    t: Texts, key: str, action: Action, invite: Invitation, step: str
+    t: Texts, key: str, action: Action, invite: Invitation, step: Step
 ) -> InlineKeyboardButton:
     assert invite.id is not None
     return InlineKeyboardButton(t.plain(key), callback_data=Press(action, invite.id, step).pack())

@@ -24,5 +24,5 @@ async def delivered(db: Database, timeout: float = 15.0) -> None:  # noqa: ASYNC
     import asyncio
 
     async with asyncio.timeout(timeout):
-        while any(r.status == "pending" for r in await db.outbox()):  # noqa: ASYNC110
+        while any(r.status == "pending" for r in await db.outbox.rows()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from bot.sandbox.facebook import Consent
-from bot.sandbox.telegram import SentMessage, TgUser
+from sandbox.facebook import Consent
+from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
 
 OTHER = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="de")
@@ -244,7 +244,7 @@ async def test_funnel_after_a_mix_of_outcomes(world: World) -> None:
         await world.answer(person, "Yes")
     outcomes = [Consent(cancel=True), Consent(declined={"instagram_basic"}), None, None]
     for i, person in enumerate(people[1:], start=1):
-        from bot.sandbox.facebook import FbPage, FbUser, IgAccount
+        from sandbox.facebook import FbPage, FbUser, IgAccount
 
         fb = FbUser(
             id=f"fb-{i}",

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.models import utcnow
-from bot.sandbox.facebook import FbPage, FbUser, IgAccount
-from bot.sandbox.telegram import SentMessage, TgUser
+from sandbox.facebook import FbPage, FbUser, IgAccount
+from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 OTHER = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="de")

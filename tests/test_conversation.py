@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from bot.handlers.influencer import REPEAT_STEP_AFTER
 from bot.models import Invitation
-from bot.sandbox.facebook import Consent, FbPage, FbUser, IgAccount
-from bot.sandbox.telegram import SentMessage
+from sandbox.facebook import Consent, FbPage, FbUser, IgAccount
+from sandbox.telegram import SentMessage
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
 
 

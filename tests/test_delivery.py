@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from bot.models import OutboxKind
 from bot.models import OutboxMessage as Row
 from bot.notify import plan
-from bot.sandbox.facebook import Consent
+from sandbox.facebook import Consent
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
 
 ROOT = Path(__file__).resolve().parent.parent

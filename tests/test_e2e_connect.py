@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from bot.callbacks import Action, Press
+from bot.buttons import Action, Press
 from bot.models import InviteStatus, Step
-from bot.sandbox.facebook import Consent, FbPage, FbUser, IgAccount
+from sandbox.facebook import Consent, FbPage, FbUser, IgAccount
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook, close_world, make_world
 
 ALL_SCOPES = (

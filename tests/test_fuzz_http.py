@@ -84,7 +84,7 @@ async def fuzz_world(tmp_path: Path) -> AsyncIterator[World]:
 
 async def _outbox_delivered(world: World) -> None:
     async with asyncio.timeout(15):
-        while any(r.status == "pending" for r in await world.db.outbox()):  # noqa: ASYNC110
+        while any(r.status == "pending" for r in await world.db.outbox.rows()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     await asyncio.sleep(0.1)
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from bot.console import MAX_CSV_ROWS, Console, CsvProblem, safe_cell
 from bot.meta import ALGORITHM, sign_request
-from bot.sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 from web_callback.app import DATA_DELETION_PATH, DEAUTHORIZE_PATH
 

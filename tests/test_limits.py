@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.sandbox.facebook import Consent, FbPage, FbUser, IgAccount
-from bot.sandbox.telegram import TgUser
+from sandbox.facebook import Consent, FbPage, FbUser, IgAccount
+from sandbox.telegram import TgUser
 from tests.world import MANAGER, World
 
 N = 30

@@ -15,9 +15,9 @@ import re
 from telegram.constants import MessageLimit
 
 from bot.fit import fit_lines, join_capped, plain_version, refused_for_form, telegram_length
-from bot.sandbox.facebook import FbPage, FbUser, IgAccount
-from bot.sandbox.telegram import SentMessage, TgUser, parse_html
 from bot.updates import Admission, PerPersonOrder, PersonRate
+from sandbox.facebook import FbPage, FbUser, IgAccount
+from sandbox.telegram import SentMessage, TgUser, parse_html
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
 
 # 30 characters: Instagram's longest username.

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from bot.models import InviteStatus, utcnow
-from bot.sandbox.facebook import Consent, FbPage, FbUser, IgAccount
-from bot.sandbox.telegram import SentMessage
 from bot.store import Database, Outgoing, StateProblem
+from sandbox.facebook import Consent, FbPage, FbUser, IgAccount
+from sandbox.telegram import SentMessage
 from tests.world import (
     ANNA,
     BEN,
@@ -112,18 +112,18 @@ async def test_a_late_result_for_a_connected_invitation_changes_nothing(db: Data
     from tests.test_store import ALICE, _invite  # the store tests' invitation helper
 
     invite_id, token = await _invite(db)
-    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    await db.invitations.bind_invitation(token=token, telegram_user_id=ALICE)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET step = 'login'"))
-    state = await db.start_login(
+    state = await db.logins.start_login(
         invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(minutes=5), rerequest=False
     )
     assert state is not None
-    consumed = await db.consume_state(state)
+    consumed = await db.logins.consume_state(state)
     assert isinstance(consumed, tuple)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET status = 'connected', step = 'done'"))
-    invite = await db.record_verdict(
+    invite = await db.logins.record_verdict(
         attempt_id=consumed[0].id or 0,
         invitation_id=invite_id,
         outcome="cancelled",
@@ -140,13 +140,13 @@ async def test_a_late_result_for_a_connected_invitation_changes_nothing(db: Data
         await conn.execute(
             sa.text("UPDATE invitation SET status = 'login_started', step = 'login'")
         )
-    fresh = await db.start_login(
+    fresh = await db.logins.start_login(
         invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(minutes=5), rerequest=False
     )
     assert fresh is not None
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET status = 'connected', step = 'done'"))
-    assert await db.consume_state(fresh) is StateProblem.CONNECTED
+    assert await db.logins.consume_state(fresh) is StateProblem.CONNECTED
 
 
 # --- point 20: no growth from repeated messages ---------------------------------------------------

@@ -10,8 +10,8 @@ import re
 
 import sqlalchemy as sa
 
-from bot.sandbox.facebook import Consent, FbUser, IgAccount
-from bot.sandbox.telegram import SentMessage, TgUser
+from sandbox.facebook import Consent, FbUser, IgAccount
+from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 # The same manager (Maria, the admin), with German as her Telegram language.
@@ -105,7 +105,7 @@ async def test_show_in_german_keeps_the_newest_events(database_url: str) -> None
         await world.answer(ANNA, "How do I check")
         # A long history: many more questions asked (stored as the bot stores each one).
         for _ in range(60):
-            await world.db.record_event(
+            await world.db.invitations.record_event(
                 invitation_id=1, kind="check_answered", detail="page_public:how"
             )
         await world.answer(ANNA, "No")

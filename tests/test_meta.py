@@ -34,8 +34,8 @@ from bot.meta import (
     sign_request,
 )
 from bot.models import utcnow
-from bot.sandbox.facebook import FbPage, FbUser, IgAccount
-from bot.sandbox.telegram import TgUser
+from sandbox.facebook import FbPage, FbUser, IgAccount
+from sandbox.telegram import TgUser
 from tests.db_snapshot import delivered, snapshot
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook, close_world, make_world
 from web_callback.app import DATA_DELETION_PATH, DEAUTHORIZE_PATH
@@ -262,9 +262,9 @@ async def _connect_anna_and_ben(world: World) -> None:
     await world.through_checks(BEN, ben)
     await world.facebook_login(BEN, _ben_on_facebook())
     await world.telegram.wait_for(MANAGER.id, "@ben.cooks is connected", timeout=10)
-    [brand] = await world.db.brands()  # made by Maria's first /invite, managed by her
+    [brand] = await world.db.brands.brands()  # made by Maria's first /invite, managed by her
     assert brand.id is not None
-    await world.db.set_team_chat(brand.id, TEAM.id)
+    await world.db.brands.set_team_chat(brand.id, TEAM.id)
     await _quiet(world)
 
 
@@ -367,7 +367,7 @@ async def test_data_deletion_deletes_for_real_and_shows_its_status(world: World)
 async def test_an_interrupted_deletion_is_finished_by_the_periodic_job(world: World) -> None:
     await _connect_anna_and_ben(world)
     # As if the process died between recording the request and deleting.
-    request = await world.db.open_deletion_request(
+    request = await world.db.privacy.open_deletion_request(
         facebook_user_id="fb-ben", confirmation_code="ab" * 16
     )
     assert await world.bot.privacy.finish_deletions() == 0  # too fresh: maybe still running
@@ -379,7 +379,7 @@ async def test_an_interrupted_deletion_is_finished_by_the_periodic_job(world: Wo
     assert "finish_deletions" in [job.name for job in world.bot.jobs.jobs]
     assert await world.bot.privacy.finish_deletions() == 1
     assert await world.bot.privacy.finish_deletions() == 0  # once only
-    found = await world.db.deletion_request(request.confirmation_code)
+    found = await world.db.privacy.deletion_request(request.confirmation_code)
     assert found is not None and found.status == "completed" and found.deleted_connections == 1
     assert "fb-ben" not in repr(await snapshot(world.db, ignore=frozenset({"deletion_request"})))
     await world.telegram.wait_for(MANAGER.id, "for @ben.cooks, to delete")

@@ -24,12 +24,12 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
-from bot.playground.composition import Playground
-from bot.playground.config import PlaygroundSettings, wants_playground
-from bot.playground.sandbox_login import PageSetup
-from bot.playground.sandbox_page import consent_page
-from bot.sandbox.telegram import TgUser
 from bot.verdict import Outcome
+from playground.composition import Playground
+from playground.config import PlaygroundSettings, wants_playground
+from playground.sandbox_login import PageSetup
+from playground.sandbox_page import consent_page
+from sandbox.telegram import TgUser
 
 ROOT = Path(__file__).resolve().parent.parent
 JsonDict = dict[str, Any]
@@ -466,7 +466,7 @@ async def test_the_sandbox_produces_the_verdict(
 
             # The verdict is stored before the callback answers; the messages follow (the e2e
             # tests check each verdict's wording, the browser test the chats).
-            invite = await started.bot.db.active_invitation_of(influencer.id)
+            invite = await started.bot.db.invitations.active_invitation_of(influencer.id)
             assert invite is not None
             if case.outcome is Outcome.CONNECTED:
                 assert invite.status == "connected"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.playground.composition import Playground
+from playground.composition import Playground
 from tests.test_playground import start_playground
 
 if TYPE_CHECKING:

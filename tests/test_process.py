@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.facebook import GraphStandin
-from bot.sandbox.telegram import TelegramStandin
+from sandbox.facebook import GraphStandin
+from sandbox.telegram import TelegramStandin
 from tests.world import MANAGER
 
 ROOT = Path(__file__).resolve().parent.parent

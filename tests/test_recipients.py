@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
-from bot.sandbox.facebook import Consent
-from bot.sandbox.telegram import SentMessage, TgUser
+from sandbox.facebook import Consent
+from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 OLGA = TgUser(id=5003, first_name="Olga", username="olga_brand", language_code="en")

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from bot.sandbox.facebook import FbPage, FbUser, GraphStandin, IgAccount
-from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
 from bot.store import Database, LeaderLease
+from sandbox.facebook import FbPage, FbUser, GraphStandin, IgAccount
+from sandbox.telegram import SentMessage, TelegramStandin, TgUser
 from tests.world import MANAGER
 from web_callback.app import WEBHOOK_PATH
 

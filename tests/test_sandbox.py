@@ -32,8 +32,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
-from bot.sandbox.telegram import TelegramStandin, TgUser, parse_html
+from sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from sandbox.telegram import TelegramStandin, TgUser, parse_html
 
 ANNA = TgUser(id=4201, first_name="Anna", username="anna_k", language_code="de")
 

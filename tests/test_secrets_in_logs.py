@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.logs import LOG_FORMAT, RedactingFormatter, redact, secrets_of, setup_logging
-from bot.sandbox.facebook import Consent, IgAccount
+from sandbox.facebook import Consent, IgAccount
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook, close_world, make_world
 
 _NOISY = ("httpx", "httpcore", "apscheduler", "aiohttp.access")

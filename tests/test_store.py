@@ -11,8 +11,9 @@ from alembic.script import ScriptDirectory
 
 import bot
 from bot.crypto import secret_hash
-from bot.models import InviteStatus, Step
-from bot.store import BindProblem, Bound, Database, StateProblem
+from bot.models import Invitation, InviteStatus, Step
+from bot.store import BindProblem, Bound, Database, Outgoing, StateProblem
+from bot.store.steps import CardOwner
 
 MANAGER = 1001
 ALICE = 2001
@@ -20,11 +21,39 @@ BOB = 2002
 
 
 async def _invite(db: Database, ttl: timedelta = timedelta(days=1)) -> tuple[int, str]:
-    invite, token = await db.create_invitation(
+    invite, token = await db.invitations.create_invitation(
         handle="anna.bakes", created_by=MANAGER, inviter_name="Maria", ttl=ttl
     )
     assert invite.id is not None
     return invite.id, token
+
+
+def _no_card(invite: Invitation, owner: CardOwner) -> list[Outgoing]:
+    return []
+
+
+async def _bind(db: Database, *, token: str, telegram_user_id: int) -> Bound | BindProblem:
+    """`/start <token>`'s step (bot.store.steps)."""
+    opened = await db.steps.open_link(
+        token=token, telegram_user_id=telegram_user_id, telegram_language=None, card=_no_card
+    )
+    return opened.result
+
+
+async def _advance(
+    db: Database, *, invitation_id: int, telegram_user_id: int, from_step: Step, to_step: Step
+) -> bool:
+    """A check answered with yes (bot.store.steps)."""
+    answered = await db.steps.answer_check(
+        invitation_id=invitation_id,
+        telegram_user_id=telegram_user_id,
+        telegram_language=None,
+        from_step=from_step,
+        to_step=to_step,
+        detail=f"{from_step.value}:yes",
+        card=_no_card,
+    )
+    return answered.moved
 
 
 async def _raw(db: Database, sql: str) -> list[tuple[object, ...]]:
@@ -44,23 +73,24 @@ async def test_link_token_is_stored_only_as_hash(db: Database) -> None:
 
 async def test_binding_is_once_and_personal(db: Database) -> None:
     invite_id, token = await _invite(db)
-    first = await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    first = await _bind(db, token=token, telegram_user_id=ALICE)
     assert isinstance(first, Bound) and first.fresh
     assert first.invitation.step == Step.PAGE_PUBLIC
-    again = await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    again = await _bind(db, token=token, telegram_user_id=ALICE)
     assert isinstance(again, Bound) and not again.fresh
-    assert await db.bind_invitation(token=token, telegram_user_id=BOB) is BindProblem.TAKEN
-    assert await db.bind_invitation(token="nope", telegram_user_id=BOB) is BindProblem.UNKNOWN
-    stored = await db.get_invitation(invite_id)
+    assert await _bind(db, token=token, telegram_user_id=BOB) is BindProblem.TAKEN
+    assert await _bind(db, token="nope", telegram_user_id=BOB) is BindProblem.UNKNOWN
+    stored = await db.invitations.get_invitation(invite_id)
     assert stored is not None and stored.telegram_user_id == ALICE
-    kinds = [e.kind for e in await db.events(invite_id)]
+    kinds = [e.kind for e in await db.invitations.events(invite_id)]
     assert kinds == ["created", "opened"]
 
 
 async def test_expired_invitation_cannot_be_bound(db: Database) -> None:
     invite_id, token = await _invite(db, ttl=timedelta(seconds=-1))
-    assert await db.bind_invitation(token=token, telegram_user_id=ALICE) is BindProblem.EXPIRED
-    stored = await db.get_invitation(invite_id)
+    bound = await _bind(db, token=token, telegram_user_id=ALICE)
+    assert bound is BindProblem.EXPIRED
+    stored = await db.invitations.get_invitation(invite_id)
     assert stored is not None and stored.telegram_user_id is None
     assert stored.status == InviteStatus.PENDING
 
@@ -68,7 +98,7 @@ async def test_expired_invitation_cannot_be_bound(db: Database) -> None:
 async def test_concurrent_binds_have_one_winner(db: Database) -> None:
     _, token = await _invite(db)
     results = await asyncio.gather(
-        *(db.bind_invitation(token=token, telegram_user_id=3000 + i) for i in range(5))
+        *(_bind(db, token=token, telegram_user_id=3000 + i) for i in range(5))
     )
     winners = [r for r in results if isinstance(r, Bound)]
     assert len(winners) == 1
@@ -77,50 +107,46 @@ async def test_concurrent_binds_have_one_winner(db: Database) -> None:
 
 async def test_step_is_compare_and_set(db: Database) -> None:
     invite_id, token = await _invite(db)
-    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    await _bind(db, token=token, telegram_user_id=ALICE)
     args = dict(invitation_id=invite_id, from_step=Step.PAGE_PUBLIC, to_step=Step.PAGE_LINKED)
-    assert not await db.advance(telegram_user_id=BOB, event="check_passed", **args)
+    assert not await _advance(db, telegram_user_id=BOB, **args)
     moves = await asyncio.gather(
-        *(db.advance(telegram_user_id=ALICE, event="check_passed", **args) for _ in range(3))
+        *(_advance(db, telegram_user_id=ALICE, **args) for _ in range(3))
     )
     assert sorted(moves) == [False, False, True]
-    stored = await db.get_invitation(invite_id)
+    stored = await db.invitations.get_invitation(invite_id)
     assert stored is not None and stored.step == Step.PAGE_LINKED
 
 
 async def test_state_is_single_use_and_hashed(db: Database) -> None:
     invite_id, token = await _invite(db)
-    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    await _bind(db, token=token, telegram_user_id=ALICE)
     for step in (Step.PAGE_PUBLIC, Step.PAGE_LINKED):
         nxt = Step.PAGE_LINKED if step is Step.PAGE_PUBLIC else Step.LOGIN
-        assert await db.advance(
-            invitation_id=invite_id,
-            telegram_user_id=ALICE,
-            from_step=step,
-            to_step=nxt,
-            event="check_passed",
+        assert await _advance(
+            db, invitation_id=invite_id, telegram_user_id=ALICE, from_step=step, to_step=nxt
         )
-    state = await db.start_login(
+    state = await db.logins.start_login(
         invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(minutes=5), rerequest=False
     )
     assert state is not None
     assert state not in repr(await _raw(db, "SELECT * FROM login_attempt"))
-    results = await asyncio.gather(*(db.consume_state(state) for _ in range(4)))
+    results = await asyncio.gather(*(db.logins.consume_state(state) for _ in range(4)))
     assert sum(isinstance(r, tuple) for r in results) == 1
     assert sum(r is StateProblem.USED for r in results) == 3
-    assert await db.consume_state("forged") is StateProblem.UNKNOWN
+    assert await db.logins.consume_state("forged") is StateProblem.UNKNOWN
 
 
 async def test_expired_state_is_refused(db: Database) -> None:
     invite_id, token = await _invite(db)
-    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    await _bind(db, token=token, telegram_user_id=ALICE)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET step = 'login'"))
-    state = await db.start_login(
+    state = await db.logins.start_login(
         invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(seconds=-1), rerequest=False
     )
     assert state is not None
-    assert await db.consume_state(state) is StateProblem.EXPIRED
+    assert await db.logins.consume_state(state) is StateProblem.EXPIRED
 
 
 async def test_migrations_are_idempotent(database_url: str) -> None:
@@ -185,19 +211,19 @@ async def test_a_verdict_for_a_withdrawn_invitation_keeps_nothing(db: Database) 
     from bot.store import ConnectionRecord, Outgoing
 
     invite_id, token = await _invite(db)
-    await db.bind_invitation(token=token, telegram_user_id=ALICE)
+    await _bind(db, token=token, telegram_user_id=ALICE)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET step = 'login'"))
-    state = await db.start_login(
+    state = await db.logins.start_login(
         invitation_id=invite_id, telegram_user_id=ALICE, ttl=timedelta(minutes=5), rerequest=False
     )
     assert state is not None
-    consumed = await db.consume_state(state)
+    consumed = await db.logins.consume_state(state)
     assert isinstance(consumed, tuple)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET status = 'revoked'"))
     record = ConnectionRecord("fb", "p", "Page", "ig", "anna.bakes", 1, ("x",), None, None, None)
-    invite = await db.record_verdict(
+    invite = await db.logins.record_verdict(
         attempt_id=consumed[0].id or 0,
         invitation_id=invite_id,
         outcome="connected",

@@ -17,9 +17,9 @@ from telegram.ext import TypeHandler
 
 from bot.app import ConnectBot
 from bot.config import Settings
-from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
-from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
 from bot.store import Database
+from sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from sandbox.telegram import SentMessage, TelegramStandin, TgUser
 from web_callback.app import WEBHOOK_PATH
 
 MANAGER = TgUser(id=5001, first_name="Maria", username="maria_brand", language_code="en")

@@ -143,7 +143,7 @@ class TelegramWebhook:
         if update is None:
             raise web.HTTPBadRequest(text="not an update")
         try:
-            first = await self._db.claim_update(update.update_id)
+            first = await self._db.updates.claim_update(update.update_id)
         except Exception as exc:
             log.warning("cannot claim update %s: %s", update.update_id, type(exc).__name__)
             raise web.HTTPServiceUnavailable(text="try again") from None

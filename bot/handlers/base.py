@@ -32,7 +32,11 @@ class HandlerBase:
         return user.id in self.settings.admin_telegram_ids
 
     async def texts(self, user: User) -> Texts:
-        chosen = await self.db.remember_person(user.id, telegram_language=user.language_code)
+        chosen = await self.db.people.remember_person(user.id, telegram_language=user.language_code)
+        return self.texts_of(user, chosen)
+
+    def texts_of(self, user: User, chosen: str | None) -> Texts:
+        """The person's texts, given their chosen language (as a store step returned it)."""
         return Texts(
             pick_language(
                 chosen=chosen,

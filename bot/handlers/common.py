@@ -28,7 +28,7 @@ class CommonHandlers(HandlerBase):
             return
         user, message, t = asked
         text: str = t("help.influencer", platform=self.settings.platform_name)
-        if self.is_admin(user) or await self.db.manager(user.id) is not None:
+        if self.is_admin(user) or await self.db.brands.manager(user.id) is not None:
             text = t("help.manager")
             if self.is_admin(user):
                 text += "\n\n" + t("help.admin")

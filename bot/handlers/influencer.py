@@ -7,10 +7,11 @@ so a restart, a second replica or an old button all lead to the current step.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import ClassVar, Self
 
 from telegram import (
-    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -21,14 +22,14 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 from telegram.ext import MessageHandler as TextHandler
 
 from bot import screens
-from bot.callbacks import Action, Press
+from bot.buttons import Action, ButtonData, Press
 from bot.console import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import LANGUAGES, Texts
 from bot.models import Invitation, InviteStatus, Step, utcnow
 from bot.screens import Screen
-from bot.store import BindProblem
-from bot.store_console import LinkProblem
+from bot.store import BindProblem, EventKind
+from bot.store.brands import LinkProblem
 from bot.verdict import Outcome
 
 # Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
@@ -41,6 +42,28 @@ _STEP_NUMBER = {Step.WELCOME: 1, Step.PAGE_PUBLIC: 1, Step.PAGE_LINKED: 2, Step.
 # Free text gets one line pointing at the buttons; the whole step again only after this long
 # without progress or repeat (a step is 5 to 15 lines: repeating it per message floods the chat).
 REPEAT_STEP_AFTER = timedelta(minutes=10)
+# Language buttons made before `bot.buttons` (a flow button with action "g" and id 0).
+_OLD_LANGUAGE_PREFIX = "c1:g:0:"
+
+
+@dataclass(frozen=True)
+class ChooseLanguage(ButtonData):
+    """/language's buttons: `lg:<code>`. Any invitation's step is left alone."""
+
+    prefix: ClassVar[str] = "lg"
+    code: str
+
+    def __post_init__(self) -> None:
+        if self.code not in LANGUAGES:
+            raise ValueError(f"no language {self.code!r}")
+
+    @classmethod
+    def parse(cls, data: str | None) -> Self | None:
+        # Transition: the old layout still chooses the language, as chats keep buttons for
+        # weeks; it is unambiguous (no flow button has id 0). Drop it some weeks after release.
+        if data is not None and data.startswith(_OLD_LANGUAGE_PREFIX):
+            data = f"{cls.prefix}:{data.removeprefix(_OLD_LANGUAGE_PREFIX)}"
+        return super().parse(data)
 
 
 class InfluencerHandlers(HandlerBase):
@@ -56,13 +79,18 @@ class InfluencerHandlers(HandlerBase):
     # --- commands ----------------------------------------------------------------------------
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        payload = context.args[0] if context.args else None
+        if payload and not payload.startswith(MANAGER_LINK_PREFIX) and _TOKEN.match(payload):
+            who = sender(update)
+            if who is not None:
+                await self._open_link(*who, payload)
+            return
         asked = await self.asker(update)
         if asked is None:
             return
         user, message, t = asked
-        payload = context.args[0] if context.args else None
         if payload is None:
-            invite = await self.db.active_invitation_of(user.id)
+            invite = await self.db.invitations.active_invitation_of(user.id)
             if invite is None:
                 text = t("start.no_token", platform=self.settings.platform_name)
                 await self.reply(message, Screen(text))
@@ -75,17 +103,24 @@ class InfluencerHandlers(HandlerBase):
         if payload.startswith(MANAGER_LINK_PREFIX):
             await self._become_manager(user, message, t, payload[len(MANAGER_LINK_PREFIX) :])
             return
-        bound = (
-            await self.db.bind_invitation(token=payload, telegram_user_id=user.id)
-            if _TOKEN.match(payload)
-            else BindProblem.UNKNOWN
+        await self.reply(message, Screen(t(f"start.{BindProblem.UNKNOWN.value}")))
+
+    async def _open_link(self, user: User, message: Message, token: str) -> None:
+        """`/start <token>`: one transaction binds the invitation, notes the person's language,
+        writes the event and the manager's card refresh (`bot.store.steps`)."""
+        opened = await self.db.steps.open_link(
+            token=token,
+            telegram_user_id=user.id,
+            telegram_language=user.language_code,
+            card=self.console.card_refresh,
         )
+        t = self.texts_of(user, opened.language)
+        bound = opened.result
         if isinstance(bound, BindProblem):
             await self.reply(message, Screen(t(f"start.{bound.value}")))
             return
         invite = bound.invitation
         if bound.fresh:
-            brand = await self.db.brand(invite.brand_id) if invite.brand_id else None
             await self.reply(
                 message,
                 screens.welcome(
@@ -93,24 +128,27 @@ class InfluencerHandlers(HandlerBase):
                     invite,
                     first_name=user.first_name,
                     platform=self.settings.platform_name,
-                    brand=brand.name if brand else None,
+                    brand=opened.brand_name,
                 ),
             )
-            await self.console.refresh_card(invite.id or 0)
+            if opened.refreshed:
+                self.console.wake_delivery()
         elif _in_flow(invite):
             await self.reply(message, Screen(t("start.resume")))
         await self.show_current(message, t, user, invite)
 
     async def _become_manager(self, user: User, message: Message, t: Texts, token: str) -> None:
         result = (
-            await self.db.accept_manager_link(token=token, telegram_id=user.id, name=user.full_name)
+            await self.db.brands.accept_manager_link(
+                token=token, telegram_id=user.id, name=user.full_name
+            )
             if _TOKEN.match(token)
             else LinkProblem.UNKNOWN
         )
         if isinstance(result, LinkProblem):
             await self.reply(message, Screen(t(f"console.link.{result.value}")))
             return
-        brand = await self.db.brand(result.brand_id)
+        brand = await self.db.brands.brand(result.brand_id)
         if self.console.menus is not None:
             await self.console.menus.refresh(user.id)
         await self.reply(
@@ -122,12 +160,12 @@ class InfluencerHandlers(HandlerBase):
         if asked is None:
             return
         user, message, t = asked
-        invite = await self.db.active_invitation_of(user.id)
+        invite = await self.db.invitations.active_invitation_of(user.id)
         if invite is None or invite.status in (InviteStatus.CONNECTED, InviteStatus.REVOKED):
             await self.reply(message, Screen(t("cancel.nothing")))
             return
         assert invite.id is not None
-        await self.db.record_event(invitation_id=invite.id, kind="paused")
+        await self.db.invitations.record_event(invitation_id=invite.id, kind=EventKind.PAUSED)
         await self.reply(message, Screen(t("cancel.done"), screens.resume_keyboard(t, invite)))
 
     async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -138,7 +176,7 @@ class InfluencerHandlers(HandlerBase):
         row = [
             InlineKeyboardButton(
                 t.plain(f"button.lang_{code}"),
-                callback_data=Press(Action.LANGUAGE, 0, code).pack(),
+                callback_data=ChooseLanguage(code).pack(),
             )
             for code in LANGUAGES
         ]
@@ -149,7 +187,7 @@ class InfluencerHandlers(HandlerBase):
         if asked is None:
             return
         user, message, t = asked
-        invite = await self.db.active_invitation_of(user.id)
+        invite = await self.db.invitations.active_invitation_of(user.id)
         if invite is None:
             key = "help.manager" if self.is_admin(user) else "free_text.no_invite"
             await self.reply(message, Screen(t(key)))
@@ -172,7 +210,9 @@ class InfluencerHandlers(HandlerBase):
         last_shown = max(invite.updated_at, invite.step_repeated_at or invite.updated_at)
         if last_shown > quiet_since:
             return False
-        return await self.db.claim_step_repeat(invitation_id=invite.id, quiet_since=quiet_since)
+        return await self.db.invitations.claim_step_repeat(
+            invitation_id=invite.id, quiet_since=quiet_since
+        )
 
     # --- buttons -----------------------------------------------------------------------------
 
@@ -182,19 +222,41 @@ class InfluencerHandlers(HandlerBase):
         if query is None or who is None:
             return
         user, message = who
-        pressed = Press.parse(query.data)
-        if pressed is not None and pressed.action is Action.LANGUAGE:
-            await self._set_language(user, message, pressed.step)
+        language = ChooseLanguage.parse(query.data)
+        if language is not None:
+            await self._set_language(user, message, language.code)
             await query.answer()
             return
-        t = await self.texts(user)
-        invite = (
-            await self.db.invitation_of(
-                invitation_id=pressed.invitation_id, telegram_user_id=user.id
+        pressed = Press.parse(query.data)  # None: forged, or of a layout no longer made
+        if pressed is not None and _passes_check(pressed):
+            # One transaction moves the step, or reads why not (bot.store.steps).
+            answered = await self.db.steps.answer_check(
+                invitation_id=pressed.invitation_id,
+                telegram_user_id=user.id,
+                telegram_language=user.language_code,
+                from_step=pressed.step,
+                to_step=_NEXT_STEP[pressed.step],
+                detail=f"{pressed.step.value}:{_ANSWER_WORDS[pressed.action]}",
+                card=self.console.card_refresh,
             )
-            if pressed is not None
-            else None
-        )
+            t = self.texts_of(user, answered.language)
+            invite = answered.invitation
+            if answered.moved and invite is not None:
+                await query.answer()
+                await self.clear_buttons(message)
+                await self.show_current(message, t, user, invite)
+                if answered.refreshed:
+                    self.console.wake_delivery()
+                return
+        else:
+            t = await self.texts(user)
+            invite = (
+                await self.db.invitations.invitation_of(
+                    invitation_id=pressed.invitation_id, telegram_user_id=user.id
+                )
+                if pressed is not None
+                else None
+            )
         if pressed is None or invite is None or invite.status == InviteStatus.REVOKED:
             # Forged, foreign or withdrawn: say so, change nothing.
             await query.answer(t.plain("stale.gone"), show_alert=True)
@@ -211,44 +273,15 @@ class InfluencerHandlers(HandlerBase):
             await self.clear_buttons(message)
             await self.show_current(message, t, user, invite)
             return
-        if Step(invite.step) in _NEXT_STEP and pressed.action in (Action.YES, Action.DONE):
-            await self._pass_check(query, pressed, message, t, user, invite)
-            return
-        await query.answer()
-        await self.clear_buttons(message)
-        await self._act(pressed, message, t, user, invite)
-
-    async def _pass_check(
-        self,
-        query: CallbackQuery,
-        pressed: Press,
-        message: Message,
-        t: Texts,
-        user: User,
-        invite: Invitation,
-    ) -> None:
-        assert invite.id is not None
-        step = Step(invite.step)
-        moved = await self.db.advance(
-            invitation_id=invite.id,
-            telegram_user_id=user.id,
-            from_step=step,
-            to_step=_NEXT_STEP[step],
-            event="check_passed",
-            detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
-        )
-        if not moved:
-            # The same tap handled twice at once (e.g. by two replicas): the other one moved on
-            # and shows the next step.
+        if _passes_check(pressed):
+            # The step did not move although the button is the current one: the same tap
+            # handled twice at once (e.g. by two replicas); the other one shows the next step.
             await query.answer(t.plain("stale.answered"))
             await self.clear_buttons(message)
             return
         await query.answer()
         await self.clear_buttons(message)
-        fresh = await self.db.invitation_of(invitation_id=invite.id, telegram_user_id=user.id)
-        if fresh is not None:
-            await self.show_current(message, t, user, fresh)
-            await self.console.refresh_card(invite.id)
+        await self._act(pressed, message, t, user, invite)
 
     async def _act(
         self, pressed: Press, message: Message, t: Texts, user: User, invite: Invitation
@@ -258,9 +291,9 @@ class InfluencerHandlers(HandlerBase):
         if pressed.action is Action.RESUME:
             await self.show_current(message, t, user, invite)
         elif step in _NEXT_STEP and pressed.action in (Action.NO, Action.HOW):
-            await self.db.record_event(
+            await self.db.invitations.record_event(
                 invitation_id=invite.id,
-                kind="check_answered",
+                kind=EventKind.CHECK_ANSWERED,
                 detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
             )
             await self.reply(message, screens.instructions(t, invite, answer=pressed.action))
@@ -272,11 +305,11 @@ class InfluencerHandlers(HandlerBase):
     async def _set_language(self, user: User, message: Message, code: str) -> None:
         if code not in LANGUAGES:
             return
-        await self.db.set_language(user.id, code)
+        await self.db.people.set_language(user.id, code)
         t = await self.texts(user)
         await self.clear_buttons(message)
         await self.reply(message, Screen(t("language.set")))
-        invite = await self.db.active_invitation_of(user.id)
+        invite = await self.db.invitations.active_invitation_of(user.id)
         if invite is not None and _in_flow(invite):
             # The step on screen is in the old language: show it again in the new one.
             await self.show_current(message, t, user, invite)
@@ -312,7 +345,7 @@ class InfluencerHandlers(HandlerBase):
             reuse=reuse,
         )
         if offer is None:
-            fresh = await self.db.invitation_of(
+            fresh = await self.db.invitations.invitation_of(
                 invitation_id=invite.id or 0, telegram_user_id=user.id
             )
             if fresh is not None and fresh.step != Step.LOGIN:
@@ -326,6 +359,11 @@ class InfluencerHandlers(HandlerBase):
             await self.take_buttons_off(message.get_bot(), chat_id, message_id)
         if not offer.ticket.reused:
             await self.console.refresh_card(invite.id or 0)
+
+
+def _passes_check(pressed: Press) -> bool:
+    """A "yes"/"done" on a check's button: it moves the flow to the next step."""
+    return pressed.step in _NEXT_STEP and pressed.action in (Action.YES, Action.DONE)
 
 
 def _in_flow(invite: Invitation) -> bool:

@@ -8,12 +8,13 @@ import asyncio
 import html
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update, User
-from telegram.constants import ChatType, InlineKeyboardButtonLimit, MessageLimit, ParseMode
+from telegram.constants import ChatType, MessageLimit, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -24,6 +25,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.buttons import ButtonData, positive_id
 from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
 from bot.fit import fit_lines, join_capped, telegram_length
 from bot.handlers.base import HandlerBase, sender
@@ -31,7 +33,7 @@ from bot.i18n import Texts
 from bot.models import Invitation, InviteStatus, Manager
 from bot.notify import PER_CHAT_INTERVAL
 from bot.screens import Screen
-from bot.store_console import Created, NewInvitation, row_id
+from bot.store.console import Created, NewInvitation, row_id
 from bot.timeline import timeline
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,32 @@ MAX_HANDLES_PER_COMMAND = 10
 MANAGER_LINK_TTL = timedelta(days=7)
 # Handles named in one line of a CSV report ("already invited: …"); the rest is "and N more".
 MAX_LISTED_HANDLES = 50
-_LIST_PREFIX = "l1"
-_AGAIN_PREFIX = "ia"  # "invite again anyway", with the connected invitation's id
 _STATUSES = [s.value for s in InviteStatus]
+
+
+@dataclass(frozen=True)
+class ListPage(ButtonData):
+    """A /list filter or page button: `l1:<status, or all>:<page>`."""
+
+    prefix: ClassVar[str] = "l1"
+    status: str
+    page: int
+
+    def __post_init__(self) -> None:
+        if self.status != "all" and self.status not in _STATUSES:
+            raise ValueError(f"no status {self.status!r}")
+
+
+@dataclass(frozen=True)
+class InviteAgain(ButtonData):
+    """ "Invite again anyway", with the connected invitation's id: `ia:<id>`."""
+
+    prefix: ClassVar[str] = "ia"
+    invitation_id: int
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)
+
 
 Handler = Callable[
     [Update, ContextTypes.DEFAULT_TYPE, User, Message, Texts, Manager], Awaitable[None]
@@ -65,8 +90,8 @@ class ManagerHandlers(HandlerBase):
             cmd("export", self.export),
             cmd("stats", self.stats),
             cmd("team", self.team),
-            CallbackQueryHandler(self.list_page, pattern=rf"^{_LIST_PREFIX}:"),
-            CallbackQueryHandler(self.invite_again, pattern=rf"^{_AGAIN_PREFIX}:"),
+            CallbackQueryHandler(self.list_page, pattern=ListPage.pattern()),
+            CallbackQueryHandler(self.invite_again, pattern=InviteAgain.pattern()),
             MessageHandler(
                 filters.Document.ALL & filters.ChatType.PRIVATE, self._as_manager(self.csv_file)
             ),
@@ -118,7 +143,9 @@ class ManagerHandlers(HandlerBase):
         report = await self.console.invite(manager, user.full_name, wanted, invalid)
         problems = [t("invite.invalid_handle", handle=raw) for _, raw in report.invalid]
         for handle in report.duplicates:
-            existing = await self.db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
+            existing = await self.db.console.open_invitation_for(
+                brand_id=manager.brand_id, handle=handle
+            )
             problems.append(
                 t("console.duplicate", handle=handle, id=existing.id if existing else "?")
             )
@@ -141,9 +168,10 @@ class ManagerHandlers(HandlerBase):
         t = await self.texts(user)
         manager = await self.console.manager_for(user.id, user.full_name)
         raw = (query.data or "").partition(":")[2]
-        number = row_id(raw)
+        pressed = InviteAgain.parse(query.data)
+        number = pressed.invitation_id if pressed is not None else None
         connected = (
-            await self.db.find_invitation(brand_id=manager.brand_id, ref=str(number))
+            await self.db.console.find_invitation(brand_id=manager.brand_id, ref=str(number))
             if manager is not None and number is not None
             else None
         )
@@ -159,7 +187,9 @@ class ManagerHandlers(HandlerBase):
             manager, user.full_name, [NewInvitation(connected.handle)], again=True
         )
         for handle in report.duplicates:  # pressed twice, or invited meanwhile
-            existing = await self.db.open_invitation_for(brand_id=manager.brand_id, handle=handle)
+            existing = await self.db.console.open_invitation_for(
+                brand_id=manager.brand_id, handle=handle
+            )
             duplicate = t("console.duplicate", handle=handle, id=existing.id if existing else "?")
             await self.reply(message, Screen(duplicate))
         await self._send_cards(message, t, report.created, paced=False)
@@ -184,7 +214,7 @@ class ManagerHandlers(HandlerBase):
                     parse_mode=ParseMode.HTML,
                 )
             )
-            await self.db.set_card(
+            await self.db.console.set_card(
                 invitation_id=invite.id,
                 chat_id=sent.chat_id,
                 message_id=sent.message_id,
@@ -247,14 +277,13 @@ class ManagerHandlers(HandlerBase):
         user, message = who
         t = await self.texts(user)
         manager = await self.console.manager_for(user.id, user.full_name)
-        parts = (query.data or "").split(":")
-        page = parts[2] if len(parts) == 3 else ""
-        # A forged page number: any ASCII digits (clamped to the last page), nothing else.
-        if manager is None or not (page.isascii() and page.isdigit()):
+        pressed = ListPage.parse(query.data)
+        # Forged data is refused; a page past the end (the list shrank) shows the last page.
+        if manager is None or pressed is None:
             await query.answer(t.plain("stale.gone"), show_alert=True)
             return
-        status = parts[1] if parts[1] in _STATUSES else None
-        screen = await self._list_screen(t, manager, status, int(page))
+        status = pressed.status if pressed.status in _STATUSES else None
+        screen = await self._list_screen(t, manager, status, pressed.page)
         await query.answer()
         if not isinstance(message, Message):
             return
@@ -270,10 +299,10 @@ class ManagerHandlers(HandlerBase):
     async def _list_screen(
         self, t: Texts, manager: Manager, status: str | None, page: int
     ) -> Screen:
-        counts = await self.db.status_counts(manager.brand_id)
+        counts = await self.db.console.status_counts(manager.brand_id)
         total = sum(counts.values()) if status is None else counts.get(status, 0)
         page = max(0, min(page, max(0, (total - 1) // PAGE_SIZE)))
-        invites = await self.db.list_invitations(
+        invites = await self.db.console.list_invitations(
             brand_id=manager.brand_id, status=status, offset=page * PAGE_SIZE, limit=PAGE_SIZE
         )
         summary = " · ".join(
@@ -323,7 +352,7 @@ class ManagerHandlers(HandlerBase):
             return
         head = [await self.console.card_text(t, invite), t("console.show.timeline")]
         tail: list[str] = []
-        connection = await self.db.connection_for(invite.id)
+        connection = await self.db.console.connection_for(invite.id)
         if connection is not None:
             tail.append(
                 t(
@@ -340,7 +369,7 @@ class ManagerHandlers(HandlerBase):
         room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
         events = timeline(
             t,
-            await self.db.events(invite.id),
+            await self.db.invitations.events(invite.id),
             handle=invite.handle,
             platform=self.console.settings.platform_name,
             room=room,
@@ -353,7 +382,7 @@ class ManagerHandlers(HandlerBase):
         """The handle's other invitations in this brand (/show picked the most relevant one)."""
         others = [
             other
-            for other in await self.db.invitations_for_handle(
+            for other in await self.db.console.invitations_for_handle(
                 brand_id=manager.brand_id, handle=invite.handle
             )
             if other.id != invite.id
@@ -383,7 +412,7 @@ class ManagerHandlers(HandlerBase):
             await self.reply(message, Screen(t("console.ref_usage", command=command)))
             return None
         # A handle with several invitations: a reminder is for the open one.
-        invite = await self.db.find_invitation(
+        invite = await self.db.console.find_invitation(
             brand_id=manager.brand_id, ref=ref, prefer_open=command == "remind"
         )
         if invite is None:
@@ -449,7 +478,7 @@ class ManagerHandlers(HandlerBase):
         t: Texts,
         manager: Manager,
     ) -> None:
-        f = await self.db.funnel(manager.brand_id)
+        f = await self.db.console.funnel(manager.brand_id)
         reasons = "\n".join(
             t(
                 "console.stats.reason",
@@ -488,8 +517,8 @@ class ManagerHandlers(HandlerBase):
         if message.chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
             await self.reply(message, Screen(t("console.team.not_group")))
             return
-        await self.db.set_team_chat(manager.brand_id, message.chat.id)
-        brand = await self.db.brand(manager.brand_id)
+        await self.db.brands.set_team_chat(manager.brand_id, message.chat.id)
+        brand = await self.db.brands.brand(manager.brand_id)
         await self.reply(
             message, Screen(t("console.team.registered", brand=brand.name if brand else ""))
         )
@@ -515,7 +544,7 @@ class ManagerHandlers(HandlerBase):
         if not name or len(name) > 128:
             await self.reply(message, Screen(t("console.admin.brand_usage")))
             return
-        brand = await self.db.create_brand(name)
+        brand = await self.db.brands.create_brand(name)
         await self.reply(message, Screen(t("console.admin.brand_created", name=name, id=brand.id)))
 
     async def brands(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -524,9 +553,9 @@ class ManagerHandlers(HandlerBase):
             return
         user, message, t = asked
         lines = [t("console.admin.brands_header")]
-        for brand in await self.db.brands():
+        for brand in await self.db.brands.brands():
             assert brand.id is not None
-            count = len(await self.db.managers(brand.id))
+            count = len(await self.db.brands.managers(brand.id))
             lines.append(
                 t(
                     "console.admin.brand_line",
@@ -540,7 +569,7 @@ class ManagerHandlers(HandlerBase):
 
     async def _brand_arg(self, context: ContextTypes.DEFAULT_TYPE, message: Message, t: Texts):  # type: ignore[no-untyped-def]
         number = row_id((context.args or [""])[0])
-        brand = await self.db.brand(number) if number is not None else None
+        brand = await self.db.brands.brand(number) if number is not None else None
         if brand is None:
             await self.reply(message, Screen(t("console.admin.brand_unknown")))
         return brand
@@ -553,7 +582,7 @@ class ManagerHandlers(HandlerBase):
         brand = await self._brand_arg(context, message, t)
         if brand is None:
             return
-        token = await self.db.create_manager_link(
+        token = await self.db.brands.create_manager_link(
             brand_id=brand.id, created_by=user.id, ttl=MANAGER_LINK_TTL
         )
         link = self.console.manager_link(token)
@@ -573,7 +602,7 @@ class ManagerHandlers(HandlerBase):
         if brand is None:
             return
         lines = [t("console.admin.managers_header", brand=brand.name)]
-        for m in await self.db.managers(brand.id):
+        for m in await self.db.brands.managers(brand.id):
             lines.append(t("console.admin.manager_line", name=m.name, id=m.telegram_id))
         await self.reply(message, Screen(_fit(t, lines)))
 
@@ -590,7 +619,7 @@ class ManagerHandlers(HandlerBase):
         if not target or not target[0].isascii() or not target[0].isdigit() or len(target[0]) > 16:
             await self.reply(message, Screen(t("console.admin.remove_usage")))
             return
-        removed = await self.db.remove_manager(brand_id=brand.id, telegram_id=int(target[0]))
+        removed = await self.db.brands.remove_manager(brand_id=brand.id, telegram_id=int(target[0]))
         if removed and self.console.menus is not None:
             # Offboarded: their menu no longer offers the brand's commands. Whatever is still
             # waiting for them about the brand is dropped when it comes up for delivery.
@@ -608,8 +637,8 @@ def _again_keyboard(t: Texts, connected: list[Invitation]) -> InlineKeyboardMark
     """One "invite again anyway" button per connected handle."""
     rows = []
     for invite in connected:
-        data = f"{_AGAIN_PREFIX}:{invite.id}"
-        assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+        assert invite.id is not None
+        data = InviteAgain(invite.id).pack()
         label = t.plain("console.invite_again", handle=invite.handle)
         rows.append([InlineKeyboardButton(label, callback_data=data)])
     return InlineKeyboardMarkup(rows) if rows else None
@@ -630,9 +659,7 @@ async def _drop_button(message: object, data: str) -> None:
 
 
 def _list_button(label: str, status: str, page: int) -> InlineKeyboardButton:
-    data = f"{_LIST_PREFIX}:{status}:{page}"
-    assert len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
-    return InlineKeyboardButton(label, callback_data=data)
+    return InlineKeyboardButton(label, callback_data=ListPage(status, page).pack())
 
 
 def _csv_report(t: Texts, report: InviteReport) -> str:

@@ -4,11 +4,14 @@ tells the managers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
+from bot.buttons import ButtonData
 from bot.config import Settings
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import Texts, pick_language
@@ -16,27 +19,19 @@ from bot.meta import PrivacyService
 from bot.screens import Screen
 from bot.store import Database
 
-# Button payloads of this module; registered before the influencer's handler, which takes every
-# other button. Carries no ids: the press acts on whoever pressed it.
-_PREFIX = "p1"
-
 
 class ForgetChoice(StrEnum):
     CONFIRM = "forget"
     KEEP = "keep"
 
-    def pack(self) -> str:
-        return f"{_PREFIX}:{self.value}"
 
-    @classmethod
-    def parse(cls, data: str | None) -> ForgetChoice | None:
-        prefix, _, value = (data or "").partition(":")
-        if prefix != _PREFIX:
-            return None
-        try:
-            return cls(value)
-        except ValueError:
-            return None
+@dataclass(frozen=True)
+class Forget(ButtonData):
+    """The /forget question's buttons: `p1:<choice>`. Registered before the influencer's handler,
+    which takes every other button. Carries no ids: the press acts on whoever pressed it."""
+
+    prefix: ClassVar[str] = "p1"
+    choice: ForgetChoice
 
 
 class PrivacyHandlers:
@@ -48,11 +43,11 @@ class PrivacyHandlers:
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
             CommandHandler("forget", self.forget, filters=filters.ChatType.PRIVATE),
-            CallbackQueryHandler(self.press, pattern=rf"^{_PREFIX}:"),
+            CallbackQueryHandler(self.press, pattern=Forget.pattern()),
         ]
 
     async def _texts(self, user: User) -> Texts:
-        chosen = await self.db.remember_person(user.id, telegram_language=user.language_code)
+        chosen = await self.db.people.remember_person(user.id, telegram_language=user.language_code)
         return Texts(
             pick_language(
                 chosen=chosen,
@@ -77,12 +72,14 @@ class PrivacyHandlers:
             [
                 [
                     InlineKeyboardButton(
-                        t.plain("privacy.button_forget"), callback_data=ForgetChoice.CONFIRM.pack()
+                        t.plain("privacy.button_forget"),
+                        callback_data=Forget(ForgetChoice.CONFIRM).pack(),
                     )
                 ],
                 [
                     InlineKeyboardButton(
-                        t.plain("privacy.button_keep"), callback_data=ForgetChoice.KEEP.pack()
+                        t.plain("privacy.button_keep"),
+                        callback_data=Forget(ForgetChoice.KEEP).pack(),
                     )
                 ],
             ]
@@ -99,14 +96,14 @@ class PrivacyHandlers:
             return
         user, message = who
         t = await self._texts(user)
-        choice = ForgetChoice.parse(query.data)
-        if choice is None:
+        pressed = Forget.parse(query.data)
+        if pressed is None:
             await query.answer(t.plain("stale.gone"), show_alert=True)
             await HandlerBase.clear_buttons(message)
             return
         await query.answer()
         await HandlerBase.clear_buttons(message)
-        if choice is ForgetChoice.KEEP:
+        if pressed.choice is ForgetChoice.KEEP:
             await HandlerBase.reply(message, Screen(t("privacy.forget_kept")))
             return
         touched = await self.privacy.forget(user.id)

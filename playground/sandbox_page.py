@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from bot.playground.sandbox_login import (
+from playground.sandbox_login import (
     PAGE_SLOTS,
     TROUBLE_LABELS,
     Action,

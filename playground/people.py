@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.i18n import LANGUAGES, Language
-from bot.sandbox.telegram import TgUser
+from sandbox.telegram import TgUser
 
 MANAGER = TgUser(id=1001, first_name="Maria", username="maria_brand", language_code="en")
 

@@ -1,19 +1,9 @@
-"""A stand-in for Facebook Login's dialog (www.facebook.com) and the Graph API (graph.facebook.com).
-
-One aiohttp app on loopback serves both; tests point FACEBOOK_DIALOG_URL and FACEBOOK_GRAPH_URL at
-``base_url``. It plays the person in the browser (``set_person`` with a ``Consent``: untick
-permissions, deselect Pages, cancel) and answers the server-side calls the bot makes afterwards:
-code exchange, long-lived token exchange, ``debug_token``, ``/me/permissions``, ``/me/accounts``
-(paginated), the Instagram account node, and ``DELETE /me/permissions``.
-
-Errors use Graph's envelope ``{"error": {"message", "type", "code", "error_subcode",
-"fbtrace_id"}}`` with the codes and wording Meta uses (see /work/shared/docs/meta-platform.md).
-"""
+"""The stand-in itself: the aiohttp app serving the login dialog and the Graph API, tokens and
+``debug_token``, what a person's token can see, and how nodes are rendered."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import html
@@ -21,257 +11,37 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-__all__ = ["Consent", "FbPage", "FbUser", "GraphStandin", "IgAccount"]
+from .errors import DialogError, GraphError, nonexisting_field, unsupported_get
+from .fields import (
+    IG_FIELDS,
+    PAGE_FIELDS,
+    USER_FIELDS,
+    cursor_for,
+    cursor_index,
+    facebook_time,
+    parse_fields,
+)
+from .people import INSTAGRAM_SCOPES, PAGE_SCOPES, Consent, FbPage, FbUser, IgAccount
+from .state import (
+    APPSECRET_TIME_WINDOW,
+    DATA_ACCESS_SECONDS,
+    LONG_LIVED_SECONDS,
+    SHORT_LIVED_SECONDS,
+    Code,
+    Fault,
+    FaultT,
+    InjectedError,
+    JsonDict,
+    Person,
+    Token,
+)
 
-JsonDict = dict[str, Any]
-
-SHORT_LIVED_SECONDS = (3600, 7200)  # Meta: "about one to two hours"
-LONG_LIVED_SECONDS = 5_184_000  # about 60 days
-DATA_ACCESS_SECONDS = 90 * 24 * 3600  # data access expires 90 days after the person was active
-APPSECRET_TIME_WINDOW = 300  # the time-stamped appsecret_proof is valid for 5 minutes
-
-# Permissions that Facebook Login lets a person grant for selected Pages / Instagram accounts
-# only; debug_token lists the chosen ids as `target_ids`.
-_PAGE_SCOPES = frozenset(
-    {
-        "pages_show_list",
-        "pages_read_engagement",
-        "pages_manage_metadata",
-        "pages_read_user_content",
-        "pages_manage_posts",
-        "pages_manage_engagement",
-        "pages_messaging",
-        "read_insights",
-    }
-)
-_INSTAGRAM_SCOPES = frozenset(
-    {
-        "instagram_basic",
-        "instagram_manage_insights",
-        "instagram_manage_comments",
-        "instagram_content_publish",
-        "instagram_manage_messages",
-    }
-)
-_PAGE_FIELDS = frozenset(
-    {
-        "id",
-        "name",
-        "is_published",
-        "tasks",
-        "access_token",
-        "category",
-        "instagram_business_account",
-        "connected_instagram_account",
-    }
-)
-_IG_FIELDS = frozenset(
-    {
-        "id",
-        "ig_id",
-        "username",
-        "name",
-        "biography",
-        "followers_count",
-        "follows_count",
-        "media_count",
-        "profile_picture_url",
-        "website",
-    }
-)
-_USER_FIELDS = frozenset({"id", "name", "first_name", "last_name", "short_name"})
 _VERSION_RE = re.compile(r"v\d+\.\d+")
-
-
-@dataclass
-class IgAccount:
-    """A professional (Business or Creator) Instagram account."""
-
-    id: str
-    username: str
-    followers_count: int = 1200
-    name: str = ""
-    biography: str = ""
-    follows_count: int = 180
-    media_count: int = 42
-
-
-@dataclass
-class FbPage:
-    id: str
-    name: str
-    is_published: bool = True
-    tasks: list[str] = field(
-        default_factory=lambda: ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"]
-    )
-    instagram: IgAccount | None = None  # served as instagram_business_account {id, username}
-    # Served as connected_instagram_account: alone, it is a half-finished link that the API
-    # cannot use (the account is not reachable as an IG User).
-    connected_instagram: IgAccount | None = None
-    business_owned: bool = False  # hidden from /me/accounts unless business_management granted
-
-
-@dataclass
-class FbUser:
-    id: str
-    name: str
-    pages: list[FbPage]
-
-
-@dataclass
-class Consent:
-    """What the person does in the dialog."""
-
-    declined: set[str] = field(default_factory=set)  # permissions unticked
-    pages: set[str] | None = None  # ids of the Pages ticked in the Page picker; None = all
-    cancel: bool = False  # presses Cancel
-    app_not_live: bool = False  # the app is in Development mode and the person has no role
-    # Ids of the accounts ticked in the dialog's separate Instagram account picker; None = all.
-    instagram_accounts: set[str] | None = None
-    # The dialog fails and redirects with this OAuth error instead (e.g. "server_error").
-    error: str | None = None
-    # Facebook invalidates the session right after the login (e.g. a password change): the token
-    # still exchanges, but debug_token reports it invalid (code 190, subcode 460).
-    session_invalidated: bool = False
-
-
-class _GraphError(Exception):
-    def __init__(
-        self,
-        code: int,
-        message: str,
-        *,
-        error_type: str = "OAuthException",
-        subcode: int | None = None,
-        http_status: int = 400,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.error_type = error_type
-        self.subcode = subcode
-        self.http_status = http_status
-
-
-class _DialogError(Exception):
-    """The dialog shows an error page instead of redirecting."""
-
-
-@dataclass
-class _Person:
-    user: FbUser
-    consent: Consent
-    permissions: dict[str, str] = field(default_factory=dict)  # name → "granted" | "declined"
-    selected_pages: set[str] | None = None
-    selected_instagram: set[str] | None = None
-    active_at: float = 0.0
-
-
-@dataclass
-class _Code:
-    user_id: str
-    redirect_uri: str
-    issued_at: float
-    used: bool = False
-
-
-@dataclass
-class _Token:
-    value: str
-    user_id: str
-    kind: str  # "USER" | "PAGE"
-    issued_at: int
-    expires_at: int  # 0: never (Page tokens from a long-lived user token)
-    page_id: str | None = None
-    revoked: bool = False
-
-
-@dataclass
-class _Fault:
-    path_contains: str
-    remaining: int
-
-
-@dataclass
-class _InjectedError(_Fault):
-    error: _GraphError
-
-
-_F = TypeVar("_F", bound=_Fault)
-
-
-def _fields(spec: str) -> list[tuple[str, list[Any] | None]]:
-    """Parse Graph's ``fields`` syntax: ``id,name,instagram_business_account{id,username}``.
-
-    Modifiers such as ``.limit(5)`` are accepted and ignored."""
-    result, rest = _parse_field_list(spec.replace(" ", ""), 0)
-    if rest != len(spec.replace(" ", "")):
-        raise _GraphError(2500, f"Syntax error at character {rest} in fields: {spec}")
-    return result
-
-
-def _parse_field_list(spec: str, pos: int) -> tuple[list[tuple[str, list[Any] | None]], int]:
-    fields: list[tuple[str, list[Any] | None]] = []
-    while pos < len(spec) and spec[pos] != "}":
-        match = re.compile(r"[A-Za-z0-9_]+").match(spec, pos)
-        if match is None:
-            raise _GraphError(2500, f"Syntax error at character {pos} in fields: {spec}")
-        name, pos = match.group(), match.end()
-        sub: list[Any] | None = None
-        while pos < len(spec) and spec[pos] in "{.":
-            if spec[pos] == "{":
-                sub, pos = _parse_field_list(spec, pos + 1)
-                if pos >= len(spec) or spec[pos] != "}":
-                    raise _GraphError(2500, f"Syntax error: missing '}}' in fields: {spec}")
-                pos += 1
-            else:
-                modifier = re.compile(r"\.[a-z_]+\([^)]*\)").match(spec, pos)
-                if modifier is None:
-                    raise _GraphError(2500, f"Syntax error at character {pos} in fields: {spec}")
-                pos = modifier.end()
-        fields.append((name, sub))
-        if pos < len(spec) and spec[pos] == ",":
-            pos += 1
-    return fields, pos
-
-
-def _nonexisting_field(name: str, node_type: str) -> _GraphError:
-    return _GraphError(
-        100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})"
-    )
-
-
-def _unsupported_get(node_id: str) -> _GraphError:
-    return _GraphError(
-        100,
-        f"Unsupported get request. Object with ID '{node_id}' does not exist, cannot be loaded "
-        "due to missing permissions, or does not support this operation. Please read the Graph "
-        "API documentation at https://developers.facebook.com/docs/graph-api",
-        error_type="GraphMethodException",
-        subcode=33,
-    )
-
-
-def _cursor(index: int) -> str:
-    return base64.urlsafe_b64encode(f"cursor:{index}".encode()).decode()
-
-
-def _cursor_index(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("cursor:"))
-    except (ValueError, UnicodeDecodeError):
-        raise _GraphError(100, "(#100) Invalid cursor") from None
-
-
-def _facebook_time(timestamp: float) -> str:
-    return formatdate(timestamp, usegmt=True)
 
 
 class GraphStandin:
@@ -299,6 +69,9 @@ class GraphStandin:
         self.code_lifetime = 600.0
 
         self.requests: list[tuple[str, str, JsonDict]] = []
+        # When each of `requests` arrived and when its answer was ready (time.monotonic()), so
+        # tests can tell which calls were in flight at the same time.
+        self.request_times: list[tuple[float, float]] = []
         self.dialog_requests: list[JsonDict] = []
         self.dialog_versions: list[str] = []
         self.revoked: list[str] = []
@@ -307,12 +80,12 @@ class GraphStandin:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._current: str | None = None  # id of the person logged in to the browser
-        self._people: dict[str, _Person] = {}
-        self._codes: dict[str, _Code] = {}
-        self._tokens: dict[str, _Token] = {}
+        self._people: dict[str, Person] = {}
+        self._codes: dict[str, Code] = {}
+        self._tokens: dict[str, Token] = {}
         self._page_tokens: dict[tuple[str, str], str] = {}
-        self._network_faults: list[_Fault] = []
-        self._injected: list[_InjectedError] = []
+        self._network_faults: list[Fault] = []
+        self._injected: list[InjectedError] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -343,7 +116,7 @@ class GraphStandin:
         same user id keeps its history; ``user`` replaces their Pages."""
         person = self._people.get(user.id)
         if person is None:
-            person = self._people[user.id] = _Person(user, consent or Consent())
+            person = self._people[user.id] = Person(user, consent or Consent())
         person.user = user
         person.consent = consent or Consent()
         self._current = user.id
@@ -362,14 +135,14 @@ class GraphStandin:
         """The next ``count`` Graph calls whose path contains ``path_contains`` fail with this
         error. HTTP status defaults to 500 for the transient codes 1 and 2, else 400."""
         status = http_status if http_status is not None else (500 if code in (1, 2) else 400)
-        error = _GraphError(
+        error = GraphError(
             code, message, error_type=error_type, subcode=subcode, http_status=status
         )
-        self._injected.append(_InjectedError(path_contains, count, error))
+        self._injected.append(InjectedError(path_contains, count, error))
 
     def fail_network(self, path_contains: str, count: int = 1) -> None:
         """The next ``count`` requests whose path contains it get the connection closed on them."""
-        self._network_faults.append(_Fault(path_contains, count))
+        self._network_faults.append(Fault(path_contains, count))
 
     def expire_tokens(self, user_id: str) -> None:
         """Every token of this person has run out (error 190, subcode 463)."""
@@ -398,7 +171,7 @@ class GraphStandin:
         self.set_person(user, consent)
         try:
             return self._dialog_outcome(dict(query))
-        except _DialogError as error:
+        except DialogError as error:
             raise ValueError(str(error)) from None
 
     def appsecret_proof(self, access_token: str) -> str:
@@ -411,7 +184,15 @@ class GraphStandin:
         if request.method in ("POST", "DELETE") and request.can_read_body:
             params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
         self.requests.append((request.method, request.path, params))
+        arrived = time.monotonic()
+        self.request_times.append((arrived, arrived))
+        index = len(self.request_times) - 1
+        try:
+            return await self._answer(request, params)
+        finally:
+            self.request_times[index] = (arrived, time.monotonic())
 
+    async def _answer(self, request: web.Request, params: JsonDict) -> web.StreamResponse:
         if self._take(self._network_faults, request.path):
             # The connection drops without a status line, like a reset through a proxy.
             if request.transport is not None:
@@ -431,7 +212,7 @@ class GraphStandin:
                 raise injected.error
             body = self._graph(request, parts, params)
             return web.json_response(body, headers=self._usage_headers())
-        except _GraphError as error:
+        except GraphError as error:
             detail: JsonDict = {
                 "message": error.message,
                 "type": error.error_type,
@@ -456,7 +237,7 @@ class GraphStandin:
         return {"X-App-Usage": '{"call_count":1,"total_cputime":1,"total_time":1}'}
 
     @staticmethod
-    def _take(faults: list[_F], path: str) -> _F | None:
+    def _take(faults: list[FaultT], path: str) -> FaultT | None:
         for fault in faults:
             if fault.path_contains in path:
                 fault.remaining -= 1
@@ -472,7 +253,7 @@ class GraphStandin:
         self.dialog_versions.append(version)
         try:
             location = self._dialog_outcome(query)
-        except _DialogError as error:
+        except DialogError as error:
             page = (
                 "<!DOCTYPE html><html><head><title>Error</title></head><body>"
                 f"<h1>Sorry, something went wrong.</h1><p>{html.escape(str(error))}</p>"
@@ -483,30 +264,30 @@ class GraphStandin:
 
     def _dialog_outcome(self, query: JsonDict) -> str:
         if query.get("client_id") != self.app_id:
-            raise _DialogError(
+            raise DialogError(
                 "Invalid App ID: The provided app ID does not look like a valid app ID."
             )
         redirect_uri = query.get("redirect_uri")
         if not redirect_uri:
-            raise _DialogError("The parameter redirect_uri is required.")
+            raise DialogError("The parameter redirect_uri is required.")
         if self.valid_redirect_uris is not None and redirect_uri not in self.valid_redirect_uris:
             # Strict Mode compares the whole URI: an extra query parameter is a different URI.
-            raise _DialogError(
+            raise DialogError(
                 "URL blocked: This redirect failed because the redirect URI is not whitelisted "
                 "in the app's Client OAuth Settings."
             )
         if query.get("response_type", "code") != "code":
-            raise _DialogError("The stand-in serves the server-side code flow only.")
+            raise DialogError("The stand-in serves the server-side code flow only.")
         # Facebook itself does not insist on these two; the bot must always send them, so the
         # stand-in refuses to carry on without them.
         if not query.get("state"):
-            raise _DialogError(
+            raise DialogError(
                 "No state parameter: the stand-in refuses a login without CSRF state."
             )
         if not query.get("scope"):
-            raise _DialogError("No scope parameter: the bot must ask for its permissions.")
+            raise DialogError("No scope parameter: the bot must ask for its permissions.")
         if self._current is None:
-            raise _DialogError("Nobody is logged in to Facebook (call set_person first).")
+            raise DialogError("Nobody is logged in to Facebook (call set_person first).")
 
         person = self._people[self._current]
         consent = person.consent
@@ -564,7 +345,7 @@ class GraphStandin:
         person.active_at = time.time()
 
         code = secrets.token_urlsafe(48)
-        self._codes[code] = _Code(person.user.id, redirect_uri, time.time())
+        self._codes[code] = Code(person.user.id, redirect_uri, time.time())
         return self._redirect(redirect_uri, {"code": code, "state": state})
 
     @staticmethod
@@ -584,7 +365,7 @@ class GraphStandin:
 
         token = self._authenticate(request, params)
         if not parts:
-            raise _GraphError(100, "(#100) Unsupported request: no object given")
+            raise GraphError(100, "(#100) Unsupported request: no object given")
         node, edges = parts[0], parts[1:]
         if node == "me":  # a Page token's "me" is the Page
             node = (token.page_id or "") if token.kind == "PAGE" else token.user_id
@@ -594,7 +375,7 @@ class GraphStandin:
             if method == "DELETE" and edges[:1] == ["permissions"]:
                 return self._revoke(person, edges[1] if len(edges) > 1 else None)
             if method != "GET":
-                raise _unsupported_get(node)
+                raise unsupported_get(node)
             if not edges:
                 return self._render_user(person, params)
             if edges == ["permissions"]:
@@ -606,31 +387,31 @@ class GraphStandin:
                 }
             if edges == ["accounts"]:
                 return self._accounts(request, person, params, token)
-            raise _nonexisting_field(edges[0], "User")
+            raise nonexisting_field(edges[0], "User")
 
         if method != "GET" or edges:
-            raise _unsupported_get(node)
+            raise unsupported_get(node)
         page = self._reachable_page(person, token, node)
         if page is not None:
             return self._render_page(page, person, token, params.get("fields", "id,name"))
         ig_page = self._reachable_instagram(person, token, node)
         if ig_page is not None and ig_page.instagram is not None:
             if not self._instagram_allowed(person):
-                raise _GraphError(10, "(#10) Application does not have permission for this action")
+                raise GraphError(10, "(#10) Application does not have permission for this action")
             return self._render_instagram(
-                ig_page.instagram, _fields(params.get("fields", "id,username"))
+                ig_page.instagram, parse_fields(params.get("fields", "id,username"))
             )
-        raise _unsupported_get(node)
+        raise unsupported_get(node)
 
-    def _authenticate(self, request: web.Request, params: JsonDict) -> _Token:
+    def _authenticate(self, request: web.Request, params: JsonDict) -> Token:
         value = params.get("access_token")
         header = request.headers.get("Authorization", "")
         if not value and header.split(" ", 1)[0] in ("OAuth", "Bearer"):
             value = header.split(" ", 1)[1].strip()
         if not value:
-            raise _GraphError(104, "An access token is required to request this resource.")
+            raise GraphError(104, "An access token is required to request this resource.")
         if value == f"{self.app_id}|{self.app_secret}":
-            raise _GraphError(
+            raise GraphError(
                 2500,
                 "An active access token must be used to query information about the current user.",
             )
@@ -638,7 +419,7 @@ class GraphStandin:
         proof = params.get("appsecret_proof")
         if proof is None:
             if self.require_appsecret_proof:
-                raise _GraphError(
+                raise GraphError(
                     100,
                     "API calls from the server require an appsecret_proof argument",
                     error_type="GraphMethodException",
@@ -649,7 +430,7 @@ class GraphStandin:
         if stamp is not None:
             # The newer form hashes "token|unix_time" and is only valid for a few minutes.
             if not stamp.isdigit() or abs(time.time() - int(stamp)) > APPSECRET_TIME_WINDOW:
-                raise _GraphError(
+                raise GraphError(
                     100,
                     "Invalid appsecret_time provided in the API argument",
                     error_type="GraphMethodException",
@@ -657,19 +438,19 @@ class GraphStandin:
             message = f"{value}|{stamp}"
         expected = hmac.new(self.app_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, str(proof)):
-            raise _GraphError(
+            raise GraphError(
                 100,
                 "Invalid appsecret_proof provided in the API argument",
                 error_type="GraphMethodException",
             )
         return token
 
-    def _valid_token(self, value: str) -> _Token:
+    def _valid_token(self, value: str) -> Token:
         token = self._tokens.get(value)
         if token is None:
-            raise _GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token")
         if token.revoked:
-            raise _GraphError(
+            raise GraphError(
                 190,
                 "Error validating access token: The user has not authorized application "
                 f"{self.app_id}.",
@@ -677,26 +458,26 @@ class GraphStandin:
             )
         now = time.time()
         if token.expires_at and token.expires_at <= now:
-            raise _GraphError(
+            raise GraphError(
                 190,
                 f"Error validating access token: Session has expired on "
-                f"{_facebook_time(token.expires_at)}. The current time is {_facebook_time(now)}.",
+                f"{facebook_time(token.expires_at)}. The current time is {facebook_time(now)}.",
                 subcode=463,
             )
         return token
 
-    def _issue_token(self, user_id: str, lifetime: int, kind: str = "USER") -> _Token:
+    def _issue_token(self, user_id: str, lifetime: int, kind: str = "USER") -> Token:
         now = int(time.time())
         value = "EAA" + secrets.token_urlsafe(96)  # Meta's user tokens start with "EAA"
-        token = _Token(value, user_id, kind, now, now + lifetime if lifetime else 0)
+        token = Token(value, user_id, kind, now, now + lifetime if lifetime else 0)
         self._tokens[value] = token
         return token
 
     def _access_token(self, params: JsonDict) -> JsonDict:
         if params.get("client_id") != self.app_id:
-            raise _GraphError(101, "Error validating application. Invalid application ID.")
+            raise GraphError(101, "Error validating application. Invalid application ID.")
         if params.get("client_secret") != self.app_secret:
-            raise _GraphError(1, "Error validating client secret.")
+            raise GraphError(1, "Error validating client secret.")
         grant_type = params.get("grant_type")
         if grant_type == "client_credentials":
             return {"access_token": f"{self.app_id}|{self.app_secret}", "token_type": "bearer"}
@@ -711,14 +492,14 @@ class GraphStandin:
 
         code = self._codes.get(str(params.get("code", "")))
         if code is None:
-            raise _GraphError(100, "Invalid verification code format.")
+            raise GraphError(100, "Invalid verification code format.")
         if code.used:
             # Single use: a replayed or retried exchange fails, it never returns a token twice.
-            raise _GraphError(100, "This authorization code has been used.", subcode=36009)
+            raise GraphError(100, "This authorization code has been used.", subcode=36009)
         if time.time() - code.issued_at > self.code_lifetime:
-            raise _GraphError(100, "This authorization code has expired.", subcode=36007)
+            raise GraphError(100, "This authorization code has expired.", subcode=36007)
         if params.get("redirect_uri") != code.redirect_uri:
-            raise _GraphError(
+            raise GraphError(
                 100,
                 "Error validating verification code. Please make sure your redirect_uri is "
                 "identical to the one you used in the OAuth dialog request",
@@ -731,10 +512,10 @@ class GraphStandin:
 
     def _debug_token(self, params: JsonDict) -> JsonDict:
         if params.get("access_token") != f"{self.app_id}|{self.app_secret}":
-            raise _GraphError(190, "Invalid OAuth access token signature.")
+            raise GraphError(190, "Invalid OAuth access token signature.")
         value = params.get("input_token")
         if not value:
-            raise _GraphError(100, "(#100) The parameter input_token is required")
+            raise GraphError(100, "(#100) The parameter input_token is required")
         token = self._tokens.get(str(value))
         if token is None:
             return {
@@ -760,7 +541,7 @@ class GraphStandin:
             data["profile_id"] = token.page_id
         try:
             self._valid_token(token.value)
-        except _GraphError as error:
+        except GraphError as error:
             data["is_valid"] = False
             data["error"] = {"code": error.code, "message": error.message}
             if error.subcode is not None:
@@ -781,21 +562,21 @@ class GraphStandin:
         data["granular_scopes"] = [self._granular(person, scope) for scope in granted]
         return {"data": data}
 
-    def _granular(self, person: _Person, scope: str) -> JsonDict:
+    def _granular(self, person: Person, scope: str) -> JsonDict:
         entry: JsonDict = {"scope": scope}
-        if scope in _INSTAGRAM_SCOPES and person.selected_instagram is not None:
+        if scope in INSTAGRAM_SCOPES and person.selected_instagram is not None:
             entry["target_ids"] = sorted(person.selected_instagram)
             return entry
         if person.selected_pages is None:
             return entry  # no target_ids: all current and future Pages
         pages = [p for p in person.user.pages if p.id in person.selected_pages]
-        if scope in _PAGE_SCOPES:
+        if scope in PAGE_SCOPES:
             entry["target_ids"] = [p.id for p in pages]
-        elif scope in _INSTAGRAM_SCOPES:
+        elif scope in INSTAGRAM_SCOPES:
             entry["target_ids"] = [p.instagram.id for p in pages if p.instagram is not None]
         return entry
 
-    def _revoke(self, person: _Person, permission: str | None) -> JsonDict:
+    def _revoke(self, person: Person, permission: str | None) -> JsonDict:
         if permission is not None:
             person.permissions[permission] = "declined"
             return {"success": True}
@@ -812,10 +593,10 @@ class GraphStandin:
     # -- what a person's token can see ----------------------------------------------------------
 
     @staticmethod
-    def _granted(person: _Person, permission: str) -> bool:
+    def _granted(person: Person, permission: str) -> bool:
         return person.permissions.get(permission) == "granted"
 
-    def _page_granted(self, person: _Person, page: FbPage) -> bool:
+    def _page_granted(self, person: Person, page: FbPage) -> bool:
         """The Page was ticked in the picker, and (since v17) a portfolio-owned Page also needs
         business_management."""
         selected = person.selected_pages is None or page.id in person.selected_pages
@@ -823,19 +604,19 @@ class GraphStandin:
             not page.business_owned or self._granted(person, "business_management")
         )
 
-    def _visible_pages(self, person: _Person) -> list[FbPage]:
+    def _visible_pages(self, person: Person) -> list[FbPage]:
         if not self._granted(person, "pages_show_list"):
             return []
         return [page for page in person.user.pages if self._page_granted(person, page)]
 
-    def _reachable_page(self, person: _Person, token: _Token, node: str) -> FbPage | None:
+    def _reachable_page(self, person: Person, token: Token, node: str) -> FbPage | None:
         if token.kind == "PAGE":
             pages = [p for p in person.user.pages if p.id == token.page_id]
         else:
             pages = self._visible_pages(person)
         return next((page for page in pages if page.id == node), None)
 
-    def _reachable_instagram(self, person: _Person, token: _Token, node: str) -> FbPage | None:
+    def _reachable_instagram(self, person: Person, token: Token, node: str) -> FbPage | None:
         """The Page through which this token reaches the IG User ``node``. Only an
         instagram_business_account is an IG User; a connected_instagram_account alone is not."""
         for page in person.user.pages:
@@ -847,7 +628,7 @@ class GraphStandin:
                 return page
         return None
 
-    def _instagram_allowed(self, person: _Person) -> bool:
+    def _instagram_allowed(self, person: Person) -> bool:
         # The IG User node needs instagram_basic and pages_read_engagement.
         return self._granted(person, "instagram_basic") and self._granted(
             person, "pages_read_engagement"
@@ -855,7 +636,7 @@ class GraphStandin:
 
     # -- rendering ------------------------------------------------------------------------------
 
-    def _render_user(self, person: _Person, params: JsonDict) -> JsonDict:
+    def _render_user(self, person: Person, params: JsonDict) -> JsonDict:
         user = person.user
         values = {
             "id": user.id,
@@ -865,9 +646,9 @@ class GraphStandin:
             "short_name": user.name.split(" ")[0],
         }
         result: JsonDict = {}
-        for name, _ in _fields(params.get("fields", "id,name")):
-            if name not in _USER_FIELDS:
-                raise _nonexisting_field(name, "User")
+        for name, _ in parse_fields(params.get("fields", "id,name")):
+            if name not in USER_FIELDS:
+                raise nonexisting_field(name, "User")
             result[name] = values[name]
         result.setdefault("id", user.id)  # Graph always answers with the node's id
         return result
@@ -889,20 +670,20 @@ class GraphStandin:
         }
         result: JsonDict = {}
         for name, _ in fields:
-            if name not in _IG_FIELDS:
-                raise _nonexisting_field(name, "ShadowIGUser")
+            if name not in IG_FIELDS:
+                raise nonexisting_field(name, "ShadowIGUser")
             if name in values and values[name] != "":
                 result[name] = values[name]  # Graph leaves out empty fields
         result.setdefault("id", account.id)  # Graph always answers with the node's id
         return result
 
     def _render_page(
-        self, page: FbPage, person: _Person, token: _Token, fields_spec: str
+        self, page: FbPage, person: Person, token: Token, fields_spec: str
     ) -> JsonDict:
         result: JsonDict = {}
-        for name, sub in _fields(fields_spec):
-            if name not in _PAGE_FIELDS:
-                raise _nonexisting_field(name, "Page")
+        for name, sub in parse_fields(fields_spec):
+            if name not in PAGE_FIELDS:
+                raise nonexisting_field(name, "Page")
             if name == "id":
                 result["id"] = page.id
             elif name == "name":
@@ -930,7 +711,7 @@ class GraphStandin:
         result.setdefault("id", page.id)  # Graph always answers with the node's id
         return result
 
-    def _page_token(self, token: _Token, page: FbPage) -> str:
+    def _page_token(self, token: Token, page: FbPage) -> str:
         key = (token.value, page.id)
         if key not in self._page_tokens:
             # Page tokens derived from a long-lived user token do not expire.
@@ -941,22 +722,22 @@ class GraphStandin:
         return self._page_tokens[key]
 
     def _accounts(
-        self, request: web.Request, person: _Person, params: JsonDict, token: _Token
+        self, request: web.Request, person: Person, params: JsonDict, token: Token
     ) -> JsonDict:
         pages = self._visible_pages(person)
         fields_spec = params.get("fields", "access_token,category,name,id,tasks")
         size = self.page_size
         if str(params.get("limit", "")).isdigit():
             size = max(1, min(int(params["limit"]), self.page_size))
-        start = _cursor_index(params["after"]) + 1 if params.get("after") else 0
+        start = cursor_index(params["after"]) + 1 if params.get("after") else 0
         if params.get("before"):
-            start = max(0, _cursor_index(params["before"]) - size)
+            start = max(0, cursor_index(params["before"]) - size)
         chunk = pages[start : start + size]
         data = [self._render_page(page, person, token, fields_spec) for page in chunk]
         if not chunk:
             return {"data": data}
         query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
-        cursors = {"before": _cursor(start), "after": _cursor(start + len(chunk) - 1)}
+        cursors = {"before": cursor_for(start), "after": cursor_for(start + len(chunk) - 1)}
         paging: JsonDict = {"cursors": cursors}
         if start + len(chunk) < len(pages):
             # Absolute URLs carrying the original query (access token included).

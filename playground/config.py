@@ -27,27 +27,16 @@ def load_playground_settings(**overrides: object) -> PlaygroundSettings:
         raise ConfigError(f"{name} is invalid: {first['msg']}") from None
 
 
-def _configured_credentials(settings: Settings) -> list[str]:
-    names = []
-    if settings.telegram_bot_token and settings.telegram_bot_token.get_secret_value():
-        names.append("TELEGRAM_BOT_TOKEN")
-    if settings.facebook_app_id:
-        names.append("FACEBOOK_APP_ID")
-    if settings.facebook_app_secret and settings.facebook_app_secret.get_secret_value():
-        names.append("FACEBOOK_APP_SECRET")
-    return names
-
-
 def wants_playground(settings: Settings) -> bool:
     """Nothing configured: no bot token and no Meta app. Anything half-configured is somebody
     setting up a real deployment, who should hear what is missing instead."""
-    return not _configured_credentials(settings)
+    return not settings.configured_credentials()
 
 
 def refuse_real_credentials(settings: Settings) -> None:
     """The playground hands the bot fake credentials for its stand-ins; it never runs next to,
     or instead of, real ones."""
-    names = _configured_credentials(settings)
+    names = settings.configured_credentials()
     if names:
         raise ConfigError(
             f"the playground does not start with real credentials configured ({', '.join(names)})"

@@ -21,12 +21,12 @@ from pydantic import SecretStr
 
 from bot.app import ConnectBot
 from bot.config import Settings
-from bot.playground.chats import Chats
-from bot.playground.config import PlaygroundSettings, refuse_real_credentials
-from bot.playground.people import Cast
-from bot.playground.web import DIALOG_PREFIX, make_app
-from bot.sandbox.facebook import GraphStandin
-from bot.sandbox.telegram import TelegramStandin
+from playground.chats import Chats
+from playground.config import PlaygroundSettings, refuse_real_credentials
+from playground.people import Cast
+from playground.web import DIALOG_PREFIX, make_app
+from sandbox.facebook import GraphStandin
+from sandbox.telegram import TelegramStandin
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Playground:
         self.url = f"http://{host}:{port}/"
 
     async def _invited_handle(self, telegram_id: int) -> str | None:
-        invite = await self.bot.db.active_invitation_of(telegram_id)
+        invite = await self.bot.db.invitations.active_invitation_of(telegram_id)
         return invite.handle if invite is not None else None
 
 

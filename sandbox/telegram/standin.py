@@ -1,31 +1,15 @@
-"""A stand-in for the Telegram Bot API (api.telegram.org), served over real HTTP on loopback.
-
-A real python-telegram-bot ``Application`` built with ``.base_url(standin.base_url)`` (and
-``.base_file_url(standin.base_file_url)`` for downloads) runs against it unchanged, long polling
-included. The stand-in answers ``/bot<token>/<method>`` with the Bot API's envelope
-(``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", "description", "parameters"}``),
-plays the people talking to the bot (``send_text``, ``press``, ``send_document``), records what the
-bot sent (``messages``, ``requests``) and refuses the way Telegram does: 403 for a chat that never
-started the bot or blocked it, 429 over the flood limits, 400 for what Telegram's parser rejects.
-
-Chats are private ones (the bot talks to influencers and managers one to one) and group chats a
-person writes in (``send_group_text``, e.g. a brand's team chat), which can remove the bot (403)
-or become a supergroup with a new id (400 with ``parameters.migrate_to_chat_id``).
-"""
+"""The stand-in itself: the HTTP server and its routes, the people's actions, the methods the
+bot calls, and the delivery of updates (long polling and webhook)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import math
 import mimetypes
 import re
 import secrets
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,16 +24,21 @@ from telegram.constants import (
     PollingLimit,
 )
 
-__all__ = [
-    "HtmlParseError",
-    "SentMessage",
-    "TelegramStandin",
-    "TgUser",
-    "WebhookDelivery",
-    "parse_html",
-]
-
-JsonDict = dict[str, Any]
+from .errors import ApiError, bad_request, webhook_conflict
+from .html import HtmlParseError, parse_html, strip_formatted
+from .limits import SlidingWindow
+from .menus import COMMAND_RE, COMMAND_SCOPES, CommandMenus, scope_key
+from .model import (
+    Fault,
+    JsonDict,
+    PendingCallback,
+    SentMessage,
+    StoredFile,
+    TgUser,
+    Upload,
+    WebhookDelivery,
+)
+from .wire import BUTTON_ACTIONS, CHAT_ACTIONS, IMAGE_MAGIC, Handler, decode_param
 
 # How long the bot must stay silent before wait_idle() believes it has finished reacting.
 _IDLE_QUIET_SECONDS = 0.15
@@ -66,157 +55,6 @@ _WEBHOOK_TIMEOUT_SECONDS = 10.0
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-@dataclass
-class TgUser:
-    """A person with a Telegram account; their private chat with the bot has the same id."""
-
-    id: int
-    first_name: str
-    username: str | None = None
-    language_code: str | None = "en"
-
-    def to_json(self) -> JsonDict:
-        data: JsonDict = {"id": self.id, "is_bot": False, "first_name": self.first_name}
-        if self.username is not None:
-            data["username"] = self.username
-        if self.language_code is not None:
-            data["language_code"] = self.language_code
-        return data
-
-
-@dataclass
-class SentMessage:
-    """A message the bot sent, as it is now (edits applied)."""
-
-    message_id: int
-    chat_id: int
-    text: str  # what a Telegram client shows: tags removed, entities decoded (caption for media)
-    html: str  # the text (or caption) exactly as the bot sent it
-    buttons: list[list[JsonDict]]  # inline keyboard rows as sent
-    kind: str = "text"  # "text" | "photo" | "document"
-    edits: int = 0
-    document_name: str | None = None
-    document_bytes: bytes | None = None
-    entities: list[JsonDict] = field(default_factory=list)
-    parse_mode: str | None = None
-    reply_markup: JsonDict | None = None  # raw markup as sent (reply keyboards included)
-    deleted: bool = False
-    date: int = 0
-    edit_date: int | None = None
-    first_text: str = ""  # plain text as first sent, before any edit
-    file_id: str | None = None
-
-    def button(self, label_contains: str) -> JsonDict:
-        """The first inline button whose label contains ``label_contains`` (case-insensitive)."""
-        needle = label_contains.casefold()
-        for row in self.buttons:
-            for button in row:
-                if needle in str(button.get("text", "")).casefold():
-                    return button
-        labels = [button.get("text") for row in self.buttons for button in row]
-        raise AssertionError(
-            f"message {self.message_id} has no button containing {label_contains!r}; "
-            f"its buttons are {labels}"
-        )
-
-
-class HtmlParseError(ValueError):
-    """Telegram's HTML parser refused the text; the message is Telegram's own wording."""
-
-
-class _ApiError(Exception):
-    """An answer with ``ok: false``."""
-
-    def __init__(
-        self,
-        status: int,
-        description: str,
-        retry_after: int | None = None,
-        *,
-        migrate_to_chat_id: int | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.retry_after = retry_after
-        self.migrate_to_chat_id = migrate_to_chat_id
-
-
-def _bad_request(reason: str) -> _ApiError:
-    return _ApiError(400, f"Bad Request: {reason}")
-
-
-@dataclass
-class _Upload:
-    filename: str
-    content: bytes
-    content_type: str
-
-
-@dataclass
-class _StoredFile:
-    file_id: str
-    file_unique_id: str
-    file_path: str
-    content: bytes
-    file_name: str
-    mime_type: str
-
-
-@dataclass
-class _Fault:
-    status: int
-    description: str
-    retry_after: int | None
-    remaining: int
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One POST of an update to the webhook: ``status`` is None when nothing answered."""
-
-    update_id: int
-    attempt: int
-    status: int | None
-    duplicate: bool = False
-
-
-@dataclass
-class _PendingCallback:
-    chat_id: int
-    pressed_at: float
-    answered: bool = False
-
-
-class _SlidingWindow:
-    """At most ``per_second`` accepted sends in any window, the way Telegram's flood control
-    feels from outside. Rates below 1/s become "one per 1/rate seconds"."""
-
-    def __init__(self, per_second: float) -> None:
-        self.capacity = max(1, math.floor(per_second))
-        self.span = self.capacity / per_second
-        self._accepted: deque[float] = deque()
-
-    def retry_after(self, now: float) -> int | None:
-        while self._accepted and self._accepted[0] <= now - self.span:
-            self._accepted.popleft()
-        if len(self._accepted) < self.capacity:
-            return None
-        # Telegram only ever says whole seconds, and never 0.
-        return max(1, math.ceil(self._accepted[0] + self.span - now))
-
-    def accept(self, now: float) -> None:
-        self._accepted.append(now)
-
-
-def _webhook_conflict() -> _ApiError:
-    return _ApiError(
-        409,
-        "Conflict: can't use getUpdates method while webhook is active; "
-        "use deleteWebhook to delete the webhook first",
-    )
-
-
 def _is_2xx(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
@@ -231,413 +69,9 @@ def _update_chat(update: JsonDict) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------------------
-# Telegram's HTML parse mode, ported from TDLib's parser so the errors read the same
-# ---------------------------------------------------------------------------------------------
-
-_HTML_TAGS = frozenset(
-    {
-        "a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler",
-        "tg-emoji", "span", "pre", "code", "blockquote",
-    }
-)  # fmt: skip
-_SIMPLE_ENTITY_TYPES = {
-    "b": "bold",
-    "strong": "bold",
-    "i": "italic",
-    "em": "italic",
-    "u": "underline",
-    "ins": "underline",
-    "s": "strikethrough",
-    "strike": "strikethrough",
-    "del": "strikethrough",
-    "tg-spoiler": "spoiler",
-    "span": "spoiler",
-}
-# TDLib's is_space() counts NUL as a space; the parser below relies on a NUL sentinel.
-_SPACE = frozenset(b" \t\r\n\v\0")
-_NAMED_ENTITIES = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"'}
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _decode_html_entity(data: bytes, pos: int) -> tuple[str, int] | None:
-    """Decode ``&...`` at ``pos``; None when it is not an entity Telegram knows (then the ``&`` is
-    kept literally, which Telegram allows). The ``;`` is optional, as in TDLib."""
-    end = pos + 1
-    if data[end] == ord("#"):
-        end += 1
-        code = 0
-        if data[end] == ord("x"):
-            end += 1
-            while chr(data[end]) in "0123456789abcdefABCDEF":
-                code = code * 16 + int(chr(data[end]), 16)
-                end += 1
-        else:
-            while ord("0") <= data[end] <= ord("9"):
-                code = code * 10 + data[end] - ord("0")
-                end += 1
-        if code == 0 or code >= 0x10FFFF or end - pos >= 10:
-            return None
-        if 0xD800 <= code <= 0xDFFF:
-            raise HtmlParseError(
-                "Text contains invalid Unicode characters after decoding HTML entities, "
-                "check for unmatched surrogate code units"
-            )
-        char = chr(code)
-    else:
-        while chr(data[end]).isascii() and chr(data[end]).isalpha():
-            end += 1
-        named = _NAMED_ENTITIES.get(data[pos + 1 : end])
-        if named is None:
-            return None  # only these four named entities are supported; others stay literal
-        char = named
-    if data[end] == ord(";"):
-        end += 1
-    return char, end
-
-
-def _normalise_link(url: str) -> str | None:
-    if url.startswith("tg://"):
-        return url
-    if "://" not in url:
-        url = "http://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "ftp") or not parts.netloc or " " in url:
-        return None  # Telegram silently drops a link it cannot parse, keeping the text
-    if not parts.path:
-        url = parts._replace(path="/").geturl()
-    return url
-
-
-def parse_html(text: str) -> tuple[str, list[JsonDict]]:
-    """Telegram's ``parse_mode=HTML``: the plain text and its entities (UTF-16 offsets).
-
-    Raises HtmlParseError with Telegram's wording ("Unsupported start tag "br" at byte offset 5").
-    Note what trips bots in practice: ``<br>``, ``<p>``, ``<div>`` are unsupported, and a bare
-    ``<`` in user-provided text starts a tag.
-    """
-    data = text.encode() + b"\0"  # NUL sentinel, like the C string TDLib walks
-    size = len(data) - 1
-    out: list[str] = []
-    utf16 = 0
-    stack: list[tuple[str, str, int, int]] = []  # (tag, argument, utf16 offset, index in out)
-    entities: list[JsonDict] = []
-    i = 0
-
-    def plain_since(index: int) -> str:
-        return "".join(out[index:])
-
-    while i < size:
-        c = data[i]
-        if c == ord("&"):
-            decoded = _decode_html_entity(data, i)
-            if decoded is not None:
-                char, i = decoded
-                out.append(char)
-                utf16 += _utf16_len(char)
-                continue
-        if c != ord("<"):
-            start = i
-            i += 1
-            while i < size and data[i] not in (ord("<"), ord("&")):
-                i += 1
-            chunk = data[start:i].decode()
-            out.append(chunk)
-            utf16 += _utf16_len(chunk)
-            continue
-
-        begin = i
-        i += 1
-        if data[i] != ord("/"):
-            while data[i] not in _SPACE and data[i] != ord(">"):
-                i += 1
-            if data[i] == 0:
-                raise HtmlParseError(f"Unclosed start tag at byte offset {begin}")
-            tag = data[begin + 1 : i].decode(errors="replace").lower()
-            if tag not in _HTML_TAGS:
-                raise HtmlParseError(f'Unsupported start tag "{tag}" at byte offset {begin}')
-            argument = ""
-            while data[i] != ord(">"):
-                while data[i] != 0 and data[i] in _SPACE:
-                    i += 1
-                if data[i] == ord(">"):
-                    break
-                attribute_begin = i
-                while data[i] not in _SPACE and data[i] != ord("="):
-                    i += 1
-                attribute = data[attribute_begin:i].decode(errors="replace")
-                if not attribute:
-                    raise HtmlParseError(
-                        f'Empty attribute name in the tag "{tag}" at byte offset {begin}'
-                    )
-                while data[i] != 0 and data[i] in _SPACE:
-                    i += 1
-                if data[i] != ord("="):
-                    if tag == "blockquote" and attribute == "expandable":
-                        argument = "expandable"
-                        continue
-                    raise HtmlParseError(
-                        "Expected equal sign in declaration of an attribute of the tag "
-                        f'"{tag}" at byte offset {begin}'
-                    )
-                i += 1
-                while data[i] != 0 and data[i] in _SPACE:
-                    i += 1
-                if data[i] == 0:
-                    raise HtmlParseError(f'Unclosed start tag "{tag}" at byte offset {begin}')
-                if data[i] not in (ord("'"), ord('"')):
-                    token_begin = i
-                    while chr(data[i]).isascii() and (chr(data[i]).isalnum() or data[i] in b".-"):
-                        i += 1
-                    value = data[token_begin:i].decode().lower()
-                    if data[i] not in _SPACE and data[i] != ord(">"):
-                        raise HtmlParseError(
-                            f"Unexpected end of name token at byte offset {token_begin}"
-                        )
-                else:
-                    quote = data[i]
-                    i += 1
-                    chars: list[str] = []
-                    raw_start = i
-                    while data[i] != quote and data[i] != 0:
-                        if data[i] == ord("&"):
-                            decoded = _decode_html_entity(data, i)
-                            if decoded is not None:
-                                chars.append(data[raw_start:i].decode(errors="replace"))
-                                chars.append(decoded[0])
-                                i = raw_start = decoded[1]
-                                continue
-                        i += 1
-                    chars.append(data[raw_start:i].decode(errors="replace"))
-                    value = "".join(chars)
-                    if data[i] == quote:
-                        i += 1
-                if data[i] == 0:
-                    raise HtmlParseError(f"Unclosed start tag at byte offset {begin}")
-                if tag == "a" and attribute == "href":
-                    argument = value
-                elif tag == "code" and attribute == "class" and value.startswith("language-"):
-                    argument = value.removeprefix("language-")
-                elif tag == "span" and attribute == "class" and value.startswith("tg-"):
-                    argument = value.removeprefix("tg-")
-                elif tag == "tg-emoji" and attribute == "emoji-id":
-                    argument = value
-            if tag == "span" and argument != "spoiler":
-                raise HtmlParseError(
-                    f'Tag "span" must have class "tg-spoiler" at byte offset {begin}'
-                )
-            stack.append((tag, argument, utf16, len(out)))
-            i += 1  # past ">"
-            continue
-
-        # an end tag
-        if not stack:
-            raise HtmlParseError(f"Unexpected end tag at byte offset {begin}")
-        while data[i] not in _SPACE and data[i] != ord(">"):
-            i += 1
-        end_tag = data[begin + 2 : i].decode(errors="replace")
-        while data[i] != 0 and data[i] in _SPACE:
-            i += 1
-        if data[i] != ord(">"):
-            raise HtmlParseError(f"Unclosed end tag at byte offset {begin}")
-        tag, argument, offset, out_index = stack.pop()
-        if end_tag and end_tag != tag:  # "</>" closes whatever is open
-            raise HtmlParseError(
-                f'Unmatched end tag at byte offset {begin}, expected "</{tag}>", '
-                f'found "</{end_tag}>"'
-            )
-        i += 1
-        length = utf16 - offset
-        if length <= 0:
-            continue  # Telegram drops empty entities
-        entity: JsonDict = {"offset": offset, "length": length}
-        if tag in _SIMPLE_ENTITY_TYPES:
-            entity["type"] = _SIMPLE_ENTITY_TYPES[tag]
-        elif tag == "a":
-            url = _normalise_link(argument or plain_since(out_index))
-            if url is None:
-                continue
-            entity.update(type="text_link", url=url)
-        elif tag == "tg-emoji":
-            entity.update(type="custom_emoji", custom_emoji_id=argument)
-        elif tag == "blockquote":
-            entity["type"] = "expandable_blockquote" if argument else "blockquote"
-        elif tag == "pre":
-            last = entities[-1] if entities else None
-            if (
-                last
-                and last["type"] == "code"
-                and (last["offset"], last["length"]) == (offset, length)
-                and "language" in last
-            ):
-                last["type"] = "pre"  # <pre><code class="language-x"> is one pre entity
-                continue
-            entity["type"] = "pre"
-        else:  # code
-            last = entities[-1] if entities else None
-            if (
-                argument
-                and last
-                and last["type"] == "pre"
-                and last["offset"] == offset
-                and last["length"] == length
-            ):
-                last["language"] = argument
-                continue
-            entity["type"] = "code"
-            if argument:
-                entity["language"] = argument  # only kept if an enclosing <pre> claims it
-        entities.append(entity)
-
-    if stack:
-        raise HtmlParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
-    for entity in entities:
-        if entity["type"] == "code":
-            entity.pop("language", None)
-    entities.sort(key=lambda e: (e["offset"], -e["length"]))
-    return "".join(out), entities
-
-
-def _strip_formatted(text: str, entities: list[JsonDict]) -> tuple[str, list[JsonDict]]:
-    """Telegram trims leading and trailing whitespace of a message, moving entities along."""
-    stripped_left = text.lstrip()
-    shift = _utf16_len(text) - _utf16_len(stripped_left)
-    stripped = stripped_left.rstrip()
-    total = _utf16_len(stripped)
-    result: list[JsonDict] = []
-    for entity in entities:
-        start = max(entity["offset"] - shift, 0)
-        end = min(entity["offset"] + entity["length"] - shift, total)
-        if end > start:
-            result.append({**entity, "offset": start, "length": end - start})
-    return stripped, result
-
-
-# ---------------------------------------------------------------------------------------------
-# Request decoding
-# ---------------------------------------------------------------------------------------------
-
-# PTB sends every parameter form-encoded; these arrive as JSON strings inside the form.
-_JSON_PARAMS = frozenset(
-    {
-        "reply_markup", "entities", "caption_entities", "commands", "scope", "allowed_updates",
-        "link_preview_options", "reply_parameters", "media", "menu_button",
-    }
-)  # fmt: skip
-_INT_PARAMS = frozenset(
-    {
-        "chat_id", "message_id", "offset", "limit", "timeout", "user_id", "from_chat_id",
-        "cache_time", "max_connections", "reply_to_message_id", "message_thread_id",
-    }
-)  # fmt: skip
-_BOOL_PARAMS = frozenset(
-    {
-        "disable_notification", "show_alert", "drop_pending_updates", "protect_content",
-        "disable_web_page_preview", "allow_sending_without_reply", "has_spoiler",
-        "disable_content_type_detection", "show_caption_above_media", "allow_paid_broadcast",
-    }
-)  # fmt: skip
-_JSON_ERROR = {
-    "reply_markup": "can't parse reply keyboard markup JSON object",
-    "entities": "can't parse entities JSON object",
-    "caption_entities": "can't parse entities JSON object",
-}
-
-
-def _decode_param(key: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    if key in _JSON_PARAMS:
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise _bad_request(_JSON_ERROR.get(key, f"can't parse {key} JSON object")) from None
-    if key in _INT_PARAMS:
-        with contextlib.suppress(ValueError):
-            return int(value)
-        with contextlib.suppress(ValueError):
-            return float(value)
-        return value  # "@channelname" chat ids stay strings
-    if key in _BOOL_PARAMS:
-        return value.lower() in ("true", "1")
-    return value
-
-
-# Methods that put something in a chat and so count against the flood limits.
-_FLOOD_LIMITED = frozenset(
-    {
-        "sendmessage", "sendphoto", "senddocument", "editmessagetext", "editmessagecaption",
-        "editmessagereplymarkup", "copymessage", "forwardmessage",
-    }
-)  # fmt: skip
 _DEFAULT_UPDATE_TYPES_EXCLUDED = frozenset(
     {"chat_member", "message_reaction", "message_reaction_count"}
 )
-_BUTTON_ACTIONS = frozenset(
-    {
-        "callback_data", "url", "login_url", "switch_inline_query", "web_app", "pay",
-        "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "callback_game",
-        "copy_text",
-    }
-)  # fmt: skip
-_CHAT_ACTIONS = frozenset(
-    {
-        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
-        "upload_voice", "upload_document", "choose_sticker", "find_location",
-        "record_video_note", "upload_video_note",
-    }
-)  # fmt: skip
-_COMMAND_SCOPES = frozenset(
-    {
-        "default", "all_private_chats", "all_group_chats", "all_chat_administrators", "chat",
-        "chat_administrators", "chat_member",
-    }
-)  # fmt: skip
-_COMMAND_RE = re.compile(r"[a-z0-9_]+")
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
-
-Handler = Callable[[JsonDict, dict[str, _Upload]], Awaitable[Any]]
-
-
-def _scope_key(scope: JsonDict | None, language_code: str = "") -> str:
-    """ "default", or the scope as JSON with sorted keys; "|<language>" appended if any."""
-    if not scope or scope.get("type") == "default":
-        key = "default"
-    else:
-        key = json.dumps(scope, sort_keys=True)
-    return f"{key}|{language_code}" if language_code else key
-
-
-class _CommandMenus(dict[str, list[JsonDict]]):
-    """setMyCommands results by scope. Lookups accept the scope JSON in any key order or spacing,
-    so ``commands[json.dumps({"type": "chat", "chat_id": 42})]`` finds the menu PTB set."""
-
-    @staticmethod
-    def _normalise(key: object) -> object:
-        if not isinstance(key, str):
-            return key
-        scope, separator, language = key.rpartition("|")
-        if not separator or not scope.endswith("}"):
-            scope, language = key, ""
-        try:
-            parsed = json.loads(scope)
-        except ValueError:
-            return key  # "default" or "default|de"
-        return _scope_key(parsed, language) if isinstance(parsed, dict) else key
-
-    def __getitem__(self, key: str) -> list[JsonDict]:
-        return super().__getitem__(str(self._normalise(key)))
-
-    def __contains__(self, key: object) -> bool:
-        return super().__contains__(self._normalise(key))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(str(self._normalise(key)), default)
-
-
 _FIRST_UPDATE_ID = 700_000_001
 
 
@@ -661,8 +95,8 @@ class TelegramStandin:
 
         self.requests: list[tuple[str, JsonDict]] = []
         self.callback_answers: list[JsonDict] = []
-        # setMyCommands by scope: "default", or the scope's JSON (see _CommandMenus).
-        self.commands: dict[str, list[JsonDict]] = _CommandMenus()
+        # setMyCommands by scope: "default", or the scope's JSON (see CommandMenus).
+        self.commands: dict[str, list[JsonDict]] = CommandMenus()
         self.rate_limited_count = 0
         self.internal_errors: list[BaseException] = []
 
@@ -680,9 +114,9 @@ class TelegramStandin:
         self._user_message_ids: dict[int, set[int]] = {}
         self._next_message_id: dict[int, int] = {}
         self._chat_instances: dict[int, str] = {}
-        self._callbacks: dict[str, _PendingCallback] = {}
-        self._files: dict[str, _StoredFile] = {}
-        self._files_by_path: dict[str, _StoredFile] = {}
+        self._callbacks: dict[str, PendingCallback] = {}
+        self._files: dict[str, StoredFile] = {}
+        self._files_by_path: dict[str, StoredFile] = {}
 
         self._updates: list[JsonDict] = []
         self.updates_dropped = 0
@@ -713,10 +147,10 @@ class TelegramStandin:
         self._last_activity = 0.0
         self._last_delivery = 0.0
 
-        self._faults: dict[str, list[_Fault]] = {}
-        self._global_window: _SlidingWindow | None = None
+        self._faults: dict[str, list[Fault]] = {}
+        self._global_window: SlidingWindow | None = None
         self._chat_rate: float | None = None
-        self._chat_windows: dict[int, _SlidingWindow] = {}
+        self._chat_windows: dict[int, SlidingWindow] = {}
 
         self._methods: dict[str, Handler] = {
             "getme": self._get_me,
@@ -855,7 +289,7 @@ class TelegramStandin:
         """A callback query with arbitrary data, as a modified or outdated client could send."""
         self._note_user(user)
         query_id = str(secrets.randbits(63))
-        self._callbacks[query_id] = _PendingCallback(user.id, time.monotonic())
+        self._callbacks[query_id] = PendingCallback(user.id, time.monotonic())
         current = self._find_message(user.id, message_id)
         if current is not None and not current.deleted:
             shown: JsonDict = self._message_json(current)
@@ -899,7 +333,7 @@ class TelegramStandin:
         self, scope: JsonDict | None = None, language_code: str = ""
     ) -> list[JsonDict]:
         """The command menu set for a scope, e.g. ``{"type": "chat", "chat_id": 42}``."""
-        return self.commands.get(_scope_key(scope, language_code), [])
+        return self.commands.get(scope_key(scope, language_code), [])
 
     async def wait_for(
         self,
@@ -978,7 +412,7 @@ class TelegramStandin:
     ) -> None:
         """The next ``count`` calls of ``method`` fail with this answer."""
         self._faults.setdefault(method.lower(), []).append(
-            _Fault(status, description, retry_after, count)
+            Fault(status, description, retry_after, count)
         )
 
     def deliver_twice(self, count: int = 1, *, concurrently: bool = False) -> None:
@@ -997,7 +431,7 @@ class TelegramStandin:
         self, *, global_per_second: float | None = None, per_chat_per_second: float | None = None
     ) -> None:
         """Enforce flood limits on sends and edits (None: unlimited, the default)."""
-        self._global_window = _SlidingWindow(global_per_second) if global_per_second else None
+        self._global_window = SlidingWindow(global_per_second) if global_per_second else None
         self._chat_rate = per_chat_per_second or None
         self._chat_windows.clear()
 
@@ -1018,7 +452,7 @@ class TelegramStandin:
 
     async def _answer_api(self, request: web.Request, method: str, key: str) -> web.Response:
         params: JsonDict = {}
-        uploads: dict[str, _Upload] = {}
+        uploads: dict[str, Upload] = {}
         try:
             try:
                 params, uploads = await self._read_params(request)
@@ -1028,14 +462,14 @@ class TelegramStandin:
                 }
                 self.requests.append((method, {**params, **files}))
             if request.match_info["token"] != self.token:
-                raise _ApiError(401, "Unauthorized")
+                raise ApiError(401, "Unauthorized")
             handler = self._methods.get(key)
             if handler is None:
-                raise _ApiError(404, "Not Found")
+                raise ApiError(404, "Not Found")
             self._raise_injected_fault(key)
             result = await handler(params, uploads)
             return web.json_response({"ok": True, "result": result})
-        except _ApiError as error:
+        except ApiError as error:
             body: JsonDict = {
                 "ok": False,
                 "error_code": error.status,
@@ -1051,22 +485,22 @@ class TelegramStandin:
             body = {"ok": False, "error_code": 500, "description": f"stand-in error: {error!r}"}
             return web.json_response(body, status=500)
 
-    async def _read_params(self, request: web.Request) -> tuple[JsonDict, dict[str, _Upload]]:
+    async def _read_params(self, request: web.Request) -> tuple[JsonDict, dict[str, Upload]]:
         raw: JsonDict = dict(request.query)
-        uploads: dict[str, _Upload] = {}
+        uploads: dict[str, Upload] = {}
         if request.content_type == "application/json" and request.can_read_body:
             body = await request.json()
             if not isinstance(body, dict):
-                raise _bad_request("parameters must be a JSON object")
+                raise bad_request("parameters must be a JSON object")
             raw.update(body)
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await request.post()
             for name, value in form.items():
                 if isinstance(value, web.FileField):
-                    uploads[name] = _Upload(value.filename, value.file.read(), value.content_type)
+                    uploads[name] = Upload(value.filename, value.file.read(), value.content_type)
                 else:
                     raw[name] = value
-        return {name: _decode_param(name, value) for name, value in raw.items()}, uploads
+        return {name: decode_param(name, value) for name, value in raw.items()}, uploads
 
     @staticmethod
     async def _not_found(request: web.Request) -> web.Response:
@@ -1094,7 +528,7 @@ class TelegramStandin:
         fault.remaining -= 1
         if fault.remaining <= 0:
             faults.pop(0)
-        raise _ApiError(fault.status, fault.description, fault.retry_after)
+        raise ApiError(fault.status, fault.description, fault.retry_after)
 
     # -- updates --------------------------------------------------------------------------------
 
@@ -1113,9 +547,9 @@ class TelegramStandin:
             return kind in self._allowed_updates
         return kind not in _DEFAULT_UPDATE_TYPES_EXCLUDED
 
-    async def _get_updates(self, params: JsonDict, _: dict[str, _Upload]) -> list[JsonDict]:
+    async def _get_updates(self, params: JsonDict, _: dict[str, Upload]) -> list[JsonDict]:
         if self._webhook_url:
-            raise _webhook_conflict()
+            raise webhook_conflict()
         offset = int(params.get("offset", 0))
         limit = min(
             max(int(params.get("limit", 100)), PollingLimit.MIN_LIMIT), PollingLimit.MAX_LIMIT
@@ -1144,13 +578,13 @@ class TelegramStandin:
         while True:
             changed = self._updates_changed
             if generation != self._poll_generation:
-                raise _ApiError(
+                raise ApiError(
                     409,
                     "Conflict: terminated by other getUpdates request; "
                     "make sure that only one bot instance is running",
                 )
             if self._webhook_url:
-                raise _webhook_conflict()  # set while this request was waiting
+                raise webhook_conflict()  # set while this request was waiting
             # Types the bot did not ask for are dropped as they arrive, as Telegram does.
             kept = [u for u in self._updates if self._update_allowed(u)]
             self.updates_dropped += len(self._updates) - len(kept)
@@ -1165,20 +599,20 @@ class TelegramStandin:
             self._last_delivery = time.monotonic()
         return batch
 
-    async def _set_webhook(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _set_webhook(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         url = str(params.get("url", ""))
         parts = urlsplit(url)
         # Telegram only delivers to HTTPS endpoints; the stand-in also reaches plain http on
         # loopback, where the bot under test listens.
         loopback = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
         if url and not (parts.scheme == "https" or loopback):
-            raise _bad_request("bad webhook: HTTPS url must be provided for webhook")
+            raise bad_request("bad webhook: HTTPS url must be provided for webhook")
         secret = params.get("secret_token")
         if secret is not None and not _WEBHOOK_SECRET_RE.fullmatch(str(secret)):
-            raise _bad_request("secret token contains unallowed characters")
+            raise bad_request("secret token contains unallowed characters")
         connections = params.get("max_connections", _WEBHOOK_DEFAULT_CONNECTIONS)
         if not isinstance(connections, int):
-            raise _bad_request("invalid max_connections specified")
+            raise bad_request("invalid max_connections specified")
         low, high = _WEBHOOK_MAX_CONNECTIONS
         if "allowed_updates" in params:
             self._allowed_updates = list(params["allowed_updates"] or []) or None
@@ -1193,7 +627,7 @@ class TelegramStandin:
         self._wake_pollers()
         return True
 
-    async def _delete_webhook(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _delete_webhook(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         self._webhook_url = ""
         self._webhook_secret = None
         if params.get("drop_pending_updates"):
@@ -1201,7 +635,7 @@ class TelegramStandin:
         self._wake_pollers()
         return True
 
-    async def _get_webhook_info(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _get_webhook_info(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         info: JsonDict = {
             "url": self._webhook_url,
             "has_custom_certificate": False,
@@ -1329,10 +763,10 @@ class TelegramStandin:
             "username": self.bot_username,
         }
 
-    async def _true(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _true(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         return True
 
-    async def _get_me(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _get_me(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         return {
             **self._bot_json(),
             "can_join_groups": True,
@@ -1345,46 +779,46 @@ class TelegramStandin:
     def _command_scope(self, params: JsonDict) -> str:
         scope = params.get("scope")
         if scope is not None:
-            if not isinstance(scope, dict) or scope.get("type") not in _COMMAND_SCOPES:
-                raise _bad_request("wrong scope type specified")
+            if not isinstance(scope, dict) or scope.get("type") not in COMMAND_SCOPES:
+                raise bad_request("wrong scope type specified")
             if "chat_id" in scope and int(scope["chat_id"]) not in self._users:
                 # A per-chat menu needs a chat the bot knows: one that started it.
-                raise _bad_request("chat not found")
-        return _scope_key(scope, str(params.get("language_code", "")))
+                raise bad_request("chat not found")
+        return scope_key(scope, str(params.get("language_code", "")))
 
-    async def _set_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _set_my_commands(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
-            raise _bad_request("can't parse commands JSON object")
+            raise bad_request("can't parse commands JSON object")
         if len(commands) > BotCommandLimit.MAX_COMMAND_NUMBER:
-            raise _bad_request("too many commands")
+            raise bad_request("too many commands")
         for command in commands:
             name = str(command.get("command", ""))
             description = str(command.get("description", ""))
             if not (
                 BotCommandLimit.MIN_COMMAND <= len(name) <= BotCommandLimit.MAX_COMMAND
-                and _COMMAND_RE.fullmatch(name)
+                and COMMAND_RE.fullmatch(name)
             ):
-                raise _bad_request("BOT_COMMAND_INVALID")
+                raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(description) <= BotCommandLimit.MAX_DESCRIPTION:
-                raise _bad_request("command description is empty")
+                raise bad_request("command description is empty")
         key = self._command_scope(params)
         self.commands[key] = [
             {"command": c["command"], "description": c["description"]} for c in commands
         ]
         return True
 
-    async def _delete_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _delete_my_commands(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         self.commands.pop(self._command_scope(params), None)
         return True
 
-    async def _get_my_commands(self, params: JsonDict, _: dict[str, _Upload]) -> list[JsonDict]:
+    async def _get_my_commands(self, params: JsonDict, _: dict[str, Upload]) -> list[JsonDict]:
         return self.commands.get(self._command_scope(params), [])
 
-    async def _get_chat(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _get_chat(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, int) or chat_id not in self._users:
-            raise _bad_request("chat not found")
+            raise bad_request("chat not found")
         return {**self._chat_json(chat_id), "accent_color_id": 0, "max_reaction_count": 11}
 
     # -- sending --------------------------------------------------------------------------------
@@ -1392,13 +826,13 @@ class TelegramStandin:
     def _target_chat(self, params: JsonDict) -> int:
         chat_id = params.get("chat_id")
         if chat_id is None or chat_id == "":
-            raise _bad_request("chat_id is empty")
+            raise bad_request("chat_id is empty")
         if not isinstance(chat_id, int):
-            raise _bad_request("chat not found")
+            raise bad_request("chat not found")
         if chat_id in self._left_groups:
-            raise _ApiError(403, "Forbidden: bot was kicked from the group chat")
+            raise ApiError(403, "Forbidden: bot was kicked from the group chat")
         if chat_id in self._migrated:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "Bad Request: group chat was upgraded to a supergroup chat",
                 migrate_to_chat_id=self._migrated[chat_id],
@@ -1407,23 +841,23 @@ class TelegramStandin:
             return chat_id
         if chat_id not in self._users:
             # Telegram cannot tell us apart from "never started": a bot may not write first.
-            raise _ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         if chat_id in self._blocked:
-            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         return chat_id
 
     def _take_flood_quota(self, chat_id: int) -> None:
         now = time.monotonic()
         chat_window = None
         if self._chat_rate:
-            chat_window = self._chat_windows.setdefault(chat_id, _SlidingWindow(self._chat_rate))
+            chat_window = self._chat_windows.setdefault(chat_id, SlidingWindow(self._chat_rate))
         for window in (self._global_window, chat_window):
             if window is None:
                 continue
             wait = window.retry_after(now)
             if wait is not None:
                 self.rate_limited_count += 1
-                raise _ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
         for window in (self._global_window, chat_window):
             if window is not None:
                 window.accept(now)
@@ -1440,17 +874,17 @@ class TelegramStandin:
             try:
                 plain, entities = parse_html(raw)
             except HtmlParseError as error:
-                raise _bad_request(f"can't parse entities: {error}") from None
+                raise bad_request(f"can't parse entities: {error}") from None
         elif str(parse_mode).lower() in ("markdown", "markdownv2"):
-            raise _bad_request(
+            raise bad_request(
                 f"parse_mode {parse_mode} is valid for Telegram but not implemented by the "
                 "stand-in; the project sends HTML"
             )
         else:
-            raise _bad_request(f"unsupported parse_mode {parse_mode}")
-        plain, entities = _strip_formatted(plain, entities)
+            raise bad_request(f"unsupported parse_mode {parse_mode}")
+        plain, entities = strip_formatted(plain, entities)
         if len(plain) > limit:
-            raise _bad_request(too_long)
+            raise bad_request(too_long)
         return raw, plain, entities, parse_mode
 
     def _message_text(self, params: JsonDict) -> tuple[str, str, list[JsonDict], str | None]:
@@ -1458,7 +892,7 @@ class TelegramStandin:
             params, "text", "entities", MessageLimit.MAX_TEXT_LENGTH, "message is too long"
         )
         if not plain:
-            raise _bad_request("message text is empty")
+            raise bad_request("message text is empty")
         return raw, plain, entities, parse_mode
 
     def _caption(self, params: JsonDict) -> tuple[str, str, list[JsonDict], str | None]:
@@ -1476,21 +910,21 @@ class TelegramStandin:
         if markup is None:
             return []
         if not isinstance(markup, dict):
-            raise _bad_request("object expected as reply markup")
+            raise bad_request("object expected as reply markup")
         if "inline_keyboard" not in markup:
             if {"keyboard", "remove_keyboard", "force_reply"} & markup.keys():
                 return []  # reply keyboards live in the client, not on the message
-            raise _bad_request("can't parse reply keyboard markup JSON object")
+            raise bad_request("can't parse reply keyboard markup JSON object")
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise _bad_request(
+            raise bad_request(
                 'can\'t parse inline keyboard button: field "inline_keyboard" '
                 "of the InlineKeyboardMarkup must be an Array of Arrays"
             )
         for row in rows:
             for button in row:
                 if not isinstance(button, dict) or not button.get("text"):
-                    raise _bad_request("can't parse inline keyboard button: Text is empty")
+                    raise bad_request("can't parse inline keyboard button: Text is empty")
                 if "callback_data" in button:
                     data = button["callback_data"]
                     size = len(str(data).encode())
@@ -1500,7 +934,7 @@ class TelegramStandin:
                         <= size
                         <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
                     ):
-                        raise _bad_request("BUTTON_DATA_INVALID")
+                        raise bad_request("BUTTON_DATA_INVALID")
                 elif "url" in button:
                     url = str(button["url"])
                     # Real Telegram also refuses localhost and bare IPs ("Wrong HTTP URL"); the
@@ -1508,11 +942,11 @@ class TelegramStandin:
                     if urlsplit(url).scheme not in ("http", "https", "tg") or not (
                         urlsplit(url).netloc or url.startswith("tg:")
                     ):
-                        raise _bad_request(
+                        raise bad_request(
                             f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL"
                         )
-                elif not _BUTTON_ACTIONS & button.keys():
-                    raise _bad_request(
+                elif not BUTTON_ACTIONS & button.keys():
+                    raise bad_request(
                         "can't parse inline keyboard button: "
                         "Text buttons are unallowed in the inline keyboard"
                     )
@@ -1550,9 +984,9 @@ class TelegramStandin:
         if not (
             reply.get("allow_sending_without_reply") or params.get("allow_sending_without_reply")
         ):
-            raise _bad_request("message to be replied not found")
+            raise bad_request("message to be replied not found")
 
-    async def _send_message(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _send_message(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         chat_id = self._target_chat(params)
         self._check_reply_target(chat_id, params)
         raw, plain, entities, parse_mode = self._message_text(params)
@@ -1572,7 +1006,7 @@ class TelegramStandin:
         )
 
     async def _send_media(
-        self, params: JsonDict, uploads: dict[str, _Upload], kind: str
+        self, params: JsonDict, uploads: dict[str, Upload], kind: str
     ) -> JsonDict:
         chat_id = self._target_chat(params)
         self._check_reply_target(chat_id, params)
@@ -1582,12 +1016,12 @@ class TelegramStandin:
         if kind == "photo":
             if (
                 upload.content
-                and not upload.content.startswith(_IMAGE_MAGIC)
+                and not upload.content.startswith(IMAGE_MAGIC)
                 and not (upload.content[:4] == b"RIFF" and upload.content[8:12] == b"WEBP")
             ):
-                raise _bad_request("IMAGE_PROCESS_FAILED")
+                raise bad_request("IMAGE_PROCESS_FAILED")
             if len(upload.content) > FileSizeLimit.PHOTOSIZE_UPLOAD:
-                raise _bad_request("PHOTO_INVALID_DIMENSIONS")
+                raise bad_request("PHOTO_INVALID_DIMENSIONS")
         self._take_flood_quota(chat_id)
         stored = self._store_file(upload.content, upload.filename, f"{kind}s", upload.content_type)
         return self._record(
@@ -1607,56 +1041,56 @@ class TelegramStandin:
             )
         )
 
-    def _media_payload(self, params: JsonDict, uploads: dict[str, _Upload], kind: str) -> _Upload:
+    def _media_payload(self, params: JsonDict, uploads: dict[str, Upload], kind: str) -> Upload:
         if kind in uploads:
             return uploads[kind]
         value = params.get(kind)
         if not value:
-            raise _bad_request(f"there is no {kind} in the request")
+            raise bad_request(f"there is no {kind} in the request")
         value = str(value)
         if value.startswith("attach://") and value.removeprefix("attach://") in uploads:
             return uploads[value.removeprefix("attach://")]
         if value in self._files:  # re-sending by file_id
             stored = self._files[value]
-            return _Upload(stored.file_name, stored.content, stored.mime_type)
+            return Upload(stored.file_name, stored.content, stored.mime_type)
         if value.startswith(("http://", "https://")):
             name = urlsplit(value).path.rsplit("/", 1)[-1] or "file"
-            return _Upload(name, b"", mimetypes.guess_type(name)[0] or "application/octet-stream")
-        raise _bad_request("wrong file identifier/HTTP URL specified")
+            return Upload(name, b"", mimetypes.guess_type(name)[0] or "application/octet-stream")
+        raise bad_request("wrong file identifier/HTTP URL specified")
 
-    async def _send_photo(self, params: JsonDict, uploads: dict[str, _Upload]) -> JsonDict:
+    async def _send_photo(self, params: JsonDict, uploads: dict[str, Upload]) -> JsonDict:
         return await self._send_media(params, uploads, "photo")
 
-    async def _send_document(self, params: JsonDict, uploads: dict[str, _Upload]) -> JsonDict:
+    async def _send_document(self, params: JsonDict, uploads: dict[str, Upload]) -> JsonDict:
         return await self._send_media(params, uploads, "document")
 
-    async def _send_chat_action(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _send_chat_action(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         self._target_chat(params)
-        if params.get("action") not in _CHAT_ACTIONS:
-            raise _bad_request("wrong parameter action in request")
+        if params.get("action") not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
         return True
 
     # -- editing --------------------------------------------------------------------------------
 
     def _message_to_edit(self, params: JsonDict) -> SentMessage:
         if params.get("inline_message_id"):
-            raise _bad_request("MESSAGE_ID_INVALID")  # the bot sends no inline-mode messages
+            raise bad_request("MESSAGE_ID_INVALID")  # the bot sends no inline-mode messages
         chat_id = params.get("chat_id")
         message_id = params.get("message_id")
         if not isinstance(chat_id, int) or not isinstance(message_id, int):
-            raise _bad_request("message to edit not found")
+            raise bad_request("message to edit not found")
         if chat_id in self._blocked:
-            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         message = self._find_message(chat_id, message_id)
         if message is None or message.deleted:
             if message_id in self._user_message_ids.get(chat_id, set()):
-                raise _bad_request("message can't be edited")
-            raise _bad_request("message to edit not found")
+                raise bad_request("message can't be edited")
+            raise bad_request("message to edit not found")
         return message
 
     @staticmethod
-    def _not_modified() -> _ApiError:
-        return _bad_request(
+    def _not_modified() -> ApiError:
+        return bad_request(
             "message is not modified: specified new message content and reply markup are "
             "exactly the same as a current content and reply markup of the message"
         )
@@ -1667,10 +1101,10 @@ class TelegramStandin:
         self._changed()
         return self._message_json(message)
 
-    async def _edit_message_text(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _edit_message_text(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         message = self._message_to_edit(params)
         if message.kind != "text":
-            raise _bad_request("there is no text in the message to edit")
+            raise bad_request("there is no text in the message to edit")
         raw, plain, entities, parse_mode = self._message_text(params)
         # Leaving reply_markup out of an edit removes the inline keyboard.
         buttons = self._keyboard(params.get("reply_markup"))
@@ -1682,10 +1116,10 @@ class TelegramStandin:
         message.reply_markup = params.get("reply_markup")
         return self._apply_edit(message)
 
-    async def _edit_message_caption(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _edit_message_caption(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         message = self._message_to_edit(params)
         if message.kind == "text":
-            raise _bad_request("there is no caption in the message to edit")
+            raise bad_request("there is no caption in the message to edit")
         raw, plain, entities, parse_mode = self._caption(params)
         buttons = self._keyboard(params.get("reply_markup"))
         if (plain, entities, buttons) == (message.text, message.entities, message.buttons):
@@ -1696,7 +1130,7 @@ class TelegramStandin:
         message.reply_markup = params.get("reply_markup")
         return self._apply_edit(message)
 
-    async def _edit_message_reply_markup(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _edit_message_reply_markup(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         message = self._message_to_edit(params)
         buttons = self._keyboard(params.get("reply_markup"))
         if buttons == message.buttons:
@@ -1706,23 +1140,23 @@ class TelegramStandin:
         message.reply_markup = params.get("reply_markup")
         return self._apply_edit(message)
 
-    async def _delete_message(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _delete_message(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         chat_id = params.get("chat_id")
         message_id = params.get("message_id")
         if not isinstance(chat_id, int) or not isinstance(message_id, int):
-            raise _bad_request("message to delete not found")
+            raise bad_request("message to delete not found")
         user_ids = self._user_message_ids.get(chat_id, set())
         if message_id in user_ids:  # in a private chat the bot may delete the person's messages
             user_ids.discard(message_id)
             return True
         message = self._find_message(chat_id, message_id)
         if message is None or message.deleted:
-            raise _bad_request("message to delete not found")
+            raise bad_request("message to delete not found")
         message.deleted = True
         self._changed()
         return True
 
-    async def _answer_callback_query(self, params: JsonDict, _: dict[str, _Upload]) -> bool:
+    async def _answer_callback_query(self, params: JsonDict, _: dict[str, Upload]) -> bool:
         self.callback_answers.append(params)
         pending = self._callbacks.get(str(params.get("callback_query_id", "")))
         if (
@@ -1730,11 +1164,11 @@ class TelegramStandin:
             or pending.answered
             or time.monotonic() - pending.pressed_at > _CALLBACK_ANSWER_SECONDS
         ):
-            raise _bad_request(
+            raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
         if len(str(params.get("text", ""))) > CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH:
-            raise _bad_request("MESSAGE_TOO_LONG")
+            raise bad_request("MESSAGE_TOO_LONG")
         pending.answered = True
         return True
 
@@ -1742,10 +1176,10 @@ class TelegramStandin:
 
     def _store_file(
         self, content: bytes, filename: str, folder: str, mime_type: str | None = None
-    ) -> _StoredFile:
+    ) -> StoredFile:
         number = len(self._files) + 1
         suffix = filename.rsplit(".", 1)[-1] if "." in filename else "bin"
-        stored = _StoredFile(
+        stored = StoredFile(
             file_id="BQACAgIAAxkBAAI" + secrets.token_urlsafe(24),
             file_unique_id="AgAD" + secrets.token_urlsafe(8),
             file_path=f"{folder}/file_{number}.{suffix}",
@@ -1757,12 +1191,12 @@ class TelegramStandin:
         self._files_by_path[stored.file_path] = stored
         return stored
 
-    async def _get_file(self, params: JsonDict, _: dict[str, _Upload]) -> JsonDict:
+    async def _get_file(self, params: JsonDict, _: dict[str, Upload]) -> JsonDict:
         stored = self._files.get(str(params.get("file_id", "")))
         if stored is None:
-            raise _bad_request("invalid file_id")
+            raise bad_request("invalid file_id")
         if len(stored.content) > FileSizeLimit.FILESIZE_DOWNLOAD:
-            raise _bad_request("file is too big")  # bots may download at most 20 MB
+            raise bad_request("file is too big")  # bots may download at most 20 MB
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,

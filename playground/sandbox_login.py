@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
 from bot.verdict import is_valid_handle, normalize_handle
+from sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
 
 PAGE_SLOTS = 2
 _FULL_CONTROL = ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"]

@@ -1,7 +1,9 @@
 """The playground: the real bot, unchanged, against local stand-ins of Telegram and Facebook, with
-a web page to use it from a browser. `python -m bot` starts it when nothing is configured.
+a web page to use it from a browser. `python -m bot` starts it when nothing is configured, and
+only then imports it: like the stand-ins, it is a top-level package of the source tree, never
+imported by the bot and not in the wheel (tests/test_layout.py).
 
-The stand-ins are `bot.sandbox`; the bot is reached only through the settings a production
+The stand-ins are `sandbox`; the bot is reached only through the settings a production
 deployment uses (TELEGRAM_BASE_URL, FACEBOOK_GRAPH_URL, FACEBOOK_DIALOG_URL, ...). Everything the
 playground adds (the chat page, its API, the sandbox login dialog) is served by its own aiohttp
 app on its own port, which only the playground starts: a real deployment has none of it.

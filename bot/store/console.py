@@ -1,49 +1,33 @@
-"""Database queries of the manager's console: brands, managers, and a brand's invitations.
+"""A brand's invitations as the manager's console asks for them.
 
-Part of the storage layer (`bot.store.Database` includes these methods). Every query about
-invitations takes the asking manager's `brand_id` and filters by it: a manager of brand A cannot
+Every query takes the asking manager's `brand_id` and filters by it: a manager of brand A cannot
 read, remind, revoke or export brand B's invitations, whatever ids they send.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.crypto import new_invitation_token, new_secret, secret_hash
+from bot.crypto import new_invitation_token, secret_hash
 from bot.models import (
-    Brand,
     Connection,
+    ConnectionStatus,
     Invitation,
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
-    Manager,
-    ManagerLink,
-    OutboxAudience,
-    OutboxMessage,
-    OutboxStatus,
     Revocation,
     utcnow,
 )
-
-if TYPE_CHECKING:
-    from bot.store import Outgoing
-
-
-class LinkProblem(StrEnum):
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    USED = "used"
-    OTHER_BRAND = "other_brand"  # already a manager of another brand
+from bot.store.base import Repository
+from bot.store.events import EventKind, new_event
+from bot.store.outbox import Outgoing, enqueue_in
 
 
 @dataclass(frozen=True)
@@ -86,192 +70,8 @@ _OPEN = (InviteStatus.PENDING, InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, 
 _IN_PROGRESS = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
 
 
-class ConsoleQueries:
-    def session(self) -> AsyncSession:  # provided by Database
-        raise NotImplementedError
 
-    # --- brands and managers -----------------------------------------------------------------
-
-    async def create_brand(self, name: str) -> Brand:
-        async with self.session() as s:
-            brand = Brand(name=name[:128])
-            s.add(brand)
-            await s.commit()
-            return brand
-
-    async def brands(self) -> list[Brand]:
-        async with self.session() as s:
-            return list(await s.exec(select(Brand).order_by(col(Brand.id))))
-
-    async def brand(self, brand_id: int) -> Brand | None:
-        async with self.session() as s:
-            return await s.get(Brand, brand_id)
-
-    async def set_team_chat(self, brand_id: int, chat_id: int | None) -> None:
-        async with self.session() as s:
-            brand = await s.get(Brand, brand_id)
-            if brand is not None:
-                brand.team_chat_id = chat_id
-                s.add(brand)
-                await s.commit()
-
-    async def manager(self, telegram_id: int) -> Manager | None:
-        async with self.session() as s:
-            return await s.get(Manager, telegram_id)
-
-    async def managers(self, brand_id: int) -> list[Manager]:
-        async with self.session() as s:
-            rows = await s.exec(
-                select(Manager)
-                .where(Manager.brand_id == brand_id)
-                .order_by(col(Manager.created_at))
-            )
-            return list(rows)
-
-    async def add_manager(self, *, brand_id: int, telegram_id: int, name: str) -> Manager:
-        async with self.session() as s:
-            existing = await s.get(Manager, telegram_id)
-            if existing is not None:
-                return existing
-            manager = Manager(telegram_id=telegram_id, brand_id=brand_id, name=name[:128])
-            s.add(manager)
-            try:
-                await s.commit()
-            except sa.exc.IntegrityError:
-                await s.rollback()
-                found = await s.get(Manager, telegram_id)
-                assert found is not None
-                return found
-            return manager
-
-    async def remove_manager(self, *, brand_id: int, telegram_id: int) -> bool:
-        async with self.session() as s:
-            result = await s.exec(
-                sa.delete(Manager).where(  # type: ignore[call-overload]
-                    col(Manager.telegram_id) == telegram_id, col(Manager.brand_id) == brand_id
-                )
-            )
-            await s.commit()
-            return bool(result.rowcount)
-
-    # --- who hears a brand's news (see OutboxAudience) -------------------------------------------
-
-    async def unaddressed(self, rows: Sequence[OutboxMessage]) -> list[int]:
-        """Ids of the rows whose audience no longer holds: the manager was removed from the
-        brand, or the chat is no longer the brand's team chat."""
-        brand_ids = {r.brand_id for r in rows if r.audience and r.brand_id is not None}
-        if not brand_ids:
-            return []
-        async with self.session() as s:
-            members = set(
-                (
-                    await s.exec(
-                        select(Manager.brand_id, Manager.telegram_id).where(
-                            col(Manager.brand_id).in_(brand_ids)
-                        )
-                    )
-                ).all()
-            )
-            teams = set(
-                (
-                    await s.exec(
-                        select(Brand.id, Brand.team_chat_id).where(col(Brand.id).in_(brand_ids))
-                    )
-                ).all()
-            )
-        gone: list[int] = []
-        for r in rows:
-            if r.id is None or not r.audience:
-                continue
-            if r.audience == OutboxAudience.TEAM:
-                holds = (r.brand_id, r.chat_id) in teams
-            else:
-                holds = (r.brand_id, r.manager_id) in members
-            if not holds:
-                gone.append(r.id)
-        return gone
-
-    async def unregister_team_chat(self, chat_id: int) -> list[int]:
-        """The bot can no longer write to this group: it stops being any brand's team chat.
-        Returns the brands it was the team chat of (none if another delivery got there first)."""
-        async with self.session() as s:
-            ended = await s.exec(
-                sa.update(Brand)  # type: ignore[call-overload]
-                .where(col(Brand.team_chat_id) == chat_id)
-                .values(team_chat_id=None)
-                .returning(col(Brand.id))
-            )
-            brand_ids = sorted(row[0] for row in ended.all())
-            await s.commit()
-            return brand_ids
-
-    async def migrate_chat(self, *, old_chat_id: int, new_chat_id: int) -> None:
-        """A group became a supergroup with a new id: the team chat moves, and so does
-        everything still waiting to be delivered there (due now)."""
-        async with self.session() as s:
-            await s.exec(
-                sa.update(Brand)  # type: ignore[call-overload]
-                .where(col(Brand.team_chat_id) == old_chat_id)
-                .values(team_chat_id=new_chat_id)
-            )
-            await s.exec(
-                sa.update(OutboxMessage)  # type: ignore[call-overload]
-                .where(
-                    col(OutboxMessage.chat_id) == old_chat_id,
-                    col(OutboxMessage.status) == OutboxStatus.PENDING,
-                )
-                .values(chat_id=new_chat_id, due_at=utcnow())
-            )
-            await s.commit()
-
-    async def create_manager_link(self, *, brand_id: int, created_by: int, ttl: timedelta) -> str:
-        token = new_secret()
-        async with self.session() as s:
-            s.add(
-                ManagerLink(
-                    token_hash=secret_hash(token),
-                    brand_id=brand_id,
-                    created_by=created_by,
-                    expires_at=utcnow() + ttl,
-                )
-            )
-            await s.commit()
-        return token
-
-    async def accept_manager_link(
-        self, *, token: str, telegram_id: int, name: str
-    ) -> Manager | LinkProblem:
-        """One use only: the conditional UPDATE decides who got it."""
-        now = utcnow()
-        token_hash = secret_hash(token)
-        async with self.session() as s:
-            link = (
-                await s.exec(select(ManagerLink).where(ManagerLink.token_hash == token_hash))
-            ).first()
-            if link is None:
-                return LinkProblem.UNKNOWN
-            current = await s.get(Manager, telegram_id)
-            if current is not None and current.brand_id != link.brand_id:
-                return LinkProblem.OTHER_BRAND
-            result = await s.exec(
-                sa.update(ManagerLink)  # type: ignore[call-overload]
-                .where(
-                    col(ManagerLink.id) == link.id,
-                    col(ManagerLink.used_at).is_(None),
-                    col(ManagerLink.expires_at) > now,
-                )
-                .values(used_at=now, used_by=telegram_id)
-            )
-            if result.rowcount != 1:
-                return LinkProblem.USED if link.used_at is not None else LinkProblem.EXPIRED
-            if current is None:
-                current = Manager(telegram_id=telegram_id, brand_id=link.brand_id, name=name[:128])
-                s.add(current)
-            await s.commit()
-            return current
-
-    # --- a brand's invitations ---------------------------------------------------------------
-
+class BrandInvitations(Repository):
     async def open_invitation_for(self, *, brand_id: int, handle: str) -> Invitation | None:
         """An invitation of this brand for this handle that is still in play (a duplicate)."""
         async with self.session() as s:
@@ -348,11 +148,11 @@ class ConsoleQueries:
             for c in created:
                 assert c.invitation.id is not None
                 s.add(
-                    InvitationEvent(
-                        invitation_id=c.invitation.id,
-                        kind="created",
-                        status=InviteStatus.PENDING,
-                        detail=f"@{c.invitation.handle}",
+                    new_event(
+                        c.invitation.id,
+                        EventKind.CREATED,
+                        InviteStatus.PENDING,
+                        f"@{c.invitation.handle}",
                         at=now,
                     )
                 )
@@ -388,7 +188,7 @@ class ConsoleQueries:
     ) -> None:
         async with self.session() as s:
             await s.exec(
-                sa.update(Invitation)  # type: ignore[call-overload]
+                sa.update(Invitation)
                 .where(col(Invitation.id) == invitation_id)
                 .values(card_chat_id=chat_id, card_message_id=message_id, card_is_photo=is_photo)
             )
@@ -446,12 +246,11 @@ class ConsoleQueries:
         self, *, brand_id: int, invitation_id: int, every: timedelta, outgoing: Sequence[Outgoing]
     ) -> bool:
         """At most one reminder per `every`: the conditional UPDATE is the guard."""
-        from bot.store import enqueue_in
 
         now = utcnow()
         async with self.session() as s:
             result = await s.exec(
-                sa.update(Invitation)  # type: ignore[call-overload]
+                sa.update(Invitation)
                 .where(
                     col(Invitation.id) == invitation_id,
                     col(Invitation.brand_id) == brand_id,
@@ -466,7 +265,7 @@ class ConsoleQueries:
                 return False
             invite = await s.get(Invitation, invitation_id)
             assert invite is not None
-            s.add(_event(invite, "reminded", now))
+            s.add(_event_of(invite, EventKind.REMINDED, now))
             enqueue_in(s, outgoing, now)
             await s.commit()
             return True
@@ -481,7 +280,6 @@ class ConsoleQueries:
     ) -> tuple[Invitation, Connection | None] | None:
         """Withdraw an invitation (its link stops working) and end its connection. Its access
         token moves to a `Revocation`, to be withdrawn at Facebook until Facebook confirms."""
-        from bot.store import enqueue_in
 
         now = utcnow()
         async with self.session() as s:
@@ -491,8 +289,9 @@ class ConsoleQueries:
             connection = (
                 await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
             ).first()
+            active = connection is not None and connection.status == ConnectionStatus.ACTIVE
             if connection is not None and connection.token_encrypted and (
-                connection.status == "active" or invite.status == InviteStatus.REVOKED
+                active or invite.status == InviteStatus.REVOKED
             ):
                 # (A token still stored on a withdrawn connection predates revocation retries.)
                 s.add(
@@ -509,96 +308,17 @@ class ConsoleQueries:
             if invite.status == InviteStatus.REVOKED:
                 await s.commit()
                 return invite, None
-            if connection is not None and connection.status == "active":
-                connection.status = "revoked"
+            if connection is not None and connection.status == ConnectionStatus.ACTIVE:
+                connection.status = ConnectionStatus.REVOKED
                 connection.ended_at = now
                 s.add(connection)
             invite.status = InviteStatus.REVOKED
             invite.updated_at = now
             s.add(invite)
-            s.add(_event(invite, "revoked", now))
+            s.add(_event_of(invite, EventKind.REVOKED, now))
             enqueue_in(s, outgoing, now)
             await s.commit()
             return invite, connection
-
-    async def forget_token(self, connection_id: int) -> None:
-        async with self.session() as s:
-            await s.exec(
-                sa.update(Connection)  # type: ignore[call-overload]
-                .where(col(Connection.id) == connection_id)
-                .values(token_encrypted=None)
-            )
-            await s.commit()
-
-    # --- revocations at Facebook still to be confirmed ------------------------------------------
-
-    async def queue_revocation(
-        self, *, token_encrypted: str, invitation_id: int | None, requested_by: int | None
-    ) -> Revocation:
-        async with self.session() as s:
-            row = Revocation(
-                invitation_id=invitation_id,
-                requested_by=requested_by,
-                token_encrypted=token_encrypted,
-            )
-            s.add(row)
-            await s.commit()
-            return row
-
-    async def pending_revocations(self, invitation_id: int) -> list[Revocation]:
-        async with self.session() as s:
-            rows = await s.exec(
-                select(Revocation)
-                .where(Revocation.invitation_id == invitation_id)
-                .order_by(col(Revocation.id))
-            )
-            return list(rows)
-
-    async def due_revocations(self, *, now: datetime, limit: int) -> list[Revocation]:
-        async with self.session() as s:
-            rows = await s.exec(
-                select(Revocation)
-                .where(col(Revocation.next_try_at) <= now)
-                .order_by(col(Revocation.next_try_at), col(Revocation.id))
-                .limit(limit)
-            )
-            return list(rows)
-
-    async def revocation_confirmed(
-        self, *, revocation_id: int, outgoing: Sequence[Outgoing]
-    ) -> bool:
-        """Facebook confirmed: the row and its token go, and the notices are queued, once (the
-        conditional DELETE decides when the job and a manager's /revoke both got there)."""
-        from bot.store import enqueue_in
-
-        async with self.session() as s:
-            result = await s.exec(
-                sa.delete(Revocation).where(  # type: ignore[call-overload]
-                    col(Revocation.id) == revocation_id
-                )
-            )
-            if result.rowcount != 1:
-                await s.rollback()
-                return False
-            enqueue_in(s, outgoing, utcnow())
-            await s.commit()
-            return True
-
-    async def revocation_failed(
-        self, *, revocation_id: int, error: str, retry_in: Callable[[int], timedelta]
-    ) -> int:
-        """One more failed attempt; the next one is due after `retry_in(attempts)`. Returns the
-        number of attempts so far (0: the row is gone)."""
-        async with self.session() as s:
-            row = await s.get(Revocation, revocation_id, with_for_update=True)
-            if row is None:
-                return 0
-            row.attempts += 1
-            row.last_error = error[:200]
-            row.next_try_at = utcnow() + retry_in(row.attempts)
-            s.add(row)
-            await s.commit()
-            return row.attempts
 
     async def brand_events(self, brand_id: int) -> dict[int, list[InvitationEvent]]:
         async with self.session() as s:
@@ -681,12 +401,11 @@ class ConsoleQueries:
             return list(rows)
 
     async def mark_stalled(self, *, invitation_id: int, outgoing: Sequence[Outgoing]) -> bool:
-        from bot.store import enqueue_in
 
         now = utcnow()
         async with self.session() as s:
             result = await s.exec(
-                sa.update(Invitation)  # type: ignore[call-overload]
+                sa.update(Invitation)
                 .where(
                     col(Invitation.id) == invitation_id,
                     sa.or_(
@@ -700,17 +419,11 @@ class ConsoleQueries:
                 return False
             invite = await s.get(Invitation, invitation_id)
             assert invite is not None
-            s.add(_event(invite, "stalled", now))
+            s.add(_event_of(invite, EventKind.STALLED, now))
             enqueue_in(s, outgoing, now)
             await s.commit()
             return True
 
-
-def _event(invite: Invitation, kind: str, at: datetime) -> InvitationEvent:
-    assert invite.id is not None
-    return InvitationEvent(
-        invitation_id=invite.id, kind=kind, status=InviteStatus(invite.status), at=at
-    )
 
 
 def _connected(brand_id: int, handles: Sequence[str]) -> list[sa.ColumnElement[bool]]:
@@ -720,7 +433,7 @@ def _connected(brand_id: int, handles: Sequence[str]) -> list[sa.ColumnElement[b
         col(Invitation.brand_id) == brand_id,
         col(Invitation.handle).in_(handles),
         col(Invitation.status) == InviteStatus.CONNECTED,
-        col(Connection.status) == "active",
+        col(Connection.status) == ConnectionStatus.ACTIVE,
     ]
 
 
@@ -733,3 +446,8 @@ def most_relevant(invites: Sequence[Invitation], *, prefer_open: bool = False) -
     ranked = [*still_open, *connected] if prefer_open else [*connected, *still_open]
     chosen = ranked or newest
     return chosen[0] if chosen else None
+
+
+def _event_of(invite: Invitation, kind: EventKind, at: datetime) -> InvitationEvent:
+    assert invite.id is not None
+    return new_event(invite.id, kind, InviteStatus(invite.status), at=at)

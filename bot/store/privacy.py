@@ -1,8 +1,6 @@
-"""Database queries for people's data leaving: Meta's deauthorize and data deletion callbacks, and
-/forget.
+"""People's data leaving: Meta's deauthorize and data deletion callbacks, and /forget.
 
-Part of the storage layer (`bot.store.Database` includes these methods). Each change is one
-transaction that begins with its write (so two replicas, or a replayed callback, cannot both act
+`db.privacy` of the store (`bot.store.db.Database`). Each change is one transaction that begins with its write (so two replicas, or a replayed callback, cannot both act
 on the same rows, and SQLite never has to upgrade a read lock), and the notices about it are
 written to the outbox in that same transaction.
 
@@ -17,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -26,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.models import (
     Brand,
     Connection,
+    ConnectionStatus,
     DeletionRequest,
     Invitation,
     InvitationEvent,
@@ -36,9 +34,9 @@ from bot.models import (
     Person,
     utcnow,
 )
-
-if TYPE_CHECKING:
-    from bot.store import Outgoing
+from bot.store.base import Repository
+from bot.store.events import EventKind, new_event
+from bot.store.outbox import Outgoing, enqueue_in
 
 
 @dataclass(frozen=True)
@@ -57,10 +55,7 @@ class Affected:
 Notices = Callable[[Affected, Mapping[int, Person]], "Sequence[Outgoing]"]
 
 
-class PrivacyQueries:
-    def session(self) -> AsyncSession:  # provided by Database
-        raise NotImplementedError
-
+class Privacy(Repository):
     # --- deauthorize ---------------------------------------------------------------------------
 
     async def disconnect_facebook_user(
@@ -70,19 +65,21 @@ class PrivacyQueries:
         now = utcnow()
         async with self.session() as s:
             ended = await s.exec(
-                sa.update(Connection)  # type: ignore[call-overload]
+                sa.update(Connection)
                 .where(
                     col(Connection.facebook_user_id) == facebook_user_id,
-                    col(Connection.status) == "active",
+                    col(Connection.status) == ConnectionStatus.ACTIVE,
                 )
-                .values(status="disconnected", ended_at=now, token_encrypted=None)
+                .values(status=ConnectionStatus.DISCONNECTED, ended_at=now, token_encrypted=None)
                 .returning(col(Connection.invitation_id))
             )
             ids = sorted({row[0] for row in ended.all()})
             if not ids:
                 await s.rollback()
                 return []
-            affected = await _close(s, ids, kind="deauthorized", detail=None, now=now, revoke=False)
+            affected = await _close(
+                s, ids, kind=EventKind.DEAUTHORIZED, detail=None, now=now, revoke=False
+            )
             await _notify(s, affected, notices, now)
             await s.commit()
             return affected
@@ -131,7 +128,7 @@ class PrivacyQueries:
         now = utcnow()
         async with self.session() as s:
             claimed = await s.exec(
-                sa.update(DeletionRequest)  # type: ignore[call-overload]
+                sa.update(DeletionRequest)
                 .where(
                     col(DeletionRequest.id) == request_id,
                     col(DeletionRequest.status) == "received",
@@ -144,18 +141,18 @@ class PrivacyQueries:
                 await s.rollback()
                 return None
             deleted = await s.exec(
-                sa.delete(Connection)  # type: ignore[call-overload]
+                sa.delete(Connection)
                 .where(col(Connection.facebook_user_id) == row[0])
                 .returning(col(Connection.invitation_id))
             )
             ids = sorted({r[0] for r in deleted.all()})
             await s.exec(
-                sa.update(DeletionRequest)  # type: ignore[call-overload]
+                sa.update(DeletionRequest)
                 .where(col(DeletionRequest.id) == request_id)
                 .values(deleted_connections=len(ids))
             )
             affected = await _close(
-                s, ids, kind="data_deleted", detail="meta", now=now, revoke=True
+                s, ids, kind=EventKind.DATA_DELETED, detail="meta", now=now, revoke=True
             )
             await _scrub_outbox(s, ids)
             await _notify(s, affected, notices, now)
@@ -223,7 +220,7 @@ class PrivacyQueries:
         now = utcnow()
         async with self.session() as s:
             closed = await s.exec(
-                sa.update(Invitation)  # type: ignore[call-overload]
+                sa.update(Invitation)
                 .where(
                     col(Invitation.telegram_user_id) == telegram_user_id,
                     col(Invitation.status) != InviteStatus.REVOKED,
@@ -234,7 +231,7 @@ class PrivacyQueries:
             ids = {row[0] for row in closed.all()}
             mine = select(Invitation.id).where(Invitation.telegram_user_id == telegram_user_id)
             deleted = await s.exec(
-                sa.delete(Connection)  # type: ignore[call-overload]
+                sa.delete(Connection)
                 .where(col(Connection.invitation_id).in_(mine))
                 .returning(col(Connection.invitation_id))
             )
@@ -244,7 +241,7 @@ class PrivacyQueries:
                 return []
             ordered = sorted(ids)
             affected = await _close(
-                s, ordered, kind="data_deleted", detail="forget", now=now, revoke=True
+                s, ordered, kind=EventKind.DATA_DELETED, detail="forget", now=now, revoke=True
             )
             await _scrub_outbox(s, ordered)
             await _notify(s, affected, notices, now)
@@ -256,7 +253,7 @@ async def _close(
     s: AsyncSession,
     invitation_ids: Sequence[int],
     *,
-    kind: str,
+    kind: EventKind,
     detail: str | None,
     now: datetime,
     revoke: bool,
@@ -266,7 +263,7 @@ async def _close(
         return []
     if revoke:
         await s.exec(
-            sa.update(Invitation)  # type: ignore[call-overload]
+            sa.update(Invitation)
             .where(
                 col(Invitation.id).in_(invitation_ids),
                 col(Invitation.status) != InviteStatus.REVOKED,
@@ -301,9 +298,7 @@ async def _close(
     for invite in invites:
         assert invite.id is not None
         s.add(
-            InvitationEvent(
-                invitation_id=invite.id, kind=kind, status=invite.status, detail=detail, at=now
-            )
+            new_event(invite.id, kind, invite.status, detail, at=now)
         )
         team = teams.get(invite.brand_id) if invite.brand_id is not None else None
         brand_managers = managers.get(invite.brand_id, []) if invite.brand_id is not None else []
@@ -315,14 +310,14 @@ async def _scrub_outbox(s: AsyncSession, invitation_ids: Sequence[int]) -> None:
     """Delivered messages about these invitations quoted the Page and the follower count."""
     if invitation_ids:
         await s.exec(
-            sa.delete(OutboxMessage).where(  # type: ignore[call-overload]
+            sa.delete(OutboxMessage).where(
                 col(OutboxMessage.invitation_id).in_(invitation_ids),
                 col(OutboxMessage.status) != OutboxStatus.PENDING,
             )
         )
         # So do the login results' particulars kept for the managers' timeline (bot.facts).
         await s.exec(
-            sa.update(InvitationEvent)  # type: ignore[call-overload]
+            sa.update(InvitationEvent)
             .where(col(InvitationEvent.invitation_id).in_(invitation_ids))
             .values(facts=None)
         )
@@ -331,7 +326,6 @@ async def _scrub_outbox(s: AsyncSession, invitation_ids: Sequence[int]) -> None:
 async def _notify(
     s: AsyncSession, affected: Sequence[Affected], notices: Notices, now: datetime
 ) -> None:
-    from bot.store import enqueue_in
 
     chats = {a.invitation.created_by for a in affected}
     chats.update(m for a in affected for m in a.managers)

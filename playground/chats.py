@@ -17,8 +17,8 @@ from typing import Any
 
 from telegram.constants import MessageLimit
 
-from bot.playground.people import Cast
-from bot.sandbox.telegram import SentMessage, TelegramStandin, TgUser
+from playground.people import Cast
+from sandbox.telegram import SentMessage, TelegramStandin, TgUser
 
 JsonDict = dict[str, Any]
 

@@ -19,18 +19,18 @@ from urllib.parse import parse_qs, quote, urlsplit
 from aiohttp import web
 
 from bot.i18n import LANGUAGES
-from bot.playground.chats import ChatError, Chats
-from bot.playground.people import Cast
-from bot.playground.sandbox_login import (
+from playground.chats import ChatError, Chats
+from playground.people import Cast
+from playground.sandbox_login import (
     arm_trouble,
     build_login,
     default_pages,
     facebook_account,
     parse_form,
 )
-from bot.playground.sandbox_page import consent_page, dialog_error_page
-from bot.sandbox.facebook import GraphStandin
-from bot.sandbox.telegram import TelegramStandin, TgUser
+from playground.sandbox_page import consent_page, dialog_error_page
+from sandbox.facebook import GraphStandin
+from sandbox.telegram import TelegramStandin, TgUser
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,66 @@
+"""The one place that writes an invitation's events (its timeline), and the kinds there are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import InvitationEvent, InviteStatus, utcnow
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    OPENED = "opened"
+    CHECK_PASSED = "check_passed"
+    CHECK_ANSWERED = "check_answered"
+    PAUSED = "paused"
+    UNREACHABLE = "unreachable"
+    LOGIN_STARTED = "login_started"
+    LOGIN_INTERRUPTED = "login_interrupted"
+    VERDICT = "verdict"
+    REMINDED = "reminded"
+    REVOKED = "revoked"
+    STALLED = "stalled"
+    DEAUTHORIZED = "deauthorized"
+    DATA_DELETED = "data_deleted"
+
+
+def new_event(
+    invitation_id: int,
+    kind: EventKind,
+    status: InviteStatus | str,
+    detail: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> InvitationEvent:
+    """An event row to add to the transaction making the change it records."""
+    return InvitationEvent(
+        invitation_id=invitation_id,
+        kind=kind,
+        status=status,
+        detail=detail,
+        at=at or utcnow(),
+    )
+
+
+async def add_event_coalesced(
+    s: AsyncSession, invitation_id: int, kind: EventKind, status: InviteStatus, detail: str | None
+) -> None:
+    """An event, unless the invitation's newest event is the same one: then only its time moves
+    (a hundred new login buttons in a row are one "login started" in the timeline)."""
+    last = (
+        await s.exec(
+            select(InvitationEvent)
+            .where(InvitationEvent.invitation_id == invitation_id)
+            .order_by(col(InvitationEvent.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None and (last.kind, last.status, last.detail) == (kind, status, detail):
+        last.at = utcnow()
+        s.add(last)
+        return
+    s.add(new_event(invitation_id, kind, status, detail))
