@@ -12,7 +12,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -31,7 +31,7 @@ from bot.notify import Notifier, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
 from bot.store import ConnectionRecord, Database, EventKind, LoginTicket, StateProblem
-from bot.verdict import Verdict, decide
+from bot.verdict import Outcome, Verdict, decide
 
 if TYPE_CHECKING:
     from bot.console import Console
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 # within this time only update that notice (while undelivered) and the live card, which counts
 # the attempts and shows the latest reason.
 REPEAT_WINDOW = timedelta(minutes=15)
+# Failures only the managers (or the operator they forward it to) can resolve: each still gets
+# its own notice inside the window, since a changed card alone asks nobody to act.
+NEEDS_THE_MANAGER: frozenset[Outcome] = frozenset({Outcome.APP_NOT_LIVE, Outcome.TOKEN_INVALID})
 
 # Redirect parameters we look at; anything else Facebook (or a forger) appends is ignored.
 _REDIRECT_KEYS = ("code", "error", "error_code", "error_reason", "error_description")
@@ -197,7 +200,7 @@ class ConnectService:
         try:
             found = await self._db.logins.peek_state(state)
             if isinstance(found, StateProblem):
-                return StartResult(self._refused(found))
+                return StartResult(await self._refused_in_language(found, state))
             attempt, invite = found
             assert attempt.id is not None
             cookie = browser if browser and _COOKIE_SHAPE.match(browser) else new_secret()
@@ -226,7 +229,7 @@ class ConnectService:
         try:
             found = await self._db.logins.peek_state(state)
             if isinstance(found, StateProblem):
-                return self._refused(found)
+                return await self._refused_in_language(found, state)
             attempt, invite = found
             if (
                 browser is None
@@ -244,7 +247,7 @@ class ConnectService:
                 log.warning("callback failed before the login was used: %s", type(exc).__name__)
                 return RedirectResult(503, "unavailable")
             if isinstance(consumed, StateProblem):
-                return self._refused(consumed)
+                return await self._refused_in_language(consumed, state)
             return await self._complete(*consumed, redirect)
 
     async def confirm(self, token: str) -> RedirectResult:
@@ -274,7 +277,7 @@ class ConnectService:
             pending_sealed=self._sealer.seal_params(redirect),
         )
         if isinstance(staged, StateProblem):
-            return self._refused(staged)
+            return await self._refused_in_language(staged, state)
         attempt, invite = staged
         t = await self._notifier.texts_for(attempt.telegram_user_id)
         brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
@@ -287,6 +290,20 @@ class ConnectService:
             handle=invite.handle,
             brand=brand.name if brand else self._settings.platform_name,
         )
+
+    async def _refused_in_language(self, problem: StateProblem, state: str) -> RedirectResult:
+        """The refusal in the language of the person the state was handed to (their browser's
+        may be another); the browser's when the state names nobody."""
+        refused = self._refused(problem)
+        try:
+            owner = await self._db.logins.state_owner(state)
+            if owner is None:
+                return refused
+            language = (await self._notifier.texts_for(owner)).language
+        except Exception as exc:  # the database: the browser's language will do
+            log.info("language of a refused login unknown: %s", type(exc).__name__)
+            return refused
+        return replace(refused, language=language)
 
     def _refused(self, problem: StateProblem) -> RedirectResult:
         log.info("login refused: state %s", problem.value)
@@ -377,7 +394,9 @@ class ConnectService:
             connection=record,
             outgoing=told,
             facts=verdict_facts(verdict, followers=followers),
-            repeat_window=REPEAT_WINDOW,
+            repeat_window=timedelta(0)
+            if verdict.outcome in NEEDS_THE_MANAGER
+            else REPEAT_WINDOW,
         )
         if invite.status == InviteStatus.REVOKED:
             log.info("invitation %s was withdrawn during the login: nothing kept", invite.id)

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import segno
@@ -23,7 +23,7 @@ from telegram.helpers import create_deep_linked_url
 from bot.config import Settings
 from bot.crypto import MANAGER_LINK_PREFIX, TokenVault, secret_hash
 from bot.graph import GraphClient
-from bot.i18n import LANGUAGES, Language, Texts, pick_language
+from bot.i18n import LANGUAGES, Html, Language, Texts, pick_language
 from bot.menus import RoleMenus
 from bot.models import (
     Connection,
@@ -38,7 +38,7 @@ from bot.models import (
 from bot.notify import Notifier, outgoing
 from bot.revocations import Outcome, Revocations
 from bot.screens import Screen, resume_keyboard
-from bot.store import ConnectionRecord, Database, Outgoing
+from bot.store import ConnectionRecord, Database, EventKind, Outgoing
 from bot.store.console import Created, NewInvitation
 from bot.store.steps import CardOwner
 from bot.verdict import is_valid_handle, normalize_handle
@@ -53,6 +53,7 @@ PAGE_SIZE = 10
 MAX_QUOTED = 40
 # Between handles as managers paste them: spaces, line breaks, commas, semicolons.
 _HANDLE_SEPARATORS = re.compile(r"[\s,;]+")
+_BULLETS = "•·*-–—‣◦▪"
 _CSV_DELIMITERS = ",;\t"
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -222,8 +223,15 @@ class Console:
 
     @staticmethod
     def split_handles(words: Sequence[str]) -> list[str]:
-        """`@a @b`, `@a, @b`, `@a,@b`, one per line: the handles, without the separators."""
-        return [w for w in _HANDLE_SEPARATORS.split(" ".join(words)) if w]
+        """`@a @b`, `@a, @b`, `@a,@b`, one per line, a pasted bullet list (`• @a`): the
+        handles, without the separators and bullets."""
+        handles = []
+        for word in _HANDLE_SEPARATORS.split(" ".join(words)):
+            # A bullet on its own, or glued to the handle ("•@a", "-@a"): no handle starts so.
+            handle = word.lstrip(_BULLETS) if word.lstrip(_BULLETS)[:1] in ("", "@") else word
+            if handle:
+                handles.append(handle)
+        return handles
 
     @staticmethod
     def parse_handles(words: Sequence[str]) -> tuple[list[NewInvitation], list[tuple[int, str]]]:
@@ -232,7 +240,7 @@ class Console:
         seen: set[str] = set()
         for position, word in enumerate(Console.split_handles(words), start=1):
             handle = normalize_handle(word)
-            if not is_valid_handle(handle):
+            if not is_valid_handle(word):
                 invalid.append((position, quoted(word)))
             elif handle not in seen:
                 seen.add(handle)
@@ -273,7 +281,7 @@ class Console:
         seen: set[str] = set()
         for line, cells in lines:
             handle = normalize_handle(cells[0])
-            if not is_valid_handle(handle) or handle in seen:
+            if not is_valid_handle(cells[0]) or handle in seen:
                 invalid.append((line, quoted(cells[0])))
                 continue
             seen.add(handle)
@@ -311,14 +319,28 @@ class Console:
         *,
         token: str | None = None,
         connection: ConnectionRecord | None = None,
+        at: datetime | None = None,
     ) -> str:
+        """`at`: when the card's news happened (/show: the last change); now by default."""
         status = await self.status_line(t, invite, connection=connection)
-        return self._card(t, invite, status, token=token)
+        return self._card(t, invite, status, token=token, at=at)
 
-    def _card(self, t: Texts, invite: Invitation, status: str, *, token: str | None = None) -> str:
+    def _card(
+        self,
+        t: Texts,
+        invite: Invitation,
+        status: str,
+        *,
+        token: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
         assert invite.id is not None
         token = token or self.links.open(invite.token_sealed)
         link = self.link(token) if token else ""
+        now = utcnow()
+        at = at or now
+        # Older than today: with the date, so that "14:02" does not read as today's.
+        stamp = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
         return t(
             "console.card",
             handle=invite.handle,
@@ -326,7 +348,7 @@ class Console:
             note=f" · {invite.note}" if invite.note else "",
             status=status,
             link=link,
-            time=utcnow().strftime("%H:%M"),
+            time=stamp,
         )
 
     async def status_line(
@@ -349,6 +371,16 @@ class Console:
             return _in_flow_status(t, invite, failures=0)
         if status == InviteStatus.PENDING and invite.expires_at <= utcnow():
             return t("console.status.expired")
+        if status == InviteStatus.REVOKED and invite.id is not None:
+            # Closed because the influencer had their data deleted (/forget, or Facebook's data
+            # deletion request), not withdrawn by the brand: the card says so.
+            closing = [
+                e
+                for e in await self._db.invitations.events(invite.id)
+                if e.kind in (EventKind.REVOKED, EventKind.DATA_DELETED)
+            ]
+            if closing and closing[-1].kind == EventKind.DATA_DELETED:
+                return t("console.status.data_deleted")
         return t(f"console.status.{status.value}")
 
     async def card_outgoing(
@@ -502,13 +534,20 @@ class Console:
         told: list[Outgoing] = []
         if invite.telegram_user_id is not None and invite.status != InviteStatus.REVOKED:
             t = await self._notifier.texts_for(invite.telegram_user_id)
-            told.append(
-                outgoing(
-                    invite.telegram_user_id,
-                    Screen(t("console.revoke.message", handle=invite.handle)),
-                    invitation_id=invite.id,
+            text = t("console.revoke.message", handle=invite.handle)
+            connection = await self._db.console.connection_for(invite.id)
+            if (
+                connection is not None
+                and connection.status == ConnectionStatus.ACTIVE
+                and not connection.token_encrypted
+            ):
+                # No token to withdraw the app's access with: the influencer can, on Facebook.
+                text = Html(
+                    text
+                    + "\n\n"
+                    + t("privacy.remove_app", platform=self.settings.platform_name)
                 )
-            )
+            told.append(outgoing(invite.telegram_user_id, Screen(text), invitation_id=invite.id))
         result = await self._db.console.revoke(
             brand_id=manager.brand_id,
             invitation_id=invite.id,

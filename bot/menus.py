@@ -78,9 +78,10 @@ async def _set_chat_menu(
 
 class RoleMenus:
     """Each person's menu follows their role, set whenever it changes (the first /invite that
-    makes an administrator a manager, a manager link, a removal) and at start-up: a manager's
-    commands, an administrator's, or none of their own (Telegram then shows the default menu,
-    the influencer's)."""
+    makes an administrator a manager, a manager link, a removal) and at start-up, and their
+    language, set with /language: a manager's commands, an administrator's, the influencer's in
+    the chosen language, or none of their own (Telegram then shows the default menu, the
+    influencer's, in the app's language)."""
 
     def __init__(
         self, *, bot: Bot, db: Database, notifier: Notifier, admins: Collection[int]
@@ -99,6 +100,10 @@ class RoleMenus:
         elif admin:
             fresh = () if await self._db.brands.brands() else ("invite",)
             await _set_chat_menu(self._bot, telegram_id, language, (*fresh, *ADMIN_ONLY_COMMANDS))
+        elif (await self._db.people.language_of(telegram_id))[0] is not None:
+            # An influencer who chose a language with /language: the default menu follows
+            # their Telegram app's language, so their chat gets the menu in the chosen one.
+            await _set_chat_menu(self._bot, telegram_id, language, INFLUENCER_COMMANDS)
         else:
             try:
                 await self._bot.delete_my_commands(scope=BotCommandScopeChat(telegram_id))

@@ -248,6 +248,11 @@ class PrivacyService:
         """The invitations /forget would close and whose connection data it would delete."""
         return await self._db.privacy.forgettable(telegram_user_id)
 
+    async def holds_token(self, telegram_user_id: int) -> bool:
+        """Whether /forget could withdraw the app's access at Facebook (an access token of this
+        person's is stored); without one, the person is told how to remove the app there."""
+        return bool(await self._db.privacy.sealed_tokens_of(telegram_user_id))
+
     async def forget(self, telegram_user_id: int) -> int:
         """Delete what this Telegram user's connections stored, close their invitations, tell
         the managers. Returns how many invitations it touched."""

@@ -133,6 +133,9 @@ class Invitation(SQLModel, table=True):
     stalled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     # When free text last got the whole current step repeated (free text mostly gets one line).
     step_repeated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The message in the influencer's chat carrying the current step's buttons (a check's
+    # question or its instructions); its buttons go when the step is shown again.
+    step_message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
 
 
 class LoginAttempt(SQLModel, table=True):

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import MessageLimit, ParseMode
@@ -187,9 +187,9 @@ class DeliveryWorker:
         # read them as pending just before they were settled, and must not send them again.
         self._finished: set[int] = set()
         self._busy_chats: set[int] = set()
-        # Set by each round: when it began (rows due by then were seen), and when the earliest
-        # chat it left waiting for its per-chat slot is ready (time.monotonic()).
-        self._round_began: datetime | None = None
+        # Set by each round: the chats it left waiting for their per-chat slot, and when the
+        # earliest of them is ready (time.monotonic()).
+        self._waiting_chats: set[int] = set()
         self._waiting_until: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -237,12 +237,15 @@ class DeliveryWorker:
                 await self._sleep(2.0)
 
     async def _idle_time(self) -> float:
-        """Until a row the last round did not see is due, or the earliest chat it left waiting
-        is ready: rows seen and waiting for their chat's slot are not polled for again. A chat
-        busy with a delivery wakes the worker when it is done; rows other replicas commit are
-        looked for every `_IDLE_POLL`."""
+        """Until the earliest chat the last round left waiting for its slot is ready, or a row
+        for another chat is due: a waiting chat's rows are not polled for (before, the worker
+        queried the outbox every 10 ms until the chat was ready). A chat busy with a delivery
+        wakes the worker when it is done; rows other replicas commit are looked for every
+        `_IDLE_POLL`."""
         wait = _IDLE_POLL
-        next_due = await self._db.outbox.next_due_at(after=self._round_began)
+        next_due = await self._db.outbox.next_due_at(
+            besides=self._waiting_chats | self._busy_chats
+        )
         if next_due is not None:
             wait = min(wait, max(0.0, (next_due - utcnow()).total_seconds()))
         if self._waiting_until is not None:
@@ -257,7 +260,6 @@ class DeliveryWorker:
     async def _round(self) -> int:
         finished: set[int] = set()
         self._finished = finished
-        self._round_began = utcnow()
         due = await self._db.outbox.due_messages(limit=_FETCH)
         rows = [r for r in due if r.id not in self._in_flight and r.id not in finished]
         rows = await self._still_addressed(rows)
@@ -269,14 +271,12 @@ class DeliveryWorker:
             for d in deliveries
             if d.chat_id not in self._busy_chats and self._pacer.chat_ready(d.chat_id, now)
         ]
-        self._waiting_until = min(
-            (
-                self._pacer.ready_at(d.chat_id)
-                for d in deliveries
-                if d.chat_id not in self._busy_chats and not self._pacer.chat_ready(d.chat_id, now)
-            ),
-            default=None,
-        )
+        self._waiting_chats = {
+            d.chat_id
+            for d in deliveries
+            if d.chat_id not in self._busy_chats and not self._pacer.chat_ready(d.chat_id, now)
+        }
+        self._waiting_until = min(map(self._pacer.ready_at, self._waiting_chats), default=None)
         for delivery in ready:
             if self._stopping:
                 break

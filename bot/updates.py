@@ -118,12 +118,15 @@ class PerPersonOrder(BaseUpdateProcessor):
                 coroutine.close()
             if admission is Admission.IGNORE_AND_TELL:
                 log.info("person %s sends too fast: ignoring their updates for now", key)
-                if self._on_flood is not None and isinstance(update, Update):
-                    try:
-                        await self._on_flood(update)
-                    except Exception:
-                        log.exception("could not tell person %s to slow down", key)
-            return
+            if (
+                admission is Admission.IGNORE
+                or self._on_flood is None
+                or not isinstance(update, Update)
+            ):
+                return
+            # Told in the person's line like an update: after the answers to what was accepted
+            # before, before anything accepted later.
+            coroutine = self._tell(key, self._on_flood, update)
         previous = self._latest.get(key)
         done = asyncio.Event()
         self._latest[key] = done
@@ -140,6 +143,13 @@ class PerPersonOrder(BaseUpdateProcessor):
             done.set()
             if self._latest.get(key) is done:
                 del self._latest[key]
+
+    @staticmethod
+    async def _tell(key: int, on_flood: FloodHook, update: Update) -> None:
+        try:
+            await on_flood(update)
+        except Exception:
+            log.exception("could not tell person %s to slow down", key)
 
     async def initialize(self) -> None:
         pass

@@ -139,9 +139,11 @@ _HANDLE_RE = re.compile(r"[a-z0-9._]{1,30}")
 
 
 # A profile address as people copy it from the app or the browser: instagram.com/name,
-# https://www.instagram.com/name/?igsh=… (one path segment; a post's /p/… is not a profile).
+# https://www.instagram.com/name/?igsh=… , or one of the profile's tabs (…/name/reels/); a
+# post's /p/… is not a profile.
 _PROFILE_URL_RE = re.compile(
-    r"(?:https?://)?(?:www\.|m\.)?(?:instagram\.com|instagr\.am)/([^/?#\s]+)/?(?:[?#]\S*)?",
+    r"(?:https?://)?(?:www\.|m\.)?(?:instagram\.com|instagr\.am)/([^/?#\s]+)"
+    r"(?:/(?:reels|tagged|guides|saved|followers|following|channel))?/?(?:[?#]\S*)?",
     re.IGNORECASE,
 )
 
@@ -157,6 +159,8 @@ def normalize_handle(handle: str) -> str:
 
 
 def is_valid_handle(handle: str) -> bool:
+    """Whether `handle`, as the manager typed it, names an Instagram username. One "@" in front
+    is how people write it; "@@fritz" is a typo (usernames have no "@"), not fritz."""
     name = normalize_handle(handle)
     return (
         _HANDLE_RE.fullmatch(name) is not None

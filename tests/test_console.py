@@ -203,7 +203,7 @@ async def test_revoke_a_connection_reaches_facebook(world: World) -> None:
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook())
     await world.telegram.wait_for(MANAGER.id, "is connected")
-    reply = await _say(world, MANAGER, "/revoke @anna.bakes")
+    reply = await world.revoke("@anna.bakes")
     assert "including its permissions at Facebook" in reply[-1].text
     assert world.graph.revoked == ["fb-anna"]
     told = await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")

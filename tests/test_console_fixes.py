@@ -69,7 +69,7 @@ async def test_unconfirmed_revocation_is_retried_until_facebook_confirms(world: 
     [(sealed,)] = await _rows(world, "SELECT token_encrypted FROM connection")
     world.graph.fail_next("/me/permissions", count=2, **FACEBOOK_DOWN)  # type: ignore[arg-type]
 
-    reply = await _say(world, MANAGER, "/revoke @anna.bakes")
+    reply = await world.revoke("@anna.bakes")
     assert "Facebook has not confirmed yet" in reply[-1].text
     assert "I keep trying and tell you when it's done" in reply[-1].text
     await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
@@ -108,7 +108,7 @@ async def test_unconfirmed_revocation_is_retried_until_facebook_confirms(world: 
 async def test_revoke_again_retries_at_once(world: World) -> None:
     await _connect_anna(world)
     world.graph.fail_next("/me/permissions", **FACEBOOK_DOWN)  # type: ignore[arg-type]
-    first = await _say(world, MANAGER, "/revoke @anna.bakes")
+    first = await world.revoke("@anna.bakes")
     assert "has not confirmed yet" in first[-1].text
     again = await _say(world, MANAGER, "/revoke #1")
     assert "Facebook has confirmed it now" in again[-1].text
@@ -120,7 +120,7 @@ async def test_revoke_again_retries_at_once(world: World) -> None:
 async def test_a_token_facebook_calls_invalid_counts_as_revoked(world: World) -> None:
     await _connect_anna(world)
     world.graph.fail_network("/me/permissions")
-    first = await _say(world, MANAGER, "/revoke @anna.bakes")
+    first = await world.revoke("@anna.bakes")
     assert "has not confirmed yet" in first[-1].text
     world.graph.expire_tokens("fb-anna")  # Facebook now answers error 190
     await _make_retries_due(world)
@@ -185,10 +185,14 @@ async def test_a_connected_handle_is_invited_again_only_on_request(world: World)
         (2, "pending"),
     ]
 
-    # The old button again (a second client): the new invitation is open, none more is made.
+    # The old button again (a second client): the new invitation is open, none more is made;
+    # a toast says so (issue 9 walk, point 8), no further message.
+    sent = len(world.telegram.messages(MANAGER.id))
     world.telegram.press_data(MANAGER, answer[0].message_id, "ia:1")
     await world.settle()
-    assert "already has an open invitation (#2)" in world.telegram.last_message(MANAGER.id).text
+    toast = world.telegram.calls("answerCallbackQuery")[-1]
+    assert "already has an open invitation (#2)" in toast.get("text", "")
+    assert len(world.telegram.messages(MANAGER.id)) == sent
     assert await _rows(world, "SELECT count(*) FROM invitation") == [(2,)]
 
     # /show @handle: the connected one, and the others listed at the end.
@@ -227,7 +231,7 @@ async def test_forged_invite_again_buttons(world: World) -> None:
 
 async def test_a_handle_whose_connection_ended_is_invited_without_asking(world: World) -> None:
     await _connect_anna(world)
-    await _say(world, MANAGER, "/revoke @anna.bakes")
+    await world.revoke("@anna.bakes")
     answer = await _say(world, MANAGER, "/invite @anna.bakes")
     assert not any("already connected" in m.text for m in answer)
     assert "Invitation for @anna.bakes · #2" in answer[-1].text

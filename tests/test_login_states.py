@@ -109,10 +109,10 @@ async def test_a_replaced_login_link_cannot_undo_the_connection(world: World) ->
 async def test_a_late_result_for_a_connected_invitation_changes_nothing(db: Database) -> None:
     """Two logins in flight at once (the first state was used before the second was issued):
     the second connects, the first's late "cancelled" must not turn it back."""
-    from tests.test_store import ALICE, _invite  # the store tests' invitation helper
+    from tests.test_store import ALICE, _bind, _invite  # the store tests' helpers
 
     invite_id, token = await _invite(db)
-    await db.invitations.bind_invitation(token=token, telegram_user_id=ALICE)
+    await _bind(db, token=token, telegram_user_id=ALICE)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET step = 'login'"))
     state = await db.logins.start_login(

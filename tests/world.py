@@ -92,6 +92,18 @@ class World:
         query = parse_qs(urlsplit(link).query)
         return query["start"][0]
 
+    async def revoke(self, ref: str, manager: TgUser = MANAGER) -> list[SentMessage]:
+        """/revoke <ref>, confirmed where the bot asks first (a connected invitation); returns
+        everything the bot answered in the manager's chat."""
+        before = len(self.telegram.messages(manager.id))
+        self.telegram.send_text(manager, f"/revoke {ref}")
+        await self.settle()
+        asked = self.telegram.messages(manager.id)[before:]
+        if asked and any("⛔" in b["text"] for row in asked[-1].buttons for b in row):
+            self.telegram.press(manager, asked[-1], "⛔")
+            await self.settle()
+        return self.telegram.messages(manager.id)[before:]
+
     # --- the influencer ----------------------------------------------------------------------
 
     async def open_link(self, user: TgUser, token: str) -> SentMessage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from telegram import (
     InlineKeyboardButton,
@@ -27,6 +27,7 @@ from bot.console import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import LANGUAGES, Texts
 from bot.models import Invitation, InviteStatus, Step, utcnow
+from bot.repeats import RecentLines
 from bot.screens import Screen
 from bot.store import BindProblem, EventKind
 from bot.store.brands import LinkProblem
@@ -67,6 +68,10 @@ class ChooseLanguage(ButtonData):
 
 
 class InfluencerHandlers(HandlerBase):
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        self._recent = RecentLines()  # the last line answered to typed text, per person
+
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
             CommandHandler("start", self.start),
@@ -96,6 +101,7 @@ class InfluencerHandlers(HandlerBase):
                 await self.reply(message, Screen(text))
                 return
             if _in_flow(invite):
+                await self._unpause(invite)
                 await self.reply(message, Screen(t("start.resume")))
             await self.show_current(message, t, user, invite)
             return
@@ -134,6 +140,7 @@ class InfluencerHandlers(HandlerBase):
             if opened.refreshed:
                 self.console.wake_delivery()
         elif _in_flow(invite):
+            await self._unpause(invite)
             await self.reply(message, Screen(t("start.resume")))
         await self.show_current(message, t, user, invite)
 
@@ -190,16 +197,30 @@ class InfluencerHandlers(HandlerBase):
         invite = await self.db.invitations.active_invitation_of(user.id)
         if invite is None:
             key = "help.manager" if self.is_admin(user) else "free_text.no_invite"
-            await self.reply(message, Screen(t(key)))
+            await self._line(user, message, t(key))
         elif invite.status == InviteStatus.CONNECTED:
-            await self.reply(message, Screen(t("free_text.connected")))
+            await self._line(user, message, t("free_text.connected"))
+        elif await self.db.invitations.paused(invite.id or 0):
+            # After /cancel the button to use is Continue, not the step's.
+            await self._line(user, message, t("free_text.paused", inviter=invite.inviter_name))
         elif await self._repeat_step_due(invite):
             await self.reply(message, Screen(t("free_text.in_flow", inviter=invite.inviter_name)))
             await self.show_current(message, t, user, invite)
         else:
             step = _STEP_NUMBER.get(Step(invite.step), 1)
             brief = t("free_text.brief", step=step, inviter=invite.inviter_name)
-            await self.reply(message, Screen(brief))
+            await self._line(user, message, brief)
+
+    async def _line(self, user: User, message: Message, text: str) -> None:
+        """A one-line answer to typed text; the same line again within a short time is not
+        sent (someone typing fast has it right above; `bot.repeats`)."""
+        if self._recent.fresh(user.id, text):
+            await self.reply(message, Screen(text))
+
+    async def _unpause(self, invite: Invitation) -> None:
+        """/start continues a paused setup as Continue does."""
+        if invite.id is not None and await self.db.invitations.paused(invite.id):
+            await self.db.invitations.record_event(invitation_id=invite.id, kind=EventKind.RESUMED)
 
     async def _repeat_step_due(self, invite: Invitation) -> bool:
         """Whether free text gets the whole step again: only when the step was neither reached
@@ -289,6 +310,7 @@ class InfluencerHandlers(HandlerBase):
         assert invite.id is not None
         step = Step(invite.step)
         if pressed.action is Action.RESUME:
+            await self.db.invitations.record_event(invitation_id=invite.id, kind=EventKind.RESUMED)
             await self.show_current(message, t, user, invite)
         elif step in _NEXT_STEP and pressed.action in (Action.NO, Action.HOW):
             await self.db.invitations.record_event(
@@ -296,7 +318,8 @@ class InfluencerHandlers(HandlerBase):
                 kind=EventKind.CHECK_ANSWERED,
                 detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
             )
-            await self.reply(message, screens.instructions(t, invite, answer=pressed.action))
+            how = screens.instructions(t, invite, answer=pressed.action)
+            await self._show_step(message, how, invite)
         elif step is Step.LOGIN and pressed.action in (Action.RETRY, Action.NEW_LINK):
             await self._login(message, t, user, invite, reuse=False)
         else:
@@ -307,6 +330,8 @@ class InfluencerHandlers(HandlerBase):
             return
         await self.db.people.set_language(user.id, code)
         t = await self.texts(user)
+        if self.console.menus is not None:
+            await self.console.menus.refresh(user.id)  # the "/" menu in the new language too
         await self.clear_buttons(message)
         await self.reply(message, Screen(t("language.set")))
         invite = await self.db.invitations.active_invitation_of(user.id)
@@ -319,6 +344,7 @@ class InfluencerHandlers(HandlerBase):
     async def show_current(
         self, message: Message, t: Texts, user: User, invite: Invitation
     ) -> None:
+        self._recent.forget(user.id)  # the next line to typed text follows this, not the last
         if invite.status == InviteStatus.CONNECTED or invite.step == Step.DONE:
             await self.reply(message, Screen(t("start.already_connected", handle=invite.handle)))
             return
@@ -327,9 +353,21 @@ class InfluencerHandlers(HandlerBase):
             return
         question = screens.step_screen(t, invite, platform=self.settings.platform_name)
         if question is not None:
-            await self.reply(message, question)
+            await self._show_step(message, question, invite)
         elif invite.step == Step.LOGIN:
             await self._login(message, t, user, invite)
+
+    async def _show_step(self, message: Message, screen: Screen, invite: Invitation) -> None:
+        """A check's question or instructions: only the newest copy keeps its buttons (a step
+        shown again, e.g. by /language, takes them off the previous one)."""
+        sent = await self.reply(message, screen)
+        if screen.keyboard is None or invite.id is None:
+            return
+        before = await self.db.invitations.set_step_message(
+            invitation_id=invite.id, message_id=sent.message_id
+        )
+        if before is not None:
+            await self.take_buttons_off(message.get_bot(), sent.chat_id, before)
 
     async def _login(
         self, message: Message, t: Texts, user: User, invite: Invitation, *, reuse: bool = True

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from functools import partial
 from typing import Any, ClassVar
 
@@ -29,8 +30,8 @@ from bot.buttons import ButtonData, positive_id
 from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
 from bot.fit import fit_lines, join_capped, telegram_length
 from bot.handlers.base import HandlerBase, sender
-from bot.i18n import Texts
-from bot.models import Invitation, InviteStatus, Manager
+from bot.i18n import LANGUAGES, Texts, catalog
+from bot.models import ConnectionStatus, Invitation, InviteStatus, Manager
 from bot.notify import PER_CHAT_INTERVAL
 from bot.screens import Screen
 from bot.store.console import Created, NewInvitation, row_id
@@ -71,6 +72,23 @@ class InviteAgain(ButtonData):
         positive_id("invitation_id", self.invitation_id)
 
 
+class RevokeChoice(StrEnum):
+    WITHDRAW = "y"
+    KEEP = "n"
+
+
+@dataclass(frozen=True)
+class ConfirmRevoke(ButtonData):
+    """/revoke's question about a connected invitation: `rv1:<id>:<y or n>`."""
+
+    prefix: ClassVar[str] = "rv1"
+    invitation_id: int
+    choice: RevokeChoice
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)
+
+
 Handler = Callable[
     [Update, ContextTypes.DEFAULT_TYPE, User, Message, Texts, Manager], Awaitable[None]
 ]
@@ -92,6 +110,7 @@ class ManagerHandlers(HandlerBase):
             cmd("team", self.team),
             CallbackQueryHandler(self.list_page, pattern=ListPage.pattern()),
             CallbackQueryHandler(self.invite_again, pattern=InviteAgain.pattern()),
+            CallbackQueryHandler(self.revoke_choice, pattern=ConfirmRevoke.pattern()),
             MessageHandler(
                 filters.Document.ALL & filters.ChatType.PRIVATE, self._as_manager(self.csv_file)
             ),
@@ -181,17 +200,21 @@ class ManagerHandlers(HandlerBase):
             await query.answer(t.plain("console.not_found", ref=ref), show_alert=True)
             return
         assert manager is not None
-        await query.answer()
         await _drop_button(message, query.data or "")
         report = await self.console.invite(
             manager, user.full_name, [NewInvitation(connected.handle)], again=True
         )
-        for handle in report.duplicates:  # pressed twice, or invited meanwhile
+        if report.duplicates:
+            # Pressed twice (or invited meanwhile): the card is there already, a toast says so.
+            handle = report.duplicates[0]
             existing = await self.db.console.open_invitation_for(
                 brand_id=manager.brand_id, handle=handle
             )
-            duplicate = t("console.duplicate", handle=handle, id=existing.id if existing else "?")
-            await self.reply(message, Screen(duplicate))
+            await query.answer(
+                t.plain("console.duplicate", handle=handle, id=existing.id if existing else "?")
+            )
+        else:
+            await query.answer()
         await self._send_cards(message, t, report.created, paced=False)
 
     async def _send_cards(
@@ -261,13 +284,14 @@ class ManagerHandlers(HandlerBase):
         t: Texts,
         manager: Manager,
     ) -> None:
-        status = (context.args or [""])[0].lower()
-        if status and status not in _STATUSES:
-            await self.reply(
-                message, Screen(t("console.list.usage", statuses=", ".join(_STATUSES)))
-            )
+        # The labels the screen shows (in either language), as well as the internal codes.
+        wanted = " ".join(context.args or []).strip()
+        status = _status_named(wanted)
+        if wanted and status is None:
+            labels = ", ".join(t.plain(f"console.status_name.{s}") for s in _STATUSES)
+            await self.reply(message, Screen(t("console.list.usage", statuses=labels)))
             return
-        await self.reply(message, await self._list_screen(t, manager, status or None, 0))
+        await self.reply(message, await self._list_screen(t, manager, status, 0))
 
     async def list_page(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -308,8 +332,8 @@ class ManagerHandlers(HandlerBase):
         summary = " · ".join(
             f"{t.plain(f'console.status_name.{s}')}: {counts.get(s, 0)}" for s in _STATUSES
         )
-        total = sum(counts.values())
-        lines = [t("console.list.header", total=total, summary=summary, count=total)]
+        everything = sum(counts.values())
+        lines = [t("console.list.header", total=everything, summary=summary, count=everything)]
         if status:
             lines.append(
                 t("console.list.filtered", status=t.plain(f"console.status_name.{status}"))
@@ -350,18 +374,26 @@ class ManagerHandlers(HandlerBase):
         invite = await self._find(context, message, t, manager, "show")
         if invite is None or invite.id is None:
             return
-        head = [await self.console.card_text(t, invite), t("console.show.timeline")]
+        stored = await self.db.invitations.events(invite.id)
+        # The card as of the invitation's last change (not of this moment).
+        changed = max([invite.updated_at, *(event.at for event in stored)])
+        head = [await self.console.card_text(t, invite, at=changed), t("console.show.timeline")]
         tail: list[str] = []
         connection = await self.db.console.connection_for(invite.id)
         if connection is not None:
+            # A sentence, with the ids labelled (what Meta's tools and support ask for).
+            ended = connection.ended_at
             tail.append(
                 t(
-                    "console.show.connection",
+                    "console.show.connection"
+                    if connection.status == ConnectionStatus.ACTIVE or ended is None
+                    else f"console.show.connection_{connection.status}",
+                    date=connection.created_at.strftime("%Y-%m-%d"),
+                    ended=ended.strftime("%Y-%m-%d") if ended else "",
                     page=connection.page_name,
                     page_id=connection.page_id,
                     username=connection.instagram_username,
                     instagram_id=connection.instagram_id,
-                    state=connection.status,
                 )
             )
         tail.extend(await self._other_invitations(t, manager, invite))
@@ -369,7 +401,7 @@ class ManagerHandlers(HandlerBase):
         room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
         events = timeline(
             t,
-            await self.db.invitations.events(invite.id),
+            stored,
             handle=invite.handle,
             platform=self.console.settings.platform_name,
             room=room,
@@ -449,9 +481,68 @@ class ManagerHandlers(HandlerBase):
         manager: Manager,
     ) -> None:
         invite = await self._find(context, message, t, manager, "revoke")
-        if invite is None:
+        if invite is None or invite.id is None:
+            return
+        others = await self._other_invitations(t, manager, invite)
+        if invite.status == InviteStatus.CONNECTED:
+            # Removing a live connection is not undone by a typo: it asks first, naming which
+            # invitation (a handle may have several) and listing the others.
+            keyboard = InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            t.plain("console.revoke.confirm_yes"),
+                            callback_data=ConfirmRevoke(invite.id, RevokeChoice.WITHDRAW).pack(),
+                        ),
+                        InlineKeyboardButton(
+                            t.plain("console.revoke.confirm_no"),
+                            callback_data=ConfirmRevoke(invite.id, RevokeChoice.KEEP).pack(),
+                        ),
+                    ]
+                ]
+            )
+            question = t("console.revoke.confirm", handle=invite.handle, ref=invite.id)
+            await self.reply(message, Screen("\n".join([question, *others]), keyboard))
             return
         key = await self.console.revoke(manager, invite)
+        answer = t(key, handle=invite.handle, ref=invite.id)
+        await self.reply(message, Screen("\n".join([answer, *others])))
+
+    async def revoke_choice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The answer to /revoke's question about a connected invitation."""
+        query = update.callback_query
+        who = sender(update)
+        if query is None or who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        manager = await self.console.manager_for(user.id, user.full_name)
+        pressed = ConfirmRevoke.parse(query.data)
+        invite = (
+            await self.db.console.find_invitation(
+                brand_id=manager.brand_id, ref=str(pressed.invitation_id)
+            )
+            if manager is not None and pressed is not None
+            else None
+        )
+        if invite is None or invite.id is None:
+            # Forged, another brand's, or the manager was removed meanwhile.
+            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await self.clear_buttons(message)
+            return
+        assert manager is not None and pressed is not None
+        if pressed.choice is RevokeChoice.KEEP:
+            key = "console.revoke.kept"
+        elif invite.status == InviteStatus.REVOKED:
+            # A double tap, or withdrawn meanwhile: the first answer stands.
+            already = t.plain("console.revoke.already", handle=invite.handle, ref=invite.id)
+            await query.answer(already)
+            await self.clear_buttons(message)
+            return
+        else:
+            key = await self.console.revoke(manager, invite)
+        await query.answer()
+        await self.clear_buttons(message)
         await self.reply(message, Screen(t(key, handle=invite.handle, ref=invite.id)))
 
     async def export(
@@ -656,6 +747,23 @@ async def _drop_button(message: object, data: str) -> None:
         await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(rows) if rows else None)
     except TelegramError as exc:
         log.info("could not update the buttons: %s", exc)
+
+
+def _status_named(words: str) -> str | None:
+    """The status a /list filter word names: its label on the screen in any language (as the
+    buttons show it), or its internal code; None for anything else."""
+    wanted = " ".join(words.casefold().split())
+    if not wanted:
+        return None
+    for status in _STATUSES:
+        names = {status, status.replace("_", " ")}
+        names.update(
+            " ".join(catalog(language)[f"console.status_name.{status}"].casefold().split())
+            for language in LANGUAGES
+        )
+        if wanted in names:
+            return status
+    return None
 
 
 def _list_button(label: str, status: str, page: int) -> InlineKeyboardButton:

@@ -14,7 +14,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 from bot.buttons import ButtonData
 from bot.config import Settings
 from bot.handlers.base import HandlerBase, sender
-from bot.i18n import Texts, pick_language
+from bot.i18n import Html, Texts, pick_language
 from bot.meta import PrivacyService
 from bot.screens import Screen
 from bot.store import Database
@@ -84,9 +84,11 @@ class PrivacyHandlers:
                 ],
             ]
         )
+        # Without a stored token the app's access at Facebook cannot be withdrawn: no promise.
+        held = await self.privacy.holds_token(user.id)
+        ask = "privacy.forget_ask" if held else "privacy.forget_ask_no_token"
         await HandlerBase.reply(
-            message,
-            Screen(t("privacy.forget_ask", handles=handles, inviters=inviters), keyboard),
+            message, Screen(t(ask, handles=handles, inviters=inviters), keyboard)
         )
 
     async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -101,11 +103,25 @@ class PrivacyHandlers:
             await query.answer(t.plain("stale.gone"), show_alert=True)
             await HandlerBase.clear_buttons(message)
             return
-        await query.answer()
-        await HandlerBase.clear_buttons(message)
         if pressed.choice is ForgetChoice.KEEP:
+            await query.answer()
+            await HandlerBase.clear_buttons(message)
             await HandlerBase.reply(message, Screen(t("privacy.forget_kept")))
             return
+        held_token = await self.privacy.holds_token(user.id)
         touched = await self.privacy.forget(user.id)
+        if not touched:
+            # A double tap (the first one forgot everything), or an older copy of the question:
+            # only acknowledged, so that "done" is not followed by "nothing to forget".
+            await query.answer(t.plain("privacy.forget_again"))
+            await HandlerBase.clear_buttons(message)
+            return
+        await query.answer()
+        await HandlerBase.clear_buttons(message)
         key = "privacy.forget_done" if touched else "privacy.forget_nothing"
-        await HandlerBase.reply(message, Screen(t(key)))
+        text = t(key)
+        if not held_token:
+            # The app may still have access at Facebook: how to remove it there.
+            platform = self.settings.platform_name
+            text = Html(text + "\n\n" + t("privacy.remove_app", platform=platform))
+        await HandlerBase.reply(message, Screen(text))

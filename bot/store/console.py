@@ -367,7 +367,7 @@ class BrandInvitations(Repository):
             )
             reasons = Counter({str(o): int(n) for o, n in outcomes.all()})
 
-        def having(kind: str, detail: str | None = None) -> int:
+        def having(kind: EventKind, detail: str | None = None) -> int:
             return len(
                 {
                     i
@@ -378,10 +378,10 @@ class BrandInvitations(Repository):
 
         return Funnel(
             created=len(ids),
-            opened=having("opened"),
-            checks_passed=having("check_passed", "page_linked"),
-            login_started=having("login_started"),
-            connected=having("verdict", "connected"),
+            opened=having(EventKind.OPENED),
+            checks_passed=having(EventKind.CHECK_PASSED, "page_linked"),
+            login_started=having(EventKind.LOGIN_STARTED),
+            connected=having(EventKind.VERDICT, "connected"),
             reasons=reasons.most_common(5),
         )
 

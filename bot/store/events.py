@@ -17,6 +17,7 @@ class EventKind(StrEnum):
     CHECK_PASSED = "check_passed"
     CHECK_ANSWERED = "check_answered"
     PAUSED = "paused"
+    RESUMED = "resumed"  # Continue after /cancel
     UNREACHABLE = "unreachable"
     LOGIN_STARTED = "login_started"
     LOGIN_INTERRUPTED = "login_interrupted"

@@ -1,7 +1,8 @@
-"""Invitations and the influencer's steps through them.
+"""Invitations: made, found, their events. Binding one and moving its steps are in
+`bot.store.steps` (one transaction each).
 
-State changes that must not race (binding an invitation, moving a flow step) are single
-conditional UPDATEs, so two updates of one person cannot both win, on SQLite and PostgreSQL alike.
+State changes that must not race are single conditional UPDATEs, so two updates of one person
+cannot both win, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -112,6 +113,32 @@ class Invitations(Repository):
             )
             await s.commit()
             return bool(result.rowcount == 1)
+
+    async def paused(self, invitation_id: int) -> bool:
+        """Whether the setup is paused: the invitation's newest event is a /cancel."""
+        async with self.session() as s:
+            kind = (
+                await s.exec(
+                    select(InvitationEvent.kind)
+                    .where(InvitationEvent.invitation_id == invitation_id)
+                    .order_by(col(InvitationEvent.id).desc())
+                    .limit(1)
+                )
+            ).first()
+            return kind == EventKind.PAUSED
+
+    async def set_step_message(self, *, invitation_id: int, message_id: int) -> int | None:
+        """Remember the message now carrying the step's buttons; returns the one that carried
+        them before (its buttons are to be taken off), if another."""
+        async with self.session() as s:
+            invite = await s.get(Invitation, invitation_id, with_for_update=True)
+            if invite is None:
+                return None
+            before = invite.step_message_id
+            invite.step_message_id = message_id
+            s.add(invite)
+            await s.commit()
+        return before if before not in (None, message_id) else None
 
     async def record_event(
         self, *, invitation_id: int, kind: EventKind, detail: str | None = None

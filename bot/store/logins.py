@@ -105,9 +105,14 @@ class Logins(Repository):
     ) -> LoginTicket | None:
         """The login state to show: with `reuse`, the live unused one again (its lifetime
         renewed; no new row, no event); otherwise a fresh one, and every older unused state of
-        the invitation is superseded. None if the invitation is not at the login step."""
+        the invitation is superseded. None if the invitation is not at the login step.
+
+        Once a login of the invitation came back with a permission declined, every later one
+        re-requests (`rerequest`), whatever came in between (a Cancel, a wrong Page): Facebook
+        does not ask again for a declined permission otherwise."""
         now = utcnow()
         async with self.session() as s:
+            rerequest = rerequest or await _declined_before(s, invitation_id)
             if reuse and sealer is not None:
                 again = await self._reuse_live_state(
                     s, invitation_id, telegram_user_id, rerequest, now + ttl, sealer
@@ -136,11 +141,27 @@ class Logins(Repository):
                     )
                 )
             )
+            # Every earlier login message still carrying its buttons loses them: the replaced
+            # ones, and those of logins already used (a "Try again" after a failed login).
+            shown = list(
+                await s.exec(
+                    select(LoginAttempt).where(
+                        LoginAttempt.invitation_id == invitation_id,
+                        col(LoginAttempt.button_message_id).is_not(None),
+                    )
+                )
+            )
             stale = tuple(
                 (a.button_chat_id, a.button_message_id)
-                for a in older
+                for a in shown
                 if a.button_chat_id is not None and a.button_message_id is not None
             )
+            if shown:
+                await s.exec(
+                    sa.update(LoginAttempt)
+                    .where(col(LoginAttempt.id).in_([a.id for a in shown]))
+                    .values(button_chat_id=None, button_message_id=None)
+                )
             if older:
                 await s.exec(
                     sa.update(LoginAttempt)
@@ -246,6 +267,19 @@ class Logins(Repository):
         if before[0] is None or before[1] is None or before == (chat_id, message_id):
             return None
         return (before[0], before[1])
+
+    async def state_owner(self, state: str) -> int | None:
+        """The Telegram user a login state was handed to, whatever became of it since (for the
+        language of the page refusing it); None for a state that is not ours."""
+        async with self.session() as s:
+            owner = (
+                await s.exec(
+                    select(LoginAttempt.telegram_user_id).where(
+                        LoginAttempt.state_hash == secret_hash(state)
+                    )
+                )
+            ).first()
+            return int(owner) if owner is not None else None
 
     async def peek_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
         """The live login a state belongs to, without using it."""
@@ -553,6 +587,8 @@ class Logins(Repository):
 _WAITING_FOR_LOGIN = (InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
 # The outcome of an attempt whose result could not be stored.
 INTERRUPTED = "interrupted"
+# The outcome of a login with a permission declined (`bot.verdict.Outcome`).
+PERMISSIONS_DECLINED = "permissions_declined"
 
 
 def _live_attempt(now: datetime) -> tuple[Any, ...]:
@@ -567,6 +603,21 @@ def _live_attempt(now: datetime) -> tuple[Any, ...]:
         col(LoginAttempt.expires_at) > now,
         col(LoginAttempt.invitation_id).in_(waiting),
     )
+
+
+async def _declined_before(s: AsyncSession, invitation_id: int) -> bool:
+    """Whether a login of this invitation came back with a permission declined."""
+    found = (
+        await s.exec(
+            select(LoginAttempt.id)
+            .where(
+                LoginAttempt.invitation_id == invitation_id,
+                LoginAttempt.outcome == PERMISSIONS_DECLINED,
+            )
+            .limit(1)
+        )
+    ).first()
+    return found is not None
 
 
 def _state_problem(
@@ -597,7 +648,7 @@ async def _announced_failure_since(
         select(InvitationEvent)
         .where(
             InvitationEvent.invitation_id == invitation_id,
-            InvitationEvent.kind == "verdict",
+            InvitationEvent.kind == EventKind.VERDICT,
             col(InvitationEvent.at) >= since,
             col(InvitationEvent.facts).is_not(None),
         )

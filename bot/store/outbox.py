@@ -3,7 +3,7 @@ later by the leader's delivery worker."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,14 +94,14 @@ class Outbox(Repository):
             extra = [r for r in riders if r.id not in seen]
             return sorted(due + extra, key=lambda r: r.id or 0)
 
-    async def next_due_at(self, *, after: datetime | None = None) -> datetime | None:
-        """When the next pending row is due; with `after`, among those due later than that
-        (the delivery worker has seen the ones due before)."""
+    async def next_due_at(self, *, besides: Collection[int] = ()) -> datetime | None:
+        """When the next pending row is due, leaving out the chats in `besides` (the delivery
+        worker knows when those are ready)."""
         query = select(sa.func.min(OutboxMessage.due_at)).where(
             OutboxMessage.status == OutboxStatus.PENDING
         )
-        if after is not None:
-            query = query.where(col(OutboxMessage.due_at) > after)
+        if besides:
+            query = query.where(col(OutboxMessage.chat_id).not_in(besides))
         async with self.session() as s:
             return (await s.exec(query)).one()
 

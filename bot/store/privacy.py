@@ -1,8 +1,9 @@
 """People's data leaving: Meta's deauthorize and data deletion callbacks, and /forget.
 
-`db.privacy` of the store (`bot.store.db.Database`). Each change is one transaction that begins with its write (so two replicas, or a replayed callback, cannot both act
-on the same rows, and SQLite never has to upgrade a read lock), and the notices about it are
-written to the outbox in that same transaction.
+`db.privacy` of the store (`bot.store.db.Database`). Each change is one transaction that begins
+with its write (so two replicas, or a replayed callback, cannot both act on the same rows, and
+SQLite never has to upgrade a read lock), and the notices about it are written to the outbox in
+that same transaction.
 
 "Deleted" means the rows are gone: a connection's Facebook user id, Page id and name, Instagram id
 and username, follower count, permissions and token. The invitation stays (the manager's record

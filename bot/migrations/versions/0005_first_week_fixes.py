@@ -82,10 +82,16 @@ def upgrade() -> None:
     # --- manager texts (event facts) ---
     with op.batch_alter_table('invitation_event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('facts', sa.Text(), nullable=True))
+    # --- walk (influencer: re-shown steps) ---
+    with op.batch_alter_table('invitation', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('step_message_id', sa.BigInteger(), nullable=True))
     pass
 
 
 def downgrade() -> None:
+    # --- walk (influencer: re-shown steps) ---
+    with op.batch_alter_table('invitation', schema=None) as batch_op:
+        batch_op.drop_column('step_message_id')
     # --- manager texts (event facts) ---
     with op.batch_alter_table('invitation_event', schema=None) as batch_op:
         batch_op.drop_column('facts')
