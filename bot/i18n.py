@@ -90,7 +90,7 @@ class Texts:
 def pick_language(*, chosen: str | None, telegram_code: str | None, default: Language) -> Language:
     """An explicit choice wins; else `de*` from Telegram means German; else the default."""
     if chosen in LANGUAGES:
-        return chosen  # type: ignore[return-value]
+        return chosen
     if telegram_code and telegram_code.lower().startswith("de"):
         return "de"
     if telegram_code and telegram_code.lower().startswith("en"):

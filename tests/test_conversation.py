@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
@@ -214,3 +215,23 @@ async def test_one_declined_permission_or_several(world: World) -> None:
     await world.facebook_login(BEN, ben, Consent(declined={"pages_read_engagement"}))
     eine = await world.telegram.wait_for(BEN.id, "Eine Berechtigung wurde nicht erteilt:")
     assert "genau diese Berechtigung noch einmal ab. Bitte schalte sie ein" in eine.text
+
+
+async def test_a_press_answered_too_late_still_moves_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram refuses a button answer after about 15 seconds ("query is too old"). A busy
+    bot that answers late must still do what the press asked: the next step arrives, and the
+    person never reads "something went wrong"."""
+    import sandbox.telegram.standin as standin
+
+    token = await world.invite("@anna.bakes")
+    await world.open_link(ANNA, token)
+    monkeypatch.setattr(standin, "_CALLBACK_ANSWER_SECONDS", -1.0)  # every answer is too late
+    step2 = await world.answer(ANNA, "Yes")
+    assert "2 of 3" in step2.text or "2/3" in step2.text, step2.text
+    login = await world.answer(ANNA, "Yes")
+    assert any("oauth/start" in b.get("url", "") for row in login.buttons for b in row)
+    everything = " ".join(m.text for m in world.telegram.messages(ANNA.id))
+    assert "went wrong" not in everything
+    assert len(world.telegram.callback_answers) >= 2  # the bot tried; Telegram refused

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, Message, Update, User
+from telegram import Bot, CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
@@ -96,6 +96,18 @@ class HandlerBase:
             pass  # gone, too old, or without buttons already
         except TelegramError as exc:
             log.info("could not take buttons off: %s", exc)
+
+
+async def acknowledge(
+    query: CallbackQuery, text: str | None = None, *, show_alert: bool = False
+) -> None:
+    """Answer a button press (the toast, or just stop the spinner). Telegram refuses answers
+    after about 15 seconds ("query is too old"); when the bot is busy that must not abort the
+    step the press asked for: the person still gets its result in the chat."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as exc:
+        log.info("button press could not be answered: %s", exc.message)
 
 
 def sender(update: Update) -> tuple[User, Message] | None:

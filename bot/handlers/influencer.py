@@ -23,8 +23,8 @@ from telegram.ext import MessageHandler as TextHandler
 
 from bot import screens
 from bot.buttons import Action, ButtonData, Press
-from bot.console import MANAGER_LINK_PREFIX
-from bot.handlers.base import HandlerBase, sender
+from bot.crypto import MANAGER_LINK_PREFIX
+from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import LANGUAGES, Texts
 from bot.models import Invitation, InviteStatus, Step, utcnow
 from bot.repeats import RecentLines
@@ -246,7 +246,7 @@ class InfluencerHandlers(HandlerBase):
         language = ChooseLanguage.parse(query.data)
         if language is not None:
             await self._set_language(user, message, language.code)
-            await query.answer()
+            await acknowledge(query)
             return
         pressed = Press.parse(query.data)  # None: forged, or of a layout no longer made
         if pressed is not None and _passes_check(pressed):
@@ -263,7 +263,7 @@ class InfluencerHandlers(HandlerBase):
             t = self.texts_of(user, answered.language)
             invite = answered.invitation
             if answered.moved and invite is not None:
-                await query.answer()
+                await acknowledge(query)
                 await self.clear_buttons(message)
                 await self.show_current(message, t, user, invite)
                 if answered.refreshed:
@@ -280,27 +280,27 @@ class InfluencerHandlers(HandlerBase):
             )
         if pressed is None or invite is None or invite.status == InviteStatus.REVOKED:
             # Forged, foreign or withdrawn: say so, change nothing.
-            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             await self.clear_buttons(message)
             return
         if pressed.step != invite.step and _already_answered(pressed, invite):
             # A double tap, or a copy of the question further up: what follows the step is
             # already in the chat, so the tap is only acknowledged.
-            await query.answer(t.plain("stale.answered"))
+            await acknowledge(query, t.plain("stale.answered"))
             await self.clear_buttons(message)
             return
         if pressed.step != invite.step:
-            await query.answer(t.plain("stale.button"))
+            await acknowledge(query, t.plain("stale.button"))
             await self.clear_buttons(message)
             await self.show_current(message, t, user, invite)
             return
         if _passes_check(pressed):
             # The step did not move although the button is the current one: the same tap
             # handled twice at once (e.g. by two replicas); the other one shows the next step.
-            await query.answer(t.plain("stale.answered"))
+            await acknowledge(query, t.plain("stale.answered"))
             await self.clear_buttons(message)
             return
-        await query.answer()
+        await acknowledge(query)
         await self.clear_buttons(message)
         await self._act(pressed, message, t, user, invite)
 

@@ -29,10 +29,10 @@ from telegram.ext import (
 from bot.buttons import ButtonData, positive_id
 from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
 from bot.fit import fit_lines, join_capped, telegram_length
-from bot.handlers.base import HandlerBase, sender
+from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import LANGUAGES, Texts, catalog
 from bot.models import ConnectionStatus, Invitation, InviteStatus, Manager
-from bot.notify import PER_CHAT_INTERVAL
+from bot.pace import PER_CHAT_INTERVAL
 from bot.screens import Screen
 from bot.store.console import Created, NewInvitation, row_id
 from bot.timeline import timeline
@@ -197,7 +197,7 @@ class ManagerHandlers(HandlerBase):
         if connected is None:
             # Forged, another brand's, or from before a manager was removed: all look missing.
             ref = f"#{raw[:12]}…" if len(raw) > 12 else f"#{raw}"
-            await query.answer(t.plain("console.not_found", ref=ref), show_alert=True)
+            await acknowledge(query, t.plain("console.not_found", ref=ref), show_alert=True)
             return
         assert manager is not None
         await _drop_button(message, query.data or "")
@@ -210,11 +210,11 @@ class ManagerHandlers(HandlerBase):
             existing = await self.db.console.open_invitation_for(
                 brand_id=manager.brand_id, handle=handle
             )
-            await query.answer(
+            await acknowledge(query, 
                 t.plain("console.duplicate", handle=handle, id=existing.id if existing else "?")
             )
         else:
-            await query.answer()
+            await acknowledge(query)
         await self._send_cards(message, t, report.created, paced=False)
 
     async def _send_cards(
@@ -304,11 +304,11 @@ class ManagerHandlers(HandlerBase):
         pressed = ListPage.parse(query.data)
         # Forged data is refused; a page past the end (the list shrank) shows the last page.
         if manager is None or pressed is None:
-            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             return
         status = pressed.status if pressed.status in _STATUSES else None
         screen = await self._list_screen(t, manager, status, pressed.page)
-        await query.answer()
+        await acknowledge(query)
         if not isinstance(message, Message):
             return
         try:
@@ -438,7 +438,7 @@ class ManagerHandlers(HandlerBase):
         t: Texts,
         manager: Manager,
         command: str,
-    ):  # type: ignore[no-untyped-def]
+    ) -> Invitation | None:
         ref = (context.args or [""])[0]
         if not ref:
             await self.reply(message, Screen(t("console.ref_usage", command=command)))
@@ -527,7 +527,7 @@ class ManagerHandlers(HandlerBase):
         )
         if invite is None or invite.id is None:
             # Forged, another brand's, or the manager was removed meanwhile.
-            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             await self.clear_buttons(message)
             return
         assert manager is not None and pressed is not None
@@ -536,12 +536,12 @@ class ManagerHandlers(HandlerBase):
         elif invite.status == InviteStatus.REVOKED:
             # A double tap, or withdrawn meanwhile: the first answer stands.
             already = t.plain("console.revoke.already", handle=invite.handle, ref=invite.id)
-            await query.answer(already)
+            await acknowledge(query, already)
             await self.clear_buttons(message)
             return
         else:
             key = await self.console.revoke(manager, invite)
-        await query.answer()
+        await acknowledge(query)
         await self.clear_buttons(message)
         await self.reply(message, Screen(t(key, handle=invite.handle, ref=invite.id)))
 

@@ -13,7 +13,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.buttons import ButtonData
 from bot.config import Settings
-from bot.handlers.base import HandlerBase, sender
+from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import Html, Texts, pick_language
 from bot.meta import PrivacyService
 from bot.screens import Screen
@@ -100,11 +100,11 @@ class PrivacyHandlers:
         t = await self._texts(user)
         pressed = Forget.parse(query.data)
         if pressed is None:
-            await query.answer(t.plain("stale.gone"), show_alert=True)
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             await HandlerBase.clear_buttons(message)
             return
         if pressed.choice is ForgetChoice.KEEP:
-            await query.answer()
+            await acknowledge(query)
             await HandlerBase.clear_buttons(message)
             await HandlerBase.reply(message, Screen(t("privacy.forget_kept")))
             return
@@ -113,10 +113,10 @@ class PrivacyHandlers:
         if not touched:
             # A double tap (the first one forgot everything), or an older copy of the question:
             # only acknowledged, so that "done" is not followed by "nothing to forget".
-            await query.answer(t.plain("privacy.forget_again"))
+            await acknowledge(query, t.plain("privacy.forget_again"))
             await HandlerBase.clear_buttons(message)
             return
-        await query.answer()
+        await acknowledge(query)
         await HandlerBase.clear_buttons(message)
         key = "privacy.forget_done" if touched else "privacy.forget_nothing"
         text = t(key)
