@@ -250,13 +250,17 @@ class Console:
     @staticmethod
     def parse_csv(data: bytes) -> tuple[list[NewInvitation], list[tuple[int, str]]]:
         """Rows of `handle[,note]`; an optional header row naming `handle`. A file that is not
-        UTF-8 text CSV, or too large, is refused whole."""
+        text CSV, or too large, is refused whole. UTF-8 first; else Windows-1252, which German
+        Excel writes for "CSV (Trennzeichen-getrennt)" unless "CSV UTF-8" is chosen."""
         if len(data) > MAX_CSV_BYTES:
             raise CsvProblem("console.csv.too_big")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise CsvProblem("console.csv.not_text") from None
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                raise CsvProblem("console.csv.not_text") from None
         if "\x00" in text:
             raise CsvProblem("console.csv.not_text")
         try:

@@ -105,7 +105,7 @@ async def test_bulk_csv_with_good_duplicate_and_broken_rows(world: World) -> Non
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        (b"\xff\xfe\x00bad", "not a UTF-8 text"),
+        (b"\xff\xfe\x00bad", "not a text/CSV file"),
         (b"handle\n" + b'a,b,"unterminated\n' * 3, "cannot be read"),
         (b"x" * 300_000, "too large"),
         (b"handle\n" + b"".join(f"user{i}\n".encode() for i in range(1200)), "At most 1000 rows"),

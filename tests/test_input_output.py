@@ -120,6 +120,16 @@ async def test_semicolon_csv_with_commas_in_the_notes(world: World) -> None:
     ]
 
 
+async def test_windows_1252_csv_from_german_excel(world: World) -> None:
+    # German Excel's plain "CSV (Trennzeichen-getrennt)" is Windows-1252, not UTF-8.
+    content = "Handle;Notiz\r\njuergen;Größe, Maße: 1,80 m\r\n".encode("cp1252")
+    answers = await _send_csv(world, content)
+    assert "1 created, 0 already invited, 0 invalid" in answers[0].text
+    assert await _rows(world, "SELECT handle, note FROM invitation") == [
+        ("juergen", "Größe, Maße: 1,80 m")
+    ]
+
+
 async def test_too_many_rows_are_refused_with_or_without_a_header(world: World) -> None:
     rows = "".join(f"user{i}\n" for i in range(MAX_CSV_ROWS + 1)).encode()
     for content in (rows, b"handle\n" + rows):
