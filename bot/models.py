@@ -259,6 +259,7 @@ class OutboxKind(StrEnum):
     NOTICE = "notice"  # a message that may be combined with other notices to the same chat
     EDIT = "edit"  # replace the text of a message sent earlier (only the newest edit counts)
     EDIT_CAPTION = "caption"  # the same for a photo's caption
+    EDIT_MARKUP = "markup"  # take the buttons off a message sent earlier (text unchanged)
 
 
 class OutboxStatus(StrEnum):

@@ -98,7 +98,7 @@ def outgoing(
     )
 
 
-_EDITS = (OutboxKind.EDIT, OutboxKind.EDIT_CAPTION)
+_EDITS = (OutboxKind.EDIT, OutboxKind.EDIT_CAPTION, OutboxKind.EDIT_MARKUP)
 
 
 @dataclass
@@ -380,6 +380,11 @@ class DeliveryWorker:
         """One Telegram call for the delivery; the id of the message sent or edited. Paced by
         the worker itself, so the bot's limiter lets it through and leaves a 429 to us."""
         with self_paced():
+            if d.kind == OutboxKind.EDIT_MARKUP and d.edit_message_id is not None:
+                await self._bot.edit_message_reply_markup(
+                    chat_id=d.chat_id, message_id=d.edit_message_id, reply_markup=None
+                )
+                return d.edit_message_id
             if d.kind == OutboxKind.EDIT_CAPTION and d.edit_message_id is not None:
                 await self._bot.edit_message_caption(
                     chat_id=d.chat_id,

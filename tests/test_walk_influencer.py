@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
+from bot.handlers.registry import INFLUENCER_COMMANDS
 from bot.i18n import Texts
-from bot.menus import INFLUENCER_COMMANDS
 from sandbox.facebook import Consent
 from sandbox.telegram import SentMessage
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
@@ -102,6 +102,31 @@ async def test_try_again_takes_the_buttons_off_the_earlier_login(world: World) -
     assert _now(world, second).buttons == []
     live = [m for m in world.telegram.messages(ANNA.id) if m.buttons]
     assert [m.message_id for m in live] == [third.message_id]
+
+
+async def test_connecting_takes_the_buttons_off_every_login_message(world: World) -> None:
+    """After "Connected!" no login button is left live above it (the second walk found the
+    step-3 message still offering "Log in" and "New login link")."""
+    token = await world.invite("anna.bakes")
+    first = await world.through_checks(ANNA, token)
+    await world.facebook_login(ANNA, anna_on_facebook(), _DECLINED)
+    await _count(world, ANNA.id, "Not connected yet", 1)
+    second = await world.answer(ANNA, "Try again")
+    assert _now(world, second).buttons
+    await world.facebook_login(ANNA, anna_on_facebook())
+    for _ in range(200):  # the delivery worker takes the buttons off
+        if not _now(world, second).buttons:
+            break
+        await asyncio.sleep(0.05)
+    assert _now(world, first).buttons == []
+    messages = world.telegram.messages(ANNA.id)
+    assert "connected" in messages[-1].text.lower()
+    live = [
+        m.message_id
+        for m in messages
+        if any("url" in b or "Log in" in b["text"] for row in m.buttons for b in row)
+    ]
+    assert live == []
 
 
 async def test_a_step_shown_again_in_another_language_leaves_one_set_of_buttons(

@@ -539,6 +539,8 @@ class Logins(Repository):
                 invite.status = InviteStatus.CONNECTED
                 invite.step = Step.DONE
                 invite.last_reason = None
+                # Connected: no login button of this invitation is of use any more.
+                outgoing = [*outgoing, *await _take_login_buttons_off(s, invitation_id)]
             else:
                 invite.status = InviteStatus.FAILED
                 invite.step = Step.LOGIN
@@ -581,6 +583,37 @@ class Logins(Repository):
                     )
                 ).one()
             )
+
+
+async def _take_login_buttons_off(s: AsyncSession, invitation_id: int) -> list[Outgoing]:
+    """Outbox rows taking the buttons off every message of this invitation that still carries a
+    login button (they are forgotten here, so nothing is edited twice)."""
+    shown = list(
+        await s.exec(
+            select(LoginAttempt).where(
+                LoginAttempt.invitation_id == invitation_id,
+                col(LoginAttempt.button_message_id).is_not(None),
+            )
+        )
+    )
+    rows = [
+        Outgoing(
+            chat_id=a.button_chat_id,
+            text="",
+            kind=OutboxKind.EDIT_MARKUP,
+            edit_message_id=a.button_message_id,
+            invitation_id=invitation_id,
+        )
+        for a in shown
+        if a.button_chat_id is not None and a.button_message_id is not None
+    ]
+    if shown:
+        await s.exec(
+            sa.update(LoginAttempt)
+            .where(col(LoginAttempt.id).in_([a.id for a in shown]))
+            .values(button_chat_id=None, button_message_id=None)
+        )
+    return rows
 
 
 # An invitation waits for a login while its login button is out (or a retry is offered).
