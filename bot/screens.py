@@ -287,6 +287,7 @@ def _detail(t: Texts, key: str, verdict: Verdict, invite: Invitation, platform: 
     return t(
         key,
         handle=invite.handle,
+        inviter=invite.inviter_name,
         platform=platform,
         page=page,
         others=_listed(t, [f"@{u}" for u in others]),

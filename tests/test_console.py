@@ -259,7 +259,7 @@ async def test_funnel_after_a_mix_of_outcomes(world: World) -> None:
         "Opened: 5",
         "Checks passed: 4",
         "Login started: 4",
-        "Connected: 2 (33 %)",
+        "Connected: 2 (33%)",
     ):
         assert line in text, text
     assert "cancelled the login: 1" in text and "permissions declined: 1" in text

@@ -270,7 +270,7 @@ async def test_stats_round_two_of_three_to_67_percent(world: World) -> None:
         await world.facebook_login(person, fb)
         await world.telegram.wait_for(MANAGER.id, f"@creator{i} is connected")
     stats = await _say(world, MANAGER, "/stats")
-    assert "Connected: 2 (67 %)" in stats[-1].text, stats[-1].text
+    assert "Connected: 2 (67%)" in stats[-1].text, stats[-1].text
 
 
 async def test_list_filters_follow_the_counts_line(world: World) -> None:

@@ -321,6 +321,9 @@ async def test_a_second_influencer_has_a_chat_of_their_own(page: PageApi) -> Non
 
 
 async def test_an_old_button_is_answered_with_a_toast(page: PageApi) -> None:
+    """A second tap on an answered step (a double tap, before the bot took the buttons off)
+    only gets a toast: the next step comes once. Old copies of a step lose their buttons, so a
+    tap on a stale button is only possible while they are still there."""
     anna = page.playground.cast.influencers[0]
     telegram = page.playground.telegram
     link = await page.invite("anna.bakes")
@@ -328,17 +331,16 @@ async def test_an_old_button_is_answered_with_a_toast(page: PageApi) -> None:
     first = await telegram.wait_for(anna.id, "Step 1 of 3")
     await page.send(anna.id, "what now?")  # one line pointing at the buttons
     await telegram.wait_for(anna.id, "use the buttons")
-    await page.send(anna.id, "/cancel")
-    await telegram.wait_for(anna.id, "Paused")
     await telegram.wait_idle()
-    assert (await page.press(anna.id, "Continue")).status_code == 200  # the question again
-    await telegram.wait_idle()
-    assert (await page.press(anna.id, "Yes")).status_code == 200
-    await telegram.wait_for(anna.id, "Step 2 of 3")
     assert (await page.press(anna.id, "Yes", message_id=first.message_id)).status_code == 200
+    assert (await page.press(anna.id, "Yes", message_id=first.message_id)).status_code == 200
+    await telegram.wait_for(anna.id, "Step 2 of 3")
     await telegram.wait_idle()
     page.playground.chats.refresh()
-    toasts = (await page.state())["toasts"]
+    state = await page.state()
+    chat = state["chats"][str(anna.id)]
+    assert sum("Step 2 of 3" in item.get("html", "") for item in chat) == 1
+    toasts = state["toasts"]
     assert [(t["chat_id"], t["alert"]) for t in toasts] == [(anna.id, False)]
     assert toasts[0]["text"]  # the bot's own words ("Already answered" in English)
 

@@ -183,7 +183,7 @@ async def test_revoking_a_connection_asks_and_names_the_invitation(world: World)
     world.telegram.press(MANAGER, question, "Withdraw")  # a double tap
     await world.settle()
     done = [m for m in world.telegram.messages(MANAGER.id) if "⛔ Invitation #1" in m.text]
-    assert len(done) == 1 and "connection of @anna.bakes removed" in done[0].text
+    assert len(done) == 1 and "@anna.bakes's connection is removed" in done[0].text
     await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
     assert world.graph.revoked == ["fb-anna"]
     assert await _rows(world, "SELECT status FROM invitation ORDER BY id") == [
