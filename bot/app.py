@@ -28,6 +28,7 @@ from bot.handlers.common import CommonHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.manager import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
+from bot.handlers.registry import COMMANDS
 from bot.i18n import Texts, pick_language
 from bot.jobs import Job, PeriodicJobs, fleet_jobs
 from bot.menus import RoleMenus, set_default_menus
@@ -123,6 +124,7 @@ class ConnectBot:
             db=self.db,
             notifier=self.notifier,
             admins=settings.admin_telegram_ids,
+            commands=COMMANDS,
         )
         self.console.menus = self.menus
         self.delivery = DeliveryWorker(
@@ -290,7 +292,7 @@ class ConnectBot:
         )
 
     async def _set_commands(self) -> None:
-        await set_default_menus(self.application.bot)
+        await set_default_menus(self.application.bot, COMMANDS)
         admins = set(self.settings.admin_telegram_ids)
         brands = self.db.brands
         managers = {

@@ -4,12 +4,13 @@ authorization: every handler checks who is asking."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
 
+from bot.commands import Audience, Command, menu
 from bot.i18n import LANGUAGES, Language, Texts
 
 if TYPE_CHECKING:
@@ -18,31 +19,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INFLUENCER_COMMANDS = ("start", "help", "language", "cancel", "forget")
-MANAGER_COMMANDS = (
-    "invite",
-    "list",
-    "show",
-    "remind",
-    "revoke",
-    "export",
-    "stats",
-    "team",
-    "help",
-    "language",
-)
-ADMIN_COMMANDS = ("brand_new", "brands", "manager_link", "managers", "manager_remove")
-# An administrator who manages no brand; on a fresh install (no brand yet) their first /invite
-# creates one, so it is in their menu then.
-ADMIN_ONLY_COMMANDS = (*ADMIN_COMMANDS, "help", "language")
+# The menus are built from the handler modules' declarations (`bot.handlers.registry`).
+# An administrator who manages no brand gets the admin menu; on a fresh install (no brand yet)
+# their first /invite creates one, so it is in their menu then.
+FIRST_BRAND_COMMAND = "invite"
 
 
-async def set_default_menus(bot: Bot) -> None:
+async def set_default_menus(bot: Bot, commands: Sequence[Command]) -> None:
+    names = menu(commands, Audience.INFLUENCER)
     for language in LANGUAGES:
         t = Texts(language)
         try:
             await bot.set_my_commands(
-                [BotCommand(c, t.plain(f"menu.{c}")) for c in INFLUENCER_COMMANDS],
+                [BotCommand(c, t.plain(f"menu.{c}")) for c in names],
                 scope=BotCommandScopeDefault(),
                 language_code=None if language == "en" else language,
             )
@@ -50,9 +39,11 @@ async def set_default_menus(bot: Bot) -> None:
             log.warning("could not set the command menu: %s", exc)
 
 
-async def set_manager_menu(bot: Bot, chat_id: int, language: Language, *, admin: bool) -> None:
+async def set_manager_menu(
+    bot: Bot, chat_id: int, language: Language, commands: Sequence[Command], *, admin: bool
+) -> None:
     t = Texts(language)
-    names = MANAGER_COMMANDS + (ADMIN_COMMANDS if admin else ())
+    names = menu(commands, Audience.MANAGER, *((Audience.ADMIN,) if admin else ()))
     try:
         await bot.set_my_commands(
             [BotCommand(c, t.plain(f"menu.{c}")) for c in names],
@@ -84,8 +75,15 @@ class RoleMenus:
     influencer's, in the app's language)."""
 
     def __init__(
-        self, *, bot: Bot, db: Database, notifier: Notifier, admins: Collection[int]
+        self,
+        *,
+        bot: Bot,
+        db: Database,
+        notifier: Notifier,
+        admins: Collection[int],
+        commands: Sequence[Command],
     ) -> None:
+        self._commands = commands
         self._bot = bot
         self._db = db
         self._notifier = notifier
@@ -96,14 +94,16 @@ class RoleMenus:
         manager = await self._db.brands.manager(telegram_id)
         language = (await self._notifier.texts_for(telegram_id)).language
         if manager is not None:
-            await set_manager_menu(self._bot, telegram_id, language, admin=admin)
+            await set_manager_menu(self._bot, telegram_id, language, self._commands, admin=admin)
         elif admin:
-            fresh = () if await self._db.brands.brands() else ("invite",)
-            await _set_chat_menu(self._bot, telegram_id, language, (*fresh, *ADMIN_ONLY_COMMANDS))
+            fresh = () if await self._db.brands.brands() else (FIRST_BRAND_COMMAND,)
+            names = (*fresh, *menu(self._commands, Audience.ADMIN))
+            await _set_chat_menu(self._bot, telegram_id, language, names)
         elif (await self._db.people.language_of(telegram_id))[0] is not None:
             # An influencer who chose a language with /language: the default menu follows
             # their Telegram app's language, so their chat gets the menu in the chosen one.
-            await _set_chat_menu(self._bot, telegram_id, language, INFLUENCER_COMMANDS)
+            names = menu(self._commands, Audience.INFLUENCER)
+            await _set_chat_menu(self._bot, telegram_id, language, names)
         else:
             try:
                 await self._bot.delete_my_commands(scope=BotCommandScopeChat(telegram_id))

@@ -14,7 +14,8 @@ import time
 import httpx
 import sqlalchemy as sa
 
-from bot.console import MAX_CSV_ROWS, Console, CsvProblem, safe_cell
+from bot.console import Console
+from bot.console_files import MAX_CSV_ROWS, CsvProblem, safe_cell
 from bot.meta import ALGORITHM, sign_request
 from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook

@@ -7,6 +7,7 @@ import logging
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
+from bot.commands import Audience, command
 from bot.handlers.base import HandlerBase, sender
 from bot.i18n import Texts, pick_language
 from bot.screens import Screen
@@ -14,9 +15,13 @@ from bot.screens import Screen
 log = logging.getLogger(__name__)
 
 
+# Declared once: registered below, and the menus are built from them.
+COMMANDS = (command("help", Audience.INFLUENCER, Audience.MANAGER, Audience.ADMIN, rank=30),)
+
+
 class CommonHandlers(HandlerBase):
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-        return [CommandHandler("help", self.help)]
+        return [CommandHandler(c.name, getattr(self, c.handler_attr)) for c in COMMANDS]
 
     def fallbacks(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         """Registered last: whatever no other handler took."""

@@ -23,6 +23,7 @@ from telegram.ext import MessageHandler as TextHandler
 
 from bot import screens
 from bot.buttons import Action, ButtonData, Press
+from bot.commands import Audience, command
 from bot.crypto import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import LANGUAGES, Texts
@@ -67,6 +68,15 @@ class ChooseLanguage(ButtonData):
         return super().parse(data)
 
 
+_EVERYONE = (Audience.INFLUENCER, Audience.MANAGER, Audience.ADMIN)
+# Declared once: registered below, and the menus are built from them.
+COMMANDS = (
+    command("start", Audience.INFLUENCER, rank=0),
+    command("language", *_EVERYONE, rank=31),
+    command("cancel", Audience.INFLUENCER, rank=40),
+)
+
+
 class InfluencerHandlers(HandlerBase):
     def __init__(self, **parts: Any) -> None:
         super().__init__(**parts)
@@ -74,9 +84,7 @@ class InfluencerHandlers(HandlerBase):
 
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
-            CommandHandler("start", self.start),
-            CommandHandler("cancel", self.cancel),
-            CommandHandler("language", self.language),
+            *(CommandHandler(c.name, getattr(self, c.handler_attr)) for c in COMMANDS),
             CallbackQueryHandler(self.press),  # every button, so stale or forged ones get an answer
             TextHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.free_text),
         ]

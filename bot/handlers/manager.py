@@ -27,7 +27,9 @@ from telegram.ext import (
 )
 
 from bot.buttons import ButtonData, positive_id
-from bot.console import MAX_CSV_BYTES, PAGE_SIZE, CsvProblem, InviteReport
+from bot.commands import Audience, Command, command
+from bot.console import PAGE_SIZE, InviteReport
+from bot.console_files import MAX_CSV_BYTES, CsvProblem
 from bot.fit import fit_lines, join_capped, telegram_length
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import LANGUAGES, Texts, catalog
@@ -93,32 +95,41 @@ Handler = Callable[
     [Update, ContextTypes.DEFAULT_TYPE, User, Message, Texts, Manager], Awaitable[None]
 ]
 
+_M, _A = Audience.MANAGER, Audience.ADMIN
+# The console's commands, each declared once: registered below, and the menus are built from them.
+COMMANDS = (
+    command("invite", _M, rank=10),
+    command("list", _M, rank=11),
+    command("show", _M, rank=12),
+    command("remind", _M, rank=13),
+    command("revoke", _M, rank=14),
+    command("export", _M, rank=15),
+    command("stats", _M, rank=16),
+    command("team", _M, rank=17),
+    command("brand_new", _A, rank=20),
+    command("brands", _A, rank=21),
+    command("manager_link", _A, rank=22),
+    command("managers", _A, rank=23),
+    command("manager_remove", _A, rank=24),
+)
+
 
 class ManagerHandlers(HandlerBase):
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-        def cmd(name: str, handler: Handler) -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
-            return CommandHandler(name, self._as_manager(handler))
+        def cmd(c: Command) -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
+            handler = getattr(self, c.handler_attr)
+            if Audience.MANAGER in c.audience:
+                handler = self._as_manager(handler)  # admin commands check the admin list
+            return CommandHandler(c.name, handler)
 
         return [
-            cmd("invite", self.invite),
-            cmd("list", self.list),
-            cmd("show", self.show),
-            cmd("remind", self.remind),
-            cmd("revoke", self.revoke),
-            cmd("export", self.export),
-            cmd("stats", self.stats),
-            cmd("team", self.team),
+            *(cmd(c) for c in COMMANDS),
             CallbackQueryHandler(self.list_page, pattern=ListPage.pattern()),
             CallbackQueryHandler(self.invite_again, pattern=InviteAgain.pattern()),
             CallbackQueryHandler(self.revoke_choice, pattern=ConfirmRevoke.pattern()),
             MessageHandler(
                 filters.Document.ALL & filters.ChatType.PRIVATE, self._as_manager(self.csv_file)
             ),
-            CommandHandler("brand_new", self.brand_new),
-            CommandHandler("brands", self.brands),
-            CommandHandler("manager_link", self.manager_link),
-            CommandHandler("managers", self.managers),
-            CommandHandler("manager_remove", self.manager_remove),
         ]
 
     def _as_manager(

@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot.buttons import ButtonData
+from bot.commands import Audience, command
 from bot.config import Settings
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import Html, Texts, pick_language
@@ -34,6 +35,10 @@ class Forget(ButtonData):
     choice: ForgetChoice
 
 
+# Declared once: registered below, and the menus are built from them.
+COMMANDS = (command("forget", Audience.INFLUENCER, rank=41, private=True),)
+
+
 class PrivacyHandlers:
     def __init__(self, *, settings: Settings, db: Database, privacy: PrivacyService) -> None:
         self.settings = settings
@@ -42,7 +47,14 @@ class PrivacyHandlers:
 
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
-            CommandHandler("forget", self.forget, filters=filters.ChatType.PRIVATE),
+            *(
+                CommandHandler(
+                    c.name,
+                    getattr(self, c.handler_attr),
+                    filters=filters.ChatType.PRIVATE if c.private else None,
+                )
+                for c in COMMANDS
+            ),
             CallbackQueryHandler(self.press, pattern=Forget.pattern()),
         ]
 
