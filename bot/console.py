@@ -385,6 +385,14 @@ class Console:
         if invite.status == InviteStatus.REVOKED:
             return "console.remind.revoked"
         if invite.telegram_user_id is None:
+            # A re-invitation of someone connected through an earlier one: say so, rather than
+            # suggest the bot cannot reach a person who uses it.
+            other = await self._db.console.find_invitation(
+                brand_id=manager.brand_id, ref=f"@{invite.handle}"
+            )
+            connected = other is not None and other.status == InviteStatus.CONNECTED
+            if connected and other is not None and other.id != invite.id:
+                return "console.remind.not_opened_connected"
             return "console.remind.not_opened"
         t = await self._notifier.texts_for(invite.telegram_user_id)
         message = Screen(

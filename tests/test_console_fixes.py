@@ -202,7 +202,10 @@ async def test_a_connected_handle_is_invited_again_only_on_request(world: World)
     assert f"#2 · not opened · {utcnow():%Y-%m-%d}" in shown
     # A reminder is about the open one.
     reminded = await _say(world, MANAGER, "/remind @anna.bakes")
-    assert "has not opened the link yet" in reminded[-1].text
+    # The new, unopened one; Anna is connected through #1, which the manager hears instead of
+    # "I cannot write to them" (the second walk's point 2).
+    assert "already connected through an earlier one" in reminded[-1].text
+    assert "cannot write to them" not in reminded[-1].text
 
 
 async def test_forged_invite_again_buttons(world: World) -> None:
