@@ -143,25 +143,7 @@ class Logins(Repository):
             )
             # Every earlier login message still carrying its buttons loses them: the replaced
             # ones, and those of logins already used (a "Try again" after a failed login).
-            shown = list(
-                await s.exec(
-                    select(LoginAttempt).where(
-                        LoginAttempt.invitation_id == invitation_id,
-                        col(LoginAttempt.button_message_id).is_not(None),
-                    )
-                )
-            )
-            stale = tuple(
-                (a.button_chat_id, a.button_message_id)
-                for a in shown
-                if a.button_chat_id is not None and a.button_message_id is not None
-            )
-            if shown:
-                await s.exec(
-                    sa.update(LoginAttempt)
-                    .where(col(LoginAttempt.id).in_([a.id for a in shown]))
-                    .values(button_chat_id=None, button_message_id=None)
-                )
+            stale = tuple(await _forget_login_buttons(s, invitation_id))
             if older:
                 await s.exec(
                     sa.update(LoginAttempt)
@@ -585,9 +567,9 @@ class Logins(Repository):
             )
 
 
-async def _take_login_buttons_off(s: AsyncSession, invitation_id: int) -> list[Outgoing]:
-    """Outbox rows taking the buttons off every message of this invitation that still carries a
-    login button (they are forgotten here, so nothing is edited twice)."""
+async def _forget_login_buttons(s: AsyncSession, invitation_id: int) -> list[tuple[int, int]]:
+    """The (chat, message) of every message of this invitation that still carries a login
+    button; forgotten here, so nothing is edited twice."""
     shown = list(
         await s.exec(
             select(LoginAttempt).where(
@@ -596,14 +578,9 @@ async def _take_login_buttons_off(s: AsyncSession, invitation_id: int) -> list[O
             )
         )
     )
-    rows = [
-        Outgoing(
-            chat_id=a.button_chat_id,
-            text="",
-            kind=OutboxKind.EDIT_MARKUP,
-            edit_message_id=a.button_message_id,
-            invitation_id=invitation_id,
-        )
+    # Read before the UPDATE: it also clears these attributes on the loaded rows.
+    buttons = [
+        (a.button_chat_id, a.button_message_id)
         for a in shown
         if a.button_chat_id is not None and a.button_message_id is not None
     ]
@@ -613,7 +590,22 @@ async def _take_login_buttons_off(s: AsyncSession, invitation_id: int) -> list[O
             .where(col(LoginAttempt.id).in_([a.id for a in shown]))
             .values(button_chat_id=None, button_message_id=None)
         )
-    return rows
+    return buttons
+
+
+async def _take_login_buttons_off(s: AsyncSession, invitation_id: int) -> list[Outgoing]:
+    """Outbox rows taking the buttons off every message of this invitation that still carries a
+    login button."""
+    return [
+        Outgoing(
+            chat_id=chat_id,
+            text="",
+            kind=OutboxKind.EDIT_MARKUP,
+            edit_message_id=message_id,
+            invitation_id=invitation_id,
+        )
+        for chat_id, message_id in await _forget_login_buttons(s, invitation_id)
+    ]
 
 
 # An invitation waits for a login while its login button is out (or a retry is offered).
