@@ -51,7 +51,11 @@ async def test_results_arrive_once_telegram_recovers(
 
     await world.telegram.wait_for(ANNA.id, "Connected!", timeout=15)
     await world.telegram.wait_for(MANAGER.id, "is connected", timeout=15)
-    await asyncio.sleep(0.3)
+    # The login message's buttons come off after "Connected!" (one message per chat a second).
+    for _ in range(100):
+        if "pending" not in {s for _, s in await _outbox(world)}:
+            break
+        await asyncio.sleep(0.1)
     assert _count(world, ANNA.id, "Connected!") == 1
     assert _count(world, MANAGER.id, "is connected") == 1
     assert {s for _, s in await _outbox(world)} <= {"sent", "superseded"}
