@@ -6,6 +6,7 @@ secret the run produced."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -38,11 +39,15 @@ def log_stream() -> Iterator[io.StringIO]:
 
 
 def _states(world: World) -> set[str]:
-    """Every OAuth state the bot put into a login button."""
+    """Every OAuth state the bot put into a login button: from what it sent, since a login
+    message loses its buttons once the invitation is connected."""
     found = set()
-    for chat in (MANAGER.id, BEN.id, 7001):
-        for message in world.telegram.messages(chat, include_deleted=True):
-            for row in message.buttons:
+    for method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
+        for params in world.telegram.calls(method):
+            markup = params.get("reply_markup") or {}
+            if isinstance(markup, str):
+                markup = json.loads(markup)
+            for row in markup.get("inline_keyboard", []):
                 for button in row:
                     url = str(button.get("url", ""))
                     found.update(parse_qs(urlsplit(url).query).get("state", []))
