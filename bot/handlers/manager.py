@@ -14,7 +14,15 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, ClassVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update, User
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ChatType, MessageLimit, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
@@ -190,13 +198,10 @@ class ManagerHandlers(HandlerBase):
 
     async def invite_again(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The manager chose to invite a connected handle again: a new invitation and card."""
-        query = update.callback_query
-        who = sender(update)
-        if query is None or who is None:
+        pressing = await self._pressing(update)
+        if pressing is None:
             return
-        user, message = who
-        t = await self.texts(user)
-        manager = await self.console.manager_for(user.id, user.full_name)
+        query, user, message, t, manager = pressing
         raw = (query.data or "").partition(":")[2]
         pressed = InviteAgain.parse(query.data)
         number = pressed.invitation_id if pressed is not None else None
@@ -304,14 +309,24 @@ class ManagerHandlers(HandlerBase):
             return
         await self.reply(message, await self._list_screen(t, manager, status, 0))
 
-    async def list_page(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _pressing(
+        self, update: Update
+    ) -> tuple[CallbackQuery, User, Message, Texts, Manager | None] | None:
+        """Who pressed a console button, in which language, and as which brand's manager
+        (None: not a manager; each button answers that itself)."""
         query = update.callback_query
         who = sender(update)
         if query is None or who is None:
-            return
+            return None
         user, message = who
         t = await self.texts(user)
-        manager = await self.console.manager_for(user.id, user.full_name)
+        return query, user, message, t, await self.console.manager_for(user.id, user.full_name)
+
+    async def list_page(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        pressing = await self._pressing(update)
+        if pressing is None:
+            return
+        query, user, message, t, manager = pressing
         pressed = ListPage.parse(query.data)
         # Forged data is refused; a page past the end (the list shrank) shows the last page.
         if manager is None or pressed is None:
@@ -521,13 +536,10 @@ class ManagerHandlers(HandlerBase):
 
     async def revoke_choice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The answer to /revoke's question about a connected invitation."""
-        query = update.callback_query
-        who = sender(update)
-        if query is None or who is None:
+        pressing = await self._pressing(update)
+        if pressing is None:
             return
-        user, message = who
-        t = await self.texts(user)
-        manager = await self.console.manager_for(user.id, user.full_name)
+        query, user, message, t, manager = pressing
         pressed = ConfirmRevoke.parse(query.data)
         invite = (
             await self.db.console.find_invitation(
