@@ -25,7 +25,8 @@ from pathlib import Path
 from bench import burst, callbacks, flow, memory
 from bench.harness import ENGINES, median, postgres_reachable, scratch_database
 
-SCENARIOS = ("flow", "burst", "memory", "callbacks")
+SCENARIOS = ("flow", "burst", "memory", "callbacks", "spread")
+SPREAD_SECONDS = 10.0  # "spread": the callbacks arrive evenly over this long
 
 
 @dataclass
@@ -208,11 +209,16 @@ async def run_engine(
                     engine,
                     c.p99,
                     unit=" s",
-                    target="< 1 s",
-                    meets=lambda v: v < 1,
+                    target="≤ 3 s",
+                    meets=lambda v: v <= 3,
                 )
                 report.figure(
-                    "4 bot CPU per verified callback (route)", engine, c.cpu_ms_route, unit=" ms"
+                    "4 bot CPU per verified callback (route)",
+                    engine,
+                    c.cpu_ms_route,
+                    unit=" ms",
+                    target="≤ 15 ms",
+                    meets=lambda v: v <= 15,
                 )
                 report.figure(
                     "4 bot CPU per callback incl. its 2 messages",
@@ -227,6 +233,20 @@ async def run_engine(
                     unit=" %",
                 )
                 _say(engine, run, f"callbacks: {c}")
+            if "spread" in only:
+                c = await callbacks.run(engine, sizes.callbacks, spread=SPREAD_SECONDS)
+                report.figure(
+                    f"4b {c.n} callbacks over {SPREAD_SECONDS:.0f} s: p99 latency",
+                    engine,
+                    c.p99,
+                    unit=" s",
+                    target="< 1 s",
+                    meets=lambda v: v < 1,
+                )
+                report.figure(
+                    "4b bot CPU per verified callback (route)", engine, c.cpu_ms_route, unit=" ms"
+                )
+                _say(engine, run, f"spread callbacks: {c}")
 
 
 def _zero(value: float) -> bool:

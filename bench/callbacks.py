@@ -1,7 +1,8 @@
 """Benchmark 4: callbacks under load.
 
 N influencers (default 200) are at the login button; their Facebook redirects reach the callback
-route at the same moment while the Graph stand-in answers every call after 50 ms. Measured: the
+route at the same moment (or, with `spread`, evenly over that many seconds) while the Graph
+stand-in answers every call after 50 ms. Measured: the
 latency of each callback request as the browser sees it (p50, p99), and the bot process's CPU
 time (user + system, read from /proc/<pid>/stat) per verified callback: until the last browser
 got its page, and until both result messages of every callback were delivered as well.
@@ -51,7 +52,7 @@ class CallbackResult:
     problems: int
 
 
-async def run(engine: str, n: int = 200) -> CallbackResult:
+async def run(engine: str, n: int = 200, *, spread: float = 0.0) -> CallbackResult:
     async with scratch_database(engine) as url, standins() as (telegram, graph):
         env = bot_env(telegram, graph, url, free_port())
         async with running(PRODUCT, env) as bot, Watch() as watch:
@@ -78,17 +79,20 @@ async def run(engine: str, n: int = 200) -> CallbackResult:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as browser:
 
-                async def open_callback(url: str) -> tuple[float, int, str]:
+                async def open_callback(i: int, url: str) -> tuple[float, int, str]:
+                    await asyncio.sleep(spread * i / n)
                     began = time.perf_counter()
                     async with browser.get(url, allow_redirects=False, headers=jar) as response:
                         page = await response.text()
                         return time.perf_counter() - began, response.status, page
 
-                async with profiled(bot, f"callbacks-{engine}"):
+                async with profiled(bot, f"{'spread' if spread else 'callbacks'}-{engine}"):
                     cpu_before = bot.cpu_seconds()
                     own_before = time.process_time()
                     began = time.perf_counter()
-                    answers = await asyncio.gather(*(open_callback(u) for u in redirects))
+                    answers = await asyncio.gather(
+                        *(open_callback(i, u) for i, u in enumerate(redirects))
+                    )
                     cpu_route = bot.cpu_seconds() - cpu_before
                     await watch.until(delivered, timeout=120)
                     cpu_total = bot.cpu_seconds() - cpu_before

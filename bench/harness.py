@@ -407,7 +407,7 @@ def usable(token: str) -> bool:
     """Whether a link token reaches the invitation. The product takes every deep-link payload
     starting with its manager-link prefix for a manager link, and a random invitation token
     starts with it once in 4,096 (a product bug, see docs/benchmarks.md)."""
-    from bot.console import MANAGER_LINK_PREFIX
+    from bot.crypto import MANAGER_LINK_PREFIX
 
     return not token.startswith(MANAGER_LINK_PREFIX)
 
@@ -473,12 +473,16 @@ def percentile(values: list[float], p: float) -> float:
 
 @contextlib.asynccontextmanager
 async def profiled(bot: BotProcess, label: str) -> AsyncIterator[None]:
-    """With BENCH_PROFILE=<folder> and py-spy installed (``pip install py-spy``; not a dependency),
+    """With BENCH_PROFILE=<folder> and py-spy installed (``pip install py-spy``, or its path in
+    BENCH_PYSPY; not a dependency),
     record where the bot spends its time during the block, as a flame graph
     ``<folder>/<label>.svg`` (for investigation; the figures are then slightly lower). With
     BENCH_PROFILE_FORMAT=raw: collapsed stacks in ``<label>.txt`` instead."""
     folder = os.environ.get("BENCH_PROFILE")
+    # BENCH_PYSPY: a py-spy installed elsewhere (e.g. `pip install --target`), not into .venv.
     spy = Path(sys.executable).parent / "py-spy"
+    if os.environ.get("BENCH_PYSPY"):
+        spy = Path(os.environ["BENCH_PYSPY"])
     if not folder or not spy.exists():
         yield
         return

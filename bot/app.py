@@ -24,16 +24,20 @@ from bot.connect import ConnectService
 from bot.console import Console
 from bot.crypto import TokenVault
 from bot.graph import GraphClient
+from bot.handlers.admins import AdminHandlers
 from bot.handlers.common import CommonHandlers
 from bot.handlers.influencer import InfluencerHandlers
-from bot.handlers.manager import ManagerHandlers
+from bot.handlers.managers import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
 from bot.handlers.registry import COMMANDS
 from bot.i18n import Texts, pick_language
 from bot.jobs import Job, PeriodicJobs, fleet_jobs
+from bot.links import Links
 from bot.menus import RoleMenus, set_default_menus
 from bot.meta import PrivacyService
-from bot.notify import DeliveryWorker, Notifier
+from bot.metrics import Metrics, metrics_app
+from bot.notices import Doorbell, Notices
+from bot.notify import DeliveryWorker
 from bot.pace import Pacer, SharedLimiter
 from bot.store import Database
 from bot.updates import PerPersonOrder, PersonRate
@@ -54,7 +58,7 @@ class ConnectBot:
         self.db = Database(settings.database_url)
         self.vault = TokenVault(
             settings.token_encryption_keys.get_secret_value()
-            if settings.token_encryption_keys
+            if settings.token_encryption_keys and settings.keeps_tokens
             else None
         )
         self.graph = GraphClient(
@@ -100,38 +104,43 @@ class ConnectBot:
             .rate_limiter(SharedLimiter(self.pacer))
             .build()
         )
-        self.notifier = Notifier(db=self.db, default_language=settings.default_language)
+        # Told first: every service that tells someone something gets the same `Notices`, and
+        # the delivery worker sleeps on the bell they ring.
+        self.doorbell = Doorbell()
+        self.notices = Notices(
+            db=self.db,
+            settings=settings,
+            links=Links(self.vault, settings, self.application.bot),
+            doorbell=self.doorbell,
+        )
+        self.menus = RoleMenus(
+            bot=self.application.bot,
+            db=self.db,
+            notices=self.notices,
+            admins=settings.admin_telegram_ids,
+            commands=COMMANDS,
+        )
         self.connect = ConnectService(
             settings=settings,
             db=self.db,
             graph=self.graph,
             vault=self.vault,
-            notifier=self.notifier,
-            wake_delivery=lambda: self.delivery.wake(),
+            notices=self.notices,
         )
         self.console = Console(
             settings=settings,
             db=self.db,
             graph=self.graph,
             vault=self.vault,
-            notifier=self.notifier,
-            bot_username=lambda: self.application.bot.username,
-            wake_delivery=lambda: self.delivery.wake(),
+            notices=self.notices,
+            menus=self.menus,
         )
-        self.connect.console = self.console
-        self.menus = RoleMenus(
-            bot=self.application.bot,
-            db=self.db,
-            notifier=self.notifier,
-            admins=settings.admin_telegram_ids,
-            commands=COMMANDS,
-        )
-        self.console.menus = self.menus
         self.delivery = DeliveryWorker(
             db=self.db,
             bot=self.application.bot,
             pacer=self.pacer,
-            on_unreachable=self.connect.on_unreachable
+            doorbell=self.doorbell,
+            on_unreachable=self.connect.on_unreachable,
         )
         self.privacy = PrivacyService(
             db=self.db,
@@ -144,8 +153,8 @@ class ConnectBot:
             default_language=settings.default_language,
             graph=self.graph,
             vault=self.vault,
-            wake_delivery=lambda: self.delivery.wake(),
-            on_change=self.console.refresh_card,
+            notices=self.notices,
+            on_change=self.notices.refresh_card,
             revocations=self.console.revocations,
         )
         # Run by whichever replica holds the delivery worker's leader lease.
@@ -164,6 +173,9 @@ class ConnectBot:
         self._register_handlers()
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
+        self.metrics = Metrics()
+        self._metrics_runner: web.AppRunner | None = None
+        self.metrics_port: int | None = None
         self.webhook: TelegramWebhook | None = None
 
     def _register_handlers(self) -> None:
@@ -176,6 +188,7 @@ class ConnectBot:
         )
         for feature in (
             ManagerHandlers(settings=s, db=db, connect=connect, console=console),
+            AdminHandlers(settings=s, db=db, connect=connect, console=console),
             InfluencerHandlers(settings=s, db=db, connect=connect, console=console),
         ):
             self.application.add_handlers(feature.handlers())
@@ -225,7 +238,9 @@ class ConnectBot:
         server = site._server
         sockets = getattr(server, "sockets", None) or ()
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        await self._serve_metrics()
         await self.application.start()
+        self.db.steps.notes.start()  # notes of sent messages, written behind
         self.delivery.start()
         self.jobs.start()
         await self._receive_updates()
@@ -250,13 +265,31 @@ class ConnectBot:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+            self._metrics_runner = None
         # Callbacks have finished; deliver what they committed (the rest waits in the outbox).
         await self.jobs.stop()
         await self.connect.aclose()
+        await self.db.steps.notes.stop()  # what the handlers noted last
         await self.delivery.stop()
         await self.application.shutdown()
         await self.graph.aclose()
         await self.db.dispose()
+
+    async def _serve_metrics(self) -> None:
+        """Prometheus' /metrics on its own address, when METRICS_PORT is set."""
+        if self.settings.metrics_port is None:
+            return
+        self._metrics_runner = web.AppRunner(
+            metrics_app(self.metrics, self.db.gauges), handle_signals=False, access_log=None
+        )
+        await self._metrics_runner.setup()
+        site = web.TCPSite(
+            self._metrics_runner, self.settings.metrics_host, self.settings.metrics_port
+        )
+        await site.start()
+        self.metrics_port = self._metrics_runner.addresses[0][1]
 
     def _make_webhook(self) -> TelegramWebhook | None:
         secret = self.settings.telegram_webhook_secret

@@ -71,7 +71,19 @@ class Settings(BaseSettings):
     person_update_burst: int = Field(default=8, ge=1, le=1000)
     person_updates_per_second: float = Field(default=1.0, gt=0, le=100)
     token_encryption_keys: SecretStr | None = None
+    # Verify logins only and keep no access tokens: connections cannot be checked or renewed later
+    # (connection health and renewal need the tokens). Without it, a real deployment needs
+    # TOKEN_ENCRYPTION_KEYS.
+    verify_only: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Prometheus' /metrics on an address of its own (`bot.metrics`); no port: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _optional_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("facebook_scopes", mode="before")
     @classmethod
@@ -191,6 +203,17 @@ class Settings(BaseSettings):
             raise ConfigError("FACEBOOK_APP_ID is not set or not numeric (Meta app dashboard)")
         if not self.facebook_app_secret or not self.facebook_app_secret.get_secret_value():
             raise ConfigError("FACEBOOK_APP_SECRET is not set (Meta app dashboard → App settings)")
+        if not self.keeps_tokens and not self.verify_only:
+            raise ConfigError(
+                "TOKEN_ENCRYPTION_KEYS is not set: without it no connection can be kept alive "
+                "(or set VERIFY_ONLY=true to only verify logins and keep no tokens)"
+            )
+
+    @property
+    def keeps_tokens(self) -> bool:
+        """Access tokens are stored (encrypted): there is a key, and verify-only is not chosen."""
+        keys = self.token_encryption_keys.get_secret_value() if self.token_encryption_keys else ""
+        return bool(keys.strip(" ,")) and not self.verify_only
 
     def ensure_sqlite_folder(self) -> None:
         prefix = "sqlite+aiosqlite:///"

@@ -8,13 +8,12 @@ The route in `web_callback` only parses the request and renders what this return
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -27,14 +26,12 @@ from bot.graph import Gathered, GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
 from bot.login_secrets import LoginSealer
 from bot.models import Invitation, InviteStatus, LoginAttempt, OutboxMessage, Step, utcnow
-from bot.notify import Notifier, outgoing
+from bot.notices import Notices, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
 from bot.store import ConnectionRecord, Database, EventKind, LoginTicket, StateProblem
+from bot.store.steps import NewLogin
 from bot.verdict import Outcome, Verdict, decide
-
-if TYPE_CHECKING:
-    from bot.console import Console
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +98,14 @@ class ConnectService:
         db: Database,
         graph: GraphClient,
         vault: TokenVault,
-        notifier: Notifier,
-        wake_delivery: Callable[[], None] = lambda: None,
+        notices: Notices,
     ) -> None:
         self._settings = settings
         self._db = db
         self._graph = graph
         self._vault = vault
-        self._notifier = notifier
-        self._wake_delivery = wake_delivery
-        self.console: Console | None = None  # set by the composition root
+        # Who hears what (in their language), the live card, and the delivery worker's bell.
+        self._notices = notices
         self._sealer = LoginSealer(
             settings.facebook_app_secret.get_secret_value() if settings.facebook_app_secret else ""
         )
@@ -138,17 +133,33 @@ class ConnectService:
         step): with `reuse`, the live unused state of the invitation again, if there is one;
         otherwise a fresh single-use state, which replaces the older ones."""
         assert invite.id is not None
-        s = self._settings
+        # The login buttons noted behind are read below: written first.
+        await self._db.steps.notes.flush()
         ticket = await self._db.logins.issue_login(
             invitation_id=invite.id,
             telegram_user_id=telegram_user_id,
-            ttl=timedelta(minutes=s.login_ttl_minutes),
+            ttl=timedelta(minutes=self._settings.login_ttl_minutes),
             rerequest=rerequest,
             reuse=reuse,
             sealer=self._sealer,
         )
         if ticket is None:
             return None
+        return self.login_offer(t, invite, ticket)
+
+    def prepare_login(self) -> NewLogin:
+        """A fresh login state, sealed, for a step that may issue it in its own transaction
+        (`Steps.answer_check`); nothing is stored here."""
+        state = new_secret()
+        return NewLogin(
+            state=state,
+            sealed=self._sealer.seal(state),
+            ttl=timedelta(minutes=self._settings.login_ttl_minutes),
+        )
+
+    def login_offer(self, t: Texts, invite: Invitation, ticket: LoginTicket) -> LoginOffer:
+        """The screen with the login button of a state issued."""
+        s = self._settings
         screen = login_screen(
             t,
             invite,
@@ -176,17 +187,16 @@ class ConnectService:
             rerequest=rerequest,
         )
 
-    async def carried_by(self, offer: LoginOffer, *, chat_id: int, message_id: int) -> list[
+    def carried_by(self, offer: LoginOffer, *, chat_id: int, message_id: int) -> list[
         tuple[int, int]
     ]:
-        """The offer's button now lives in this message: returns the messages whose login
-        buttons are to be taken off (replaced states, and an earlier copy of this one)."""
-        before = await self._db.logins.set_button_message(
-            attempt_id=offer.ticket.attempt_id, chat_id=chat_id, message_id=message_id
-        )
+        """The offer's button now lives in this message (noted behind, `bot.store.notes`):
+        returns the messages whose login buttons are to be taken off (replaced states, and an
+        earlier copy of this one)."""
+        self._db.steps.notes.note_login_button(offer.ticket.attempt_id, chat_id, message_id)
         stale = list(offer.ticket.stale_buttons)
-        if before is not None:
-            stale.append(before)
+        if offer.ticket.shown_in is not None:
+            stale.append(offer.ticket.shown_in)
         return [m for m in stale if m != (chat_id, message_id)]
 
     # --- the browser: /oauth/start, the redirect, the confirmation ---------------------------
@@ -226,29 +236,31 @@ class ConnectService:
         if not state or len(state) > _MAX_STATE:
             return RedirectResult(400, "bad_request")
         redirect = {k: params[k][:512] for k in _REDIRECT_KEYS if k in params}
+        if browser is not None:
+            async with self._verifying:
+                try:
+                    # The verdict takes the login buttons off: those noted behind go first.
+                    await self._db.steps.notes.flush()
+                    # One statement uses the state if this browser opened its login link.
+                    used = await self._db.logins.use_state(
+                        state, browser_hash=secret_hash(browser)
+                    )
+                except Exception as exc:  # the database: nothing was used yet
+                    log.warning(
+                        "callback failed before the login was used: %s", type(exc).__name__
+                    )
+                    return RedirectResult(503, "unavailable")
+                if isinstance(used, tuple):
+                    return await self._complete(*used, redirect)
+            if used is not None:
+                return await self._refused_in_language(used, state)
+        # No login cookie, or another browser's: confirmed on the page first (a state that
+        # cannot be used any more is refused there).
         try:
-            found = await self._db.logins.peek_state(state)
-            if isinstance(found, StateProblem):
-                return await self._refused_in_language(found, state)
-            attempt, invite = found
-            if (
-                browser is None
-                or attempt.browser_hash is None
-                or not hmac.compare_digest(attempt.browser_hash, secret_hash(browser))
-            ):
-                return await self._ask_confirmation(state, redirect)
+            return await self._ask_confirmation(state, redirect)
         except Exception as exc:  # the database: nothing was used yet
             log.warning("callback failed before the login was used: %s", type(exc).__name__)
             return RedirectResult(503, "unavailable")
-        async with self._verifying:
-            try:
-                consumed = await self._db.logins.consume_state(state)
-            except Exception as exc:  # the database: nothing was used yet
-                log.warning("callback failed before the login was used: %s", type(exc).__name__)
-                return RedirectResult(503, "unavailable")
-            if isinstance(consumed, StateProblem):
-                return await self._refused_in_language(consumed, state)
-            return await self._complete(*consumed, redirect)
 
     async def confirm(self, token: str) -> RedirectResult:
         """The confirmation on the page: the waiting redirect is used now (once)."""
@@ -256,6 +268,7 @@ class ConnectService:
             return RedirectResult(400, "bad_request")
         async with self._verifying:
             try:
+                await self._db.steps.notes.flush()  # as in `handle_redirect`
                 taken = await self._db.logins.take_confirmation(secret_hash(token))
             except Exception as exc:
                 log.warning(
@@ -279,7 +292,7 @@ class ConnectService:
         if isinstance(staged, StateProblem):
             return await self._refused_in_language(staged, state)
         attempt, invite = staged
-        t = await self._notifier.texts_for(attempt.telegram_user_id)
+        t = await self._notices.texts_for(attempt.telegram_user_id)
         brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
         log.info("invitation %s: the login came back to another browser; asking", invite.id)
         return RedirectResult(
@@ -299,7 +312,7 @@ class ConnectService:
             owner = await self._db.logins.state_owner(state)
             if owner is None:
                 return refused
-            language = (await self._notifier.texts_for(owner)).language
+            language = (await self._notices.texts_for(owner)).language
         except Exception as exc:  # the database: the browser's language will do
             log.info("language of a refused login unknown: %s", type(exc).__name__)
             return refused
@@ -352,11 +365,12 @@ class ConnectService:
             app_id=self._settings.facebook_app_id or "",
             now=utcnow(),
         )
-        followers = None
-        if verdict.connected and gathered.token:
-            followers = await self._followers(verdict, gathered.token)
+        # Read with the Pages (`bot.graph.PAGE_FIELDS`); missing, the messages leave it out.
+        followers = verdict.instagram.followers_count if verdict.instagram else None
+        if not verdict.connected:
+            followers = None
         record = self._connection_record(verdict, gathered.token, followers)
-        influencer_t = await self._notifier.texts_for(attempt.telegram_user_id)
+        influencer_t = await self._notices.texts_for(attempt.telegram_user_id)
         told = [
             outgoing(
                 attempt.telegram_user_id,
@@ -370,23 +384,22 @@ class ConnectService:
                 invitation_id=invite.id,
             ),
         ]
-        if self.console is not None:
-            # The brand's managers, the live card and the team chat hear it in the same
-            # transaction.
-            after = invite.model_copy(
-                update={
-                    "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
-                    "last_reason": None if verdict.connected else verdict.outcome.value,
-                }
-            )
-            told += await self.console.card_outgoing(after, connection=record)
-            platform = self._settings.platform_name
-            told += await self.console.brand_notices(
-                invite,
-                lambda t: verdict_for_manager(
-                    t, invite, verdict, platform=platform, followers=followers
-                ),
-            )
+        # The brand's managers, the live card and the team chat hear it in the same
+        # transaction.
+        after = invite.model_copy(
+            update={
+                "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
+                "last_reason": None if verdict.connected else verdict.outcome.value,
+            }
+        )
+        told += await self._notices.card_outgoing(after, connection=record)
+        platform = self._settings.platform_name
+        told += await self._notices.brand_notices(
+            invite,
+            lambda t: verdict_for_manager(
+                t, invite, verdict, platform=platform, followers=followers
+            ),
+        )
         invite = await self._db.logins.record_verdict(
             attempt_id=attempt.id,
             invitation_id=invite.id,
@@ -404,7 +417,7 @@ class ConnectService:
         if invite.status == InviteStatus.CONNECTED and not verdict.connected:
             log.info("invitation %s is connected already: a late login changed nothing", invite.id)
             return RedirectResult(200, "already_connected", influencer_t.language)
-        self._wake_delivery()
+        self._notices.ring()
         log.info("invitation %s: verdict %s", invite.id, verdict.outcome.value)
         if verdict.connected:
             assert verdict.instagram is not None
@@ -424,7 +437,7 @@ class ConnectService:
             await self._withdraw_token(gathered)
         language: Language | None = None
         try:
-            t = await self._notifier.texts_for(attempt.telegram_user_id)
+            t = await self._notices.texts_for(attempt.telegram_user_id)
             language = t.language
             await self._record_interruption(attempt, invite, t)
             recorded = True
@@ -477,7 +490,7 @@ class ConnectService:
             attempt_id=attempt.id, invitation_id=invite.id, outgoing=[told]
         )
         if recorded:
-            self._wake_delivery()
+            self._notices.ring()
         return recorded
 
     async def _record_interruption_later(self, attempt: LoginAttempt, invite: Invitation) -> None:
@@ -486,7 +499,7 @@ class ConnectService:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             try:
-                t = await self._notifier.texts_for(attempt.telegram_user_id)
+                t = await self._notices.texts_for(attempt.telegram_user_id)
                 await self._record_interruption(attempt, invite, t)
                 return
             except Exception as exc:
@@ -505,7 +518,7 @@ class ConnectService:
             invite = await self._db.invitations.get_invitation(attempt.invitation_id)
             if invite is None:
                 continue
-            t = await self._notifier.texts_for(attempt.telegram_user_id)
+            t = await self._notices.texts_for(attempt.telegram_user_id)
             done += await self._record_interruption(attempt, invite, t)
         return done
 
@@ -529,8 +542,7 @@ class ConnectService:
         if not rows:
             return
         chat_id = rows[0].chat_id  # one delivery: one chat
-        if self.console is not None:
-            await self.console.team_chat_gone(chat_id)
+        await self._notices.team_chat_gone(chat_id)
         for invitation_id in {r.invitation_id for r in rows if r.invitation_id is not None}:
             invite = await self._db.invitations.get_invitation(invitation_id)
             if invite is None or invite.id is None or invite.telegram_user_id != chat_id:
@@ -538,24 +550,12 @@ class ConnectService:
             await self._db.invitations.record_event(
                 invitation_id=invite.id, kind=EventKind.UNREACHABLE
             )
-            if self.console is not None:
 
-                def told(t: Texts, handle: str = invite.handle) -> Screen:
-                    return Screen(t("manager.unreachable", handle=handle))
+            def told(t: Texts, handle: str = invite.handle) -> Screen:
+                return Screen(t("manager.unreachable", handle=handle))
 
-                await self._db.outbox.enqueue(await self.console.brand_notices(invite, told))
-        self._wake_delivery()
-
-    async def _followers(self, verdict: Verdict, token: str) -> int | None:
-        assert verdict.instagram is not None
-        try:
-            user = await self._graph.instagram_user(verdict.instagram.id, token)
-        except GraphError as exc:
-            # The connection stands; only the follower count in the message is missing.
-            log.warning("could not read the Instagram account: %s", exc)
-            return None
-        count = user.get("followers_count")
-        return count if isinstance(count, int) else None
+            await self._db.outbox.enqueue(await self._notices.brand_notices(invite, told))
+        self._notices.ring()
 
     def _connection_record(
         self, verdict: Verdict, token: str | None, followers: int | None

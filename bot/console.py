@@ -1,87 +1,54 @@
 """The brand manager's console: who may act for which brand, invitations one by one or from a CSV
-file, the live status card, reminders, revocation, export and the funnel.
+file, the live status card, reminders, revocation, export and the funnel, and the admins' brands
+and managers.
 
-Telegram handlers (`bot.handlers.manager`, `bot.handlers.admin`) parse and render; this module
-decides and calls the storage layer, whose every console query is scoped by brand.
+The Telegram handlers (`bot.handlers.managers`, `bot.handlers.admins`) call only this service;
+it reads what a screen needs (every console query scoped by the asker's brand), and the screens
+themselves are pure functions (`bot.console_screens`). What others are told goes through
+`bot.notices`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
-
-from cryptography.fernet import Fernet
-from telegram.helpers import create_deep_linked_url
 
 from bot import console_files as files
 from bot.config import Settings
-from bot.crypto import MANAGER_LINK_PREFIX, TokenVault, secret_hash
+from bot.console_screens import (
+    PAGE_SIZE,
+    InviteReport,
+    ListFacts,
+    ShowFacts,
+    card_text,
+    clamp_page,
+    status_line,
+)
+from bot.crypto import TokenVault
 from bot.graph import GraphClient
-from bot.i18n import LANGUAGES, Html, Language, Texts, pick_language
+from bot.i18n import LANGUAGES, Html, Language, Texts
 from bot.menus import RoleMenus
 from bot.models import (
-    Connection,
+    Brand,
     ConnectionStatus,
     Invitation,
     InviteStatus,
     Manager,
-    OutboxAudience,
-    OutboxKind,
     utcnow,
 )
-from bot.notify import Notifier, outgoing
+from bot.notices import Notices, outgoing
 from bot.revocations import Outcome, Revocations
 from bot.screens import Screen, resume_keyboard
-from bot.store import ConnectionRecord, Database, EventKind, Outgoing
+from bot.store import Database, Funnel, Outgoing
 from bot.store.console import Created, NewInvitation
 from bot.store.steps import CardOwner
 
 log = logging.getLogger(__name__)
 
 REMIND_EVERY = timedelta(hours=24)
-PAGE_SIZE = 10
-
-
-@dataclass
-class InviteReport:
-    created: list[Created] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line or position, raw)
-    # Handles not invited because they are connected already (re-inviting is asked for).
-    connected: list[Invitation] = field(default_factory=list)
-
-
-class LinkSealer:
-    """Keeps invitation links recoverable (to show them again and keep the live card intact)
-    without storing them readable: Fernet with TOKEN_ENCRYPTION_KEYS, or, when none is set, a
-    key derived from the app secret and bot token (both needed to run the bot anyway)."""
-
-    def __init__(self, vault: TokenVault, settings: Settings) -> None:
-        self._vault = vault
-        material = "|".join(
-            s.get_secret_value() if s else ""
-            for s in (settings.facebook_app_secret, settings.telegram_bot_token)
-        )
-        import base64
-
-        self._fallback = Fernet(base64.urlsafe_b64encode(bytes.fromhex(secret_hash(material))))
-
-    def seal(self, token: str) -> str:
-        return self._vault.seal(token) or self._fallback.encrypt(token.encode()).decode()
-
-    def open(self, sealed: str | None) -> str | None:
-        if not sealed:
-            return None
-        opened = self._vault.open(sealed)
-        if opened is not None:
-            return opened
-        try:
-            return self._fallback.decrypt(sealed.encode()).decode()
-        except Exception:
-            return None
+MANAGER_LINK_TTL = timedelta(days=7)
+__all__ = ["MANAGER_LINK_TTL", "PAGE_SIZE", "REMIND_EVERY", "Console", "InviteReport"]
 
 
 class Console:
@@ -92,26 +59,20 @@ class Console:
         db: Database,
         graph: GraphClient,
         vault: TokenVault,
-        notifier: Notifier,
-        bot_username: Callable[[], str],
-        wake_delivery: Callable[[], None],
+        notices: Notices,
+        menus: RoleMenus,
     ) -> None:
         self.settings = settings
         self._db = db
-        self._graph = graph
-        self._vault = vault
-        self._notifier = notifier
-        self._bot_username = bot_username
-        self._wake = wake_delivery
-        self.links = LinkSealer(vault, settings)
-        self.menus: RoleMenus | None = None  # set by the composition root
+        self._notices = notices
+        self.links = notices.links
+        self.menus = menus
         self.revocations = Revocations(
             db=db,
             graph=graph,
             vault=vault,
-            notifier=notifier,
+            notices=notices,
             default_language=settings.default_language,
-            wake_delivery=wake_delivery,
         )
 
     # --- who is asking -----------------------------------------------------------------------
@@ -132,15 +93,15 @@ class Console:
         manager = await self._db.brands.add_manager(
             brand_id=brand.id, telegram_id=telegram_id, name=name
         )
-        if self.menus is not None:
-            await self.menus.refresh(telegram_id)  # a manager now: their menu says so
+        await self.menus.refresh(telegram_id)  # a manager now: their menu says so
         return manager
 
     def link(self, token: str) -> str:
-        return create_deep_linked_url(self._bot_username(), token)
+        return self.links.link(token)
 
-    def manager_link(self, token: str) -> str:
-        return create_deep_linked_url(self._bot_username(), MANAGER_LINK_PREFIX + token)
+    def invitation_link(self, invite: Invitation) -> str:
+        """The invitation's link as it was handed out ("" if it cannot be recovered)."""
+        return self.links.invitation_link(invite.token_sealed)
 
     # --- inviting ------------------------------------------------------------------------------
 
@@ -175,6 +136,8 @@ class Console:
                 report.connected.append(found)
             else:
                 report.duplicates.append(handle)
+                if is_open is not None and is_open.id is not None:
+                    report.open_ids[handle] = is_open.id
         return report
 
     # The console's files (`bot.console_files`), here for the handlers, which call only the console.
@@ -186,194 +149,126 @@ class Console:
     def links_csv(self, created: Sequence[Created]) -> bytes:
         return files.links_csv(created, self.link)
 
+    async def set_card(
+        self, invite: Invitation, *, chat_id: int, message_id: int, is_photo: bool
+    ) -> None:
+        """The message that is the invitation's live card (its refreshes edit it)."""
+        assert invite.id is not None
+        await self._db.console.set_card(
+            invitation_id=invite.id, chat_id=chat_id, message_id=message_id, is_photo=is_photo
+        )
+
     # --- the live card ---------------------------------------------------------------------
 
     async def card_text(
-        self,
-        t: Texts,
-        invite: Invitation,
-        *,
-        token: str | None = None,
-        connection: ConnectionRecord | None = None,
-        at: datetime | None = None,
+        self, t: Texts, invite: Invitation, *, token: str | None = None, at: datetime | None = None
     ) -> str:
         """`at`: when the card's news happened (/show: the last change); now by default."""
-        status = await self.status_line(t, invite, connection=connection)
-        return self._card(t, invite, status, token=token, at=at)
-
-    def _card(
-        self,
-        t: Texts,
-        invite: Invitation,
-        status: str,
-        *,
-        token: str | None = None,
-        at: datetime | None = None,
-    ) -> str:
-        assert invite.id is not None
-        token = token or self.links.open(invite.token_sealed)
-        link = self.link(token) if token else ""
-        now = utcnow()
-        at = at or now
-        # Older than today: with the date, so that "14:02" does not read as today's.
-        stamp = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
-        return t(
-            "console.card",
-            handle=invite.handle,
-            id=invite.id,
-            note=f" · {invite.note}" if invite.note else "",
-            status=status,
-            link=link,
-            time=stamp,
-        )
-
-    async def status_line(
-        self, t: Texts, invite: Invitation, *, connection: ConnectionRecord | None = None
-    ) -> str:
-        status = InviteStatus(invite.status)
-        if status == InviteStatus.CONNECTED:
-            found = connection or await self._db.console.connection_for(invite.id or 0)
-            if isinstance(found, Connection) and found.status == ConnectionStatus.DISCONNECTED:
-                return t("console.status.disconnected")
-            return t(
-                "console.status.connected",
-                username=found.instagram_username if found else invite.handle,
-                page=found.page_name if found else "",
-            )
-        if status == InviteStatus.FAILED:
-            failures = await self._db.logins.failed_logins(invite.id or 0)
-            return _in_flow_status(t, invite, failures=failures)
-        if status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
-            return _in_flow_status(t, invite, failures=0)
-        if status == InviteStatus.PENDING and invite.expires_at <= utcnow():
-            return t("console.status.expired")
-        if status == InviteStatus.REVOKED and invite.id is not None:
-            # Closed because the influencer had their data deleted (/forget, or Facebook's data
-            # deletion request), not withdrawn by the brand: the card says so.
-            closing = [
-                e
-                for e in await self._db.invitations.events(invite.id)
-                if e.kind in (EventKind.REVOKED, EventKind.DATA_DELETED)
-            ]
-            if closing and closing[-1].kind == EventKind.DATA_DELETED:
-                return t("console.status.data_deleted")
-        return t(f"console.status.{status.value}")
-
-    async def card_outgoing(
-        self, invite: Invitation, *, connection: ConnectionRecord | None = None
-    ) -> list[Outgoing]:
-        """The edit that brings the manager's card up to date (none if there is no card).
-        The card belongs to the manager who invited: once they no longer manage the brand it
-        stays as it was (the other managers hear the news as notices, and /show has the card)."""
-        if invite.card_chat_id is None or invite.card_message_id is None:
-            return []
-        if invite.brand_id is not None:
-            owner = await self._db.brands.manager(invite.created_by)
-            if owner is None or owner.brand_id != invite.brand_id:
-                return []
-        t = await self._notifier.texts_for(invite.created_by)
-        return _card_edit(invite, await self.card_text(t, invite, connection=connection))
+        facts = await self._notices.card_facts(invite, token=token, at=at)
+        return card_text(t, facts, now=utcnow())
 
     def card_refresh(self, invite: Invitation, owner: CardOwner) -> list[Outgoing]:
-        """The card's refresh after a step of the influencer's (`bot.store.steps`), rendered
-        from what the step's transaction returned, without a query (the invitation is in the
-        flow: opened, login started or failed)."""
-        if invite.card_chat_id is None or invite.card_message_id is None:
-            return []
-        if invite.brand_id is not None and owner.brand_id != invite.brand_id:
-            return []  # the manager who invited no longer manages the brand (see card_outgoing)
-        t = Texts(
-            pick_language(
-                chosen=owner.language,
-                telegram_code=owner.telegram_language,
-                default=self.settings.default_language,
-            )
-        )
-        status = _in_flow_status(t, invite, failures=owner.failed_logins)
-        return _card_edit(invite, self._card(t, invite, status))
+        """The card's refresh after a step of the influencer's (`Notices.card_refresh`)."""
+        return self._notices.card_refresh(invite, owner)
 
     async def refresh_card(self, invitation_id: int) -> None:
-        invite = await self._db.invitations.get_invitation(invitation_id)
-        if invite is None:
-            return
-        edits = await self.card_outgoing(invite)
-        if edits:
-            await self._db.outbox.enqueue(edits)
-            self._wake()
+        await self._notices.refresh_card(invitation_id)
 
     def wake_delivery(self) -> None:
         """Something was written to the outbox (e.g. by a step's transaction): deliver it."""
-        self._wake()
+        self._notices.ring()
 
-    async def brand_notices(
-        self,
-        invite: Invitation,
-        screen_for: Callable[[Texts], Screen],
-        *,
-        team_screen_for: Callable[[Texts], Screen] | None = None,
-    ) -> list[Outgoing]:
-        """A notice about an invitation for everyone who manages its brand now, each in their
-        language, and for the brand's team chat. Each is checked again when delivered: someone
-        removed in between does not get it."""
-        if invite.brand_id is None:  # from before brands existed: its creator only
-            t = await self._notifier.texts_for(invite.created_by)
-            only = outgoing(
-                invite.created_by, screen_for(t), kind=OutboxKind.NOTICE, invitation_id=invite.id
-            )
-            return [only]
-        notices = []
-        for manager in await self._db.brands.managers(invite.brand_id):
-            t = await self._notifier.texts_for(manager.telegram_id)
-            notices.append(
-                outgoing(
-                    manager.telegram_id,
-                    screen_for(t),
-                    kind=OutboxKind.NOTICE,
-                    invitation_id=invite.id,
-                    **_for_manager(invite.brand_id, manager.telegram_id),
-                )
-            )
-        return notices + await self.team_notice(invite, team_screen_for or screen_for)
+    # --- looking -------------------------------------------------------------------------------
 
-    async def team_notice(
-        self, invite: Invitation, screen_for: Callable[[Texts], Screen]
-    ) -> list[Outgoing]:
-        """The same notice for the brand's team chat, if one is registered."""
-        brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
-        if brand is None or brand.team_chat_id is None or brand.team_chat_id == invite.created_by:
-            return []
-        t = Texts(self.settings.default_language)
+    async def find(
+        self, manager: Manager, ref: str, *, prefer_open: bool = False
+    ) -> Invitation | None:
+        """An invitation of the manager's brand by number or handle (another brand's looks
+        exactly like a missing one)."""
+        return await self._db.console.find_invitation(
+            brand_id=manager.brand_id, ref=ref, prefer_open=prefer_open
+        )
+
+    async def list_page(self, manager: Manager, status: str | None, page: int) -> ListFacts:
+        counts = await self._db.console.status_counts(manager.brand_id)
+        page = clamp_page(counts, status, page)
+        invites = await self._db.console.list_invitations(
+            brand_id=manager.brand_id, status=status, offset=page * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        return ListFacts(counts=counts, status=status, page=page, invites=invites)
+
+    async def others(self, manager: Manager, invite: Invitation) -> list[Invitation]:
+        """The handle's other invitations in this brand."""
         return [
-            outgoing(
-                brand.team_chat_id,
-                screen_for(t),
-                kind=OutboxKind.NOTICE,
-                invitation_id=invite.id,
-                audience=OutboxAudience.TEAM,
-                brand_id=brand.id,
+            other
+            for other in await self._db.console.invitations_for_handle(
+                brand_id=manager.brand_id, handle=invite.handle
             )
+            if other.id != invite.id
         ]
 
-    async def team_chat_gone(self, chat_id: int) -> None:
-        """The bot can no longer write to this group: if it was a brand's team chat, it is
-        unregistered and the brand's managers are told (nothing is blamed on an influencer)."""
-        for brand_id in await self._db.brands.unregister_team_chat(chat_id):
-            brand = await self._db.brands.brand(brand_id)
-            name = brand.name if brand else ""
-            log.info("team chat of brand %s is gone: unregistered", brand_id)
-            notices = []
-            for manager in await self._db.brands.managers(brand_id):
-                t = await self._notifier.texts_for(manager.telegram_id)
-                notices.append(
-                    outgoing(
-                        manager.telegram_id,
-                        Screen(t("console.team.gone", brand=name)),
-                        kind=OutboxKind.NOTICE,
-                        **_for_manager(brand_id, manager.telegram_id),
-                    )
-                )
-            await self._db.outbox.enqueue(notices)
-            self._wake()
+    async def show(self, manager: Manager, invite: Invitation) -> ShowFacts:
+        """What /show tells about an invitation: the card as of its last change, its events,
+        its connection and the handle's other invitations."""
+        assert invite.id is not None
+        events = await self._db.invitations.events(invite.id)
+        # The card as of the invitation's last change (not of this moment).
+        changed = max([invite.updated_at, *(event.at for event in events)])
+        connection = await self._db.console.connection_for(invite.id)
+        card = await self._notices.card_facts(
+            invite, connection=connection, events=events, at=changed
+        )
+        return ShowFacts(
+            card=card,
+            events=events,
+            connection=connection,
+            others=await self.others(manager, invite),
+        )
+
+    async def funnel(self, manager: Manager) -> Funnel:
+        return await self._db.console.funnel(manager.brand_id)
+
+    async def register_team_chat(self, manager: Manager, chat_id: int) -> Brand | None:
+        """This group hears the brand's news from now on."""
+        await self._db.brands.set_team_chat(manager.brand_id, chat_id)
+        return await self._db.brands.brand(manager.brand_id)
+
+    # --- admins: brands and managers -----------------------------------------------------------
+
+    async def create_brand(self, name: str) -> Brand:
+        return await self._db.brands.create_brand(name)
+
+    async def brand(self, brand_id: int) -> Brand | None:
+        return await self._db.brands.brand(brand_id)
+
+    async def brands(self) -> list[tuple[Brand, int]]:
+        """Every brand with its number of managers."""
+        found = []
+        for brand in await self._db.brands.brands():
+            assert brand.id is not None
+            found.append((brand, len(await self._db.brands.managers(brand.id))))
+        return found
+
+    async def managers(self, brand: Brand) -> list[Manager]:
+        assert brand.id is not None
+        return await self._db.brands.managers(brand.id)
+
+    async def manager_link(self, brand: Brand, *, created_by: int) -> str:
+        """A link that makes whoever opens it (within `MANAGER_LINK_TTL`) a manager of the brand."""
+        assert brand.id is not None
+        token = await self._db.brands.create_manager_link(
+            brand_id=brand.id, created_by=created_by, ttl=MANAGER_LINK_TTL
+        )
+        return self.links.manager_link(token)
+
+    async def remove_manager(self, brand: Brand, telegram_id: int) -> bool:
+        assert brand.id is not None
+        removed = await self._db.brands.remove_manager(brand_id=brand.id, telegram_id=telegram_id)
+        if removed:
+            # Offboarded: their menu no longer offers the brand's commands. Whatever is still
+            # waiting for them about the brand is dropped when it comes up for delivery.
+            await self.menus.refresh(telegram_id)
+        return removed
 
     # --- reminding, revoking ------------------------------------------------------------------
 
@@ -394,7 +289,7 @@ class Console:
             if connected and other is not None and other.id != invite.id:
                 return "console.remind.not_opened_connected"
             return "console.remind.not_opened"
-        t = await self._notifier.texts_for(invite.telegram_user_id)
+        t = await self._notices.texts_for(invite.telegram_user_id)
         message = Screen(
             t("console.remind.message", inviter=invite.inviter_name, handle=invite.handle),
             resume_keyboard(t, invite),
@@ -407,7 +302,7 @@ class Console:
         )
         if not sent:
             return "console.remind.too_soon"
-        self._wake()
+        self._notices.ring()
         return "console.remind.sent"
 
     async def revoke(self, manager: Manager, invite: Invitation) -> str:
@@ -417,7 +312,7 @@ class Console:
         was_revoked = invite.status == InviteStatus.REVOKED
         told: list[Outgoing] = []
         if invite.telegram_user_id is not None and invite.status != InviteStatus.REVOKED:
-            t = await self._notifier.texts_for(invite.telegram_user_id)
+            t = await self._notices.texts_for(invite.telegram_user_id)
             text = t("console.revoke.message", handle=invite.handle)
             connection = await self._db.console.connection_for(invite.id)
             if (
@@ -427,9 +322,7 @@ class Console:
             ):
                 # No token to withdraw the app's access with: the influencer can, on Facebook.
                 text = Html(
-                    text
-                    + "\n\n"
-                    + t("privacy.remove_app", platform=self.settings.platform_name)
+                    text + "\n\n" + t("privacy.remove_app", platform=self.settings.platform_name)
                 )
             told.append(outgoing(invite.telegram_user_id, Screen(text), invitation_id=invite.id))
         result = await self._db.console.revoke(
@@ -442,7 +335,7 @@ class Console:
             return "console.not_found"
         revoked, connection = result
         await self.refresh_card(invite.id)
-        self._wake()
+        self._notices.ring()
         outcome = await self.revocations.for_invitation(invite.id)
         if was_revoked:
             return {
@@ -474,8 +367,10 @@ class Console:
         count = 0
         for invite in await self._db.console.stalled(older_than=utcnow() - timedelta(hours=hours)):
             assert invite.id is not None
+            facts = await self._notices.card_facts(invite)
+            now = utcnow()
             statuses = {
-                language: await self.status_line(Texts(language), invite) for language in LANGUAGES
+                language: status_line(Texts(language), facts, now=now) for language in LANGUAGES
             }
 
             def screen(tt: Texts, invite: Invitation = invite) -> Screen:
@@ -494,45 +389,9 @@ class Console:
             ) -> Screen:
                 return Screen(screen(tt, invite).text + "\n" + statuses[tt.language])
 
-            notices = await self.brand_notices(invite, with_status, team_screen_for=screen)
+            notices = await self._notices.brand_notices(invite, with_status, team_screen_for=screen)
             if await self._db.console.mark_stalled(invitation_id=invite.id, outgoing=notices):
                 count += 1
         if count:
-            self._wake()
+            self._notices.ring()
         return count
-
-
-def _in_flow_status(t: Texts, invite: Invitation, *, failures: int) -> str:
-    """The card's status line of an invitation in the flow (opened, login started, failed)."""
-    if invite.status == InviteStatus.FAILED:
-        key = f"console.reason_name.{invite.last_reason}"
-        reason = t.plain(key) if t.has(key) else (invite.last_reason or "")
-        # Repeated failures send one notice; the card counts them (bot.connect).
-        if failures > 1:
-            return t("console.status.failed_repeated", count=failures, reason=reason)
-        return t("console.status.failed", reason=reason)
-    if invite.status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
-        return t(f"console.status.step_{invite.step}")
-    return t(f"console.status.{invite.status}")
-
-
-def _card_edit(invite: Invitation, text: str) -> list[Outgoing]:
-    """The edit of the manager's card message to `text`."""
-    return [
-        outgoing(
-            invite.card_chat_id or 0,
-            Screen(text),
-            kind=OutboxKind.EDIT_CAPTION if invite.card_is_photo else OutboxKind.EDIT,
-            edit_message_id=invite.card_message_id,
-            invitation_id=invite.id,
-            **_for_manager(invite.brand_id, invite.created_by),
-        )
-    ]
-
-
-def _for_manager(brand_id: int | None, manager_id: int) -> dict[str, Any]:
-    """Outbox fields of a message for one of a brand's managers: delivered only while they
-    still are one."""
-    if brand_id is None:
-        return {}
-    return {"audience": OutboxAudience.MANAGER, "brand_id": brand_id, "manager_id": manager_id}

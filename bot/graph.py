@@ -1,9 +1,12 @@
 """The one module that talks to Facebook's Graph API.
 
 It gathers the evidence `bot.verdict.decide` needs and never decides anything itself. Tokens travel
-in query parameters as the Graph API expects; they never appear in exceptions or log lines (httpx's
-request log is silenced in `bot.logs`), and every call made with a user token carries
-`appsecret_proof`.
+in query parameters as the Graph API expects; they never appear in exceptions or log lines
+(aiohttp's client logs no requests, and an exception is reduced to its type), and every call made
+with a user token carries `appsecret_proof`.
+
+The HTTP client is aiohttp's (the library the callback server runs on): per request it costs about
+a quarter of the CPU time httpx does, and a callback makes five of them (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -11,21 +14,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
+from bot.health import GraphProblem, classify_error
 from bot.verdict import FetchFailure, LoginEvidence
 
 log = logging.getLogger(__name__)
 
+# The linked account's follower count comes with the Page (field expansion), so the message
+# about a connection needs no read of its own.
 PAGE_FIELDS = (
     "id,name,is_published,tasks,"
-    "instagram_business_account{id,username},connected_instagram_account{id,username}"
+    "instagram_business_account{id,username,followers_count},"
+    "connected_instagram_account{id,username}"
 )
 # Facebook's default page size is 25; a person rarely has more Pages than that, but the paging
 # must still be followed. The bound stops a looping `next` from spinning forever.
@@ -73,27 +81,39 @@ class GraphClient:
         app_id: str,
         app_secret: str,
         timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         max_concurrent_logins: int = 12,
     ) -> None:
         self._base = f"{base_url.rstrip('/')}/{version}"
         self._app_id = app_id
         self._app_secret = app_secret
+        # Waiting for a connection and for each read of the answer: at most this long.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         # Each login verified makes up to three reads at once (`gather`); a few connections more
         # for the periodic checks. All of them are kept alive: a new TLS connection per request
         # would cost more than the request.
-        connections = _READS_AT_ONCE * max_concurrent_logins + 4
-        self._http = httpx.AsyncClient(
-            timeout=timeout,
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections
-            ),
-            headers={"User-Agent": "connect-bot"},
-        )
+        self._connections = _READS_AT_ONCE * max_concurrent_logins + 4
+        self._http: aiohttp.ClientSession | None = None  # made in the event loop, on first use
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0),
+                headers={"User-Agent": "connect-bot"},
+                # Our own answers only: no cookies kept between requests.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            # aiohttp sends an idempotent request (GET, DELETE) again when its connection drops
+            # before the answer; a code is single use and must never be sent twice
+            # (`exchange_code`), so nothing is retried (as with httpx before; aiohttp's own test
+            # client turns it off the same way, there being no public setting).
+            self._http._retry_connection = False
+        return self._http
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def appsecret_proof(self, token: str) -> str:
         return hmac.new(self._app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
@@ -114,23 +134,25 @@ class GraphClient:
             query["appsecret_proof"] = self.appsecret_proof(user_token)
         url = path_or_url if path_or_url.startswith("http") else f"{self._base}{path_or_url}"
         try:
-            response = await self._http.request(method, url, params=query)
-        except httpx.HTTPError as exc:
+            async with self._session().request(method, url, params=query) as response:
+                status = response.status
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             # The exception text may contain the URL with its token: keep only the type.
             raise GraphError(
                 code=None, subcode=None, http_status=None, message=type(exc).__name__
             ) from None
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(raw)
+        except ValueError:  # not JSON, or not UTF-8
             body = None
-        if response.status_code >= 400 or not isinstance(body, dict) or "error" in body:
+        if status >= 400 or not isinstance(body, dict) or "error" in body:
             error = body.get("error") if isinstance(body, dict) else None
             error = error if isinstance(error, dict) else {}
             raise GraphError(
                 code=_int(error.get("code")),
                 subcode=_int(error.get("error_subcode")),
-                http_status=response.status_code,
+                http_status=status,
                 message=str(error.get("message") or "unexpected answer")[:200],
             )
         return body
@@ -190,17 +212,14 @@ class GraphClient:
                 # Only ever follow links back to the Graph host we were configured with.
                 break
             # `next` carries the old access_token; send ours (with its proof) instead.
-            stripped = httpx.URL(next_url)
-            params = {k: v for k, v in stripped.params.items() if k not in _TOKEN_PARAMS}
-            body = await self._call(
-                "GET", str(stripped.copy_with(query=None)), params, user_token=token
-            )
+            parsed = urlsplit(next_url)
+            params: dict[str, str] = {}
+            for key, value in parse_qsl(parsed.query, keep_blank_values=True):
+                if key not in _TOKEN_PARAMS:
+                    params.setdefault(key, value)
+            bare = urlunsplit((parsed.scheme, parsed.netloc, parsed.path, "", ""))
+            body = await self._call("GET", bare, params, user_token=token)
         return pages
-
-    async def instagram_user(self, ig_id: str, token: str) -> dict[str, Any]:
-        return await self._call(
-            "GET", f"/{ig_id}", {"fields": "id,username,followers_count"}, user_token=token
-        )
 
     async def revoke(self, token: str) -> None:
         await self._call("DELETE", "/me/permissions", {}, user_token=token)
@@ -280,3 +299,11 @@ def dialog_url(
         # Without it the dialog will not ask again for permissions the person declined.
         params["auth_type"] = "rerequest"
     return f"{dialog_base.rstrip('/')}/{version}/dialog/oauth?{urlencode(params)}"
+
+
+def problem_of(error: GraphError) -> GraphProblem:
+    """Sort a failed Graph call for the health check (meta-platform.md §7): token invalid by
+    subcode, permission, rate limit, outage, ... See `bot.health.classify_error`."""
+    return classify_error(
+        code=error.code, subcode=error.subcode, http_status=error.http_status, message=str(error)
+    )

@@ -14,7 +14,7 @@ from bot.commands import Audience, Command, menu
 from bot.i18n import LANGUAGES, Language, Texts
 
 if TYPE_CHECKING:
-    from bot.notify import Notifier
+    from bot.notices import Notices
     from bot.store import Database
 
 log = logging.getLogger(__name__)
@@ -79,20 +79,20 @@ class RoleMenus:
         *,
         bot: Bot,
         db: Database,
-        notifier: Notifier,
+        notices: Notices,
         admins: Collection[int],
         commands: Sequence[Command],
     ) -> None:
         self._commands = commands
         self._bot = bot
         self._db = db
-        self._notifier = notifier
+        self._notices = notices
         self._admins = admins
 
     async def refresh(self, telegram_id: int) -> None:
         admin = telegram_id in self._admins
         manager = await self._db.brands.manager(telegram_id)
-        language = (await self._notifier.texts_for(telegram_id)).language
+        language = (await self._notices.texts_for(telegram_id)).language
         if manager is not None:
             await set_manager_menu(self._bot, telegram_id, language, self._commands, admin=admin)
         elif admin:

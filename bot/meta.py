@@ -28,7 +28,7 @@ from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Language, Texts, pick_language
 from bot.models import DeletionRequest, Invitation, OutboxAudience, OutboxKind, Person, utcnow
-from bot.notify import outgoing
+from bot.notices import Notices, outgoing
 from bot.screens import Screen
 from bot.store import Database, Outgoing
 from bot.store.privacy import Affected
@@ -149,6 +149,10 @@ class DeletionReceipt:
     confirmation_code: str
 
 
+def _nothing() -> None:
+    pass
+
+
 class PrivacyService:
     """Deauthorize and data deletion (Meta's callbacks, routes in `web_callback.app`) and
     /forget (`bot.handlers.privacy`)."""
@@ -162,7 +166,7 @@ class PrivacyService:
         default_language: Language,
         graph: GraphClient | None = None,
         vault: TokenVault | None = None,
-        wake_delivery: Callable[[], None] = lambda: None,
+        notices: Notices | None = None,
         on_change: Callable[[int], Awaitable[None]] | None = None,
         revocations: Revocations | None = None,
     ) -> None:
@@ -172,7 +176,8 @@ class PrivacyService:
         self._default: Language = default_language
         self._graph = graph
         self._vault = vault
-        self._wake = wake_delivery
+        # Rings the delivery worker after the outbox rows of a change were committed.
+        self._wake: Callable[[], None] = notices.ring if notices is not None else _nothing
         # Called with each changed invitation's id after the commit (the manager's live card).
         self._on_change = on_change
         # Retries a revocation Facebook did not confirm (the same as for a manager's /revoke).

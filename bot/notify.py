@@ -16,7 +16,10 @@ Events write their messages to the outbox table in the same transaction (`store.
   new id stored and the message resent there;
 * a message for a brand's managers or team chat is dropped when its recipient no longer is one;
 * one worker at a time across all replicas (`store.LeaderLease`); a crash between commit and send
-  loses nothing, the next leader sends it.
+  loses nothing, the next leader sends it;
+* it sleeps on the `bot.notices.Doorbell`, which whoever writes to the outbox rings.
+
+Which rows to write (and in which language) is `bot.notices`'s part.
 """
 
 from __future__ import annotations
@@ -41,11 +44,10 @@ from telegram.error import (
 )
 
 from bot.fit import plain_version, refused_for_form, telegram_length
-from bot.i18n import Language, Texts, pick_language
-from bot.models import OutboxAudience, OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from bot.models import OutboxKind, OutboxMessage, OutboxStatus, utcnow
+from bot.notices import Doorbell
 from bot.pace import GLOBAL_PER_SECOND, PER_CHAT_INTERVAL, Pacer, self_paced
-from bot.screens import Screen
-from bot.store import Database, LeaderLease, Outgoing
+from bot.store import Database, LeaderLease
 
 log = logging.getLogger(__name__)
 
@@ -54,48 +56,8 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 32
 MAX_ATTEMPTS = 25  # with the backoff cap below: retried for about two hours
 _BACKOFF_CAP = 300.0
-# Notices wait this long for others to the same chat, so a burst of results reaches a manager as a
-# few combined messages instead of one per second for minutes.
-NOTICE_GATHER = timedelta(seconds=1)
 _IDLE_POLL = 1.0  # how often to look for rows other replicas committed
 _FETCH = 300
-
-
-class Notifier:
-    """Language of a recipient we are not talking to right now."""
-
-    def __init__(self, *, db: Database, default_language: Language) -> None:
-        self._db = db
-        self._default: Language = default_language
-
-    async def texts_for(self, telegram_id: int) -> Texts:
-        chosen, seen = await self._db.people.language_of(telegram_id)
-        return Texts(pick_language(chosen=chosen, telegram_code=seen, default=self._default))
-
-
-def outgoing(
-    chat_id: int,
-    screen: Screen,
-    *,
-    kind: OutboxKind = OutboxKind.SEND,
-    invitation_id: int | None = None,
-    edit_message_id: int | None = None,
-    audience: OutboxAudience | None = None,
-    brand_id: int | None = None,
-    manager_id: int | None = None,
-) -> Outgoing:
-    return Outgoing(
-        chat_id=chat_id,
-        text=screen.text,
-        keyboard=screen.keyboard.to_json() if screen.keyboard else None,
-        kind=kind,
-        invitation_id=invitation_id,
-        edit_message_id=edit_message_id,
-        delay=NOTICE_GATHER if kind == OutboxKind.NOTICE else timedelta(0),
-        audience=audience,
-        brand_id=brand_id,
-        manager_id=manager_id,
-    )
 
 
 _EDITS = (OutboxKind.EDIT, OutboxKind.EDIT_CAPTION, OutboxKind.EDIT_MARKUP)
@@ -173,13 +135,15 @@ class DeliveryWorker:
         per_second: float = GLOBAL_PER_SECOND,
         chat_interval: float = PER_CHAT_INTERVAL,
         pacer: Pacer | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self._db = db
         self._bot = bot
         self._on_unreachable = on_unreachable
         # The bot's (`bot.pace.SharedLimiter`) when it has one: one budget for all sends.
         self._pacer = pacer or Pacer(per_second, chat_interval)
-        self._wake = asyncio.Event()
+        # Rung by whoever writes to the outbox (`bot.notices.Notices`), and by finished sends.
+        self._doorbell = doorbell or Doorbell()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[int] = set()
@@ -196,7 +160,7 @@ class DeliveryWorker:
         self.lease = LeaderLease(db)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._doorbell.ring()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery-worker")
@@ -212,7 +176,7 @@ class DeliveryWorker:
                 break
             await asyncio.sleep(0.05)
         self._stopping = True
-        self._wake.set()
+        self._doorbell.ring()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         if self._tasks:
@@ -253,9 +217,7 @@ class DeliveryWorker:
         return max(wait, 0.01)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        self._wake.clear()
+        await self._doorbell.wait(seconds)
 
     async def _round(self) -> int:
         finished: set[int] = set()
@@ -316,7 +278,7 @@ class DeliveryWorker:
             self._in_flight.difference_update(d.ids)
             self._busy_chats.discard(d.chat_id)
             self._slots.release()
-            self._wake.set()
+            self._doorbell.ring()
 
     async def _attempt(self, d: _Delivery) -> None:
         markup = InlineKeyboardMarkup.de_json(_json(d.keyboard), self._bot) if d.keyboard else None

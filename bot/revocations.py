@@ -11,7 +11,6 @@ Facebook confirms. Only then is the token deleted. Facebook saying the token is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 
@@ -19,7 +18,7 @@ from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Language, Texts
 from bot.models import OutboxAudience, OutboxKind, Revocation, utcnow
-from bot.notify import Notifier, outgoing
+from bot.notices import Notices, outgoing
 from bot.screens import Screen
 from bot.store import Database, Outgoing
 
@@ -51,16 +50,14 @@ class Revocations:
         db: Database,
         graph: GraphClient,
         vault: TokenVault,
-        notifier: Notifier,
+        notices: Notices,
         default_language: Language,
-        wake_delivery: Callable[[], None],
     ) -> None:
         self._db = db
         self._graph = graph
         self._vault = vault
-        self._notifier = notifier
+        self._notices = notices
         self._default: Language = default_language
-        self._wake = wake_delivery
 
     async def for_invitation(self, invitation_id: int) -> Outcome | None:
         """Try this invitation's unconfirmed revocations now (a manager's /revoke). None when
@@ -113,7 +110,7 @@ class Revocations:
         if await self._db.revocations.revocation_confirmed(revocation_id=row.id, outgoing=notices):
             log.info("revocation %s confirmed by Facebook", row.id)
             if notices:
-                self._wake()
+                self._notices.ring()
         return Outcome.CONFIRMED
 
     async def _confirmed_notices(self, row: Revocation) -> list[Outgoing]:
@@ -127,7 +124,7 @@ class Revocations:
         chats: dict[int, tuple[Texts, OutboxAudience]] = {}
         for manager in (row.requested_by, invite.created_by):
             if manager not in chats:
-                chats[manager] = (await self._notifier.texts_for(manager), OutboxAudience.MANAGER)
+                chats[manager] = (await self._notices.texts_for(manager), OutboxAudience.MANAGER)
         brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
         if brand is not None and brand.team_chat_id is not None:
             chats.setdefault(brand.team_chat_id, (Texts(self._default), OutboxAudience.TEAM))

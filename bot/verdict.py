@@ -68,6 +68,9 @@ class FetchFailure(StrEnum):
 class InstagramInfo:
     id: str
     username: str
+    # As the Page's listing gave it (`instagram_business_account{...,followers_count}`): for the
+    # messages only, never part of a decision.
+    followers_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -429,7 +432,12 @@ def _parse_instagram(raw: Any) -> InstagramInfo | None:
     username = normalize_handle(username)
     if not username:
         return None
-    return InstagramInfo(id=account_id, username=username)
+    followers = raw.get("followers_count")
+    return InstagramInfo(
+        id=account_id,
+        username=username,
+        followers_count=followers if type(followers) is int and followers >= 0 else None,
+    )
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.app import ConnectBot
@@ -113,6 +114,9 @@ class Playground:
                 "facebook_dialog_url": f"{self.url.rstrip('/')}{DIALOG_PREFIX}",
                 "database_url": database_url,
                 "admin_telegram_ids": base.admin_telegram_ids | {self.cast.manager.id},
+                # Tokens are kept, as in a real deployment, with a key that dies with the run.
+                "token_encryption_keys": base.token_encryption_keys
+                or SecretStr(Fernet.generate_key().decode()),
             }
         )
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from telegram.constants import InlineKeyboardButtonLimit
 
 from bot.buttons import MAX_BYTES, Action, ButtonData, Press
+from bot.console_screens import InviteAgain, ListPage
 from bot.handlers.influencer import ChooseLanguage
-from bot.handlers.manager import InviteAgain, ListPage
 from bot.handlers.privacy import Forget, ForgetChoice
 from bot.models import MAX_ROW_ID, InviteStatus, Step
 from tests.world import ANNA, MANAGER, World, close_world, make_world

@@ -141,6 +141,9 @@ async def _spawn(world: World, tmp_path: Path) -> asyncio.subprocess.Process:
         "DATABASE_URL": s.database_url,
         "ADMIN_TELEGRAM_IDS": str(MANAGER.id),
         "PLATFORM_NAME": s.platform_name,
+        "TOKEN_ENCRYPTION_KEYS": (
+            s.token_encryption_keys.get_secret_value() if s.token_encryption_keys else ""
+        ),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE

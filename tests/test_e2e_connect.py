@@ -3,6 +3,7 @@ invites, an influencer walks through the checks and logs in, both learn the resu
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -176,6 +177,74 @@ BRANCHES = [
         id="wrong-page-selected",
     ),
 ]
+
+
+async def test_a_login_is_verified_with_few_graph_calls(world: World) -> None:
+    """The code exchange and the long-lived token, then debug_token, /me/permissions and
+    /me/accounts (followed to its second page: the stand-in pages by two). The follower count in
+    the messages comes with the Pages (field expansion): the Instagram account is not read again."""
+    token = await world.invite("anna.bakes")
+    await world.through_checks(ANNA, token)
+    before = len(world.graph.requests)
+    page = await world.facebook_login(ANNA, anna_on_facebook())
+    assert "Connected" in page.text
+    told = await world.telegram.wait_for(ANNA.id, "Connected!")
+    assert "12,345 followers" in told.text
+    calls = sorted(
+        (method, path.split("/", 2)[-1])
+        for method, path, _ in world.graph.requests[before:]
+        if "/dialog/" not in path
+    )
+    assert calls == [
+        ("GET", "debug_token"),
+        ("GET", "me/accounts"),
+        ("GET", "me/accounts"),
+        ("GET", "me/permissions"),
+        ("GET", "oauth/access_token"),
+        ("GET", "oauth/access_token"),
+    ]
+    accounts = [q for _, path, q in world.graph.requests[before:] if path.endswith("/me/accounts")]
+    assert accounts and all("{id,username,followers_count}" in q["fields"] for q in accounts)
+
+
+async def test_the_result_is_stored_in_one_transaction(world: World) -> None:
+    """The verdict, the connection, the event and every message about it: one transaction of
+    few statements (the outbox rows aside, one INSERT each)."""
+    token = await world.invite("anna.bakes")
+    await world.through_checks(ANNA, token)
+    await world.settle()
+    transactions: dict[str, list[list[str]]] = {}
+
+    def begin(conn: object) -> None:
+        transactions.setdefault(_task(), []).append([])
+
+    def statement(conn: object, cursor: object, sql: str, *args: object) -> None:
+        transactions.setdefault(_task(), [[]])[-1].append(sql.split(" (")[0].split(" SET ")[0])
+
+    engine = world.db.engine.sync_engine
+    sa.event.listen(engine, "begin", begin)
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    try:
+        page = await world.facebook_login(ANNA, anna_on_facebook())
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+        sa.event.remove(engine, "begin", begin)
+    assert "Connected" in page.text
+    storing = [
+        t for tasks in transactions.values() for t in tasks if "INSERT INTO invitation_event" in t
+    ]
+    assert len(storing) == 1, transactions
+    writes = [sql for sql in storing[0] if not sql.startswith("INSERT INTO outbox")]
+    assert "INSERT INTO connection" in writes and "UPDATE invitation" in writes
+    assert len(writes) <= 7, writes
+    # Anna's result, the card's edit, the manager's notice, the login button taken off: one
+    # statement on PostgreSQL, one per row on SQLite.
+    assert 1 <= storing[0].count("INSERT INTO outbox") <= 4
+
+
+def _task() -> str:
+    task = asyncio.current_task()
+    return task.get_name() if task is not None else ""
 
 
 @pytest.mark.parametrize(("person", "consent", "says", "outcome"), BRANCHES)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from sandbox.facebook import GraphStandin
 from sandbox.telegram import TelegramStandin
@@ -64,6 +65,7 @@ async def test_runs_serves_and_stops_cleanly(
             "HTTP_PORT": str(port),
             "PUBLIC_URL": f"http://127.0.0.1:{port}",
             "ADMIN_TELEGRAM_IDS": str(MANAGER.id),
+            "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         },
         tmp_path,
     )
@@ -97,6 +99,20 @@ async def test_runs_serves_and_stops_cleanly(
         ({"TELEGRAM_BOT_TOKEN": "nonsense"}, "TELEGRAM_BOT_TOKEN"),
         ({"TELEGRAM_BOT_TOKEN": "1:abc"}, "FACEBOOK_APP_ID"),
         ({"TELEGRAM_BOT_TOKEN": "1:abc", "FACEBOOK_APP_ID": "1"}, "FACEBOOK_APP_SECRET"),
+        # Real credentials without a key: no connection could be kept alive.
+        (
+            {"TELEGRAM_BOT_TOKEN": "1:abc", "FACEBOOK_APP_ID": "1", "FACEBOOK_APP_SECRET": "s"},
+            "TOKEN_ENCRYPTION_KEYS",
+        ),
+        (
+            {
+                "TELEGRAM_BOT_TOKEN": "1:abc",
+                "FACEBOOK_APP_ID": "1",
+                "FACEBOOK_APP_SECRET": "s",
+                "TOKEN_ENCRYPTION_KEYS": "not-a-key",
+            },
+            "TOKEN_ENCRYPTION_KEYS",
+        ),
         ({"HTTP_PORT": "eighty"}, "HTTP_PORT"),
         ({"ADMIN_TELEGRAM_IDS": "12,maria"}, "ADMIN_TELEGRAM_IDS"),
         ({"DEFAULT_LANGUAGE": "fr"}, "DEFAULT_LANGUAGE"),
@@ -112,3 +128,19 @@ async def test_bad_settings_stop_with_one_line(
     assert proc.returncode != 0
     assert len(message.splitlines()) == 1, message
     assert names in message and "Traceback" not in message
+
+
+def test_verify_only_needs_no_key_and_keeps_no_tokens() -> None:
+    from bot.config import load_settings
+
+    real = {"telegram_bot_token": "1:abc", "facebook_app_id": "1", "facebook_app_secret": "s"}
+    verify_only = load_settings(_env_file=None, **real, verify_only=True)
+    verify_only.require_real_credentials()  # starts
+    assert not verify_only.keeps_tokens
+    # A key with VERIFY_ONLY still keeps nothing: the operator chose so.
+    key = Fernet.generate_key().decode()
+    keyed = load_settings(_env_file=None, **real, verify_only=True, token_encryption_keys=key)
+    assert not keyed.keeps_tokens
+    kept = load_settings(_env_file=None, **real, token_encryption_keys=key)
+    kept.require_real_credentials()
+    assert kept.keeps_tokens

@@ -134,6 +134,9 @@ async def _connect_anna(world: World) -> None:
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook())
     await world.telegram.wait_for(MANAGER.id, "🟢 Connected: Instagram @anna.bakes")
+    # Her own result too: on a busy machine it may reach her chat after the card's edit, and
+    # would then be taken for an answer to what she says next.
+    await world.telegram.wait_for(ANNA.id, "Connected!")
 
 
 async def test_invite_again_tapped_twice_makes_one_card_and_a_toast(world: World) -> None:

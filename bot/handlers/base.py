@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 from telegram import Bot, CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
 
+from bot.commands import Audience
 from bot.config import Settings
 from bot.connect import ConnectService
 from bot.console import Console
 from bot.fit import plain_version, refused_for_form
 from bot.i18n import Texts, pick_language
+from bot.models import Manager
 from bot.screens import Screen
 from bot.store import Database
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who is asking, built once per update (`HandlerBase.asking`): the person, the message to
+    answer, their texts, and their role: the manager row (a brand's manager) and whether they
+    are an administrator. `query`: the button they pressed, if they pressed one."""
+
+    user_id: int
+    name: str
+    message: Message
+    t: Texts
+    manager: Manager | None = None
+    admin: bool = False
+    query: CallbackQuery | None = None
+
+    @property
+    def managing(self) -> Manager:
+        """The manager row, for handlers the manager check let through."""
+        assert self.manager is not None, "not behind the manager check"
+        return self.manager
+
+
+AskerHandler = Callable[[Asker, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
 class HandlerBase:
@@ -52,6 +83,36 @@ class HandlerBase:
             return None
         user, message = who
         return user, message, await self.texts(user)
+
+    def asking(self, handler: AskerHandler, *, audience: Audience | None = None) -> Callback:
+        """The one way a console handler learns who is asking. `audience` MANAGER: only a
+        brand's manager gets through (an administrator on a fresh install becomes the first
+        brand's); ADMIN: only an administrator; None (a console button): anyone, with their
+        manager row if they have one (each button answers the rest itself)."""
+
+        async def asked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            who = sender(update)
+            if who is None:
+                return
+            user, message = who
+            query = update.callback_query
+            if audience is None and query is None:
+                return
+            t = await self.texts(user)
+            admin = self.is_admin(user)
+            manager = None
+            if audience is None or audience is Audience.MANAGER:
+                manager = await self.console.manager_for(user.id, user.full_name)
+                if manager is None and audience is Audience.MANAGER:
+                    await self.reply(message, Screen(t("console.not_manager", user_id=user.id)))
+                    return
+            elif audience is Audience.ADMIN and not admin:
+                await self.reply(message, Screen(t("console.admin.only", user_id=user.id)))
+                return
+            asker = Asker(user.id, user.full_name, message, t, manager, admin, query)
+            await handler(asker, context)
+
+        return asked
 
     @staticmethod
     async def reply(message: Message, screen: Screen) -> Message:

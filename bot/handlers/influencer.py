@@ -24,6 +24,7 @@ from telegram.ext import MessageHandler as TextHandler
 from bot import screens
 from bot.buttons import Action, ButtonData, Press
 from bot.commands import Audience, command
+from bot.connect import LoginOffer
 from bot.crypto import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import LANGUAGES, Texts
@@ -164,8 +165,7 @@ class InfluencerHandlers(HandlerBase):
             await self.reply(message, Screen(t(f"console.link.{result.value}")))
             return
         brand = await self.db.brands.brand(result.brand_id)
-        if self.console.menus is not None:
-            await self.console.menus.refresh(user.id)
+        await self.console.menus.refresh(user.id)
         await self.reply(
             message, Screen(t("console.manager_welcome", brand=brand.name if brand else ""))
         )
@@ -266,6 +266,8 @@ class InfluencerHandlers(HandlerBase):
                 from_step=pressed.step,
                 to_step=_NEXT_STEP[pressed.step],
                 detail=f"{pressed.step.value}:{_ANSWER_WORDS[pressed.action]}",
+                # Reaching the login step issues its state in the same transaction.
+                login=self.connect.prepare_login() if pressed.step is Step.PAGE_LINKED else None,
                 card=self.console.card_refresh,
             )
             t = self.texts_of(user, answered.language)
@@ -273,7 +275,12 @@ class InfluencerHandlers(HandlerBase):
             if answered.moved and invite is not None:
                 await acknowledge(query)
                 await self.clear_buttons(message)
-                await self.show_current(message, t, user, invite)
+                if answered.ticket is not None:
+                    self._recent.forget(user.id)  # as `show_current` does
+                    offer = self.connect.login_offer(t, invite, answered.ticket)
+                    await self._offer_login(message, offer)
+                else:
+                    await self.show_current(message, t, user, invite)
                 if answered.refreshed:
                     self.console.wake_delivery()
                 return
@@ -338,8 +345,7 @@ class InfluencerHandlers(HandlerBase):
             return
         await self.db.people.set_language(user.id, code)
         t = await self.texts(user)
-        if self.console.menus is not None:
-            await self.console.menus.refresh(user.id)  # the "/" menu in the new language too
+        await self.console.menus.refresh(user.id)  # the "/" menu in the new language too
         await self.clear_buttons(message)
         await self.reply(message, Screen(t("language.set")))
         invite = await self.db.invitations.active_invitation_of(user.id)
@@ -371,8 +377,9 @@ class InfluencerHandlers(HandlerBase):
         sent = await self.reply(message, screen)
         if screen.keyboard is None or invite.id is None:
             return
-        before = await self.db.invitations.set_step_message(
-            invitation_id=invite.id, message_id=sent.message_id
+        # Noted behind (`bot.store.notes`): no transaction more for this update.
+        before = self.db.steps.notes.note_step_message(
+            invite.id, sent.message_id, stored=invite.step_message_id
         )
         if before is not None:
             await self.take_buttons_off(message.get_bot(), sent.chat_id, before)
@@ -397,14 +404,16 @@ class InfluencerHandlers(HandlerBase):
             if fresh is not None and fresh.step != Step.LOGIN:
                 await self.show_current(message, t, user, fresh)
             return
-        sent = await self.reply(message, offer.screen)
-        stale = await self.connect.carried_by(
-            offer, chat_id=sent.chat_id, message_id=sent.message_id
-        )
-        for chat_id, message_id in stale:
-            await self.take_buttons_off(message.get_bot(), chat_id, message_id)
+        await self._offer_login(message, offer)
         if not offer.ticket.reused:
             await self.console.refresh_card(invite.id or 0)
+
+    async def _offer_login(self, message: Message, offer: LoginOffer) -> None:
+        """Send the login button; only the newest message keeps it."""
+        sent = await self.reply(message, offer.screen)
+        stale = self.connect.carried_by(offer, chat_id=sent.chat_id, message_id=sent.message_id)
+        for chat_id, message_id in stale:
+            await self.take_buttons_off(message.get_bot(), chat_id, message_id)
 
 
 def _passes_check(pressed: Press) -> bool:

@@ -4,10 +4,16 @@ composition root registers the handlers and builds the menus from these."""
 from __future__ import annotations
 
 from bot.commands import Audience, Command, declared_once, menu
-from bot.handlers import common, influencer, manager, privacy
+from bot.handlers import admins, common, influencer, managers, privacy
 
 COMMANDS: tuple[Command, ...] = declared_once(
-    (influencer.COMMANDS, common.COMMANDS, privacy.COMMANDS, manager.COMMANDS)
+    (
+        influencer.COMMANDS,
+        common.COMMANDS,
+        privacy.COMMANDS,
+        managers.COMMANDS,
+        admins.COMMANDS,
+    )
 )
 # The default menu (everyone who has no menu of their own sees it).
 INFLUENCER_COMMANDS = menu(COMMANDS, Audience.INFLUENCER)

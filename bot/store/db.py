@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.store.brands import Brands
 from bot.store.console import BrandInvitations
+from bot.store.gauges import Gauges
 from bot.store.invitations import Invitations
 from bot.store.logins import Logins
 from bot.store.outbox import Outbox
@@ -53,6 +54,7 @@ class Database:
         self.revocations = RevocationQueue(self._sessions)
         self.privacy = Privacy(self._sessions)
         self.steps = Steps(self._sessions)
+        self.gauges = Gauges(self._sessions)
 
     def session(self) -> AsyncSession:
         return self._sessions()

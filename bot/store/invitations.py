@@ -127,19 +127,6 @@ class Invitations(Repository):
             ).first()
             return kind == EventKind.PAUSED
 
-    async def set_step_message(self, *, invitation_id: int, message_id: int) -> int | None:
-        """Remember the message now carrying the step's buttons; returns the one that carried
-        them before (its buttons are to be taken off), if another."""
-        async with self.session() as s:
-            invite = await s.get(Invitation, invitation_id, with_for_update=True)
-            if invite is None:
-                return None
-            before = invite.step_message_id
-            invite.step_message_id = message_id
-            s.add(invite)
-            await s.commit()
-        return before if before not in (None, message_id) else None
-
     async def record_event(
         self, *, invitation_id: int, kind: EventKind, detail: str | None = None
     ) -> None:

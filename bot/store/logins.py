@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,6 +53,8 @@ class LoginTicket:
     reused: bool
     # (chat id, message id) of the messages whose login buttons the new state replaced.
     stale_buttons: tuple[tuple[int, int], ...] = ()
+    # The message carrying this (reused) state's button so far, if any.
+    shown_in: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,24 +234,9 @@ class Logins(Repository):
             return None
         await s.commit()
         assert live.id is not None
-        return LoginTicket(live.id, state, reused=True)
-
-    async def set_button_message(
-        self, *, attempt_id: int, chat_id: int, message_id: int
-    ) -> tuple[int, int] | None:
-        """Remember the message now carrying the attempt's login button; returns the one that
-        carried it before (its button is to be taken off), if any."""
-        async with self.session() as s:
-            attempt = await s.get(LoginAttempt, attempt_id, with_for_update=True)
-            if attempt is None:
-                return None
-            before = (attempt.button_chat_id, attempt.button_message_id)
-            attempt.button_chat_id, attempt.button_message_id = chat_id, message_id
-            s.add(attempt)
-            await s.commit()
-        if before[0] is None or before[1] is None or before == (chat_id, message_id):
-            return None
-        return (before[0], before[1])
+        chat, message = live.button_chat_id, live.button_message_id
+        shown = (chat, message) if chat is not None and message is not None else None
+        return LoginTicket(live.id, state, reused=True, shown_in=shown)
 
     async def state_owner(self, state: str) -> int | None:
         """The Telegram user a login state was handed to, whatever became of it since (for the
@@ -264,20 +252,16 @@ class Logins(Repository):
             return int(owner) if owner is not None else None
 
     async def peek_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
-        """The live login a state belongs to, without using it."""
+        """The live login a state belongs to, without using it (one read)."""
         async with self.session() as s:
-            attempt = (
-                await s.exec(
-                    select(LoginAttempt).where(LoginAttempt.state_hash == secret_hash(state))
-                )
-            ).first()
-            if attempt is None:
-                return StateProblem.UNKNOWN
-            invite = await s.get(Invitation, attempt.invitation_id)
-            problem = _state_problem(attempt, invite, utcnow())
-            if problem is not None or invite is None:
-                return problem or StateProblem.WITHDRAWN
-            return attempt, invite
+            found = await _attempt_and_invitation(s, secret_hash(state))
+        if found is None:
+            return StateProblem.UNKNOWN
+        attempt, invite = found
+        problem = _state_problem(attempt, invite, utcnow())
+        if problem is not None or invite is None:
+            return problem or StateProblem.WITHDRAWN
+        return attempt, invite
 
     async def bind_browser(self, *, attempt_id: int, browser_hash: str) -> bool:
         """The first browser to open the login link is the one it belongs to."""
@@ -349,29 +333,44 @@ class Logins(Repository):
             return PendingConfirmation(attempt, invite, pending)
 
     async def consume_state(self, state: str) -> tuple[LoginAttempt, Invitation] | StateProblem:
-        """Use a state exactly once. The conditional UPDATE is the lock: of two concurrent
-        callbacks with the same state, one gets rowcount 1, the other 0. A state is accepted
-        only while it is the newest of its invitation and the invitation waits for a login."""
+        """Use a state exactly once (whichever browser brings it; see `use_state`)."""
+        used = await self.use_state(state, browser_hash=None)
+        return used if used is not None else StateProblem.EXPIRED
+
+    async def use_state(
+        self, state: str, *, browser_hash: str | None
+    ) -> tuple[LoginAttempt, Invitation] | StateProblem | None:
+        """Use a state exactly once, in the browser that opened its login link first
+        (`browser_hash`; None: any). One statement: the conditional UPDATE is the lock (of two
+        concurrent callbacks with the same state, one gets the row, the other none) and returns
+        the attempt with its invitation. A state is accepted only while it is the newest of its
+        invitation and the invitation waits for a login. When nothing was used, one read says
+        why: the problem, or None for a live state that another browser brought (to confirm)."""
         now = utcnow()
         state_hash = secret_hash(state)
+        conditions = [col(LoginAttempt.state_hash) == state_hash, *_live_attempt(now)]
+        if browser_hash is not None:
+            conditions.append(col(LoginAttempt.browser_hash) == browser_hash)
         async with self.session() as s:
-            result = await s.exec(
-                sa.update(LoginAttempt)
-                .where(col(LoginAttempt.state_hash) == state_hash, *_live_attempt(now))
-                .values(used_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None)
-            )
-            attempt = (
-                await s.exec(select(LoginAttempt).where(LoginAttempt.state_hash == state_hash))
+            used = (
+                await s.exec(
+                    sa.update(LoginAttempt)
+                    .where(*conditions)
+                    .values(
+                        used_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None
+                    )
+                    .returning(LoginAttempt, *_its_invitation())
+                    .execution_options(synchronize_session=False)
+                )
             ).first()
-            if attempt is None:
-                return StateProblem.UNKNOWN
-            invite = await s.get(Invitation, attempt.invitation_id)
-            if result.rowcount != 1 or invite is None:
-                problem = _state_problem(attempt, invite, now) or StateProblem.EXPIRED
-                await s.rollback()
-                return problem
-            await s.commit()
-            return attempt, invite
+            if used is not None:
+                await s.commit()
+                attempt, *columns = tuple(used)
+                return attempt, _invitation_of(columns)
+            found = await _attempt_and_invitation(s, state_hash)
+        if found is None:
+            return StateProblem.UNKNOWN
+        return _state_problem(*found, now)
 
     async def interrupt_login(
         self, *, attempt_id: int, invitation_id: int, outgoing: Sequence[Outgoing] = ()
@@ -487,48 +486,34 @@ class Logins(Repository):
         now = utcnow()
         async with self.session() as s:
             invite = await s.get(Invitation, invitation_id, with_for_update=True)
-            attempt = await s.get(LoginAttempt, attempt_id)
-            assert invite is not None and attempt is not None
+            assert invite is not None
             if invite.status == InviteStatus.REVOKED:
                 # Withdrawn (or forgotten) while this login was under way: keep nothing of it.
-                attempt.outcome = "withdrawn"
-                s.add(attempt)
+                await _set_outcome(s, attempt_id, "withdrawn")
                 await s.commit()
                 return invite
             if invite.status == InviteStatus.CONNECTED:
                 # Connected by another login meanwhile: a late result changes nothing and tells
                 # nobody (the caller says so on the page).
-                attempt.outcome = outcome
-                s.add(attempt)
+                await _set_outcome(s, attempt_id, outcome)
                 await s.commit()
                 return invite
-            attempt.outcome = outcome
-            s.add(attempt)
+            # Every change of the invitation before the first statement: one UPDATE of it.
             if connection is not None:
-                existing = (
-                    await s.exec(
-                        select(Connection).where(Connection.invitation_id == invitation_id)
-                    )
-                ).first()
-                row = existing or Connection(
-                    invitation_id=invitation_id, **_conn_fields(connection)
-                )
-                if existing is not None:
-                    for key, value in _conn_fields(connection).items():
-                        setattr(existing, key, value)
-                    existing.created_at = now
-                s.add(row)
                 invite.status = InviteStatus.CONNECTED
                 invite.step = Step.DONE
                 invite.last_reason = None
-                # Connected: no login button of this invitation is of use any more.
-                outgoing = [*outgoing, *await _take_login_buttons_off(s, invitation_id)]
             else:
                 invite.status = InviteStatus.FAILED
                 invite.step = Step.LOGIN
                 invite.last_reason = outcome
             invite.updated_at = now
             s.add(invite)
+            await _set_outcome(s, attempt_id, outcome)
+            if connection is not None:
+                await _keep_connection(s, invitation_id, connection, now)
+                # Connected: no login button of this invitation is of use any more.
+                outgoing = [*outgoing, *await _take_login_buttons_off(s, invitation_id)]
             notices = [o for o in outgoing if o.kind == OutboxKind.NOTICE]
             if notices and connection is None and repeat_window:
                 announced_at = await _announced_failure_since(s, invitation_id, now - repeat_window)
@@ -645,6 +630,44 @@ async def _declined_before(s: AsyncSession, invitation_id: int) -> bool:
     return found is not None
 
 
+_INVITATION_COLUMNS = tuple(Invitation.__table__.columns)  # type: ignore[attr-defined]
+
+
+def _its_invitation() -> tuple[Any, ...]:
+    """The attempt's invitation, column by column, for an UPDATE of the attempt to return
+    (SQLite's RETURNING names only the table it updates, so no join)."""
+    return tuple(
+        select(c).where(c.table.c.id == col(LoginAttempt.invitation_id)).scalar_subquery()
+        for c in _INVITATION_COLUMNS
+    )
+
+
+def _invitation_of(columns: Sequence[Any]) -> Invitation:
+    """The invitation from what `_its_invitation` returned."""
+    return Invitation(**{c.key: v for c, v in zip(_INVITATION_COLUMNS, columns, strict=True)})
+
+
+async def _attempt_and_invitation(
+    s: AsyncSession, state_hash: str
+) -> tuple[LoginAttempt, Invitation | None] | None:
+    """The attempt of a state and its invitation (None: no such state), in one read."""
+    row = (
+        await s.exec(
+            select(LoginAttempt, Invitation)
+            .join(
+                Invitation,
+                col(Invitation.id) == col(LoginAttempt.invitation_id),
+                isouter=True,
+            )
+            .where(LoginAttempt.state_hash == state_hash)
+        )
+    ).first()
+    if row is None:
+        return None
+    attempt, invite = row
+    return attempt, invite
+
+
 def _state_problem(
     attempt: LoginAttempt, invite: Invitation | None, now: datetime
 ) -> StateProblem | None:
@@ -708,6 +731,30 @@ async def _renew_pending_notices(
             pending.text = notice.text
             s.add(pending)
 
+
+
+async def _set_outcome(s: AsyncSession, attempt_id: int, outcome: str) -> None:
+    """The attempt's outcome, without reading the attempt first."""
+    result = await s.exec(
+        sa.update(LoginAttempt)
+        .where(col(LoginAttempt.id) == attempt_id)
+        .values(outcome=outcome)
+        .execution_options(synchronize_session=False)
+    )
+    assert result.rowcount == 1
+
+
+async def _keep_connection(
+    s: AsyncSession, invitation_id: int, connection: ConnectionRecord, now: datetime
+) -> None:
+    """The invitation's connection, new or renewing the one it had (one upsert)."""
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    fields = {**_conn_fields(connection), "created_at": now}
+    await s.exec(
+        insert(Connection)
+        .values(invitation_id=invitation_id, **fields)
+        .on_conflict_do_update(index_elements=[col(Connection.invitation_id)], set_=fields)
+    )
 
 
 def _conn_fields(c: ConnectionRecord) -> dict[str, Any]:

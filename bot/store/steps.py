@@ -10,6 +10,13 @@ of the person), and the step's event and the card's refresh are written with it:
 3. INSERT the event;
 4. INSERT the card's refresh into the outbox (rendered, without a query, from the returned row).
 
+A check answered needs no upsert of the person: the UPDATE returns their languages too (a changed
+Telegram language is noted behind, `bot.store.notes`), and it carries the newest noted message
+of the step along. The answer that reaches the login issues the first login state in the same
+transaction (the invitation's status, both events in one INSERT, the login attempt, the card's
+refresh: four statements); no older state can exist then, since a state is issued only at the
+login step and the step never goes back.
+
 A step that does not apply (a stale or doubled tap, a link someone else opened) reads the invitation
 once more to say why, and changes nothing else.
 """
@@ -18,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +38,7 @@ from bot.crypto import secret_hash
 from bot.models import (
     Brand,
     Invitation,
+    InvitationEvent,
     InviteStatus,
     LoginAttempt,
     Manager,
@@ -40,6 +49,8 @@ from bot.models import (
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.invitations import OPEN_STATUSES, BindProblem, Bound
+from bot.store.logins import LoginTicket
+from bot.store.notes import NoteWriter, higher
 from bot.store.outbox import Outgoing, enqueue_in
 
 
@@ -69,14 +80,26 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class NewLogin:
+    """A login state made ready (not stored yet) for the answer that may reach the login step:
+    the state, sealed so that the same button can be shown again, and how long it lives."""
+
+    state: str
+    sealed: str | None
+    ttl: timedelta
+
+
+@dataclass(frozen=True)
 class Answered:
     """A check answered: whether it moved the step, the invitation as it is now (None: not this
-    person's), and the person's language."""
+    person's), and the person's language; the login state issued with the step, if it reached
+    the login."""
 
     moved: bool
     invitation: Invitation | None
     language: str | None
     refreshed: bool = False
+    ticket: LoginTicket | None = None
 
 
 def _returned_with_context() -> tuple[Any, ...]:
@@ -104,7 +127,23 @@ def _returned_with_context() -> tuple[Any, ...]:
     )
 
 
+def _person_languages() -> tuple[Any, ...]:
+    """What an answer's UPDATE returns of the person answering: their chosen language and the
+    Telegram language last noted (NULL, NULL: no row)."""
+    person = col(Person.telegram_id) == col(Invitation.telegram_user_id)
+    return (
+        select(Person.language).where(person).scalar_subquery(),
+        select(Person.telegram_language).where(person).scalar_subquery(),
+    )
+
+
 class Steps(Repository):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions)
+        # Which message carries a step's or a login's buttons, written behind (its writer is
+        # started and stopped by the composition root).
+        self.notes = NoteWriter(sessions)
+
     async def open_link(
         self,
         *,
@@ -162,12 +201,20 @@ class Steps(Repository):
         to_step: Step,
         detail: str,
         card: CardRefresh,
+        login: NewLogin | None = None,
     ) -> Answered:
         """Compare-and-set of the flow step (a stale or doubled tap changes nothing), with its
-        event and the card's refresh in the same transaction."""
+        event and the card's refresh in the same transaction; reaching the login step with
+        `login`, that state is issued in it too (`Answered.ticket`)."""
         now = utcnow()
+        login = login if to_step == Step.LOGIN else None
+        values: dict[str, Any] = {"step": to_step, "updated_at": now}
+        if login is not None:
+            values["status"] = InviteStatus.LOGIN_STARTED
+        shown = self.notes.step_message(invitation_id)
+        if shown is not None:
+            values["step_message_id"] = higher(col(Invitation.step_message_id), shown)
         async with self.session() as s:
-            language = await _remember(s, telegram_user_id, telegram_language, now)
             move = (
                 sa.update(Invitation)
                 .where(
@@ -176,25 +223,68 @@ class Steps(Repository):
                     col(Invitation.step) == from_step,
                     col(Invitation.status).in_(OPEN_STATUSES),
                 )
-                .values(step=to_step, updated_at=now)
-                .returning(Invitation, *_returned_with_context())
+                .values(**values)
+                .returning(Invitation, *_returned_with_context(), *_person_languages())
                 .execution_options(synchronize_session=False)
             )
             row = (await s.exec(move)).first()
             if row is None:
+                language = await _remember(s, telegram_user_id, telegram_language, now)
                 invite = await s.get(Invitation, invitation_id)
                 await s.commit()  # the person's language, noted
                 if invite is None or invite.telegram_user_id != telegram_user_id:
                     invite = None
                 return Answered(False, invite, language)
-            invite, _, owner = _unpack(row)
+            *returned, language, seen = tuple(row)
+            invite, _, owner = _unpack(returned)
             assert invite.id is not None
-            status = InviteStatus(invite.status)
-            s.add(new_event(invite.id, EventKind.CHECK_PASSED, status, detail, at=now))
+            if login is None:
+                status = InviteStatus(invite.status)
+                s.add(new_event(invite.id, EventKind.CHECK_PASSED, status, detail, at=now))
+                ticket = None
+            else:
+                # At the page-linked step the invitation is opened (a login starts it only at
+                # the login step): the check passed there, then the login started.
+                events = [
+                    new_event(invite.id, EventKind.CHECK_PASSED, InviteStatus.OPENED, detail),
+                    new_event(invite.id, EventKind.LOGIN_STARTED, InviteStatus.LOGIN_STARTED),
+                ]
+                await s.exec(
+                    sa.insert(InvitationEvent).values(
+                        [e.model_dump(exclude={"id"}) | {"at": now} for e in events]
+                    )
+                )
+                ticket = await _issue_first_login(s, invite, login, now)
             edits = card(invite, owner)
             enqueue_in(s, edits, now)
             await s.commit()
-            return Answered(True, invite, language, bool(edits))
+        if shown is not None:
+            self.notes.step_written(invitation_id, shown)
+        if seen != telegram_language or (language is None and seen is None):
+            # Another Telegram language than noted, or perhaps no row yet (the note makes it).
+            self.notes.note_telegram_language(telegram_user_id, telegram_language)
+        return Answered(True, invite, language, bool(edits), ticket)
+
+
+async def _issue_first_login(
+    s: AsyncSession, invite: Invitation, login: NewLogin, now: datetime
+) -> LoginTicket:
+    """The invitation's first login state (nothing to supersede: see the module's docstring)."""
+    assert invite.id is not None
+    issued = await s.exec(
+        sa.insert(LoginAttempt)
+        .values(
+            invitation_id=invite.id,
+            telegram_user_id=invite.telegram_user_id,
+            state_hash=secret_hash(login.state),
+            rerequest=False,
+            created_at=now,
+            expires_at=now + login.ttl,
+            state_sealed=login.sealed,
+        )
+        .returning(col(LoginAttempt.id))
+    )
+    return LoginTicket(int(issued.scalar_one()), login.state, reused=False)
 
 
 async def _remember(
@@ -213,7 +303,7 @@ async def _remember(
     return language
 
 
-def _unpack(row: sa.Row[Any]) -> tuple[Invitation, str | None, CardOwner]:
+def _unpack(row: Sequence[Any]) -> tuple[Invitation, str | None, CardOwner]:
     invite, brand_name, owner_brand, owner_language, owner_seen, failures = tuple(row)
     assert isinstance(invite, Invitation)
     return invite, brand_name, CardOwner(owner_brand, owner_language, owner_seen, failures or 0)
@@ -236,4 +326,4 @@ def _why_not(
     return Bound(invite, fresh=False)
 
 
-__all__ = ["Answered", "CardOwner", "CardRefresh", "Opened", "Steps"]
+__all__ = ["Answered", "CardOwner", "CardRefresh", "NewLogin", "Opened", "Steps"]

@@ -6,12 +6,20 @@ permissions, deselect Pages, cancel) and answers the server-side calls the bot m
 code exchange, long-lived token exchange, ``debug_token``, ``/me/permissions``, ``/me/accounts``
 (paginated), the Instagram account node, and ``DELETE /me/permissions``.
 
+After the login, tests and the playground play Facebook's side of a connection's life through
+the stand-in's methods: ``fast_forward`` its clock, ``expire_token``, ``invalidate_tokens`` with
+error 190's subcodes (``remove_app``, ``change_password``, ``log_out``), ``remove_permission``,
+``remove_page_role``, ``unlink_instagram``, ``unpublish_page``, ``change_username``,
+``set_data_access_expires_at``; ``set_rate_limits`` (per hour: app, person, Page, Instagram
+account) and ``set_outage``.
+
 Errors use Graph's envelope ``{"error": {"message", "type", "code", "error_subcode",
 "fbtrace_id"}}`` with the codes and wording Meta uses (see /work/shared/docs/meta-platform.md).
 
   people.py    FbUser, FbPage, IgAccount, Consent
   standin.py   GraphStandin: dialog, Graph API routes, tokens, rendering
   state.py     grants, codes, tokens and faults as the stand-in records them
+  limits.py    rate limits per hour and the usage headers
   fields.py    the ``fields`` syntax and paging cursors
   errors.py    Graph's error answers
 """

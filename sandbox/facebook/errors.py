@@ -12,6 +12,7 @@ class GraphError(Exception):
         error_type: str = "OAuthException",
         subcode: int | None = None,
         http_status: int = 400,
+        is_transient: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -19,6 +20,8 @@ class GraphError(Exception):
         self.error_type = error_type
         self.subcode = subcode
         self.http_status = http_status
+        # Graph marks throttling and outages "is_transient": true (codes 1 and 2 always).
+        self.is_transient = is_transient or code in (1, 2)
 
 
 class DialogError(Exception):
@@ -40,3 +43,45 @@ def unsupported_get(node_id: str) -> GraphError:
         error_type="GraphMethodException",
         subcode=33,
     )
+
+
+# Subcodes of error 190 (invalid access token) that Facebook's lifecycle controls produce.
+APP_REMOVED = 458
+PASSWORD_CHANGED = 460
+EXPIRED = 463
+LOGGED_OUT = 467
+DATA_ACCESS_EXPIRED = 493  # practitioners: after 90 days without the person using the app
+INVALIDATING_SUBCODES = (APP_REMOVED, PASSWORD_CHANGED, EXPIRED, LOGGED_OUT)
+
+
+def invalid_token(subcode: int, app_id: str) -> GraphError:
+    """Graph's answer to a token that Facebook invalidated, with Meta's wording (463, expired,
+    has its own message with the dates: see the stand-in's token check)."""
+    messages = {
+        APP_REMOVED: "Error validating access token: The user has not authorized application "
+        f"{app_id}.",
+        PASSWORD_CHANGED: "Error validating access token: The session has been invalidated "
+        "because the user changed their password or Facebook has changed the session for "
+        "security reasons.",
+        LOGGED_OUT: "Error validating access token: The session is invalid because the user "
+        "logged out.",
+        DATA_ACCESS_EXPIRED: "The access token is invalid since the user hasn't engaged the app "
+        "in longer than 90 days.",
+    }
+    if subcode not in messages:
+        raise ValueError(f"no such invalidation: {subcode}")
+    return GraphError(190, messages[subcode], subcode=subcode)
+
+
+def page_role_lost() -> GraphError:
+    """A Page token after its person lost their role on the Page (practitioners: no subcode)."""
+    return GraphError(
+        190,
+        "The user must be an administrator, editor, or moderator of the page in order to "
+        "impersonate it.",
+    )
+
+
+def service_unavailable() -> GraphError:
+    """An outage: every call answers 500 with the transient code 2."""
+    return GraphError(2, "(#2) Service temporarily unavailable", http_status=500)

@@ -11,12 +11,26 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .errors import DialogError, GraphError, nonexisting_field, unsupported_get
+from .errors import (
+    APP_REMOVED,
+    DATA_ACCESS_EXPIRED,
+    EXPIRED,
+    INVALIDATING_SUBCODES,
+    LOGGED_OUT,
+    DialogError,
+    GraphError,
+    invalid_token,
+    nonexisting_field,
+    page_role_lost,
+    service_unavailable,
+    unsupported_get,
+)
 from .fields import (
     IG_FIELDS,
     PAGE_FIELDS,
@@ -26,6 +40,7 @@ from .fields import (
     facebook_time,
     parse_fields,
 )
+from .limits import CallKeys, RateLimits
 from .people import INSTAGRAM_SCOPES, PAGE_SCOPES, Consent, FbPage, FbUser, IgAccount
 from .state import (
     APPSECRET_TIME_WINDOW,
@@ -86,6 +101,11 @@ class GraphStandin:
         self._page_tokens: dict[tuple[str, str], str] = {}
         self._network_faults: list[Fault] = []
         self._injected: list[InjectedError] = []
+        # The stand-in's clock runs this many seconds ahead of the real one (`fast_forward`).
+        self.clock_offset = 0.0
+        # Graph's rate limits, per hour (all None: unlimited) and outages (`set_outage`).
+        self.limits = RateLimits()
+        self.outage = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -148,7 +168,152 @@ class GraphStandin:
         """Every token of this person has run out (error 190, subcode 463)."""
         for token in self._tokens.values():
             if token.user_id == user_id:
-                token.expires_at = int(time.time()) - 1
+                token.expires_at = int(self.now()) - 1
+
+    # -- lifecycle controls: what Facebook does to a connection after the login -----------------
+
+    def now(self) -> float:
+        """The stand-in's clock: real time plus `clock_offset`. Token lifetimes, data access
+        and the rate-limit window all run on it."""
+        return time.time() + self.clock_offset
+
+    def fast_forward(self, *, days: float = 0, seconds: float = 0) -> None:
+        """Move the stand-in's clock ahead ("fast-forward 80 days"): tokens and data access
+        expire as they would by then, without anyone sleeping."""
+        self.clock_offset += days * 86400 + seconds
+
+    def expire_token(self, value: str) -> None:
+        """This one token has run out (error 190, subcode 463)."""
+        self._token(value).expires_at = int(self.now()) - 1
+
+    def set_token_expires_at(self, value: str, when: float) -> None:
+        """Move one token's `expires_at` (unix seconds on the stand-in's clock; 0: never)."""
+        self._token(value).expires_at = int(when)
+
+    def set_data_access_expires_at(self, user_id: str, when: float) -> None:
+        """Move this person's `data_access_expires_at` (90 days after they were last active)."""
+        self._person(user_id).active_at = when - DATA_ACCESS_SECONDS
+
+    def invalidate_tokens(self, user_id: str, subcode: int, *, token: str | None = None) -> None:
+        """Facebook invalidates this person's tokens (or just ``token``) with error 190 and
+        ``subcode``: 458 app removed (every token; Facebook forgets the grants), 460 password
+        changed (user and Page tokens), 463 expired, 467 logged out (user tokens only: Page
+        tokens from a long-lived token survive a logout)."""
+        if subcode not in INVALIDATING_SUBCODES:
+            raise ValueError(f"subcode must be one of {INVALIDATING_SUBCODES}")
+        person = self._person(user_id)
+        if subcode == APP_REMOVED and token is None:
+            person.permissions.clear()
+            person.selected_pages = None
+            person.selected_instagram = None
+        for each in self._tokens_of(user_id, token):
+            if subcode == EXPIRED:
+                each.expires_at = int(self.now()) - 1
+            elif subcode != LOGGED_OUT or each.kind == "USER":
+                each.invalid = invalid_token(subcode, self.app_id)
+
+    def remove_app(self, user_id: str) -> None:
+        """The person removes the app in their Facebook settings (error 190, subcode 458)."""
+        self.invalidate_tokens(user_id, APP_REMOVED)
+
+    def change_password(self, user_id: str) -> None:
+        """The person changes their Facebook password (error 190, subcode 460)."""
+        self.invalidate_tokens(user_id, 460)
+
+    def log_out(self, user_id: str) -> None:
+        """The person logs out of Facebook everywhere (error 190, subcode 467)."""
+        self.invalidate_tokens(user_id, LOGGED_OUT)
+
+    def remove_permission(self, user_id: str, permission: str) -> None:
+        """The person removes one permission in the app's settings on Facebook: it shows as
+        declined in /me/permissions and leaves debug_token's scopes."""
+        person = self._person(user_id)
+        if person.permissions.get(permission) != "granted":
+            raise ValueError(f"{permission} is not granted")
+        person.permissions[permission] = "declined"
+
+    def remove_page_role(self, user_id: str, page_id: str) -> None:
+        """The person loses their role on the Page: it leaves /me/accounts, and its Page tokens
+        stop working (error 190)."""
+        person = self._person(user_id)
+        self._page(person, page_id)
+        pages = [page for page in person.user.pages if page.id != page_id]
+        person.user = replace(person.user, pages=pages)
+        for token in self._tokens.values():
+            if token.user_id == user_id and token.kind == "PAGE" and token.page_id == page_id:
+                token.invalid = page_role_lost()
+
+    def unlink_instagram(self, user_id: str, page_id: str) -> None:
+        """The Instagram account is unlinked from the Page: the Page has no
+        instagram_business_account any more, and the account is unreachable through it."""
+        self._change_page(user_id, page_id, instagram=None, connected_instagram=None)
+
+    def unpublish_page(self, user_id: str, page_id: str, *, published: bool = False) -> None:
+        self._change_page(user_id, page_id, is_published=published)
+
+    def change_username(self, user_id: str, page_id: str, username: str) -> None:
+        """The Instagram account linked to the Page gets a new username."""
+        page = self._page(self._person(user_id), page_id)
+        if page.instagram is None:
+            raise ValueError(f"Page {page_id} has no Instagram account")
+        self._change_page(user_id, page_id, instagram=replace(page.instagram, username=username))
+
+    def set_rate_limits(
+        self,
+        *,
+        app_per_hour: int | None = None,
+        user_per_hour: int | None = None,
+        page_per_hour: int | None = None,
+        instagram_per_hour: int | None = None,
+    ) -> None:
+        """Calls allowed per sliding hour (None: unlimited): the app as a whole (error 4), per
+        person (17), per Page token (32), per Instagram account (80002)."""
+        self.limits.app_per_hour = app_per_hour
+        self.limits.user_per_hour = user_per_hour
+        self.limits.page_per_hour = page_per_hour
+        self.limits.instagram_per_hour = instagram_per_hour
+
+    def set_outage(self, down: bool = True) -> None:
+        """Graph is down: every Graph API call answers 500, code 2 "Service temporarily
+        unavailable" (the login dialog still opens)."""
+        self.outage = down
+
+    def token_info(self, value: str) -> Token:
+        """The stand-in's record of one token (kind, expiry, Page, whether it was ended)."""
+        return self._token(value)
+
+    def _token(self, value: str) -> Token:
+        token = self._tokens.get(value)
+        if token is None:
+            raise KeyError("unknown token")
+        return token
+
+    def _tokens_of(self, user_id: str, value: str | None) -> list[Token]:
+        if value is not None:
+            return [self._token(value)]
+        return [t for t in self._tokens.values() if t.user_id == user_id]
+
+    def _person(self, user_id: str) -> Person:
+        person = self._people.get(user_id)
+        if person is None:
+            raise KeyError(f"unknown person {user_id}")
+        return person
+
+    @staticmethod
+    def _page(person: Person, page_id: str) -> FbPage:
+        for page in person.user.pages:
+            if page.id == page_id:
+                return page
+        raise KeyError(f"{person.user.id} has no Page {page_id}")
+
+    def _change_page(self, user_id: str, page_id: str, **changes: Any) -> None:
+        # Copies, never the caller's objects: tests share their FbPage / IgAccount values.
+        person = self._person(user_id)
+        self._page(person, page_id)
+        pages = [
+            replace(page, **changes) if page.id == page_id else page for page in person.user.pages
+        ]
+        person.user = replace(person.user, pages=pages)
 
     def issued_tokens(self) -> list[str]:
         return list(self._tokens)
@@ -206,12 +371,18 @@ class GraphStandin:
 
         if self.latency:
             await asyncio.sleep(self.latency)
+        keys = self._call_keys(request, parts, params)
         try:
+            if self.outage:
+                raise service_unavailable()
             injected = self._take(self._injected, request.path)
             if injected is not None:
                 raise injected.error
+            limited = self.limits.admit(keys, self.now())
+            if limited is not None:
+                raise limited
             body = self._graph(request, parts, params)
-            return web.json_response(body, headers=self._usage_headers())
+            return web.json_response(body, headers=self._usage_headers(keys))
         except GraphError as error:
             detail: JsonDict = {
                 "message": error.message,
@@ -220,21 +391,48 @@ class GraphStandin:
             }
             if error.subcode is not None:
                 detail["error_subcode"] = error.subcode
-            if error.code in (1, 2):
+            if error.is_transient:
                 detail["is_transient"] = True
             detail["fbtrace_id"] = "A" + secrets.token_urlsafe(15)
             return web.json_response(
-                {"error": detail}, status=error.http_status, headers=self._usage_headers()
+                {"error": detail}, status=error.http_status, headers=self._usage_headers(keys)
             )
         except Exception as error:  # a stand-in bug: make it visible to the test
             self.internal_errors.append(error)
             detail = {"message": f"stand-in error: {error!r}", "type": "StandinBug", "code": -1}
             return web.json_response({"error": detail}, status=500)
 
-    @staticmethod
-    def _usage_headers() -> dict[str, str]:
-        # Graph reports app-level rate limit usage in percent on every answer.
-        return {"X-App-Usage": '{"call_count":1,"total_cputime":1,"total_time":1}'}
+    def _usage_headers(self, keys: CallKeys) -> dict[str, str]:
+        # Graph reports rate limit usage in percent on every answer (X-App-Usage), and per Page
+        # or Instagram account on answers about one (X-Business-Use-Case-Usage).
+        return self.limits.headers(keys, self.now())
+
+    def _call_keys(self, request: web.Request, parts: list[str], params: JsonDict) -> CallKeys:
+        """Whom a Graph call counts against: the person whose token made it, the Page whose
+        token made it (or which it reads), the Instagram account it reads."""
+        value = params.get("access_token")
+        header = request.headers.get("Authorization", "")
+        if not value and header.split(" ", 1)[0] in ("OAuth", "Bearer"):
+            value = header.split(" ", 1)[1].strip()
+        token = self._tokens.get(str(value)) if value else None
+        node = parts[0] if parts else ""
+        if node == "me" and token is not None and token.kind == "PAGE":
+            node = token.page_id or ""
+        page_id = token.page_id if token is not None and token.kind == "PAGE" else None
+        instagram_id = None
+        if node in ("", "me", "debug_token", "oauth") or node == page_id:
+            return CallKeys(token.user_id if token is not None else None, page_id, None)
+        for person in self._people.values():
+            for page in person.user.pages:
+                if page.id == node:
+                    page_id = page_id or node
+                if page.instagram is not None and page.instagram.id == node:
+                    instagram_id = node
+        return CallKeys(
+            user_id=token.user_id if token is not None else None,
+            page_id=page_id,
+            instagram_id=instagram_id,
+        )
 
     @staticmethod
     def _take(faults: list[FaultT], path: str) -> FaultT | None:
@@ -342,10 +540,10 @@ class GraphStandin:
         person.selected_instagram = (
             None if consent.instagram_accounts is None else set(consent.instagram_accounts)
         )
-        person.active_at = time.time()
+        person.active_at = self.now()
 
         code = secrets.token_urlsafe(48)
-        self._codes[code] = Code(person.user.id, redirect_uri, time.time())
+        self._codes[code] = Code(person.user.id, redirect_uri, self.now())
         return self._redirect(redirect_uri, {"code": code, "state": state})
 
     @staticmethod
@@ -370,6 +568,10 @@ class GraphStandin:
         if node == "me":  # a Page token's "me" is the Page
             node = (token.page_id or "") if token.kind == "PAGE" else token.user_id
         person = self._people[token.user_id]
+        if person.active_at + DATA_ACCESS_SECONDS <= self.now() and method != "DELETE":
+            # The token is still valid (debug_token says so), but the person's data is not
+            # readable any more until they renew with auth_type=reauthorize.
+            raise invalid_token(DATA_ACCESS_EXPIRED, self.app_id)
 
         if node == token.user_id and token.kind == "USER":
             if method == "DELETE" and edges[:1] == ["permissions"]:
@@ -449,6 +651,8 @@ class GraphStandin:
         token = self._tokens.get(value)
         if token is None:
             raise GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+        if token.invalid is not None:
+            raise token.invalid
         if token.revoked:
             raise GraphError(
                 190,
@@ -456,7 +660,7 @@ class GraphStandin:
                 f"{self.app_id}.",
                 subcode=458,
             )
-        now = time.time()
+        now = self.now()
         if token.expires_at and token.expires_at <= now:
             raise GraphError(
                 190,
@@ -467,7 +671,7 @@ class GraphStandin:
         return token
 
     def _issue_token(self, user_id: str, lifetime: int, kind: str = "USER") -> Token:
-        now = int(time.time())
+        now = int(self.now())
         value = "EAA" + secrets.token_urlsafe(96)  # Meta's user tokens start with "EAA"
         token = Token(value, user_id, kind, now, now + lifetime if lifetime else 0)
         self._tokens[value] = token
@@ -496,7 +700,7 @@ class GraphStandin:
         if code.used:
             # Single use: a replayed or retried exchange fails, it never returns a token twice.
             raise GraphError(100, "This authorization code has been used.", subcode=36009)
-        if time.time() - code.issued_at > self.code_lifetime:
+        if self.now() - code.issued_at > self.code_lifetime:
             raise GraphError(100, "This authorization code has expired.", subcode=36007)
         if params.get("redirect_uri") != code.redirect_uri:
             raise GraphError(

@@ -44,6 +44,9 @@ class Token:
     expires_at: int  # 0: never (Page tokens from a long-lived user token)
     page_id: str | None = None
     revoked: bool = False
+    # Facebook ended it early (password changed, logged out, Page role lost): every call with it
+    # fails with this error until a new login.
+    invalid: GraphError | None = None
 
 
 @dataclass

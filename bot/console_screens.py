@@ -1,0 +1,452 @@
+"""What the brand manager's console shows: the live card, the /list page with its buttons, /show
+(card, timeline, connection, other invitations), the funnel (/stats), the CSV import report and
+the admins' lists. Pure: given the data (gathered first by `bot.console` / `bot.notices`) and the
+reader's `Texts`, each returns text or a `Screen`; no I/O, no query while a text is built."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import MessageLimit
+
+from bot.buttons import ButtonData, positive_id
+from bot.fit import fit_lines, join_capped, telegram_length
+from bot.i18n import LANGUAGES, Texts, catalog
+from bot.models import (
+    Brand,
+    Connection,
+    ConnectionStatus,
+    Invitation,
+    InvitationEvent,
+    InviteStatus,
+    Manager,
+)
+from bot.screens import Screen
+from bot.store import ConnectionRecord, Created, Funnel
+from bot.timeline import timeline
+
+PAGE_SIZE = 10
+# Handles named in one line of a CSV report ("already invited: …"); the rest is "and N more".
+MAX_LISTED_HANDLES = 50
+STATUSES = [s.value for s in InviteStatus]
+
+
+# --- the console's buttons -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListPage(ButtonData):
+    """A /list filter or page button: `l1:<status, or all>:<page>`."""
+
+    prefix: ClassVar[str] = "l1"
+    status: str
+    page: int
+
+    def __post_init__(self) -> None:
+        if self.status != "all" and self.status not in STATUSES:
+            raise ValueError(f"no status {self.status!r}")
+
+
+@dataclass(frozen=True)
+class InviteAgain(ButtonData):
+    """ "Invite again anyway", with the connected invitation's id: `ia:<id>`."""
+
+    prefix: ClassVar[str] = "ia"
+    invitation_id: int
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)
+
+
+class RevokeChoice(StrEnum):
+    WITHDRAW = "y"
+    KEEP = "n"
+
+
+@dataclass(frozen=True)
+class ConfirmRevoke(ButtonData):
+    """/revoke's question about a connected invitation: `rv1:<id>:<y or n>`."""
+
+    prefix: ClassVar[str] = "rv1"
+    invitation_id: int
+    choice: RevokeChoice
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)
+
+
+# --- the data the screens are made of ------------------------------------------------------------
+
+
+@dataclass
+class InviteReport:
+    """What an /invite or a CSV file did."""
+
+    created: list[Created] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line or position, raw)
+    # Handles not invited because they are connected already (re-inviting is asked for).
+    connected: list[Invitation] = field(default_factory=list)
+    # The open invitation of each duplicate handle (its id is named in the answer).
+    open_ids: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """Everything the live card shows besides the invitation itself."""
+
+    invite: Invitation
+    link: str = ""  # "" when the token cannot be recovered
+    failures: int = 0  # failed logins (a failed invitation's card counts them)
+    connection: Connection | ConnectionRecord | None = None
+    data_deleted: bool = False  # revoked because the influencer had their data deleted
+    at: datetime | None = None  # when the card's news happened; now by default
+
+
+@dataclass(frozen=True)
+class ListFacts:
+    counts: dict[str, int]
+    status: str | None
+    page: int  # clamped to the pages there are (`clamp_page`)
+    invites: Sequence[Invitation]
+
+
+@dataclass(frozen=True)
+class ShowFacts:
+    card: CardFacts
+    events: Sequence[InvitationEvent]
+    connection: Connection | None
+    others: Sequence[Invitation]
+
+
+# --- the live card -------------------------------------------------------------------------------
+
+
+def in_flow_status(t: Texts, invite: Invitation, *, failures: int) -> str:
+    """The card's status line of an invitation in the flow (opened, login started, failed)."""
+    if invite.status == InviteStatus.FAILED:
+        key = f"console.reason_name.{invite.last_reason}"
+        reason = t.plain(key) if t.has(key) else (invite.last_reason or "")
+        # Repeated failures send one notice; the card counts them (bot.connect).
+        if failures > 1:
+            return t("console.status.failed_repeated", count=failures, reason=reason)
+        return t("console.status.failed", reason=reason)
+    if invite.status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
+        return t(f"console.status.step_{invite.step}")
+    return t(f"console.status.{invite.status}")
+
+
+def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
+    invite = facts.invite
+    status = InviteStatus(invite.status)
+    if status == InviteStatus.CONNECTED:
+        found = facts.connection
+        if isinstance(found, Connection) and found.status == ConnectionStatus.DISCONNECTED:
+            return t("console.status.disconnected")
+        return t(
+            "console.status.connected",
+            username=found.instagram_username if found else invite.handle,
+            page=found.page_name if found else "",
+        )
+    if status == InviteStatus.FAILED:
+        return in_flow_status(t, invite, failures=facts.failures)
+    if status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
+        return in_flow_status(t, invite, failures=0)
+    if status == InviteStatus.PENDING and invite.expires_at <= now:
+        return t("console.status.expired")
+    if status == InviteStatus.REVOKED and facts.data_deleted:
+        # Closed because the influencer had their data deleted (/forget, or Facebook's data
+        # deletion request), not withdrawn by the brand: the card says so.
+        return t("console.status.data_deleted")
+    return t(f"console.status.{status.value}")
+
+
+def card(
+    t: Texts, invite: Invitation, status: str, *, link: str, at: datetime, now: datetime
+) -> str:
+    """The card's text with its status line already made."""
+    assert invite.id is not None
+    # Older than today: with the date, so that "14:02" does not read as today's.
+    stamp = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
+    return t(
+        "console.card",
+        handle=invite.handle,
+        id=invite.id,
+        note=f" · {invite.note}" if invite.note else "",
+        status=status,
+        link=link,
+        time=stamp,
+    )
+
+
+def card_text(t: Texts, facts: CardFacts, *, now: datetime) -> str:
+    return card(
+        t,
+        facts.invite,
+        status_line(t, facts, now=now),
+        link=facts.link,
+        at=facts.at or now,
+        now=now,
+    )
+
+
+# --- /list ---------------------------------------------------------------------------------------
+
+
+def status_named(words: str) -> str | None:
+    """The status a /list filter word names: its label on the screen in any language (as the
+    buttons show it), or its internal code; None for anything else."""
+    wanted = " ".join(words.casefold().split())
+    if not wanted:
+        return None
+    for status in STATUSES:
+        names = {status, status.replace("_", " ")}
+        names.update(
+            " ".join(catalog(language)[f"console.status_name.{status}"].casefold().split())
+            for language in LANGUAGES
+        )
+        if wanted in names:
+            return status
+    return None
+
+
+def list_usage(t: Texts) -> Screen:
+    labels = ", ".join(t.plain(f"console.status_name.{s}") for s in STATUSES)
+    return Screen(t("console.list.usage", statuses=labels))
+
+
+def _total(counts: dict[str, int], status: str | None) -> int:
+    return sum(counts.values()) if status is None else counts.get(status, 0)
+
+
+def clamp_page(counts: dict[str, int], status: str | None, page: int) -> int:
+    """A page past the end (the list shrank) is the last page."""
+    return max(0, min(page, max(0, (_total(counts, status) - 1) // PAGE_SIZE)))
+
+
+def _list_button(label: str, status: str, page: int) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=ListPage(status, page).pack())
+
+
+def list_screen(t: Texts, facts: ListFacts) -> Screen:
+    counts, status, page = facts.counts, facts.status, facts.page
+    total = _total(counts, status)
+    summary = " · ".join(
+        f"{t.plain(f'console.status_name.{s}')}: {counts.get(s, 0)}" for s in STATUSES
+    )
+    everything = sum(counts.values())
+    lines = [t("console.list.header", total=everything, summary=summary, count=everything)]
+    if status:
+        lines.append(t("console.list.filtered", status=t.plain(f"console.status_name.{status}")))
+    for invite in facts.invites:
+        lines.append(
+            t(
+                "console.list.line",
+                id=invite.id,
+                handle=invite.handle,
+                status=t.plain(f"console.status_name.{invite.status}"),
+            )
+        )
+    if not facts.invites:
+        lines.append(t("console.list.empty"))
+    nav: list[InlineKeyboardButton] = []
+    code = status or "all"
+    if page > 0:
+        nav.append(_list_button(t.plain("console.list.prev"), code, page - 1))
+    if (page + 1) * PAGE_SIZE < total:
+        nav.append(_list_button(t.plain("console.list.next"), code, page + 1))
+    # A filter for every status of the counts line, in the same order, then "all".
+    filters_row = [_list_button(t.plain(f"console.status_name.{s}"), s, 0) for s in STATUSES]
+    filters_row.append(_list_button(t.plain("console.list.all"), "all", 0))
+    rows = [nav] if nav else []
+    rows.extend(filters_row[i : i + 3] for i in range(0, len(filters_row), 3))
+    return Screen("\n".join(lines), InlineKeyboardMarkup(rows))
+
+
+# --- /show, /revoke --------------------------------------------------------------------------
+
+
+def other_invitations(t: Texts, invite: Invitation, others: Sequence[Invitation]) -> list[str]:
+    """The handle's other invitations in this brand (/show picked the most relevant one)."""
+    if not others:
+        return []
+    return [
+        t("console.show.others", handle=invite.handle),
+        *(
+            t(
+                "console.show.other",
+                id=other.id,
+                status=t.plain(f"console.status_name.{other.status}"),
+                date=other.created_at.strftime("%Y-%m-%d"),
+            )
+            for other in others
+        ),
+    ]
+
+
+def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> Screen:
+    """The card as of the invitation's last change, its history and its connection."""
+    invite = facts.card.invite
+    head = [card_text(t, facts.card, now=now), t("console.show.timeline")]
+    tail: list[str] = []
+    connection = facts.connection
+    if connection is not None:
+        # A sentence, with the ids labelled (what Meta's tools and support ask for).
+        ended = connection.ended_at
+        tail.append(
+            t(
+                "console.show.connection"
+                if connection.status == ConnectionStatus.ACTIVE or ended is None
+                else f"console.show.connection_{connection.status}",
+                date=connection.created_at.strftime("%Y-%m-%d"),
+                ended=ended.strftime("%Y-%m-%d") if ended else "",
+                page=connection.page_name,
+                page_id=connection.page_id,
+                username=connection.instagram_username,
+                instagram_id=connection.instagram_id,
+            )
+        )
+    tail.extend(other_invitations(t, invite, facts.others))
+    # The newest events are what the manager asks about: older ones give way first.
+    room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
+    events = timeline(t, facts.events, handle=invite.handle, platform=platform, room=room)
+    return Screen("\n".join([*head, *events, *tail]))
+
+
+def revoke_question(t: Texts, invite: Invitation, others: Sequence[Invitation]) -> Screen:
+    """Removing a live connection is not undone by a typo: /revoke asks first, naming which
+    invitation (a handle may have several) and listing the others."""
+    assert invite.id is not None
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    t.plain("console.revoke.confirm_yes"),
+                    callback_data=ConfirmRevoke(invite.id, RevokeChoice.WITHDRAW).pack(),
+                ),
+                InlineKeyboardButton(
+                    t.plain("console.revoke.confirm_no"),
+                    callback_data=ConfirmRevoke(invite.id, RevokeChoice.KEEP).pack(),
+                ),
+            ]
+        ]
+    )
+    question = t("console.revoke.confirm", handle=invite.handle, ref=invite.id)
+    return Screen("\n".join([question, *other_invitations(t, invite, others)]), keyboard)
+
+
+# --- inviting ------------------------------------------------------------------------------------
+
+
+def again_keyboard(t: Texts, connected: Sequence[Invitation]) -> InlineKeyboardMarkup | None:
+    """One "invite again anyway" button per connected handle."""
+    rows = []
+    for invite in connected:
+        assert invite.id is not None
+        data = InviteAgain(invite.id).pack()
+        label = t.plain("console.invite_again", handle=invite.handle)
+        rows.append([InlineKeyboardButton(label, callback_data=data)])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def duplicate(t: Texts, handle: str, report: InviteReport) -> str:
+    return t("console.duplicate", handle=handle, id=report.open_ids.get(handle, "?"))
+
+
+def invite_problems(t: Texts, report: InviteReport) -> Screen | None:
+    """/invite's answer about the handles that got no card (None: all did), in one message
+    (one chat takes about one message per second)."""
+    problems: list[str] = [t("invite.invalid_handle", handle=raw) for _, raw in report.invalid]
+    problems.extend(duplicate(t, handle, report) for handle in report.duplicates)
+    problems.extend(
+        t("console.already_connected", handle=i.handle, id=i.id) for i in report.connected
+    )
+    if not problems:
+        return None
+    return Screen("\n".join(problems), again_keyboard(t, report.connected))
+
+
+def _handles(t: Texts, handles: Sequence[str]) -> str:
+    """A report's list of handles: a file has up to 1000 rows, a message room for far fewer."""
+    return join_capped(handles, MAX_LISTED_HANDLES, lambda n: t.plain("list.and_more", count=n))
+
+
+def csv_report(t: Texts, report: InviteReport) -> str:
+    lines: list[str] = [
+        t(
+            "console.csv.report",
+            created=len(report.created),
+            duplicates=len(report.duplicates) + len(report.connected),
+            invalid=len(report.invalid),
+        )
+    ]
+    if report.duplicates:
+        lines.append(
+            t("console.csv.duplicates", handles=_handles(t, [f"@{h}" for h in report.duplicates]))
+        )
+    if report.connected:
+        handles = _handles(t, [f"@{i.handle}" for i in report.connected])
+        lines.append(t("console.csv.connected", handles=handles))
+    for line, raw in report.invalid:
+        lines.append(t("console.csv.invalid_line", line=line, value=html.unescape(raw)))
+    # Whole lines: a cut in the middle of one could cut a tag and Telegram would refuse it all.
+    return fit_lines(lines, MessageLimit.MAX_TEXT_LENGTH, lambda n: t("console.csv.more", count=n))
+
+
+# --- /stats --------------------------------------------------------------------------------------
+
+
+def percent(part: int, whole: int) -> str:
+    """Rounded half up, in whole numbers: 2 of 3 is 67 %."""
+    return str((200 * part + whole) // (2 * whole)) if whole else "0"
+
+
+def funnel_text(t: Texts, f: Funnel) -> str:
+    reasons = "\n".join(
+        t(
+            "console.stats.reason",
+            reason=t.plain(f"console.reason_name.{r}") if t.has(f"console.reason_name.{r}") else r,
+            count=n,
+        )
+        for r, n in f.reasons
+    ) or t("console.stats.no_failures")
+    return t(
+        "console.stats.text",
+        created=f.created,
+        opened=f.opened,
+        checks=f.checks_passed,
+        login=f.login_started,
+        connected=f.connected,
+        rate=percent(f.connected, f.created),
+        reasons=reasons,
+    )
+
+
+# --- the admins' lists ---------------------------------------------------------------------------
+
+
+def fit(t: Texts, lines: Sequence[str]) -> str:
+    """A list of any length as one message: whole lines, then "and N more"."""
+    return fit_lines(lines, MessageLimit.MAX_TEXT_LENGTH, lambda n: t("list.and_more", count=n))
+
+
+def brands_text(t: Texts, brands: Sequence[tuple[Brand, int]]) -> str:
+    """Every brand with its number of managers."""
+    lines: list[str] = [t("console.admin.brands_header")]
+    for brand, count in brands:
+        lines.append(
+            t("console.admin.brand_line", id=brand.id, name=brand.name, managers=count, count=count)
+        )
+    return fit(t, lines)
+
+
+def managers_text(t: Texts, brand: Brand, managers: Sequence[Manager]) -> str:
+    lines: list[str] = [t("console.admin.managers_header", brand=brand.name)]
+    lines.extend(t("console.admin.manager_line", name=m.name, id=m.telegram_id) for m in managers)
+    return fit(t, lines)

@@ -1,0 +1,91 @@
+"""The administrators' commands: brands and their managers. Thin: each handler gets who is asking
+(an `Asker` the admin check let through), calls `bot.console.Console`, and sends what a pure
+screen (`bot.console_screens`) makes of the result."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes
+
+from bot import console_screens as screens
+from bot.commands import Audience, Command, command
+from bot.console import MANAGER_LINK_TTL
+from bot.handlers.base import Asker, HandlerBase
+from bot.models import Brand
+from bot.screens import Screen
+from bot.store.console import row_id
+
+log = logging.getLogger(__name__)
+
+_A = Audience.ADMIN
+# Declared once: registered below, and the menus are built from them.
+COMMANDS = (
+    command("brand_new", _A, rank=20),
+    command("brands", _A, rank=21),
+    command("manager_link", _A, rank=22),
+    command("managers", _A, rank=23),
+    command("manager_remove", _A, rank=24),
+)
+
+
+class AdminHandlers(HandlerBase):
+    def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+        def cmd(c: Command) -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
+            return CommandHandler(c.name, self.asking(getattr(self, c.handler_attr), audience=_A))
+
+        return [cmd(c) for c in COMMANDS]
+
+    async def brand_new(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        t = asker.t
+        name = " ".join(context.args or []).strip()
+        if not name or len(name) > 128:
+            await self.reply(asker.message, Screen(t("console.admin.brand_usage")))
+            return
+        brand = await self.console.create_brand(name)
+        await self.reply(
+            asker.message, Screen(t("console.admin.brand_created", name=name, id=brand.id))
+        )
+
+    async def brands(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        brands = await self.console.brands()
+        await self.reply(asker.message, Screen(screens.brands_text(asker.t, brands)))
+
+    async def _brand_arg(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> Brand | None:
+        number = row_id((context.args or [""])[0])
+        brand = await self.console.brand(number) if number is not None else None
+        if brand is None:
+            await self.reply(asker.message, Screen(asker.t("console.admin.brand_unknown")))
+        return brand
+
+    async def manager_link(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        brand = await self._brand_arg(asker, context)
+        if brand is None:
+            return
+        link = await self.console.manager_link(brand, created_by=asker.user_id)
+        text = asker.t(
+            "console.admin.link", brand=brand.name, link=link, days=MANAGER_LINK_TTL.days
+        )
+        await self.reply(asker.message, Screen(text))
+
+    async def managers(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        brand = await self._brand_arg(asker, context)
+        if brand is None:
+            return
+        managers = await self.console.managers(brand)
+        await self.reply(asker.message, Screen(screens.managers_text(asker.t, brand, managers)))
+
+    async def manager_remove(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        t = asker.t
+        brand = await self._brand_arg(asker, context)
+        if brand is None:
+            return
+        target = (context.args or ["", ""])[1:2]
+        # Telegram ids have at most 52 bits: a longer number is nobody (and no database error).
+        if not target or not target[0].isascii() or not target[0].isdigit() or len(target[0]) > 16:
+            await self.reply(asker.message, Screen(t("console.admin.remove_usage")))
+            return
+        removed = await self.console.remove_manager(brand, int(target[0]))
+        key = "console.admin.removed" if removed else "console.admin.not_a_manager"
+        await self.reply(asker.message, Screen(t(key, id=target[0], brand=brand.name)))
