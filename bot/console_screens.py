@@ -170,8 +170,12 @@ def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
 def card(
     t: Texts, invite: Invitation, status: str, *, link: str, at: datetime, now: datetime
 ) -> str:
-    """The card's text with its status line already made."""
+    """The card's text with its status line already made. A withdrawn or expired invitation's
+    card no longer offers its link (it would not open); a connected one keeps it, to look up."""
     assert invite.id is not None
+    closed = invite.status == InviteStatus.REVOKED or (
+        invite.status == InviteStatus.PENDING and invite.expires_at <= now
+    )
     # Older than today: with the date, so that "14:02" does not read as today's.
     stamp = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
     return t(
@@ -180,7 +184,7 @@ def card(
         id=invite.id,
         note=f" · {invite.note}" if invite.note else "",
         status=status,
-        link=link,
+        link="" if closed or not link else f"\n{link}",
         time=stamp,
     )
 

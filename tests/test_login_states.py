@@ -388,3 +388,19 @@ async def test_a_database_that_is_down_before_the_login_is_used_loses_nothing(
     assert not any(p.endswith("/oauth/access_token") for _, p, _ in world.graph.requests)
     page = await world.browser.get(callback)
     assert page.status_code == 200 and "Connected" in page.text
+
+
+async def test_a_used_login_button_comes_off_whatever_the_result(world: World) -> None:
+    """A login that came back without connecting used its state: its button would only open
+    "already used", so it comes off, and the failure's own "Try again" is the one way on."""
+    token = await world.invite("anna.bakes")
+    await world.through_checks(ANNA, token)
+    await world.facebook_login(ANNA, anna_on_facebook(), Consent(cancel=True))
+    failure = await world.telegram.wait_for(ANNA.id, "Not connected yet")
+    for _ in range(200):  # the edit follows the failure's message
+        if not _login_messages(world, ANNA.id):
+            break
+        await asyncio.sleep(0.05)
+    with_buttons = [m for m in world.telegram.messages(ANNA.id) if m.buttons]
+    assert [m.message_id for m in with_buttons] == [failure.message_id]
+    assert [b["text"] for row in failure.buttons for b in row] == ["🔁 Try again"]

@@ -512,8 +512,9 @@ class Logins(Repository):
             await _set_outcome(s, attempt_id, outcome)
             if connection is not None:
                 await _keep_connection(s, invitation_id, connection, now)
-                # Connected: no login button of this invitation is of use any more.
-                outgoing = [*outgoing, *await _take_login_buttons_off(s, invitation_id)]
+            # The login was used, whatever came of it: its button (and any older one) is of no use
+            # any more; a failure offers its own "Try again".
+            outgoing = [*outgoing, *await _take_login_buttons_off(s, invitation_id)]
             notices = [o for o in outgoing if o.kind == OutboxKind.NOTICE]
             if notices and connection is None and repeat_window:
                 announced_at = await _announced_failure_since(s, invitation_id, now - repeat_window)
