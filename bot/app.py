@@ -230,6 +230,7 @@ class ConnectBot:
             privacy=self.privacy,
             login_ttl_seconds=self.settings.login_ttl_minutes * 60,
             secure_cookie=self.settings.public_url.startswith("https://"),
+            metrics=self.metrics,
         )
         self._runner = web.AppRunner(web_app, handle_signals=False)
         await self._runner.setup()

@@ -29,8 +29,8 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
         topic = _CHECK_TOPICS.get(step)
         if topic is not None and answer in _CHECK_ANSWERS:
             return t(f"console.timeline.{topic}_{answer}", handle=handle)
-    if kind == "login_started" and detail == "rerequest":
-        return t("console.timeline.login_rerequest", handle=handle)
+    if kind == "login_started" and detail in ("rerequest", "again"):
+        return t(f"console.timeline.login_{detail}", handle=handle)
     if kind == "data_deleted" and t.has(f"console.timeline.data_deleted_{detail}"):
         return t(f"console.timeline.data_deleted_{detail}", handle=handle)
     if t.has(f"console.timeline.{kind}"):

@@ -51,6 +51,9 @@ async def test_metrics_follow_the_connections_and_the_outbox(watched: World) -> 
 
     after = await _scrape(world)
     assert after[("connectbot_connections", (("state", "active"),))] == 1
+    assert after[("connectbot_callbacks_total", (("outcome", "connected"),))] == 1
+    assert after[("connectbot_callback_seconds_count", ())] == 1
+    assert 0 < after[("connectbot_callback_seconds_sum", ())] < 10
     if after[("connectbot_outbox_waiting", ())] > 0:  # the card's edits, the buttons coming off
         assert after[("connectbot_outbox_oldest_age_seconds", ())] > 0
     # Once everything is delivered, nothing waits.

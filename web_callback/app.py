@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from urllib.parse import parse_qsl
 
@@ -20,6 +21,7 @@ from bot.connect import CONFIRM_PATH, START_PATH, ConnectService, RedirectResult
 from bot.i18n import Language, Texts, from_accept_language
 from bot.login_secrets import LOGIN_COOKIE
 from bot.meta import STATUS_PATH, PrivacyService, SignatureProblem, SignedRequest
+from bot.metrics import Metrics
 from bot.store import Database
 from web_callback.pages import render, render_confirm, render_text
 
@@ -251,6 +253,7 @@ def make_app(
     privacy: PrivacyService | None = None,
     login_ttl_seconds: int = 30 * 60,
     secure_cookie: bool = False,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """`bot_link` gives https://t.me/<bot username> once the bot knows its name; `webhook`, when
     given, is served at WEBHOOK_PATH; `privacy`, when given, serves Meta's callbacks."""
@@ -297,7 +300,12 @@ def make_app(
         if params is None:
             return answer(request, RedirectResult(400, "bad_request"))
         browser = request.cookies.get(LOGIN_COOKIE)
-        return answer(request, await connect.handle_redirect(params, browser=browser))
+        arrived = time.monotonic()
+        result = await connect.handle_redirect(params, browser=browser)
+        if metrics is not None:
+            metrics.callbacks.labels(outcome=result.page).inc()
+            metrics.callback_seconds.observe(time.monotonic() - arrived)
+        return answer(request, result)
 
     async def oauth_confirm(request: web.Request) -> web.Response:
         body = await _read_body(request, MAX_CONFIRM_BYTES)

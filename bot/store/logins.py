@@ -112,9 +112,12 @@ class Logins(Repository):
 
         Once a login of the invitation came back with a permission declined, every later one
         re-requests (`rerequest`), whatever came in between (a Cancel, a wrong Page): Facebook
-        does not ask again for a declined permission otherwise."""
+        does not ask again for a declined permission otherwise. The timeline's event says
+        "rerequest" only when this login is handed out because of a declined permission (the
+        caller's `rerequest`); any other later login is "again" (a new login link)."""
         now = utcnow()
         async with self.session() as s:
+            asked_again = rerequest
             rerequest = rerequest or await _declined_before(s, invitation_id)
             if reuse and sealer is not None:
                 again = await self._reuse_live_state(
@@ -161,6 +164,7 @@ class Logins(Repository):
                         pending_sealed=None,
                     )
                 )
+            handed_out_before = await _login_before(s, invitation_id)
             state = new_secret()
             attempt = LoginAttempt(
                 invitation_id=invitation_id,
@@ -177,7 +181,7 @@ class Logins(Repository):
                 invitation_id,
                 EventKind.LOGIN_STARTED,
                 InviteStatus.LOGIN_STARTED,
-                "rerequest" if rerequest else None,
+                "rerequest" if asked_again else ("again" if handed_out_before else None),
             )
             await s.commit()
             assert attempt.id is not None
@@ -614,6 +618,16 @@ def _live_attempt(now: datetime) -> tuple[Any, ...]:
         col(LoginAttempt.expires_at) > now,
         col(LoginAttempt.invitation_id).in_(waiting),
     )
+
+
+async def _login_before(s: AsyncSession, invitation_id: int) -> bool:
+    """Whether a login of this invitation was handed out before."""
+    found = (
+        await s.exec(
+            select(LoginAttempt.id).where(LoginAttempt.invitation_id == invitation_id).limit(1)
+        )
+    ).first()
+    return found is not None
 
 
 async def _declined_before(s: AsyncSession, invitation_id: int) -> bool:
