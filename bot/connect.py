@@ -25,7 +25,15 @@ from bot.facts import verdict_facts
 from bot.graph import Gathered, GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
 from bot.login_secrets import LoginSealer
-from bot.models import Invitation, InviteStatus, LoginAttempt, OutboxMessage, Step, utcnow
+from bot.models import (
+    Invitation,
+    InviteStatus,
+    LoginAttempt,
+    OutboxKind,
+    OutboxMessage,
+    Step,
+    utcnow,
+)
 from bot.notices import Notices, outgoing
 from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
 from bot.screens import login as login_screen
@@ -370,7 +378,12 @@ class ConnectService:
         if not verdict.connected:
             followers = None
         record = self._connection_record(verdict, gathered.token, followers)
-        influencer_t = await self._notices.texts_for(attempt.telegram_user_id)
+        # Everyone this result is told to, with their languages: one read.
+        audience = await self._notices.audience(
+            invite, influencer=attempt.telegram_user_id, count_failures=not verdict.connected
+        )
+        assert audience.influencer is not None
+        influencer_t = self._notices.texts_of(audience.influencer)
         told = [
             outgoing(
                 attempt.telegram_user_id,
@@ -392,13 +405,14 @@ class ConnectService:
                 "last_reason": None if verdict.connected else verdict.outcome.value,
             }
         )
-        told += await self._notices.card_outgoing(after, connection=record)
+        told += await self._notices.card_outgoing(after, connection=record, audience=audience)
         platform = self._settings.platform_name
         told += await self._notices.brand_notices(
             invite,
             lambda t: verdict_for_manager(
                 t, invite, verdict, platform=platform, followers=followers
             ),
+            audience=audience,
         )
         invite = await self._db.logins.record_verdict(
             attempt_id=attempt.id,
@@ -543,7 +557,13 @@ class ConnectService:
             return
         chat_id = rows[0].chat_id  # one delivery: one chat
         await self._notices.team_chat_gone(chat_id)
-        for invitation_id in {r.invitation_id for r in rows if r.invitation_id is not None}:
+        # Only news that did not arrive is worth telling: an edit (a card, buttons coming off)
+        # to a blocked chat is not, and would tell the managers a second time.
+        news = (OutboxKind.SEND, OutboxKind.NOTICE)
+        undelivered = {
+            r.invitation_id for r in rows if r.invitation_id is not None and r.kind in news
+        }
+        for invitation_id in undelivered:
             invite = await self._db.invitations.get_invitation(invitation_id)
             if invite is None or invite.id is None or invite.telegram_user_id != chat_id:
                 continue

@@ -235,8 +235,13 @@ class Console:
 
     # --- admins: brands and managers -----------------------------------------------------------
 
-    async def create_brand(self, name: str) -> Brand:
-        return await self._db.brands.create_brand(name)
+    async def create_brand(self, name: str) -> tuple[Brand, bool]:
+        """The new brand and True; or, when a brand has that name already (whatever the case of
+        its letters), that brand and False: no second one is created."""
+        existing = await self._db.brands.brand_named(name)
+        if existing is not None:
+            return existing, False
+        return await self._db.brands.create_brand(name), True
 
     async def brand(self, brand_id: int) -> Brand | None:
         return await self._db.brands.brand(brand_id)
@@ -261,10 +266,11 @@ class Console:
         )
         return self.links.manager_link(token)
 
-    async def remove_manager(self, brand: Brand, telegram_id: int) -> bool:
+    async def remove_manager(self, brand: Brand, telegram_id: int) -> Manager | None:
+        """The manager removed, or None if they were not one of the brand's managers."""
         assert brand.id is not None
         removed = await self._db.brands.remove_manager(brand_id=brand.id, telegram_id=telegram_id)
-        if removed:
+        if removed is not None:
             # Offboarded: their menu no longer offers the brand's commands. Whatever is still
             # waiting for them about the brand is dropped when it comes up for delivery.
             await self.menus.refresh(telegram_id)
@@ -351,13 +357,14 @@ class Console:
 
     # --- export and statistics -----------------------------------------------------------------
 
-    async def export_csv(self, brand_id: int) -> bytes:
+    async def export_csv(self, brand_id: int, t: Texts) -> bytes:
+        """The brand's invitations as CSV; its status words in the language of `t`."""
         invites = await self._db.console.list_invitations(
             brand_id=brand_id, status=None, offset=0, limit=1_000_000
         )
         events = await self._db.console.brand_events(brand_id)
         connections = await self._db.console.brand_connections(brand_id)
-        return files.export_csv(invites, events, connections)
+        return files.export_csv(invites, events, connections, t)
 
     # --- periodic: stalled invitations ---------------------------------------------------------
 

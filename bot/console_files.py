@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import segno
 
+from bot.i18n import Texts
 from bot.models import Connection, Invitation, InvitationEvent
 from bot.store.console import Created, NewInvitation
 from bot.verdict import is_valid_handle, normalize_handle
@@ -153,9 +154,11 @@ def export_csv(
     invites: Sequence[Invitation],
     events: Mapping[int, Sequence[InvitationEvent]],
     connections: Mapping[int, Connection],
+    t: Texts,
 ) -> bytes:
     """A brand's invitations, one row each, with when each step was first reached and what
-    was connected."""
+    was connected. `status` says it in the reader's language, as the chat does ("not opened",
+    "withdrawn"); `status_code` is the stable code, for programs."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -164,6 +167,7 @@ def export_csv(
             "handle",
             "note",
             "status",
+            "status_code",
             "last_reason",
             "created_at",
             "opened_at",
@@ -191,6 +195,7 @@ def export_csv(
             i.id,
             i.handle,
             i.note or "",
+            t.plain(f"console.status_name.{i.status}"),
             i.status,
             i.last_reason or "",
             i.created_at.isoformat(timespec="seconds"),

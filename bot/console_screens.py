@@ -451,6 +451,8 @@ def brands_text(t: Texts, brands: Sequence[tuple[Brand, int]]) -> str:
 
 
 def managers_text(t: Texts, brand: Brand, managers: Sequence[Manager]) -> str:
+    if not managers:
+        return t("console.admin.managers_none", brand=brand.name, id=brand.id)
     lines: list[str] = [t("console.admin.managers_header", brand=brand.name)]
     lines.extend(t("console.admin.manager_line", name=m.name, id=m.telegram_id) for m in managers)
     return fit(t, lines)

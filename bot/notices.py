@@ -32,6 +32,7 @@ from bot.models import (
 )
 from bot.screens import Screen
 from bot.store import ConnectionRecord, Database, EventKind, Outgoing
+from bot.store.audience import Audience, Listener
 from bot.store.steps import CardOwner
 
 log = logging.getLogger(__name__)
@@ -159,19 +160,37 @@ class Notices:
         )
 
     async def card_outgoing(
-        self, invite: Invitation, *, connection: ConnectionRecord | None = None
+        self,
+        invite: Invitation,
+        *,
+        connection: ConnectionRecord | None = None,
+        audience: Audience | None = None,
     ) -> list[Outgoing]:
         """The edit that brings the manager's card up to date (none if there is no card).
         The card belongs to the manager who invited: once they no longer manage the brand it
-        stays as it was (the other managers hear the news as notices, and /show has the card)."""
+        stays as it was (the other managers hear the news as notices, and /show has the card).
+        `audience`: as the caller read it already (with the failed logins of a failed one)."""
         if invite.card_chat_id is None or invite.card_message_id is None:
             return []
-        if invite.brand_id is not None:
-            owner = await self._db.brands.manager(invite.created_by)
-            if owner is None or owner.brand_id != invite.brand_id:
-                return []
-        t = await self.texts_for(invite.created_by)
-        facts = await self.card_facts(invite, connection=connection)
+        status = InviteStatus(invite.status)
+        if audience is None:
+            audience = await self.audience(invite, count_failures=status == InviteStatus.FAILED)
+        if not audience.owner_manages:
+            return []
+        t = self.texts_of(audience.owner)
+        if status == InviteStatus.FAILED or (
+            status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED)
+            or (status == InviteStatus.CONNECTED and connection is not None)
+        ):
+            # Everything the card shows is at hand: no further query.
+            facts = CardFacts(
+                invite=invite,
+                link=self.links.invitation_link(invite.token_sealed, None),
+                failures=audience.failed_logins,
+                connection=connection,
+            )
+        else:
+            facts = await self.card_facts(invite, connection=connection)
         return _card_edit(invite, card_text(t, facts, now=utcnow()))
 
     def card_refresh(self, invite: Invitation, owner: CardOwner) -> list[Outgoing]:
@@ -196,51 +215,62 @@ class Notices:
 
     # --- a brand's people --------------------------------------------------------------------
 
+    async def audience(
+        self, invite: Invitation, *, influencer: int | None = None, count_failures: bool = False
+    ) -> Audience:
+        """Who hears about this invitation, with their languages: one transaction."""
+        return await self._db.audiences.of(
+            invite, influencer=influencer, count_failures=count_failures
+        )
+
+    def texts_of(self, listener: Listener) -> Texts:
+        return self.texts_in(listener.language, listener.telegram_language)
+
     async def brand_notices(
         self,
         invite: Invitation,
         screen_for: ScreenFor,
         *,
         team_screen_for: ScreenFor | None = None,
+        audience: Audience | None = None,
     ) -> list[Outgoing]:
         """A notice about an invitation for everyone who manages its brand now, each in their
         language, and for the brand's team chat. Each is checked again when delivered: someone
-        removed in between does not get it."""
+        removed in between does not get it. `audience`: as the caller read it already."""
+        if audience is None:
+            audience = await self.audience(invite)
         if invite.brand_id is None:  # from before brands existed: its creator only
-            t = await self.texts_for(invite.created_by)
             only = outgoing(
-                invite.created_by, screen_for(t), kind=OutboxKind.NOTICE, invitation_id=invite.id
+                invite.created_by,
+                screen_for(self.texts_of(audience.owner)),
+                kind=OutboxKind.NOTICE,
+                invitation_id=invite.id,
             )
             return [only]
-        notices = []
-        for manager in await self._db.brands.managers(invite.brand_id):
-            t = await self.texts_for(manager.telegram_id)
-            notices.append(
-                outgoing(
-                    manager.telegram_id,
-                    screen_for(t),
-                    kind=OutboxKind.NOTICE,
-                    invitation_id=invite.id,
-                    **_for_manager(invite.brand_id, manager.telegram_id),
-                )
+        notices = [
+            outgoing(
+                manager.telegram_id,
+                screen_for(self.texts_of(manager)),
+                kind=OutboxKind.NOTICE,
+                invitation_id=invite.id,
+                **_for_manager(invite.brand_id, manager.telegram_id),
             )
-        return notices + await self.team_notice(invite, team_screen_for or screen_for)
-
-    async def team_notice(self, invite: Invitation, screen_for: ScreenFor) -> list[Outgoing]:
-        """The same notice for the brand's team chat, if one is registered."""
-        brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
-        if brand is None or brand.team_chat_id is None or brand.team_chat_id == invite.created_by:
-            return []
+            for manager in audience.managers
+        ]
+        team = audience.team_chat_id
+        if team is None or team == invite.created_by:
+            return notices
         t = Texts(self._settings.default_language)
         return [
+            *notices,
             outgoing(
-                brand.team_chat_id,
-                screen_for(t),
+                team,
+                (team_screen_for or screen_for)(t),
                 kind=OutboxKind.NOTICE,
                 invitation_id=invite.id,
                 audience=OutboxAudience.TEAM,
-                brand_id=brand.id,
-            )
+                brand_id=invite.brand_id,
+            ),
         ]
 
     async def team_chat_gone(self, chat_id: int) -> None:

@@ -225,9 +225,9 @@ async def test_export_content(world: World) -> None:
     reply = await _say(world, MANAGER, "/export")
     assert reply[-1].document_name == "invitations-export.csv"
     rows = list(csv.DictReader(io.StringIO((reply[-1].document_bytes or b"").decode())))
-    assert [(r["handle"], r["status"]) for r in rows] == [
-        ("anna.bakes", "connected"),
-        ("ben.cooks", "pending"),
+    assert [(r["handle"], r["status"], r["status_code"]) for r in rows] == [
+        ("anna.bakes", "connected", "connected"),
+        ("ben.cooks", "not opened", "pending"),
     ]
     anna = rows[0]
     assert anna["page_name"] == "Anna Bakes" and anna["instagram_id"] == "ig-100"

@@ -68,8 +68,13 @@ async def test_blocked_influencer_means_the_manager_is_told(world: World) -> Non
     await world.facebook_login(ANNA, anna_on_facebook(), Consent(cancel=True))
     news = await world.telegram.wait_for(MANAGER.id, "cannot reach @anna.bakes")
     assert "contact them directly" in news.text
-    statuses = dict(await _outbox(world))
-    assert statuses[ANNA.id] == "unreachable"
+    # Nothing more goes to Anna's chat (the login button's removal included), and the managers
+    # are told once.
+    await asyncio.sleep(3)
+    await world.settle()
+    statuses = {status for chat, status in await _outbox(world) if chat == ANNA.id}
+    assert statuses == {"unreachable"}, statuses
+    assert _count(world, MANAGER.id, "cannot reach @anna.bakes") == 1
 
 
 async def test_notices_to_one_manager_are_combined(world: World) -> None:

@@ -67,7 +67,7 @@ async def test_a_removed_manager_no_longer_hears_the_brand_the_others_do(world: 
     assert card.kind == "photo"
 
     removed = await _say(world, MANAGER, f"/manager_remove 1 {OLGA.id}")
-    assert f"Removed {OLGA.id}" in removed[-1].text
+    assert f"Removed Olga ({OLGA.id})" in removed[-1].text
     await _delivered(world)
     olga_before = _chat(world, OLGA)
     [(last_id,)] = await _rows(world, "SELECT max(id) FROM outbox")
@@ -118,7 +118,7 @@ async def test_a_notice_for_someone_removed_before_delivery_is_dropped(world: Wo
     assert olga_rows == [("pending",)]  # composed for her: she was a manager then
 
     removed = await _say(world, MANAGER, f"/manager_remove 1 {OLGA.id}")
-    assert f"Removed {OLGA.id}" in removed[-1].text
+    assert f"Removed Olga ({OLGA.id})" in removed[-1].text
     stalled = await world.telegram.wait_for(MANAGER.id, "has made no progress", timeout=15)
     assert "@anna.bakes" in stalled.text
     await _delivered(world)

@@ -12,6 +12,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 from bot import console_screens as screens
 from bot.commands import Audience, Command, command
 from bot.console import MANAGER_LINK_TTL
+from bot.console_files import quoted
 from bot.handlers.base import Asker, HandlerBase
 from bot.models import Brand
 from bot.screens import Screen
@@ -43,20 +44,27 @@ class AdminHandlers(HandlerBase):
         if not name or len(name) > 128:
             await self.reply(asker.message, Screen(t("console.admin.brand_usage")))
             return
-        brand = await self.console.create_brand(name)
-        await self.reply(
-            asker.message, Screen(t("console.admin.brand_created", name=name, id=brand.id))
-        )
+        brand, created = await self.console.create_brand(name)
+        key = "console.admin.brand_created" if created else "console.admin.brand_exists"
+        await self.reply(asker.message, Screen(t(key, name=brand.name, id=brand.id)))
 
     async def brands(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
         brands = await self.console.brands()
         await self.reply(asker.message, Screen(screens.brands_text(asker.t, brands)))
 
     async def _brand_arg(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> Brand | None:
-        number = row_id((context.args or [""])[0])
+        typed = (context.args or [""])[0].strip().removeprefix("#")
+        number = row_id(typed)
         brand = await self.console.brand(number) if number is not None else None
         if brand is None:
-            await self.reply(asker.message, Screen(asker.t("console.admin.brand_unknown")))
+            # A number that is no brand's: say so; anything else: how to name one.
+            missing = typed.isascii() and typed.isdigit()
+            text = (
+                asker.t("console.admin.brand_missing", id=quoted(typed))
+                if missing
+                else asker.t("console.admin.brand_unknown")
+            )
+            await self.reply(asker.message, Screen(text))
         return brand
 
     async def manager_link(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -87,5 +95,8 @@ class AdminHandlers(HandlerBase):
             await self.reply(asker.message, Screen(t("console.admin.remove_usage")))
             return
         removed = await self.console.remove_manager(brand, int(target[0]))
-        key = "console.admin.removed" if removed else "console.admin.not_a_manager"
-        await self.reply(asker.message, Screen(t(key, id=target[0], brand=brand.name)))
+        if removed is None:
+            text = t("console.admin.not_a_manager", id=target[0], brand=brand.name)
+        else:
+            text = t("console.admin.removed", name=removed.name, id=target[0], brand=brand.name)
+        await self.reply(asker.message, Screen(text))

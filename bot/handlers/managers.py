@@ -276,7 +276,7 @@ class ManagerHandlers(HandlerBase):
         await self.reply(message, Screen(t(key, handle=invite.handle, ref=invite.id)))
 
     async def export(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
-        data = await self.console.export_csv(asker.managing.brand_id)
+        data = await self.console.export_csv(asker.managing.brand_id, asker.t)
         await asker.message.chat.send_document(
             InputFile(data, filename="invitations-export.csv"),
             caption=asker.t.plain("console.export.caption"),

@@ -46,6 +46,14 @@ class Brands(Repository):
         async with self.session() as s:
             return await s.get(Brand, brand_id)
 
+    async def brand_named(self, name: str) -> Brand | None:
+        """The first brand with this name, whatever its letters' case (and surrounding spaces)."""
+        wanted = name.strip()[:128].casefold()
+        for brand in await self.brands():
+            if brand.name.strip().casefold() == wanted:
+                return brand
+        return None
+
     async def set_team_chat(self, brand_id: int, chat_id: int | None) -> None:
         async with self.session() as s:
             brand = await s.get(Brand, brand_id)
@@ -83,15 +91,25 @@ class Brands(Repository):
                 return found
             return manager
 
-    async def remove_manager(self, *, brand_id: int, telegram_id: int) -> bool:
+    async def remove_manager(self, *, brand_id: int, telegram_id: int) -> Manager | None:
+        """The manager removed from the brand, or None if they were not one of its managers."""
         async with self.session() as s:
+            found = (
+                await s.exec(
+                    select(Manager).where(
+                        col(Manager.telegram_id) == telegram_id, col(Manager.brand_id) == brand_id
+                    )
+                )
+            ).first()
+            if found is None:
+                return None
             result = await s.exec(
                 sa.delete(Manager).where(
                     col(Manager.telegram_id) == telegram_id, col(Manager.brand_id) == brand_id
                 )
             )
             await s.commit()
-            return bool(result.rowcount)
+            return found if result.rowcount else None
 
     # --- who hears a brand's news (see OutboxAudience) -------------------------------------------
 

@@ -16,6 +16,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.store.audience import Audiences
 from bot.store.brands import Brands
 from bot.store.console import BrandInvitations
 from bot.store.gauges import Gauges
@@ -55,6 +56,7 @@ class Database:
         self.privacy = Privacy(self._sessions)
         self.steps = Steps(self._sessions)
         self.gauges = Gauges(self._sessions)
+        self.audiences = Audiences(self._sessions)
 
     def session(self) -> AsyncSession:
         return self._sessions()

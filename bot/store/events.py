@@ -47,12 +47,8 @@ def new_event(
     )
 
 
-async def add_event_coalesced(
-    s: AsyncSession, invitation_id: int, kind: EventKind, status: InviteStatus, detail: str | None
-) -> None:
-    """An event, unless the invitation's newest event is the same one: then only its time moves
-    (a hundred new login buttons in a row are one "login started" in the timeline)."""
-    last = (
+async def newest_event(s: AsyncSession, invitation_id: int) -> InvitationEvent | None:
+    return (
         await s.exec(
             select(InvitationEvent)
             .where(InvitationEvent.invitation_id == invitation_id)
@@ -60,6 +56,14 @@ async def add_event_coalesced(
             .limit(1)
         )
     ).first()
+
+
+async def add_event_coalesced(
+    s: AsyncSession, invitation_id: int, kind: EventKind, status: InviteStatus, detail: str | None
+) -> None:
+    """An event, unless the invitation's newest event is the same one: then only its time moves
+    (a hundred new login buttons in a row are one "login started" in the timeline)."""
+    last = await newest_event(s, invitation_id)
     if last is not None and (last.kind, last.status, last.detail) == (kind, status, detail):
         last.at = utcnow()
         s.add(last)

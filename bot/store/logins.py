@@ -30,7 +30,7 @@ from bot.models import (
     utcnow,
 )
 from bot.store.base import Repository
-from bot.store.events import EventKind, add_event_coalesced, new_event
+from bot.store.events import EventKind, add_event_coalesced, new_event, newest_event
 from bot.store.invitations import OPEN_STATUSES
 from bot.store.outbox import Outgoing, enqueue_in
 
@@ -164,7 +164,7 @@ class Logins(Repository):
                         pending_sealed=None,
                     )
                 )
-            handed_out_before = await _login_before(s, invitation_id)
+            login_detail = await _login_event_detail(s, invitation_id, asked_again=asked_again)
             state = new_secret()
             attempt = LoginAttempt(
                 invitation_id=invitation_id,
@@ -181,7 +181,7 @@ class Logins(Repository):
                 invitation_id,
                 EventKind.LOGIN_STARTED,
                 InviteStatus.LOGIN_STARTED,
-                "rerequest" if asked_again else ("again" if handed_out_before else None),
+                login_detail,
             )
             await s.commit()
             assert attempt.id is not None
@@ -620,14 +620,26 @@ def _live_attempt(now: datetime) -> tuple[Any, ...]:
     )
 
 
-async def _login_before(s: AsyncSession, invitation_id: int) -> bool:
-    """Whether a login of this invitation was handed out before."""
-    found = (
+async def _login_event_detail(
+    s: AsyncSession, invitation_id: int, *, asked_again: bool
+) -> str | None:
+    """The detail of a new login's event (the timeline's sentence): "rerequest" when it is
+    handed out because a permission was declined; None for the invitation's first login;
+    "again" for a later one. A new link right after a login (no result in between) keeps that
+    login's detail, so the two are one event (`add_event_coalesced`)."""
+    if asked_again:
+        return "rerequest"
+    earlier = (
         await s.exec(
             select(LoginAttempt.id).where(LoginAttempt.invitation_id == invitation_id).limit(1)
         )
     ).first()
-    return found is not None
+    if earlier is None:
+        return None
+    last = await newest_event(s, invitation_id)
+    if last is not None and last.kind == EventKind.LOGIN_STARTED:
+        return last.detail
+    return "again"
 
 
 async def _declined_before(s: AsyncSession, invitation_id: int) -> bool:
