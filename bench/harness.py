@@ -324,7 +324,8 @@ def _login_url(telegram: TelegramStandin, chat_id: int) -> str | None:
         for row in message.buttons:
             for button in row:
                 url = button.get("url")
-                if isinstance(url, str) and "/oauth/start?" in url:
+                # The product's button opens its /oauth/start; the floor's goes to the dialog.
+                if isinstance(url, str) and ("/oauth/start?" in url or "/dialog/oauth?" in url):
                     return url
     return None
 
