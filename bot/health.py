@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.graph_json import as_id, as_int, as_list, as_timestamp
 from bot.verdict import (
     HTTP_SERVER_ERROR,
     HTTP_TOO_MANY_REQUESTS,
@@ -152,8 +153,8 @@ def classify_graph_error(
     error = error if isinstance(error, Mapping) else {}
     message = error.get("message")
     return classify_error(
-        code=_as_int(error.get("code")),
-        subcode=_as_int(error.get("error_subcode")),
+        code=as_int(error.get("code")),
+        subcode=as_int(error.get("error_subcode")),
         http_status=status,
         message=message if isinstance(message, str) else "",
         headers=headers,
@@ -319,19 +320,19 @@ def judge(facts: CheckFacts) -> HealthVerdict:
 
     if debug.get("is_valid") is not True:
         error = debug.get("error")
-        subcode = _as_int(error.get("subcode")) if isinstance(error, Mapping) else None
+        subcode = as_int(error.get("subcode")) if isinstance(error, Mapping) else None
         kind = _SUBCODE_KINDS.get(subcode or 0, ProblemKind.TOKEN_INVALID)
         return _broken(_TOKEN_REASONS[kind], access_ends_at=ends)
-    if _as_id(debug.get("app_id")) != str(expected.app_id):
+    if as_id(debug.get("app_id")) != str(expected.app_id):
         return _broken(HealthReason.TOKEN_INVALID, access_ends_at=ends)
-    expires_at = _as_timestamp(debug.get("expires_at"))
+    expires_at = as_timestamp(debug.get("expires_at"))
     if expires_at is not None and expires_at <= now:
         return _broken(HealthReason.TOKEN_EXPIRED, access_ends_at=ends)
-    data_access = _as_timestamp(debug.get("data_access_expires_at"))
+    data_access = as_timestamp(debug.get("data_access_expires_at"))
     if data_access is not None and data_access <= now:
         return _broken(HealthReason.ACCESS_EXPIRED, access_ends_at=ends)
 
-    scopes = {s for s in _as_list(debug.get("scopes")) if isinstance(s, str)}
+    scopes = {s for s in as_list(debug.get("scopes")) if isinstance(s, str)}
     declined = tuple(dict.fromkeys(s for s in expected.required_scopes if s not in scopes))
     if declined:
         return _broken(HealthReason.PERMISSIONS_DECLINED, declined=declined, access_ends_at=ends)
@@ -339,7 +340,7 @@ def judge(facts: CheckFacts) -> HealthVerdict:
     if facts.page_problem is not None:
         return _read_failed(facts, facts.page_problem, HealthReason.PAGE_ROLE_LOST, ends)
     page = facts.page if isinstance(facts.page, Mapping) else None
-    if page is None or _as_id(page.get("id")) not in (None, str(expected.page_id)):
+    if page is None or as_id(page.get("id")) not in (None, str(expected.page_id)):
         return _broken(HealthReason.PAGE_ROLE_LOST, access_ends_at=ends)
 
     raw_tasks = page.get("tasks")
@@ -425,8 +426,8 @@ def _access_ends(debug: Mapping[str, Any]) -> datetime | None:
     moments = [
         m
         for m in (
-            _as_timestamp(debug.get("expires_at")),
-            _as_timestamp(debug.get("data_access_expires_at")),
+            as_timestamp(debug.get("expires_at")),
+            as_timestamp(debug.get("data_access_expires_at")),
         )
         if m is not None
     ]
@@ -437,46 +438,8 @@ def _account(raw: Any) -> tuple[str, str] | None:
     """(id, normalized username or "") of an Instagram account object, None without an id."""
     if not isinstance(raw, Mapping):
         return None
-    account_id = _as_id(raw.get("id"))
+    account_id = as_id(raw.get("id"))
     if account_id is None:
         return None
     username = raw.get("username")
     return account_id, normalize_handle(username) if isinstance(username, str) else ""
-
-
-def _as_list(value: Any) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _as_id(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _as_timestamp(value: Any) -> datetime | None:
-    """Unix seconds to aware UTC; 0 is Facebook's "never", garbage counts as unknown."""
-    seconds = _as_int(value) if not isinstance(value, float) else value
-    if seconds is None or seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.graph_json import as_id, as_list, as_text, as_timestamp
+
 
 class Outcome(StrEnum):
     CONNECTED = "connected"
@@ -243,7 +245,7 @@ def decide(
     if declined:
         return details.verdict(Outcome.PERMISSIONS_DECLINED, declined=declined)
 
-    pages = [page for page in map(_parse_page, _as_list(evidence.pages)) if page is not None]
+    pages = [page for page in map(_parse_page, as_list(evidence.pages)) if page is not None]
     if not pages:
         if BUSINESS_MANAGEMENT in granted:
             return details.verdict(Outcome.NO_PAGE)
@@ -311,16 +313,16 @@ class _Page:
 
 def _token_details(evidence: LoginEvidence, *, app_id: str) -> _TokenDetails:
     debug = evidence.debug if isinstance(evidence.debug, Mapping) else None
-    if debug is not None and _as_id(debug.get("app_id")) != str(app_id):
+    if debug is not None and as_id(debug.get("app_id")) != str(app_id):
         # Not provably our app's token: its app-scoped user id would point at a stranger.
         return _TokenDetails()
     granted = tuple(sorted(_granted_permissions(evidence.permissions)))
     if debug is None:
         return _TokenDetails(granted=granted)
     return _TokenDetails(
-        facebook_user_id=_as_id(debug.get("user_id")),
-        expires_at=_as_timestamp(debug.get("expires_at")),
-        data_access_expires_at=_as_timestamp(debug.get("data_access_expires_at")),
+        facebook_user_id=as_id(debug.get("user_id")),
+        expires_at=as_timestamp(debug.get("expires_at")),
+        data_access_expires_at=as_timestamp(debug.get("data_access_expires_at")),
         granted=granted,
     )
 
@@ -328,14 +330,14 @@ def _token_details(evidence: LoginEvidence, *, app_id: str) -> _TokenDetails:
 def _judge_redirect(redirect: Any) -> Outcome | None:
     if not isinstance(redirect, Mapping):
         return Outcome.LOGIN_ERROR
-    error = _as_text(redirect.get("error"))
+    error = as_text(redirect.get("error"))
     if error is not None:
         if error.lower() != "access_denied":
             return Outcome.LOGIN_ERROR
-        if _as_id(redirect.get("error_code")) == APP_NOT_LIVE_ERROR_CODE:
+        if as_id(redirect.get("error_code")) == APP_NOT_LIVE_ERROR_CODE:
             return Outcome.APP_NOT_LIVE
         return Outcome.CANCELLED
-    if _as_text(redirect.get("code")) is None:
+    if as_text(redirect.get("code")) is None:
         return Outcome.LOGIN_ERROR
     return None
 
@@ -345,10 +347,10 @@ def _token_is_valid(debug: Any, *, app_id: str, now: datetime) -> bool:
         return False
     if debug.get("is_valid") is not True:
         return False
-    if _as_id(debug.get("app_id")) != str(app_id):
+    if as_id(debug.get("app_id")) != str(app_id):
         return False
     for key in ("expires_at", "data_access_expires_at"):
-        moment = _as_timestamp(debug.get(key))
+        moment = as_timestamp(debug.get(key))
         if moment is not None and moment <= now:
             return False
     return True
@@ -356,11 +358,11 @@ def _token_is_valid(debug: Any, *, app_id: str, now: datetime) -> bool:
 
 def _granted_permissions(permissions: Any) -> set[str]:
     granted: set[str] = set()
-    for entry in _as_list(permissions):
+    for entry in as_list(permissions):
         if not isinstance(entry, Mapping):
             continue
-        name = _as_text(entry.get("permission"))
-        status = _as_text(entry.get("status"))
+        name = as_text(entry.get("permission"))
+        status = as_text(entry.get("status"))
         if name is not None and status is not None and status.lower() == "granted":
             granted.add(name)
     return granted
@@ -375,10 +377,10 @@ def _instagram_targets(debug: Any) -> frozenset[str] | None:
     if not isinstance(debug, Mapping):
         return None
     targets: set[str] | None = None
-    for entry in _as_list(debug.get("granular_scopes")):
+    for entry in as_list(debug.get("granular_scopes")):
         if not isinstance(entry, Mapping) or entry.get("scope") not in INSTAGRAM_SCOPES:
             continue
-        ids = {i for i in map(_as_id, _as_list(entry.get("target_ids"))) if i is not None}
+        ids = {i for i in map(as_id, as_list(entry.get("target_ids"))) if i is not None}
         if ids:
             targets = ids if targets is None else targets & ids
     return None if targets is None else frozenset(targets)
@@ -399,7 +401,7 @@ def _judge_page(
 def _parse_page(raw: Any) -> _Page | None:
     if not isinstance(raw, Mapping):
         return None
-    page_id = _as_id(raw.get("id"))
+    page_id = as_id(raw.get("id"))
     if page_id is None:
         return None
     raw_tasks = raw.get("tasks")
@@ -409,7 +411,7 @@ def _parse_page(raw: Any) -> _Page | None:
     published = raw.get("is_published")
     info = PageInfo(
         id=page_id,
-        name=_as_text(raw.get("name")) or "",
+        name=as_text(raw.get("name")) or "",
         is_published=published if isinstance(published, bool) else True,
         tasks=tuple(sorted(tasks or ())),
     )
@@ -425,8 +427,8 @@ def _parse_instagram(raw: Any) -> InstagramInfo | None:
     """An account without both id and username is useless to us and counts as absent."""
     if not isinstance(raw, Mapping):
         return None
-    account_id = _as_id(raw.get("id"))
-    username = _as_text(raw.get("username"))
+    account_id = as_id(raw.get("id"))
+    username = as_text(raw.get("username"))
     if account_id is None or username is None:
         return None
     username = normalize_handle(username)
@@ -438,45 +440,6 @@ def _parse_instagram(raw: Any) -> InstagramInfo | None:
         username=username,
         followers_count=followers if type(followers) is int and followers >= 0 else None,
     )
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list | tuple):
-        return list(value)
-    return []
-
-
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value
-    return None
-
-
-def _as_id(value: Any) -> str | None:
-    """Graph ids are strings, but app ids and error codes also arrive as JSON numbers."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    text = _as_text(value)
-    return text.strip() if text is not None else None
-
-
-def _as_timestamp(value: Any) -> datetime | None:
-    """Unix seconds to aware UTC; 0 is Facebook's "never", garbage counts as unknown."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, int | float) or value <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(value, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _unique(items: Iterable[str]) -> list[str]:
