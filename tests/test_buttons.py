@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import ClassVar
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telegram.constants import InlineKeyboardButtonLimit
@@ -289,11 +288,6 @@ def test_every_button_reads_back_or_is_refused_when_made(button: ButtonData) -> 
 # --- end to end ----------------------------------------------------------------------------------
 
 
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
 async def test_language_buttons_new_and_old_layout(world: World) -> None:
     world.telegram.send_text(ANNA, "/language")
     await world.settle()
@@ -302,7 +296,7 @@ async def test_language_buttons_new_and_old_layout(world: World) -> None:
 
     await world.answer(ANNA, "Deutsch")
     assert "ich spreche ab jetzt Deutsch" in world.telegram.last_message(ANNA.id).text
-    assert await _rows(world, f"SELECT language FROM person WHERE telegram_id = {ANNA.id}") == [
+    assert await world.rows(f"SELECT language FROM person WHERE telegram_id = {ANNA.id}") == [
         ("de",)
     ]
 
@@ -310,7 +304,7 @@ async def test_language_buttons_new_and_old_layout(world: World) -> None:
     world.telegram.press_data(ANNA, choice.message_id, "c1:g:0:en")
     await world.settle()
     assert "I will speak English" in world.telegram.last_message(ANNA.id).text
-    assert await _rows(world, f"SELECT language FROM person WHERE telegram_id = {ANNA.id}") == [
+    assert await world.rows(f"SELECT language FROM person WHERE telegram_id = {ANNA.id}") == [
         ("en",)
     ]
 
@@ -321,7 +315,7 @@ async def test_language_buttons_new_and_old_layout(world: World) -> None:
         await world.settle()
         [alert] = world.telegram.callback_answers[before:]
         assert alert.get("text") == "This button is no longer valid." and alert.get("show_alert")
-    assert await _rows(world, f"SELECT language FROM person WHERE telegram_id = {ANNA.id}") == [
+    assert await world.rows(f"SELECT language FROM person WHERE telegram_id = {ANNA.id}") == [
         ("en",)
     ]
 
@@ -357,7 +351,7 @@ async def test_every_forged_press_gets_one_answer_and_changes_nothing(
         world.telegram.send_text(MANAGER, "/list")
         await world.settle()
     shown = question if user is ANNA else world.telegram.last_message(MANAGER.id)
-    invitations = await _rows(world, "SELECT id, status, step FROM invitation")
+    invitations = await world.rows("SELECT id, status, step FROM invitation")
     said = len(world.telegram.messages(user.id))
     for data in ANY_KIND_FORGED:
         before = len(world.telegram.callback_answers)
@@ -366,7 +360,7 @@ async def test_every_forged_press_gets_one_answer_and_changes_nothing(
         answers = world.telegram.callback_answers[before:]
         assert len(answers) == 1, (data, answers)
         assert answers[0].get("show_alert") is True, (data, answers)  # refused, never acted on
-    assert await _rows(world, "SELECT id, status, step FROM invitation") == invitations
+    assert await world.rows("SELECT id, status, step FROM invitation") == invitations
     new = world.telegram.messages(user.id)[said:]
     assert not any("went wrong" in m.text for m in new)
     assert all(re.search(r"\S", m.text) for m in new)

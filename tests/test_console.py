@@ -11,37 +11,24 @@ import pytest
 import sqlalchemy as sa
 
 from sandbox.facebook import Consent
-from sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import TgUser
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
 
 OTHER = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="de")
 STRANGER = TgUser(id=9009, first_name="Sam", language_code="en")
 
 
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    """Send a message and return what the bot answered in that chat."""
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
 async def _second_brand(world: World) -> None:
     """Maria (admin) has the first brand; Otto becomes the manager of a second one."""
     await world.invite("anna.bakes")  # first use: Maria's brand is created
-    created = await _say(world, MANAGER, "/brand_new Zweite Marke")
+    created = await world.say(MANAGER, "/brand_new Zweite Marke")
     assert "Zweite Marke" in created[-1].text
-    answer = await _say(world, MANAGER, "/manager_link 2")
+    answer = await world.say(MANAGER, "/manager_link 2")
     link = next(w for w in answer[-1].text.split() if "t.me/" in w)
     payload = parse_qs(urlsplit(link).query)["start"][0]
-    welcome = await _say(world, OTHER, f"/start {payload}")
+    welcome = await world.say(OTHER, f"/start {payload}")
     assert "Manager von" in welcome[-1].text and "Zweite Marke" in welcome[-1].text
-    again = await _say(world, STRANGER, f"/start {payload}")
+    again = await world.say(STRANGER, f"/start {payload}")
     assert "already used" in again[-1].text  # one-time
 
 
@@ -65,12 +52,12 @@ async def test_invite_answers_with_qr_and_a_live_card(world: World) -> None:
 
 async def test_duplicates_and_invalid_handles(world: World) -> None:
     await world.invite("anna.bakes")
-    answers = await _say(world, MANAGER, "/invite @anna.bakes @ben.cooks @bad..name")
+    answers = await world.say(MANAGER, "/invite @anna.bakes @ben.cooks @bad..name")
     texts = [m.text for m in answers]
     assert any("@anna.bakes already has an open invitation (#1)" in t for t in texts)
     assert any("bad..name" in t and "not a valid" in t for t in texts)
     assert any("Invitation for @ben.cooks" in t for t in texts)
-    assert await _rows(world, "SELECT handle FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT handle FROM invitation ORDER BY id") == [
         ("anna.bakes",),
         ("ben.cooks",),
     ]
@@ -95,7 +82,7 @@ async def test_bulk_csv_with_good_duplicate_and_broken_rows(world: World) -> Non
     rows = list(csv.reader(io.StringIO(links.document_bytes.decode())))
     assert [r[0] for r in rows] == ["handle", "ben.cooks", "carla_cooks"]
     assert rows[1][1] == "baking series" and "t.me/" in rows[1][2]
-    assert await _rows(world, "SELECT handle, note FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT handle, note FROM invitation ORDER BY id") == [
         ("anna.bakes", None),
         ("ben.cooks", "baking series"),
         ("carla_cooks", None),
@@ -118,34 +105,34 @@ async def test_malformed_csv_creates_nothing(world: World, content: bytes, says:
     await world.settle()
     reply = world.telegram.messages(MANAGER.id)[before:]
     assert says in reply[-1].text and "Nothing was created" in reply[-1].text
-    assert await _rows(world, "SELECT count(*) FROM invitation") == [(1,)]
+    assert await world.rows("SELECT count(*) FROM invitation") == [(1,)]
 
 
 async def test_brand_isolation(world: World) -> None:
     await _second_brand(world)
-    [(anna_id,)] = await _rows(world, "SELECT id FROM invitation")
+    [(anna_id,)] = await world.rows("SELECT id FROM invitation")
     for command in (
         f"/show {anna_id}",
         "/show @anna.bakes",
         f"/remind #{anna_id}",
         f"/revoke {anna_id}",
     ):
-        reply = await _say(world, OTHER, command)
+        reply = await world.say(OTHER, command)
         assert "Keine Einladung" in reply[-1].text, command
-    export = await _say(world, OTHER, "/export")
+    export = await world.say(OTHER, "/export")
     assert export[-1].document_bytes is not None and b"anna.bakes" not in export[-1].document_bytes
-    listing = await _say(world, OTHER, "/list")
+    listing = await world.say(OTHER, "/list")
     assert "anna.bakes" not in listing[-1].text and "0 Einladungen" in listing[-1].text
     world.telegram.press_data(OTHER, listing[-1].message_id, "l1:all:0")
     await world.settle()
     assert "anna.bakes" not in world.telegram.last_message(OTHER.id).text
-    assert await _rows(world, "SELECT status, reminded_at FROM invitation") == [("pending", None)]
+    assert await world.rows("SELECT status, reminded_at FROM invitation") == [("pending", None)]
 
     # Otto's own invitation is his; Maria (another brand) cannot touch it either.
-    await _say(world, OTHER, "/invite @otto.eats")
-    reply = await _say(world, MANAGER, "/revoke @otto.eats")
+    await world.say(OTHER, "/invite @otto.eats")
+    reply = await world.say(MANAGER, "/revoke @otto.eats")
     assert "No invitation" in reply[-1].text
-    statuses = await _rows(world, "SELECT handle, status FROM invitation ORDER BY id")
+    statuses = await world.rows("SELECT handle, status FROM invitation ORDER BY id")
     assert statuses == [("anna.bakes", "pending"), ("otto.eats", "pending")]
 
 
@@ -155,9 +142,9 @@ async def test_brand_isolation(world: World) -> None:
 )
 async def test_non_manager_gets_a_polite_refusal(world: World, command: str) -> None:
     await world.invite("anna.bakes")
-    reply = await _say(world, STRANGER, command)
+    reply = await world.say(STRANGER, command)
     assert "only the brand's managers" in reply[-1].text and str(STRANGER.id) in reply[-1].text
-    assert await _rows(world, "SELECT count(*), max(status) FROM invitation") == [(1, "pending")]
+    assert await world.rows("SELECT count(*), max(status) FROM invitation") == [(1, "pending")]
 
 
 @pytest.mark.parametrize(
@@ -166,32 +153,32 @@ async def test_non_manager_gets_a_polite_refusal(world: World, command: str) -> 
 )
 async def test_admin_commands_are_for_admins(world: World, command: str) -> None:
     await world.invite("anna.bakes")
-    reply = await _say(world, STRANGER, command)
+    reply = await world.say(STRANGER, command)
     assert "only administrators" in reply[-1].text
-    assert await _rows(world, "SELECT count(*) FROM brand") == [(1,)]
-    assert await _rows(world, "SELECT count(*) FROM manager") == [(1,)]
+    assert await world.rows("SELECT count(*) FROM brand") == [(1,)]
+    assert await world.rows("SELECT count(*) FROM manager") == [(1,)]
 
 
 async def test_managers_are_listed_and_removed(world: World) -> None:
     await _second_brand(world)
-    listing = await _say(world, MANAGER, "/managers 2")
+    listing = await world.say(MANAGER, "/managers 2")
     assert "Otto" in listing[-1].text and str(OTHER.id) in listing[-1].text
-    removed = await _say(world, MANAGER, f"/manager_remove 2 {OTHER.id}")
+    removed = await world.say(MANAGER, f"/manager_remove 2 {OTHER.id}")
     assert "Removed" in removed[-1].text
-    refused = await _say(world, OTHER, "/list")
+    refused = await world.say(OTHER, "/list")
     assert "nur Manager der Marke" in refused[-1].text
 
 
 async def test_remind_once_a_day_and_unopened_links(world: World) -> None:
     token = await world.invite("anna.bakes")
-    reply = await _say(world, MANAGER, "/remind @anna.bakes")
+    reply = await world.say(MANAGER, "/remind @anna.bakes")
     assert "has not opened the link yet" in reply[-1].text and token in reply[-1].text
     await world.open_link(ANNA, token)
-    reply = await _say(world, MANAGER, "/remind @anna.bakes")
+    reply = await world.say(MANAGER, "/remind @anna.bakes")
     assert "Reminder sent" in reply[-1].text
     nudge = await world.telegram.wait_for(ANNA.id, "A reminder from")
     assert "Continue" in nudge.buttons[0][0]["text"]
-    again = await _say(world, MANAGER, "/remind @anna.bakes")
+    again = await world.say(MANAGER, "/remind @anna.bakes")
     assert "less than 24 hours ago" in again[-1].text
     assert sum("A reminder from" in m.text for m in world.telegram.messages(ANNA.id)) == 1
     resumed = await world.answer(ANNA, "Continue")
@@ -208,10 +195,8 @@ async def test_revoke_a_connection_reaches_facebook(world: World) -> None:
     assert world.graph.revoked == ["fb-anna"]
     told = await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
     assert "no longer works" in told.text
-    assert await _rows(world, "SELECT status FROM invitation") == [("revoked",)]
-    assert await _rows(world, "SELECT status, token_encrypted FROM connection") == [
-        ("revoked", None)
-    ]
+    assert await world.rows("SELECT status FROM invitation") == [("revoked",)]
+    assert await world.rows("SELECT status, token_encrypted FROM connection") == [("revoked", None)]
     reopened = await world.open_link(BEN, token)
     assert "zurückgezogen" in reopened.text  # Ben reads German
 
@@ -222,7 +207,7 @@ async def test_export_content(world: World) -> None:
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook())
     await world.telegram.wait_for(MANAGER.id, "is connected")
-    reply = await _say(world, MANAGER, "/export")
+    reply = await world.say(MANAGER, "/export")
     assert reply[-1].document_name == "invitations-export.csv"
     rows = list(csv.DictReader(io.StringIO((reply[-1].document_bytes or b"").decode())))
     assert [(r["handle"], r["status"], r["status_code"]) for r in rows] == [
@@ -252,7 +237,7 @@ async def test_funnel_after_a_mix_of_outcomes(world: World) -> None:
             pages=[FbPage(id=f"p{i}", name="P", instagram=IgAccount(f"ig{i}", f"person{i}"))],
         )
         await world.facebook_login(person, fb, outcomes[i - 1])
-    reply = await _say(world, MANAGER, "/stats")
+    reply = await world.say(MANAGER, "/stats")
     text = reply[-1].text
     for line in (
         "Created: 6",
@@ -274,9 +259,9 @@ async def test_console_in_german(world: World) -> None:
     assert "Einladung für @anna.bakes" in card.text and "Noch nicht geöffnet" in card.text
     await world.open_link(ANNA, token)
     await world.telegram.wait_for(MANAGER.id, "Schritt 1 von 3")
-    listing = await _say(world, MANAGER, "/list")
+    listing = await world.say(MANAGER, "/list")
     assert "1 Einladung\n" in listing[-1].text and "in Prüfung: 1" in listing[-1].text
-    stats = await _say(world, MANAGER, "/stats")
+    stats = await world.say(MANAGER, "/stats")
     assert "Trichter" in stats[-1].text
 
 
@@ -285,19 +270,19 @@ async def test_list_pages_and_filters(world: World) -> None:
     await world.invite("anna.bakes")
     world.telegram.send_document(MANAGER, "list.csv", content)
     await world.settle()
-    listing = (await _say(world, MANAGER, "/list"))[-1]
+    listing = (await world.say(MANAGER, "/list"))[-1]
     assert "24 invitations" in listing.text and listing.text.count("\n#") == 10
     world.telegram.press(MANAGER, listing, "More")
     await world.settle()
     page2 = world.telegram.messages(MANAGER.id)[-1]
     assert page2.message_id == listing.message_id and page2.edits == 1
-    filtered = (await _say(world, MANAGER, "/list connected"))[-1]
+    filtered = (await world.say(MANAGER, "/list connected"))[-1]
     assert "Nothing here" in filtered.text
 
 
 async def test_team_chat_needs_a_group(world: World) -> None:
     await world.invite("anna.bakes")
-    reply = await _say(world, MANAGER, "/team")
+    reply = await world.say(MANAGER, "/team")
     assert "group chat" in reply[-1].text
 
 
@@ -345,7 +330,7 @@ async def test_stalled_influencer_is_reported_once(world: World) -> None:
 async def test_several_handles_within_the_per_chat_limit(world: World) -> None:
     await world.invite("anna.bakes")
     world.telegram.set_rate_limits(global_per_second=30, per_chat_per_second=1)
-    answers = await _say(world, MANAGER, "/invite @anna.bakes @one.more @two.more @three.more")
+    answers = await world.say(MANAGER, "/invite @anna.bakes @one.more @two.more @three.more")
     cards = [m for m in answers if m.kind == "photo"]
     assert len(cards) == 3 and "already has an open invitation" in answers[0].text
     assert world.telegram.rate_limited_count == 0
@@ -356,13 +341,13 @@ async def test_login_finishing_after_a_revoke_keeps_nothing(world: World) -> Non
     await world.through_checks(ANNA, token)
     world.graph.set_person(anna_on_facebook())
     callback = (await world.browser.get(world.login_url(ANNA))).headers["location"]
-    await _say(world, MANAGER, "/revoke @anna.bakes")  # while Anna is on Facebook
+    await world.say(MANAGER, "/revoke @anna.bakes")  # while Anna is on Facebook
     page = await world.browser.get(callback)
     assert page.status_code == 410 and "withdrawn" in page.text
     await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
     await world.settle()
     assert not any("Connected!" in m.text for m in world.telegram.messages(ANNA.id))
-    assert await _rows(world, "SELECT count(*) FROM connection") == [(0,)]
-    assert await _rows(world, "SELECT status FROM invitation") == [("revoked",)]
-    assert await _rows(world, "SELECT outcome FROM login_attempt") == [(None,)]
+    assert await world.rows("SELECT count(*) FROM connection") == [(0,)]
+    assert await world.rows("SELECT status FROM invitation") == [("revoked",)]
+    assert await world.rows("SELECT outcome FROM login_attempt") == [(None,)]
     assert not any(p.endswith("/oauth/access_token") for _, p, _ in world.graph.requests)

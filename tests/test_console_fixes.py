@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from bot.models import utcnow
 from sandbox.facebook import FbPage, FbUser, IgAccount
-from sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 OTHER = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="de")
@@ -19,18 +19,6 @@ FACEBOOK_DOWN = {
     "code": 2,
     "message": "An unexpected error has occurred. Please retry your request later.",
 }
-
-
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
 
 
 async def _connect_anna(world: World) -> None:
@@ -66,7 +54,7 @@ _REVOKE = ("DELETE", "/permissions")
 
 async def test_unconfirmed_revocation_is_retried_until_facebook_confirms(world: World) -> None:
     await _connect_anna(world)
-    [(sealed,)] = await _rows(world, "SELECT token_encrypted FROM connection")
+    [(sealed,)] = await world.rows("SELECT token_encrypted FROM connection")
     world.graph.fail_next("/me/permissions", count=2, **FACEBOOK_DOWN)  # type: ignore[arg-type]
 
     reply = await world.revoke("@anna.bakes")
@@ -75,31 +63,29 @@ async def test_unconfirmed_revocation_is_retried_until_facebook_confirms(world: 
     await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
     assert world.graph.revoked == []
     # The token left the connection but is kept, still encrypted, until Facebook confirms.
-    assert await _rows(world, "SELECT status, token_encrypted FROM connection") == [
-        ("revoked", None)
-    ]
-    [(kept, attempts, error)] = await _rows(
-        world, "SELECT token_encrypted, attempts, last_error FROM revocation"
+    assert await world.rows("SELECT status, token_encrypted FROM connection") == [("revoked", None)]
+    [(kept, attempts, error)] = await world.rows(
+        "SELECT token_encrypted, attempts, last_error FROM revocation"
     )
     assert kept == sealed and attempts == 1 and "code=2" in str(error)
     assert not any(str(kept).startswith(p) for p in ("EAA",))
 
     # The old answer said "try again later", and trying again said "done" and kept the token.
-    again = await _say(world, MANAGER, "/revoke 1")
+    again = await world.say(MANAGER, "/revoke 1")
     assert "still not confirmed" in again[-1].text and "I keep trying" in again[-1].text
-    assert await _rows(world, "SELECT attempts FROM revocation") == [(2,)]
+    assert await world.rows("SELECT attempts FROM revocation") == [(2,)]
 
     assert await _retry_job(world) == 0  # not due yet: the next try backs off
     assert _deletes(world) == 2
     await _make_retries_due(world)
     assert await _retry_job(world) == 1
     assert world.graph.revoked == ["fb-anna"]
-    assert await _rows(world, "SELECT count(*) FROM revocation") == [(0,)]
+    assert await world.rows("SELECT count(*) FROM revocation") == [(0,)]
     notice = await world.telegram.wait_for(MANAGER.id, "Facebook confirmed")
     assert "@anna.bakes (#1)" in notice.text and "access token is deleted" in notice.text
 
     assert await _retry_job(world) == 0  # nothing left; nothing told twice
-    done = await _say(world, MANAGER, "/revoke 1")
+    done = await world.say(MANAGER, "/revoke 1")
     assert "already withdrawn" in done[-1].text
     assert _deletes(world) == 3
     assert sum("Facebook confirmed" in m.text for m in world.telegram.messages(MANAGER.id)) == 1
@@ -110,11 +96,11 @@ async def test_revoke_again_retries_at_once(world: World) -> None:
     world.graph.fail_next("/me/permissions", **FACEBOOK_DOWN)  # type: ignore[arg-type]
     first = await world.revoke("@anna.bakes")
     assert "has not confirmed yet" in first[-1].text
-    again = await _say(world, MANAGER, "/revoke #1")
+    again = await world.say(MANAGER, "/revoke #1")
     assert "Facebook has confirmed it now" in again[-1].text
     assert world.graph.revoked == ["fb-anna"]
-    assert await _rows(world, "SELECT count(*) FROM revocation") == [(0,)]
-    assert await _rows(world, "SELECT token_encrypted FROM connection") == [(None,)]
+    assert await world.rows("SELECT count(*) FROM revocation") == [(0,)]
+    assert await world.rows("SELECT token_encrypted FROM connection") == [(None,)]
 
 
 async def test_a_token_facebook_calls_invalid_counts_as_revoked(world: World) -> None:
@@ -125,7 +111,7 @@ async def test_a_token_facebook_calls_invalid_counts_as_revoked(world: World) ->
     world.graph.expire_tokens("fb-anna")  # Facebook now answers error 190
     await _make_retries_due(world)
     assert await _retry_job(world) == 1
-    assert await _rows(world, "SELECT count(*) FROM revocation") == [(0,)]
+    assert await world.rows("SELECT count(*) FROM revocation") == [(0,)]
     await world.telegram.wait_for(MANAGER.id, "Facebook confirmed")
 
 
@@ -135,11 +121,11 @@ async def test_a_token_left_behind_by_the_old_revoke_is_revoked_by_the_next(worl
     async with world.db.engine.begin() as conn:
         await conn.execute(sa.text("UPDATE invitation SET status = 'revoked'"))
         await conn.execute(sa.text("UPDATE connection SET status = 'revoked'"))
-    again = await _say(world, MANAGER, "/revoke 1")
+    again = await world.say(MANAGER, "/revoke 1")
     assert "Facebook has confirmed it now" in again[-1].text
     assert world.graph.revoked == ["fb-anna"]
-    assert await _rows(world, "SELECT token_encrypted FROM connection") == [(None,)]
-    assert await _rows(world, "SELECT count(*) FROM revocation") == [(0,)]
+    assert await world.rows("SELECT token_encrypted FROM connection") == [(None,)]
+    assert await world.rows("SELECT count(*) FROM revocation") == [(0,)]
 
 
 async def test_forget_retries_an_unconfirmed_revocation_too(world: World) -> None:
@@ -151,12 +137,12 @@ async def test_forget_retries_an_unconfirmed_revocation_too(world: World) -> Non
     await world.settle()
     assert "your connection data is deleted" in world.telegram.last_message(ANNA.id).text
     assert world.graph.revoked == []
-    assert await _rows(world, "SELECT count(*) FROM connection") == [(0,)]
-    assert await _rows(world, "SELECT attempts FROM revocation") == [(1,)]
+    assert await world.rows("SELECT count(*) FROM connection") == [(0,)]
+    assert await world.rows("SELECT attempts FROM revocation") == [(1,)]
     await _make_retries_due(world)
     assert await _retry_job(world) == 1
     assert world.graph.revoked == ["fb-anna"]
-    assert await _rows(world, "SELECT count(*) FROM revocation") == [(0,)]
+    assert await world.rows("SELECT count(*) FROM revocation") == [(0,)]
     # The managers heard about the /forget; Facebook's confirmation is no news for them.
     await world.settle()
     assert not any("Facebook confirmed" in m.text for m in world.telegram.messages(MANAGER.id))
@@ -167,12 +153,12 @@ async def test_forget_retries_an_unconfirmed_revocation_too(world: World) -> Non
 
 async def test_a_connected_handle_is_invited_again_only_on_request(world: World) -> None:
     await _connect_anna(world)
-    answer = await _say(world, MANAGER, "/invite @anna.bakes")
+    answer = await world.say(MANAGER, "/invite @anna.bakes")
     assert len(answer) == 1 and "@anna.bakes is already connected (#1)" in answer[0].text
     [[button]] = answer[0].buttons
     assert button["text"] == "Invite @anna.bakes again anyway"
     assert len(button["callback_data"].encode()) <= 64
-    assert await _rows(world, "SELECT id, status FROM invitation") == [(1, "connected")]
+    assert await world.rows("SELECT id, status FROM invitation") == [(1, "connected")]
 
     world.telegram.press(MANAGER, answer[0], "again anyway")
     await world.settle()
@@ -180,7 +166,7 @@ async def test_a_connected_handle_is_invited_again_only_on_request(world: World)
     assert card.kind == "photo" and "Invitation for @anna.bakes · #2" in card.text
     assert "t.me/" in card.text
     assert world.telegram.messages(MANAGER.id)[-2].buttons == []  # pressed: the button is gone
-    assert await _rows(world, "SELECT id, status FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT id, status FROM invitation ORDER BY id") == [
         (1, "connected"),
         (2, "pending"),
     ]
@@ -193,15 +179,15 @@ async def test_a_connected_handle_is_invited_again_only_on_request(world: World)
     toast = world.telegram.calls("answerCallbackQuery")[-1]
     assert "already has an open invitation (#2)" in toast.get("text", "")
     assert len(world.telegram.messages(MANAGER.id)) == sent
-    assert await _rows(world, "SELECT count(*) FROM invitation") == [(2,)]
+    assert await world.rows("SELECT count(*) FROM invitation") == [(2,)]
 
     # /show @handle: the connected one, and the others listed at the end.
-    shown = (await _say(world, MANAGER, "/show @anna.bakes"))[-1].text
+    shown = (await world.say(MANAGER, "/show @anna.bakes"))[-1].text
     assert "· #1" in shown and "Connected" in shown
     assert "Other invitations for @anna.bakes" in shown
     assert f"#2 · not opened · {utcnow():%Y-%m-%d}" in shown
     # A reminder is about the open one.
-    reminded = await _say(world, MANAGER, "/remind @anna.bakes")
+    reminded = await world.say(MANAGER, "/remind @anna.bakes")
     # The new, unopened one; Anna is connected through #1, which the manager hears instead of
     # "I cannot write to them" (the second walk's point 2).
     assert "already connected through an earlier one" in reminded[-1].text
@@ -210,8 +196,8 @@ async def test_a_connected_handle_is_invited_again_only_on_request(world: World)
 
 async def test_forged_invite_again_buttons(world: World) -> None:
     await _connect_anna(world)
-    answer = (await _say(world, MANAGER, "/invite @anna.bakes"))[-1]
-    [otto_sees, *_] = await _say(world, OTHER, "/start")  # Otto is no manager
+    answer = (await world.say(MANAGER, "/invite @anna.bakes"))[-1]
+    [otto_sees, *_] = await world.say(OTHER, "/start")  # Otto is no manager
     for user, data in (
         (MANAGER, "ia:99999999999999999999999"),
         (MANAGER, "ia:9223372036854775808"),
@@ -229,16 +215,16 @@ async def test_forged_invite_again_buttons(world: World) -> None:
         says = "Keine Einladung #" if user is OTHER else "No invitation #"
         assert alert and says in str(alert[-1].get("text")), (data, alert)
         assert alert[-1].get("show_alert") is True
-    assert await _rows(world, "SELECT count(*) FROM invitation") == [(1,)]
+    assert await world.rows("SELECT count(*) FROM invitation") == [(1,)]
 
 
 async def test_a_handle_whose_connection_ended_is_invited_without_asking(world: World) -> None:
     await _connect_anna(world)
     await world.revoke("@anna.bakes")
-    answer = await _say(world, MANAGER, "/invite @anna.bakes")
+    answer = await world.say(MANAGER, "/invite @anna.bakes")
     assert not any("already connected" in m.text for m in answer)
     assert "Invitation for @anna.bakes · #2" in answer[-1].text
-    shown = (await _say(world, MANAGER, "/show @anna.bakes"))[-1].text
+    shown = (await world.say(MANAGER, "/show @anna.bakes"))[-1].text
     assert "· #2" in shown.split("\n")[0]  # the newest open one
     assert "#1 · withdrawn" in shown
 
@@ -251,7 +237,7 @@ async def test_csv_names_connected_handles(world: World) -> None:
     report = world.telegram.messages(MANAGER.id)[before].text
     assert "1 created, 1 already invited" in report
     assert "Already connected" in report and "@anna.bakes" in report
-    assert await _rows(world, "SELECT handle FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT handle FROM invitation ORDER BY id") == [
         ("anna.bakes",),
         ("ben.cooks",),
     ]
@@ -272,13 +258,13 @@ async def test_stats_round_two_of_three_to_67_percent(world: World) -> None:
         await world.through_checks(person, tokens[i])
         await world.facebook_login(person, fb)
         await world.telegram.wait_for(MANAGER.id, f"@creator{i} is connected")
-    stats = await _say(world, MANAGER, "/stats")
+    stats = await world.say(MANAGER, "/stats")
     assert "Connected: 2 (67%)" in stats[-1].text, stats[-1].text
 
 
 async def test_list_filters_follow_the_counts_line(world: World) -> None:
     await world.invite("anna.bakes")
-    listing = (await _say(world, MANAGER, "/list"))[-1]
+    listing = (await world.say(MANAGER, "/list"))[-1]
     counts_line = listing.text.split("\n")[1]
     shown = [part.split(":")[0].strip() for part in counts_line.split(" · ")]
     labels = [b["text"] for row in listing.buttons for b in row]
@@ -297,14 +283,14 @@ async def test_list_filters_follow_the_counts_line(world: World) -> None:
 )
 async def test_huge_or_odd_numbers_are_no_invitation(world: World, command: str, ref: str) -> None:
     await world.invite("anna.bakes")
-    reply = await _say(world, MANAGER, f"{command} {ref}")
+    reply = await world.say(MANAGER, f"{command} {ref}")
     assert "No invitation" in reply[-1].text and "in your brand" in reply[-1].text, reply[-1].text
-    assert await _rows(world, "SELECT status FROM invitation") == [("pending",)]
+    assert await world.rows("SELECT status FROM invitation") == [("pending",)]
 
 
 async def test_forged_list_buttons(world: World) -> None:
     await world.invite("anna.bakes")
-    listing = (await _say(world, MANAGER, "/list"))[-1]
+    listing = (await world.say(MANAGER, "/list"))[-1]
     for data in ("l1:all:²", "l1:all:99999999999999999999999", "l1:pending:-1", "l1:x"):
         before = len(world.telegram.callback_answers)
         world.telegram.press_data(MANAGER, listing.message_id, data)

@@ -9,10 +9,8 @@ import csv
 import io
 from urllib.parse import parse_qs, urlsplit
 
-import sqlalchemy as sa
-
 from sandbox.facebook import Consent, IgAccount
-from sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 OTTO = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="de")
@@ -21,20 +19,8 @@ ASKS_AGAIN = "asks again for the declined permissions"
 NEW_LINK = "@anna.bakes got a new Facebook login link"
 
 
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
 async def _show(world: World) -> str:
-    [shown] = await _say(world, MANAGER, "/show @anna.bakes")
+    [shown] = await world.say(MANAGER, "/show @anna.bakes")
     return shown.text
 
 
@@ -89,7 +75,7 @@ async def test_german_timeline_names_a_new_login_link(world: World) -> None:
     await world.facebook_login(ANNA, anna_on_facebook(is_published=False))
     await world.telegram.wait_for(ANNA.id, "is not published")
     await world.answer(ANNA, "Try again")
-    [shown] = await _say(world, MARIA_DE, "/show @anna.bakes")
+    [shown] = await world.say(MARIA_DE, "/show @anna.bakes")
     assert "@anna.bakes hat einen neuen Link für die Facebook-Anmeldung bekommen" in shown.text
     assert "abgelehnten Berechtigungen" not in shown.text
 
@@ -100,52 +86,52 @@ async def test_german_timeline_names_a_new_login_link(world: World) -> None:
 async def test_a_brand_number_that_is_no_brand_is_named(world: World) -> None:
     await world.invite("anna.bakes")  # Maria's first brand, #1
     for command in ("/manager_link 99", "/managers 99", "/manager_remove 99 5002"):
-        [reply] = await _say(world, MANAGER, command)
+        [reply] = await world.say(MANAGER, command)
         assert "There is no brand #99." in reply.text, (command, reply.text)
         assert "/brands" in reply.text
-    [reply] = await _say(world, MANAGER, "/managers")
+    [reply] = await world.say(MANAGER, "/managers")
     assert "Name a brand by its number" in reply.text  # no number at all: how to name one
-    [reply] = await _say(world, MARIA_DE, "/manager_link #7")
+    [reply] = await world.say(MARIA_DE, "/manager_link #7")
     assert "Eine Marke #7 gibt es nicht." in reply.text
 
 
 async def test_brand_without_managers_says_how_to_add_one(world: World) -> None:
     await world.invite("anna.bakes")
-    await _say(world, MANAGER, "/brand_new Glow Cosmetics")
-    [listing] = await _say(world, MANAGER, "/managers 2")
+    await world.say(MANAGER, "/brand_new Glow Cosmetics")
+    [listing] = await world.say(MANAGER, "/managers 2")
     assert "Glow Cosmetics has no managers yet" in listing.text, listing.text
     assert "/manager_link 2" in listing.text
-    [listing] = await _say(world, MARIA_DE, "/managers 2")
+    [listing] = await world.say(MARIA_DE, "/managers 2")
     assert "Glow Cosmetics hat noch keine Manager" in listing.text, listing.text
 
 
 async def test_removing_a_manager_names_them(world: World) -> None:
     await world.invite("anna.bakes")
-    await _say(world, MANAGER, "/brand_new Glow Cosmetics")
-    answer = await _say(world, MANAGER, "/manager_link 2")
+    await world.say(MANAGER, "/brand_new Glow Cosmetics")
+    answer = await world.say(MANAGER, "/manager_link 2")
     link = next(w for w in answer[-1].text.split() if "t.me/" in w)
-    await _say(world, OTTO, f"/start {parse_qs(urlsplit(link).query)['start'][0]}")
-    [removed] = await _say(world, MANAGER, f"/manager_remove 2 {OTTO.id}")
+    await world.say(OTTO, f"/start {parse_qs(urlsplit(link).query)['start'][0]}")
+    [removed] = await world.say(MANAGER, f"/manager_remove 2 {OTTO.id}")
     assert f"Removed Otto ({OTTO.id}) from the managers of Glow Cosmetics." in removed.text
-    [again] = await _say(world, MANAGER, f"/manager_remove 2 {OTTO.id}")
+    [again] = await world.say(MANAGER, f"/manager_remove 2 {OTTO.id}")
     assert f"{OTTO.id} is not a manager of Glow Cosmetics." in again.text
 
 
 async def test_a_brand_name_taken_is_not_created_twice(world: World) -> None:
     await world.invite("anna.bakes")
-    [created] = await _say(world, MANAGER, "/brand_new Glow Cosmetics")
+    [created] = await world.say(MANAGER, "/brand_new Glow Cosmetics")
     assert "Brand Glow Cosmetics created (#2)" in created.text
-    [again] = await _say(world, MANAGER, "/brand_new  glow COSMETICS ")
+    [again] = await world.say(MANAGER, "/brand_new  glow COSMETICS ")
     assert "Brand #2 is already called Glow Cosmetics" in again.text, again.text
     assert "created" not in again.text
-    assert await _rows(world, "SELECT count(*) FROM brand") == [(2,)]
+    assert await world.rows("SELECT count(*) FROM brand") == [(2,)]
 
 
 # --- 3: the export's statuses ----------------------------------------------------------------
 
 
 async def _export(world: World, manager: TgUser) -> list[dict[str, str]]:
-    reply = await _say(world, manager, "/export")
+    reply = await world.say(manager, "/export")
     return list(csv.DictReader(io.StringIO((reply[-1].document_bytes or b"").decode())))
 
 

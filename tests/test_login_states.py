@@ -35,13 +35,8 @@ MALLORY = FbUser(
 )
 
 
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
 async def _one(world: World, sql: str) -> object:
-    [(value,)] = await _rows(world, sql)
+    [(value,)] = await world.rows(sql)
     return value
 
 
@@ -102,7 +97,7 @@ async def test_a_replaced_login_link_cannot_undo_the_connection(world: World) ->
     assert await _one(world, "SELECT COUNT(*) FROM connection") == 1
     after = len(world.telegram.messages(ANNA.id)), len(world.telegram.messages(MANAGER.id))
     assert after == before
-    outcomes = await _rows(world, "SELECT outcome, superseded_at IS NOT NULL FROM login_attempt")
+    outcomes = await world.rows("SELECT outcome, superseded_at IS NOT NULL FROM login_attempt")
     assert sorted(outcomes, key=str) == sorted([(None, True), ("connected", False)], key=str)
 
 
@@ -160,12 +155,12 @@ async def test_repeated_messages_at_the_login_step_reuse_the_live_state(world: W
         "SELECT (SELECT COUNT(*) FROM login_attempt), (SELECT COUNT(*) FROM invitation_event),"
         " (SELECT COUNT(*) FROM outbox)"
     )
-    before = await _rows(world, counts)
+    before = await world.rows(counts)
     for i in range(4):
         # /start without a token shows the current step (the login) again.
         world.telegram.send_text(ANNA, "/start" if i % 2 else "hello? what now")
     await world.settle(timeout=60)  # replies are paced at Telegram's per-chat rate
-    assert await _rows(world, counts) == before
+    assert await world.rows(counts) == before
     assert world.login_url(ANNA) == first_url  # the same state, shown again
     carriers = _login_messages(world, ANNA.id)
     assert len(carriers) == 1, [m.text[:40] for m in carriers]
@@ -192,7 +187,7 @@ async def test_expired_unused_login_attempts_are_pruned(world: World) -> None:
             sa.text("UPDATE login_attempt SET expires_at = :t"), {"t": utcnow() - timedelta(days=2)}
         )
     assert await job.run() == 1  # the replaced one; the used one stays with its result
-    assert await _rows(world, "SELECT outcome FROM login_attempt") == [("connected",)]
+    assert await world.rows("SELECT outcome FROM login_attempt") == [("connected",)]
 
 
 # --- point 21: the database fails during the callback ---------------------------------------------

@@ -8,28 +8,14 @@ from __future__ import annotations
 import asyncio
 import re
 
-import sqlalchemy as sa
-
 from sandbox.facebook import Consent, FbUser, IgAccount
-from sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 # The same manager (Maria, the admin), with German as her Telegram language.
 MARIA_DE = TgUser(id=MANAGER.id, first_name="Maria", username="maria_brand", language_code="de")
 # Words that would speak to the influencer ("your insights", "deine Insights", "Ihre Seite").
 _TO_THE_INFLUENCER = re.compile(r"\b(your|yours|dein\w*|ihr\w*)\b", re.IGNORECASE)
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
 
 
 def _anna_with_two_other_accounts() -> FbUser:
@@ -68,7 +54,7 @@ async def test_show_tells_the_story_in_sentences(world: World) -> None:
     await world.facebook_login(ANNA, _anna_with_two_other_accounts())
     await world.telegram.wait_for(ANNA.id, "other Instagram accounts")
 
-    [shown] = await _say(world, MANAGER, "/show @anna.bakes")
+    [shown] = await world.say(MANAGER, "/show @anna.bakes")
     text = shown.text
     for sentence in (
         "invitation for @anna.bakes created",
@@ -114,7 +100,7 @@ async def test_show_in_german_keeps_the_newest_events(database_url: str) -> None
         await world.facebook_login(ANNA, anna_on_facebook(is_published=False))
         await world.telegram.wait_for(ANNA.id, "is not published")
 
-        [shown] = await _say(world, MARIA_DE, "/show @anna.bakes")
+        [shown] = await world.say(MARIA_DE, "/show @anna.bakes")
         text = shown.text
         assert len(shown.html) <= 4096
         # The newest events are kept; the oldest give way, and the reader is told so.
@@ -158,7 +144,7 @@ async def test_nine_quick_failures_send_one_notice(world: World) -> None:
     # The influencer heard every result: each attempt needs its own answer.
     assert sum("Not connected yet" in m.text for m in world.telegram.messages(ANNA.id)) == 9
     # Each attempt is in the history all the same.
-    assert await _rows(world, "SELECT count(*) FROM invitation_event WHERE kind = 'verdict'") == [
+    assert await world.rows("SELECT count(*) FROM invitation_event WHERE kind = 'verdict'") == [
         (9,)
     ]
 
@@ -203,7 +189,7 @@ async def test_connected_notice_has_the_follower_count(world: World) -> None:
         "✅ @anna.bakes is connected: Instagram @anna.bakes (12,345 followers) "
         "via the Page Anna Bakes."
     )
-    [shown] = await _say(world, MANAGER, "/show 1")
+    [shown] = await world.say(MANAGER, "/show 1")
     assert "✅ connected: Instagram @anna.bakes (12,345 followers) via the Page Anna Bakes" in (
         shown.text
     )
@@ -268,15 +254,15 @@ async def test_forget_erases_the_particulars_kept_for_the_timeline(world: World)
     await _retry(world)
     await world.facebook_login(ANNA, anna_on_facebook())
     await world.telegram.wait_for(ANNA.id, "Connected!")
-    facts = await _rows(world, "SELECT facts FROM invitation_event WHERE kind = 'verdict'")
+    facts = await world.rows("SELECT facts FROM invitation_event WHERE kind = 'verdict'")
     assert len(facts) == 2 and all("Anna Bakes" in str(f) for (f,) in facts)
 
     world.telegram.send_text(ANNA, "/forget")
     await world.settle()
     world.telegram.press(ANNA, world.telegram.last_message(ANNA.id), "Yes, forget me")
     await world.settle()
-    assert await _rows(world, "SELECT facts FROM invitation_event WHERE facts IS NOT NULL") == []
-    [shown] = await _say(world, MANAGER, "/show @anna.bakes")
+    assert await world.rows("SELECT facts FROM invitation_event WHERE facts IS NOT NULL") == []
+    [shown] = await world.say(MANAGER, "/show @anna.bakes")
     assert "Anna Bakes" not in shown.text and "12,345" not in shown.text
     # The history itself stays, without the particulars.
     assert "the login did not work: Page not published" in shown.text

@@ -11,17 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import sqlalchemy as sa
 
 from sandbox.facebook import Consent
-from sandbox.telegram import SentMessage, TgUser
+from sandbox.telegram import TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 OLGA = TgUser(id=5003, first_name="Olga", username="olga_brand", language_code="en")
-
-
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
 
 
 async def _rows(world: World, sql: str, **params: object) -> list[tuple[object, ...]]:
@@ -39,11 +32,11 @@ async def _delivered(world: World, timeout: float = 10.0) -> None:  # noqa: ASYN
 
 async def _olga_manages_brand_1(world: World) -> None:
     """Maria (administrator) manages the first brand; Olga joins it through a manager link."""
-    await _say(world, MANAGER, "/list")  # Maria's first console command: brand 1 is made
-    answer = await _say(world, MANAGER, "/manager_link 1")
+    await world.say(MANAGER, "/list")  # Maria's first console command: brand 1 is made
+    answer = await world.say(MANAGER, "/manager_link 1")
     link = next(w for w in answer[-1].text.split() if "t.me/" in w)
     payload = parse_qs(urlsplit(link).query)["start"][0]
-    welcome = await _say(world, OLGA, f"/start {payload}")
+    welcome = await world.say(OLGA, f"/start {payload}")
     assert "You are now a manager of" in welcome[-1].text
 
 
@@ -66,7 +59,7 @@ async def test_a_removed_manager_no_longer_hears_the_brand_the_others_do(world: 
     card = await world.telegram.wait_for(OLGA.id, "step 1 of 3")  # her card, while she manages
     assert card.kind == "photo"
 
-    removed = await _say(world, MANAGER, f"/manager_remove 1 {OLGA.id}")
+    removed = await world.say(MANAGER, f"/manager_remove 1 {OLGA.id}")
     assert f"Removed Olga ({OLGA.id})" in removed[-1].text
     await _delivered(world)
     olga_before = _chat(world, OLGA)
@@ -117,7 +110,7 @@ async def test_a_notice_for_someone_removed_before_delivery_is_dropped(world: Wo
     )
     assert olga_rows == [("pending",)]  # composed for her: she was a manager then
 
-    removed = await _say(world, MANAGER, f"/manager_remove 1 {OLGA.id}")
+    removed = await world.say(MANAGER, f"/manager_remove 1 {OLGA.id}")
     assert f"Removed Olga ({OLGA.id})" in removed[-1].text
     stalled = await world.telegram.wait_for(MANAGER.id, "has made no progress", timeout=15)
     assert "@anna.bakes" in stalled.text
@@ -135,7 +128,7 @@ async def test_privacy_notices_go_to_the_current_managers(world: World) -> None:
     await world.facebook_login(ANNA, anna_on_facebook())
     await world.telegram.wait_for(MANAGER.id, "is connected")
     await world.telegram.wait_for(OLGA.id, "is connected")  # both manage the brand now
-    await _say(world, MANAGER, f"/manager_remove 1 {OLGA.id}")
+    await world.say(MANAGER, f"/manager_remove 1 {OLGA.id}")
     await _delivered(world)
     olga_before = _chat(world, OLGA)
 
@@ -231,7 +224,7 @@ async def test_the_command_menu_follows_the_role(world: World) -> None:
     await _olga_manages_brand_1(world)
     assert "invite" in _menu(world, OLGA) and "brand_new" not in _menu(world, OLGA)
 
-    await _say(world, MANAGER, f"/manager_remove 1 {OLGA.id}")
+    await world.say(MANAGER, f"/manager_remove 1 {OLGA.id}")
     assert _menu(world, OLGA) == []  # Telegram shows her the default menu, the influencer's
     assert "start" in [c["command"] for c in world.telegram.commands_for()]
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs, urlsplit
 
-import sqlalchemy as sa
-
 from bot.handlers.registry import INFLUENCER_COMMANDS
 from bot.i18n import Texts
 from sandbox.facebook import Consent
@@ -18,11 +16,6 @@ from sandbox.telegram import SentMessage
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 _DECLINED = Consent(declined={"instagram_basic"})
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
 
 
 def _now(world: World, message: SentMessage) -> SentMessage:
@@ -80,7 +73,7 @@ async def test_a_declined_permission_is_rerequested_after_a_cancel_too(world: Wo
     assert params.get("auth_type") == ["rerequest"]
     await world.facebook_login(ANNA, anna_on_facebook(), Consent())
     await world.telegram.wait_for(ANNA.id, "Connected!")
-    rows = await _rows(world, "SELECT rerequest, outcome FROM login_attempt ORDER BY id")
+    rows = await world.rows("SELECT rerequest, outcome FROM login_attempt ORDER BY id")
     assert [(bool(r), o) for r, o in rows] == [
         (False, "permissions_declined"),
         (True, "cancelled"),
@@ -188,9 +181,9 @@ async def test_forget_tapped_twice_is_done_once_and_only_acknowledged_again(worl
     assert not any("nothing to forget" in m.text for m in world.telegram.messages(ANNA.id))
     toasts = [c.get("text") for c in world.telegram.calls("answerCallbackQuery")]
     assert Texts("en").plain("privacy.forget_again") in toasts
-    [(status,)] = await _rows(world, "SELECT status FROM invitation")
+    [(status,)] = await world.rows("SELECT status FROM invitation")
     assert status == "revoked"
-    assert await _rows(world, "SELECT id FROM connection") == []
+    assert await world.rows("SELECT id FROM connection") == []
 
 
 # --- 10: a flood is answered in order, without repeating itself ---------------------------------

@@ -15,19 +15,6 @@ from sandbox.telegram import SentMessage, TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook
 
 
-async def _say(world: World, user: TgUser, text: str) -> list[SentMessage]:
-    """Send a message and return what the bot answered in that chat."""
-    before = len(world.telegram.messages(user.id))
-    world.telegram.send_text(user, text)
-    await world.settle()
-    return world.telegram.messages(user.id)[before:]
-
-
-async def _rows(world: World, sql: str) -> list[tuple[object, ...]]:
-    async with world.db.engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
-
-
 async def _told_times(world: World, user: TgUser, text: str, times: int) -> None:
     async with asyncio.timeout(10):
         while sum(text in m.text for m in world.telegram.messages(user.id)) < times:  # noqa: ASYNC110
@@ -75,14 +62,14 @@ async def test_app_not_live_after_other_failures_still_reaches_the_manager(world
 
 async def test_double_at_is_refused_bullets_and_profile_tabs_are_understood(world: World) -> None:
     await world.invite("anna.bakes")
-    answers = await _say(
-        world, MANAGER, "/invite @@fritz\n• @ben.cooks\n- instagram.com/lena.l/reels/"
+    answers = await world.say(
+        MANAGER, "/invite @@fritz\n• @ben.cooks\n- instagram.com/lena.l/reels/"
     )
     texts = "\n".join(m.text for m in answers)
     assert "@@fritz is not a valid Instagram username" in texts
     assert "• is not" not in texts and "- is not" not in texts
     assert "Invitation for @ben.cooks" in texts and "Invitation for @lena.l" in texts
-    assert await _rows(world, "SELECT handle FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT handle FROM invitation ORDER BY id") == [
         ("anna.bakes",),
         ("ben.cooks",),
         ("lena.l",),
@@ -97,31 +84,31 @@ async def test_filtered_list_pages_by_its_own_count(world: World) -> None:
     handles = "".join(f"person.{n}\n" for n in range(PAGE_SIZE + 1)).encode()
     world.telegram.send_document(MANAGER, "list.csv", handles)
     await world.settle()
-    await _say(world, MANAGER, "/revoke #1")
-    [everything] = await _say(world, MANAGER, "/list")
+    await world.say(MANAGER, "/revoke #1")
+    [everything] = await world.say(MANAGER, "/list")
     assert "More ▶️" in _labels(everything)  # more than a page
-    [failed] = await _say(world, MANAGER, "/list failed")
+    [failed] = await world.say(MANAGER, "/list failed")
     assert "Nothing here." in failed.text
     assert "More ▶️" not in _labels(failed)
-    [withdrawn] = await _say(world, MANAGER, "/list revoked")
+    [withdrawn] = await world.say(MANAGER, "/list revoked")
     assert "#1 @anna.bakes" in withdrawn.text
     assert "More ▶️" not in _labels(withdrawn)
-    [pending] = await _say(world, MANAGER, "/list pending")
+    [pending] = await world.say(MANAGER, "/list pending")
     assert "More ▶️" in _labels(pending)
 
 
 async def test_list_takes_the_labels_it_shows(world: World) -> None:
     await world.invite("anna.bakes")
-    await _say(world, MANAGER, "/revoke @anna.bakes")
+    await world.say(MANAGER, "/revoke @anna.bakes")
     await world.invite("ben.cooks")
-    [withdrawn] = await _say(world, MANAGER, "/list withdrawn")
+    [withdrawn] = await world.say(MANAGER, "/list withdrawn")
     assert "Showing: withdrawn" in withdrawn.text
     assert "#1 @anna.bakes" in withdrawn.text and "ben.cooks" not in withdrawn.text
-    [not_opened] = await _say(world, MANAGER, "/list Not Opened")
+    [not_opened] = await world.say(MANAGER, "/list Not Opened")
     assert "#2 @ben.cooks" in not_opened.text and "anna.bakes" not in not_opened.text
-    [german] = await _say(world, MANAGER, "/list zurückgezogen")
+    [german] = await world.say(MANAGER, "/list zurückgezogen")
     assert "#1 @anna.bakes" in german.text and "ben.cooks" not in german.text
-    [usage] = await _say(world, MANAGER, "/list nonsense")
+    [usage] = await world.say(MANAGER, "/list nonsense")
     assert "not opened, in checks, at login, failed, connected, withdrawn" in usage.text
     assert "login_started" not in usage.text and "revoked" not in usage.text
 
@@ -141,7 +128,7 @@ async def _connect_anna(world: World) -> None:
 
 async def test_invite_again_tapped_twice_makes_one_card_and_a_toast(world: World) -> None:
     await _connect_anna(world)
-    [offer] = await _say(world, MANAGER, "/invite @anna.bakes")
+    [offer] = await world.say(MANAGER, "/invite @anna.bakes")
     before = len(world.telegram.messages(MANAGER.id))
     world.telegram.press(MANAGER, offer, "again anyway")
     world.telegram.press(MANAGER, offer, "again anyway")  # the double tap, before any answer
@@ -151,7 +138,7 @@ async def test_invite_again_tapped_twice_makes_one_card_and_a_toast(world: World
     assert "Invitation for @anna.bakes · #2" in news[0].text
     toasts = [c.get("text", "") for c in world.telegram.calls("answerCallbackQuery")[-2:]]
     assert sum("already has an open invitation (#2)" in text for text in toasts) == 1
-    assert await _rows(world, "SELECT id, status FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT id, status FROM invitation ORDER BY id") == [
         (1, "connected"),
         (2, "pending"),
     ]
@@ -162,15 +149,15 @@ async def test_invite_again_tapped_twice_makes_one_card_and_a_toast(world: World
 
 async def test_revoking_a_connection_asks_and_names_the_invitation(world: World) -> None:
     await _connect_anna(world)
-    [offer] = await _say(world, MANAGER, "/invite @anna.bakes")
+    [offer] = await world.say(MANAGER, "/invite @anna.bakes")
     world.telegram.press(MANAGER, offer, "again anyway")
     await world.settle()
-    [question] = await _say(world, MANAGER, "/revoke @anna.bakes")
+    [question] = await world.say(MANAGER, "/revoke @anna.bakes")
     assert "Withdraw invitation #1 for @anna.bakes and remove the connection?" in question.text
     assert "Other invitations for @anna.bakes" in question.text
     assert "#2 · not opened" in question.text
     assert _labels(question) == ["⛔ Withdraw", "Keep"]
-    assert await _rows(world, "SELECT status FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT status FROM invitation ORDER BY id") == [
         ("connected",),
         ("pending",),
     ]
@@ -179,9 +166,9 @@ async def test_revoking_a_connection_asks_and_names_the_invitation(world: World)
     await world.settle()
     assert "stays connected" in world.telegram.last_message(MANAGER.id).text
     assert world.telegram.messages(MANAGER.id)[-2].buttons == []
-    assert await _rows(world, "SELECT status FROM connection") == [("active",)]
+    assert await world.rows("SELECT status FROM connection") == [("active",)]
 
-    [question] = await _say(world, MANAGER, "/revoke 1")
+    [question] = await world.say(MANAGER, "/revoke 1")
     world.telegram.press(MANAGER, question, "Withdraw")
     world.telegram.press(MANAGER, question, "Withdraw")  # a double tap
     await world.settle()
@@ -189,12 +176,12 @@ async def test_revoking_a_connection_asks_and_names_the_invitation(world: World)
     assert len(done) == 1 and "@anna.bakes's connection is removed" in done[0].text
     await world.telegram.wait_for(ANNA.id, "was withdrawn by the brand")
     assert world.graph.revoked == ["fb-anna"]
-    assert await _rows(world, "SELECT status FROM invitation ORDER BY id") == [
+    assert await world.rows("SELECT status FROM invitation ORDER BY id") == [
         ("revoked",),
         ("pending",),
     ]
     # The open one is withdrawn at once, as before; the answer lists the other one.
-    [withdrawn] = await _say(world, MANAGER, "/revoke @anna.bakes")
+    [withdrawn] = await world.say(MANAGER, "/revoke @anna.bakes")
     assert "Invitation #2 for @anna.bakes withdrawn" in withdrawn.text
     assert "#1 · withdrawn" in withdrawn.text and withdrawn.buttons == []
 
@@ -233,19 +220,19 @@ async def test_revoke_with_a_token_promises_nothing_to_do(world: World) -> None:
 async def test_forget_without_a_token_promises_nothing_and_says_how(world: World) -> None:
     await _connect_anna(world)
     await _forget_the_token(world)
-    [ask] = await _say(world, ANNA, "/forget")
+    [ask] = await world.say(ANNA, "/forget")
     assert "and withdraw the app's access at Facebook" not in ask.text
     assert "cannot withdraw the app's access at Facebook myself" in ask.text
     world.telegram.press(ANNA, ask, "Yes, forget me")
     await world.settle()
     done = world.telegram.last_message(ANNA.id)
     assert "your connection data is deleted" in done.text and _REMOVE_APP in done.text
-    assert await _rows(world, "SELECT count(*) FROM connection") == [(0,)]
+    assert await world.rows("SELECT count(*) FROM connection") == [(0,)]
 
 
 async def test_forget_with_a_token_withdraws_it_without_the_hint(world: World) -> None:
     await _connect_anna(world)
-    [ask] = await _say(world, ANNA, "/forget")
+    [ask] = await world.say(ANNA, "/forget")
     assert "and withdraw the app's access at Facebook" in ask.text
     world.telegram.press(ANNA, ask, "Yes, forget me")
     await world.settle()
@@ -266,7 +253,7 @@ async def test_show_stamps_the_last_change_and_reads_the_connection_as_a_sentenc
         await conn.execute(sa.text(f"UPDATE invitation SET updated_at = '{last_change}'"))
         await conn.execute(sa.text(f"UPDATE invitation_event SET at = '{last_change}'"))
         await conn.execute(sa.text(f"UPDATE connection SET created_at = '{last_change}'"))
-    [shown] = await _say(world, MANAGER, "/show @anna.bakes")
+    [shown] = await world.say(MANAGER, "/show @anna.bakes")
     assert "Updated 2026-01-02 03:04 UTC" in shown.text
     assert "Connected on 2026-01-02: Instagram @anna.bakes via the Page Anna Bakes." in shown.text
     assert "Page ID p-100 · Instagram ID ig-100" in shown.text
@@ -275,12 +262,12 @@ async def test_show_stamps_the_last_change_and_reads_the_connection_as_a_sentenc
 
 async def test_card_after_forget_says_the_data_was_deleted_on_request(world: World) -> None:
     await _connect_anna(world)
-    [ask] = await _say(world, ANNA, "/forget")
+    [ask] = await world.say(ANNA, "/forget")
     world.telegram.press(ANNA, ask, "Yes, forget me")
     await world.settle()
     card = await world.telegram.wait_for(MANAGER.id, "data deleted at the influencer's request")
     assert card.kind == "photo" and "Withdrawn" not in card.text
-    [shown] = await _say(world, MANAGER, "/show 1")
+    [shown] = await world.say(MANAGER, "/show 1")
     assert "🗑 Closed: data deleted at the influencer's request" in shown.text
-    [listed] = await _say(world, MANAGER, "/list")
+    [listed] = await world.say(MANAGER, "/list")
     assert "#1 @anna.bakes" in listed.text

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from telegram import Update
@@ -110,6 +111,18 @@ class World:
         self.telegram.send_text(user, f"/start {token}")
         await self.settle()
         return self.telegram.last_message(user.id)
+
+    async def say(self, user: TgUser, text: str) -> list[SentMessage]:
+        """Send a message and return what the bot answered in that chat."""
+        before = len(self.telegram.messages(user.id))
+        self.telegram.send_text(user, text)
+        await self.settle()
+        return self.telegram.messages(user.id)[before:]
+
+    async def rows(self, sql: str) -> list[tuple[object, ...]]:
+        """What the bot's database holds (read directly, as an operator would)."""
+        async with self.db.engine.connect() as conn:
+            return [tuple(r) for r in (await conn.execute(sa.text(sql))).all()]
 
     async def answer(self, user: TgUser, label: str) -> SentMessage:
         """Press a button on the newest message that has it."""

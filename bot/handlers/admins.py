@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes
+from telegram.ext import BaseHandler, ContextTypes
 
 from bot import console_screens as screens
-from bot.commands import Audience, Command, command
+from bot.commands import Audience, command
 from bot.console import MANAGER_LINK_TTL
 from bot.console_files import quoted
 from bot.handlers.base import Asker, HandlerBase
@@ -33,10 +33,7 @@ COMMANDS = (
 
 class AdminHandlers(HandlerBase):
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-        def cmd(c: Command) -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
-            return CommandHandler(c.name, self.asking(getattr(self, c.handler_attr), audience=_A))
-
-        return [cmd(c) for c in COMMANDS]
+        return [*self.console_commands(COMMANDS, _A)]
 
     async def brand_new(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
         t = asker.t

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Bot, CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import CommandHandler, ContextTypes
 
-from bot.commands import Audience
+from bot.commands import Audience, Command
 from bot.config import Settings
 from bot.connect import ConnectService
 from bot.console import Console
@@ -83,6 +83,16 @@ class HandlerBase:
             return None
         user, message = who
         return user, message, await self.texts(user)
+
+    def console_commands(
+        self, commands: Sequence[Command], audience: Audience
+    ) -> list[CommandHandler[ContextTypes.DEFAULT_TYPE, None]]:
+        """A module's declared commands, each answered by its handler method of the same name,
+        for `audience` only (see `asking`)."""
+        return [
+            CommandHandler(c.name, self.asking(getattr(self, c.handler_attr), audience=audience))
+            for c in commands
+        ]
 
     def asking(self, handler: AskerHandler, *, audience: Audience | None = None) -> Callback:
         """The one way a console handler learns who is asking. `audience` MANAGER: only a

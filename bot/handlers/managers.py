@@ -16,14 +16,13 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
     MessageHandler,
     filters,
 )
 
 from bot import console_screens as screens
-from bot.commands import Audience, Command, command
+from bot.commands import Audience, command
 from bot.console_files import MAX_CSV_BYTES, CsvProblem
 from bot.console_screens import STATUSES, ConfirmRevoke, InviteAgain, ListPage, RevokeChoice
 from bot.handlers.base import Asker, HandlerBase, acknowledge
@@ -54,11 +53,8 @@ COMMANDS = (
 
 class ManagerHandlers(HandlerBase):
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-        def cmd(c: Command) -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
-            return CommandHandler(c.name, self.asking(getattr(self, c.handler_attr), audience=_M))
-
         return [
-            *(cmd(c) for c in COMMANDS),
+            *self.console_commands(COMMANDS, _M),
             CallbackQueryHandler(self.asking(self.list_page), pattern=ListPage.pattern()),
             CallbackQueryHandler(self.asking(self.invite_again), pattern=InviteAgain.pattern()),
             CallbackQueryHandler(self.asking(self.revoke_choice), pattern=ConfirmRevoke.pattern()),
