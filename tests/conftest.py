@@ -13,9 +13,11 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from bot.store import Database
+from sandbox.facebook import GraphStandin
 from tests.world import World, close_world, make_world
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
@@ -111,6 +113,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{PG_HOST}:{PG_PORT}. Start one (or set TEST_PG_HOST/TEST_PG_PORT) to test them.",
             red=True,
         )
+
+
+@pytest.fixture
+async def fb() -> AsyncIterator[GraphStandin]:
+    """The Graph stand-in alone, for tests of the stand-in itself."""
+    standin = GraphStandin()
+    await standin.start()
+    yield standin
+    await standin.stop()
+    assert not standin.internal_errors
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
 
 
 @pytest.fixture

@@ -318,21 +318,6 @@ def anna_on_facebook() -> FbUser:
     )
 
 
-@pytest.fixture
-async def fb() -> AsyncIterator[GraphStandin]:
-    standin = GraphStandin()
-    await standin.start()
-    yield standin
-    await standin.stop()
-    assert not standin.internal_errors
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
 async def login(
     fb: GraphStandin, http: httpx.AsyncClient, scope: str = SCOPES, **extra: str
 ) -> dict[str, str]:

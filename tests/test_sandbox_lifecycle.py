@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,21 +44,6 @@ def lena() -> FbUser:
         name="Lena M",
         pages=[FbPage(PAGE, "Lena Paints", instagram=IG), FbPage("p-2", "Lena's Other Page")],
     )
-
-
-@pytest.fixture
-async def fb() -> AsyncIterator[GraphStandin]:
-    standin = GraphStandin()
-    await standin.start()
-    yield standin
-    await standin.stop()
-    assert not standin.internal_errors
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @dataclass
