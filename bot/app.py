@@ -76,7 +76,7 @@ class ConnectBot:
             settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         )
         # Telegram's flood limits, shared by the handlers' replies and the delivery worker.
-        self.pacer = Pacer()
+        self.pacer = Pacer(settings.telegram_sends_per_second)
         builder = ApplicationBuilder()
         if settings.telegram_webhook_url:
             builder = builder.updater(None)  # no polling: updates arrive at our own route

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # this many per second; the rest is ignored and the person told once (`bot.updates`).
     person_update_burst: int = Field(default=8, ge=1, le=1000)
     person_updates_per_second: float = Field(default=1.0, gt=0, le=100)
+    # Everything the bot puts in chats (replies, edits, notices) shares this many sends per second
+    # (`bot.pace`): Telegram allows about 30; a bot with paid broadcasts enabled up to 1000.
+    telegram_sends_per_second: float = Field(default=28.0, gt=0, le=1000)
     token_encryption_keys: SecretStr | None = None
     # Verify logins only and keep no access tokens: connections cannot be checked or renewed later
     # (connection health and renewal need the tokens). Without it, a real deployment needs
