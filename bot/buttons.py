@@ -176,3 +176,32 @@ class Press(ButtonData):
 
     def __post_init__(self) -> None:
         positive_id("invitation_id", self.invitation_id)
+
+
+# --- a kept connection's buttons (issue 11) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Renew(ButtonData):
+    """The influencer's "Renew access" / "Reconnect" under a renewal request or a breakage
+    notice: `rn:<invitation id>`. Answered by `bot.handlers.influencer` with a fresh login for
+    the same invitation (Facebook's dialog with auth_type=reauthorize)."""
+
+    prefix: ClassVar[str] = "rn"
+    invitation_id: int
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)
+
+
+@dataclass(frozen=True)
+class RemindHealth(ButtonData):
+    """A manager's "Remind" beside a connection that needs attention (/health, /show):
+    `hr:<invitation id>`. Sends the influencer the renewal request or the breakage notice again
+    (`bot.handlers.health`)."""
+
+    prefix: ClassVar[str] = "hr"
+    invitation_id: int
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     # (connection health and renewal need the tokens). Without it, a real deployment needs
     # TOKEN_ENCRYPTION_KEYS.
     verify_only: bool = False
+    # Connection health (`bot.upkeep`): every kept connection is checked this often (spread
+    # over the interval), with at most this many Graph calls per second for all checks together;
+    # the influencer is asked to renew this many days before data access ends (each lead once).
+    health_check_interval_seconds: float = Field(default=86_400, ge=1, le=7 * 86_400)
+    health_graph_calls_per_second: float = Field(default=5.0, gt=0, le=1000)
+    renewal_lead_days: Annotated[tuple[int, ...], NoDecode] = (14, 3)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Prometheus' /metrics on an address of its own (`bot.metrics`); no port: not served.
     metrics_host: str = "127.0.0.1"
@@ -96,6 +102,19 @@ class Settings(BaseSettings):
             if not scopes:
                 raise ValueError("must name at least one permission")
             return scopes
+        return value
+
+    @field_validator("renewal_lead_days", mode="before")
+    @classmethod
+    def _split_leads(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                leads = {int(part) for part in value.replace(" ", "").split(",") if part}
+            except ValueError:
+                raise ValueError("must be comma-separated whole numbers of days") from None
+            if not leads or not all(1 <= lead <= 60 for lead in leads):
+                raise ValueError("must name 1 to 60 days, at least once")
+            return tuple(sorted(leads, reverse=True))
         return value
 
     @field_validator("admin_telegram_ids", mode="before")

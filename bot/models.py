@@ -190,6 +190,23 @@ class Connection(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     status: str = Field(default=ConnectionStatus.ACTIVE, max_length=16)  # a ConnectionStatus
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # --- its life after the login (issue 11; `bot.health`, `bot.upkeep`) ---
+    # The connected Page's access token (from the long-lived user token: it does not expire
+    # until a password change, a lost role or the app's removal), encrypted like the user token.
+    page_token_encrypted: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text(), nullable=True)
+    )
+    health: str = Field(default="healthy", max_length=16)  # a bot.health.HealthState
+    health_reason: str | None = Field(default=None, max_length=32)  # a bot.health.HealthReason
+    health_changed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    checked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # When the next check is due; a check in progress pushes it ahead (its claim), so two
+    # replicas never check the same connection in one round. None: never checked (due now).
+    next_check_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
+    # The smallest renewal lead (days before access ends: 14, then 3) the influencer was asked
+    # at, so each stage is asked once; None after a renewal.
+    renewal_stage: int | None = None
+    renewed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Revocation(SQLModel, table=True):

@@ -27,6 +27,10 @@ class EventKind(StrEnum):
     STALLED = "stalled"
     DEAUTHORIZED = "deauthorized"
     DATA_DELETED = "data_deleted"
+    # A kept connection's life (issue 11): the detail names the new state and reason.
+    HEALTH = "health"  # a check changed the connection's health (detail: "state" or "state:reason")
+    RENEWAL_ASKED = "renewal_asked"  # the influencer was asked to renew (detail: the lead in days)
+    RENEWED = "renewed"  # a renewal login kept the same connection with fresh tokens
 
 
 def new_event(
