@@ -26,6 +26,7 @@ from bot.crypto import TokenVault
 from bot.graph import GraphClient
 from bot.handlers.admins import AdminHandlers
 from bot.handlers.common import CommonHandlers
+from bot.handlers.health import HealthHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.managers import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
@@ -40,7 +41,9 @@ from bot.notices import Doorbell, Notices
 from bot.notify import DeliveryWorker
 from bot.pace import Pacer, SharedLimiter
 from bot.store import Database
+from bot.telegram_http import AiohttpRequest
 from bot.updates import PerPersonOrder, PersonRate
+from bot.upkeep import Upkeep
 from web_callback.app import TelegramWebhook, make_app
 
 log = logging.getLogger(__name__)
@@ -84,11 +87,11 @@ class ConnectBot:
             builder.token(token)
             .base_url(settings.telegram_base_url)
             .base_file_url(settings.telegram_base_file_url)
-            # Long polling holds one connection open; the rest serve sends and edits, several
-            # at once (PTB's default pool of one would serialize the delivery worker).
-            .get_updates_read_timeout(40)
-            .connection_pool_size(64)
-            .pool_timeout(10)
+            # On aiohttp (`bot.telegram_http`): a third of httpx's CPU per request. Long polling
+            # holds one connection open; the rest serve sends and edits, several at once (PTB's
+            # default pool of one would serialize the delivery worker).
+            .request(AiohttpRequest(connections=64, pool_timeout=10))
+            .get_updates_request(AiohttpRequest(connections=1, read_timeout=40))
             # Different people's updates at the same time, each person's in order, and no one
             # faster than their share.
             .concurrent_updates(
@@ -157,10 +160,26 @@ class ConnectBot:
             on_change=self.notices.refresh_card,
             revocations=self.console.revocations,
         )
+        self.metrics = Metrics()
+        # Connections kept alive: health checks, renewal requests, breakage notices.
+        self.upkeep = Upkeep(
+            settings=settings,
+            db=self.db,
+            graph=self.graph,
+            vault=self.vault,
+            notices=self.notices,
+            metrics=self.metrics,
+        )
         # Run by whichever replica holds the delivery worker's leader lease.
         self.jobs = PeriodicJobs(
             lease=self.delivery.lease,
-            jobs=fleet_jobs(self.db, self.privacy, self.console.revocations),
+            jobs=fleet_jobs(
+                self.db,
+                self.privacy,
+                self.console.revocations,
+                # Without kept tokens (VERIFY_ONLY) there is nothing to check.
+                upkeep=self.upkeep if self.vault.enabled else None,
+            ),
         )
         self.jobs.add(Job("recover_logins", timedelta(minutes=5), self.connect.recover_stranded))
         self.jobs.add(
@@ -173,7 +192,6 @@ class ConnectBot:
         self._register_handlers()
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
-        self.metrics = Metrics()
         self._metrics_runner: web.AppRunner | None = None
         self.metrics_port: int | None = None
         self.webhook: TelegramWebhook | None = None
@@ -188,6 +206,7 @@ class ConnectBot:
         )
         for feature in (
             ManagerHandlers(settings=s, db=db, connect=connect, console=console),
+            HealthHandlers(settings=s, db=db, connect=connect, console=console, upkeep=self.upkeep),
             AdminHandlers(settings=s, db=db, connect=connect, console=console),
             InfluencerHandlers(settings=s, db=db, connect=connect, console=console),
         ):
@@ -283,7 +302,9 @@ class ConnectBot:
         if self.settings.metrics_port is None:
             return
         self._metrics_runner = web.AppRunner(
-            metrics_app(self.metrics, self.db.gauges), handle_signals=False, access_log=None
+            metrics_app(self.metrics, self.db.gauges, self.db.health),
+            handle_signals=False,
+            access_log=None,
         )
         await self._metrics_runner.setup()
         site = web.TCPSite(
