@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import bot
 from bot.crypto import secret_hash
 from bot.models import Invitation, InviteStatus, Step
 from bot.store import BindProblem, Bound, Database, Outgoing, StateProblem
+from bot.store.db import head_revision
 from bot.store.steps import CardOwner
 
 MANAGER = 1001
@@ -157,8 +160,35 @@ async def test_migrations_are_idempotent(database_url: str) -> None:
         rows = await _raw(database, "SELECT version_num FROM alembic_version")
         head = ScriptDirectory(str(Path(bot.__file__).parent / "migrations")).get_current_head()
         assert rows == [(head,)]
+        assert head_revision() == head  # read without Alembic, for starts at head
     finally:
         await database.dispose()
+
+
+async def test_a_start_at_head_does_not_load_alembic(database_url: str) -> None:
+    """Alembic costs ~12 MB of memory for the life of the process: a database at head is
+    recognised without it."""
+    database = Database(database_url)
+    try:
+        await database.migrate()
+    finally:
+        await database.dispose()
+    script = (
+        "import asyncio, sys\n"
+        "from bot.store import Database\n"
+        "async def main():\n"
+        "    db = Database(sys.argv[1])\n"
+        "    await db.migrate()\n"
+        "    await db.dispose()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, database_url, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0, err.decode()
+    assert out.decode().strip() == "[]"
 
 
 async def test_upgrade_keeps_invitations_made_before_brands(database_url: str) -> None:
