@@ -1,4 +1,5 @@
-"""One Facebook redirect, from state to verdict to both people knowing the result.
+"""One Facebook redirect, from state to verdict to both people knowing the result; for a
+kept connection's renewal (the Renew button), the same verdict refreshing it or saying why not.
 
 The route in `web_callback` only parses the request and renders what this returns; the decision is
 `bot.verdict.decide`, the Facebook I/O `bot.graph`, the storage `bot.store`, the messages
@@ -12,7 +13,7 @@ import logging
 import re
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,9 +36,25 @@ from bot.models import (
     utcnow,
 )
 from bot.notices import Notices, outgoing
-from bot.screens import Screen, verdict_for_influencer, verdict_for_manager
+from bot.screens import (
+    Screen,
+    renewal_failed,
+    renewal_keyboard,
+    renewal_login,
+    renewed,
+    verdict_for_influencer,
+    verdict_for_manager,
+)
 from bot.screens import login as login_screen
-from bot.store import ConnectionRecord, Database, EventKind, LoginTicket, StateProblem
+from bot.store import (
+    ConnectionRecord,
+    Database,
+    EventKind,
+    LoginTicket,
+    Outgoing,
+    StateProblem,
+)
+from bot.store.logins import RenewalRefused, RenewalStored
 from bot.store.steps import NewLogin
 from bot.verdict import Outcome, Verdict, decide
 
@@ -155,6 +172,33 @@ class ConnectService:
             return None
         return self.login_offer(t, invite, ticket)
 
+    async def renewal(
+        self, t: Texts, invitation_id: int, *, telegram_user_id: int
+    ) -> LoginOffer | RenewalRefused:
+        """The Renew button: a fresh login for the invitation's kept connection (Facebook's
+        dialog with auth_type=reauthorize), replacing older login buttons; or why not."""
+        await self._db.steps.notes.flush()  # as in `new_login`
+        ticket = await self._db.logins.issue_renewal(
+            invitation_id=invitation_id,
+            telegram_user_id=telegram_user_id,
+            ttl=timedelta(minutes=self._settings.login_ttl_minutes),
+            sealer=self._sealer,
+        )
+        if isinstance(ticket, RenewalRefused):
+            return ticket
+        invite = await self._db.invitations.get_invitation(invitation_id)
+        if invite is None:  # deleted this very moment
+            return RenewalRefused.ENDED
+        s = self._settings
+        screen = renewal_login(
+            t,
+            invite,
+            url=self.start_url(ticket.state),
+            platform=s.platform_name,
+            minutes=s.login_ttl_minutes,
+        )
+        return LoginOffer(screen, ticket)
+
     def prepare_login(self) -> NewLogin:
         """A fresh login state, sealed, for a step that may issue it in its own transaction
         (`Steps.answer_check`); nothing is stored here."""
@@ -183,7 +227,7 @@ class ConnectService:
         on to Facebook's dialog."""
         return f"{self._settings.public_url}{START_PATH}?{urlencode({'state': state})}"
 
-    def _dialog_url(self, state: str, *, rerequest: bool) -> str:
+    def _dialog_url(self, state: str, *, rerequest: bool, renewal: bool = False) -> str:
         s = self._settings
         return dialog_url(
             dialog_base=s.facebook_dialog_url,
@@ -193,6 +237,8 @@ class ConnectService:
             state=state,
             scopes=s.facebook_scopes,
             rerequest=rerequest,
+            # Renews data access, which ends 90 days after the person last used the app.
+            auth_type="reauthorize" if renewal else None,
         )
 
     def carried_by(self, offer: LoginOffer, *, chat_id: int, message_id: int) -> list[
@@ -230,7 +276,10 @@ class ConnectService:
             log.warning("login start failed: %s", type(exc).__name__)
             return StartResult(RedirectResult(503, "unavailable"))
         return StartResult(
-            location=self._dialog_url(state, rerequest=attempt.rerequest), cookie=cookie
+            location=self._dialog_url(
+                state, rerequest=attempt.rerequest, renewal=attempt.renewal
+            ),
+            cookie=cookie,
         )
 
     async def handle_redirect(
@@ -366,6 +415,8 @@ class ConnectService:
         self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
     ) -> RedirectResult:
         assert attempt.id is not None and invite.id is not None
+        if attempt.renewal:
+            return await self._store_renewal(attempt, invite, gathered)
         verdict = decide(
             gathered.evidence,
             invited_handle=invite.handle,
@@ -440,6 +491,86 @@ class ConnectService:
             )
         return RedirectResult(200, "failed", influencer_t.language)
 
+    async def _store_renewal(
+        self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
+    ) -> RedirectResult:
+        """A renewal login came back: judged as a first login is, then it either refreshes the
+        kept connection (the same Page and Instagram account) or leaves it as it was and tells
+        the influencer exactly why, with a retry. The managers hear only a reconnection of a
+        connection they were told had broken."""
+        assert attempt.id is not None and invite.id is not None
+        kept = await self._db.logins.kept_connection(invite.id)
+        verdict = decide(
+            gathered.evidence,
+            invited_handle=invite.handle,
+            required_scopes=self._settings.facebook_scopes,
+            app_id=self._settings.facebook_app_id or "",
+            now=utcnow(),
+            keep_page_id=kept.page_id if kept is not None else None,
+        )
+        t = await self._notices.texts_for(attempt.telegram_user_id)
+        platform = self._settings.platform_name
+        same = (
+            verdict.connected
+            and kept is not None
+            and verdict.page is not None
+            and verdict.instagram is not None
+            and (verdict.page.id, verdict.instagram.id) == (kept.page_id, kept.instagram_id)
+        )
+        record: ConnectionRecord | None = None
+        told: list[Outgoing] = []
+        if_broken: list[Outgoing] = []
+        followers = verdict.instagram.followers_count if verdict.instagram else None
+        if same:
+            record = self._connection_record(verdict, gathered.token, followers)
+            screen = renewed(t, verdict, platform=platform, until=_access_ends(verdict))
+
+            def reconnected(mt: Texts) -> Screen:
+                return Screen(mt("renewal.manager_reconnected", handle=invite.handle))
+
+            if_broken = await self._notices.brand_notices(invite, reconnected)
+        else:
+            screen = renewal_failed(
+                t,
+                invite,
+                verdict,
+                platform=platform,
+                kept_page=kept.page_name if kept is not None else "",
+                kept_username=kept.instagram_username if kept is not None else invite.handle,
+            )
+            if verdict.outcome is Outcome.APP_NOT_LIVE:
+                # Only the operator can fix it (and the influencer is told their manager knows):
+                # the one failed renewal the managers hear of.
+                told = await self._notices.brand_notices(
+                    invite,
+                    lambda mt: verdict_for_manager(mt, invite, verdict, platform=platform),
+                )
+        stored = await self._db.logins.record_renewal(
+            attempt_id=attempt.id,
+            invitation_id=invite.id,
+            outcome=verdict.outcome.value,
+            connection=record,
+            outgoing=[
+                outgoing(attempt.telegram_user_id, screen, invitation_id=invite.id),
+                *told,
+            ],
+            if_broken=if_broken,
+            facts=verdict_facts(verdict, followers=followers) if record is not None else None,
+        )
+        self._notices.ring()
+        log.info("invitation %s: renewal %s (%s)", invite.id, stored.value, verdict.outcome.value)
+        if stored is RenewalStored.ENDED:
+            return RedirectResult(410, "withdrawn", t.language)
+        if stored is RenewalStored.FAILED:
+            return RedirectResult(200, "renewal.failed", t.language)
+        try:
+            # The card shows the connection as stored now (its health, its new expiries).
+            await self._notices.refresh_card(invite.id)
+        except Exception as exc:  # the card catches up with the next change
+            log.warning("invitation %s: card not refreshed: %s", invite.id, type(exc).__name__)
+        assert verdict.instagram is not None
+        return RedirectResult(200, "renewal.renewed", t.language, verdict.instagram.username)
+
     async def _interrupted(
         self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
     ) -> RedirectResult:
@@ -495,13 +626,18 @@ class ConnectService:
                 ]
             ]
         )
+        if attempt.renewal:
+            retry = renewal_keyboard(t, invite.id, "button.retry")
         told = outgoing(
             attempt.telegram_user_id,
             Screen(t("login.interrupted"), retry),
             invitation_id=invite.id,
         )
         recorded = await self._db.logins.interrupt_login(
-            attempt_id=attempt.id, invitation_id=invite.id, outgoing=[told]
+            attempt_id=attempt.id,
+            invitation_id=invite.id,
+            outgoing=[told],
+            renewal=attempt.renewal,
         )
         if recorded:
             self._notices.ring()
@@ -594,4 +730,19 @@ class ConnectService:
             token_encrypted=self._vault.seal(token) if token else None,
             token_expires_at=verdict.expires_at,
             data_access_expires_at=verdict.data_access_expires_at,
+            # Only with the user token: the Page token is kept under the same terms.
+            page_token_encrypted=(
+                self._vault.seal(verdict.page.access_token)
+                if token and verdict.page.access_token
+                else None
+            ),
+            next_check_at=utcnow()
+            + timedelta(seconds=self._settings.health_check_interval_seconds),
         )
+
+
+def _access_ends(verdict: Verdict) -> datetime | None:
+    """When the renewed access ends: the earlier of the token's and data access's expiry (as
+    `bot.health` counts it)."""
+    moments = [m for m in (verdict.expires_at, verdict.data_access_expires_at) if m is not None]
+    return min(moments, default=None)

@@ -18,10 +18,12 @@ from bot import console_files as files
 from bot.config import Settings
 from bot.console_screens import (
     PAGE_SIZE,
+    HealthFacts,
     InviteReport,
     ListFacts,
     ShowFacts,
     card_text,
+    clamp_health_page,
     clamp_page,
     status_line,
 )
@@ -41,7 +43,7 @@ from bot.notices import Notices, outgoing
 from bot.revocations import Outcome, Revocations
 from bot.screens import Screen, resume_keyboard
 from bot.store import Database, Funnel, Outgoing
-from bot.store.console import Created, NewInvitation
+from bot.store.console import Created, HealthCounts, NewInvitation
 from bot.store.steps import CardOwner
 
 log = logging.getLogger(__name__)
@@ -195,7 +197,27 @@ class Console:
         invites = await self._db.console.list_invitations(
             brand_id=manager.brand_id, status=status, offset=page * PAGE_SIZE, limit=PAGE_SIZE
         )
-        return ListFacts(counts=counts, status=status, page=page, invites=invites)
+        connected = [i.id for i in invites if i.id and i.status == InviteStatus.CONNECTED]
+        return ListFacts(
+            counts=counts,
+            status=status,
+            page=page,
+            invites=invites,
+            health=await self.health_counts(manager),
+            connections=await self._db.console.connections_of(connected),
+        )
+
+    async def health_counts(self, manager: Manager) -> HealthCounts:
+        return await self._db.console.health_counts(manager.brand_id, now=utcnow())
+
+    async def health_page(self, manager: Manager, page: int) -> HealthFacts:
+        """A /health page: the brand's connections that need attention, newest problem first."""
+        counts = await self.health_counts(manager)
+        page = clamp_health_page(counts, page)
+        items = await self._db.console.needs_attention(
+            brand_id=manager.brand_id, now=utcnow(), offset=page * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        return HealthFacts(counts=counts, page=page, items=items)
 
     async def others(self, manager: Manager, invite: Invitation) -> list[Invitation]:
         """The handle's other invitations in this brand."""

@@ -7,12 +7,13 @@ import csv
 import io
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import segno
 
 from bot.i18n import Texts
 from bot.models import Connection, Invitation, InvitationEvent
-from bot.store.console import Created, NewInvitation
+from bot.store.console import Created, NewInvitation, health_of
 from bot.verdict import is_valid_handle, normalize_handle
 
 MAX_CSV_BYTES = 256 * 1024
@@ -158,7 +159,10 @@ def export_csv(
 ) -> bytes:
     """A brand's invitations, one row each, with when each step was first reached and what
     was connected. `status` says it in the reader's language, as the chat does ("not opened",
-    "withdrawn"); `status_code` is the stable code, for programs."""
+    "withdrawn"); `status_code` is the stable code, for programs. The connection's health
+    (`health`, `health_reason`: stable codes, as `bot.health` names them), when its data access
+    ends and when it was last checked close each row (added later: the columns before them keep
+    their places). Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -179,6 +183,10 @@ def export_csv(
             "instagram_id",
             "instagram_username",
             "followers",
+            "health",
+            "health_reason",
+            "data_access_expires_at",
+            "checked_at",
         ]
     )
 
@@ -191,6 +199,7 @@ def export_csv(
     for i in sorted(invites, key=lambda i: i.id or 0):
         assert i.id is not None
         c = connections.get(i.id)
+        state, reason = health_of(c) if c else (None, None)
         row: list[object] = [
             i.id,
             i.handle,
@@ -208,6 +217,14 @@ def export_csv(
             c.instagram_id if c else "",
             c.instagram_username if c else "",
             c.followers_count if c and c.followers_count is not None else "",
+            state or "",
+            reason or "",
+            _iso(c.data_access_expires_at if c else None),
+            _iso(c.checked_at if c else None),
         ]
         writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue().encode("utf-8")
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""

@@ -1,22 +1,24 @@
 """What the brand manager's console shows: the live card, the /list page with its buttons, /show
-(card, timeline, connection, other invitations), the funnel (/stats), the CSV import report and
-the admins' lists. Pure: given the data (gathered first by `bot.console` / `bot.notices`) and the
-reader's `Texts`, each returns text or a `Screen`; no I/O, no query while a text is built."""
+(card, timeline, connection, its health, other invitations), /health, the funnel (/stats), the
+CSV import report and the admins' lists. Pure: given the data (gathered first by `bot.console` /
+`bot.notices`) and the reader's `Texts`, each returns text or a `Screen`; no I/O, no query while
+a text is built."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
-from bot.buttons import ButtonData, positive_id
+from bot.buttons import ButtonData, RemindHealth, positive_id
 from bot.fit import fit_lines, join_capped, telegram_length
+from bot.health import HealthReason, HealthState
 from bot.i18n import LANGUAGES, Texts, catalog
 from bot.models import (
     Brand,
@@ -29,6 +31,7 @@ from bot.models import (
 )
 from bot.screens import Screen
 from bot.store import ConnectionRecord, Created, Funnel
+from bot.store.console import ATTENTION_DAYS, HealthCounts, NeedsAttention, health_of
 from bot.timeline import timeline
 
 PAGE_SIZE = 10
@@ -62,6 +65,14 @@ class InviteAgain(ButtonData):
 
     def __post_init__(self) -> None:
         positive_id("invitation_id", self.invitation_id)
+
+
+@dataclass(frozen=True)
+class HealthPage(ButtonData):
+    """A /health page button: `hh1:<page>`."""
+
+    prefix: ClassVar[str] = "hh1"
+    page: int
 
 
 class RevokeChoice(StrEnum):
@@ -115,6 +126,18 @@ class ListFacts:
     status: str | None
     page: int  # clamped to the pages there are (`clamp_page`)
     invites: Sequence[Invitation]
+    health: HealthCounts = HealthCounts()
+    # The listed invitations' connections, by invitation id (to mark the ones in trouble).
+    connections: Mapping[int, Connection] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthFacts:
+    """A /health page: the brand's connections that need attention, the newest problem first."""
+
+    counts: HealthCounts
+    page: int  # clamped to the pages there are
+    items: Sequence[NeedsAttention]
 
 
 @dataclass(frozen=True)
@@ -149,6 +172,10 @@ def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
         found = facts.connection
         if isinstance(found, Connection) and found.status == ConnectionStatus.DISCONNECTED:
             return t("console.status.disconnected")
+        if isinstance(found, Connection) and found.status == ConnectionStatus.ACTIVE:
+            trouble = health_status(t, found)
+            if trouble is not None:
+                return trouble
         return t(
             "console.status.connected",
             username=found.instagram_username if found else invite.handle,
@@ -165,6 +192,126 @@ def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
         # deletion request), not withdrawn by the brand: the card says so.
         return t("console.status.data_deleted")
     return t(f"console.status.{status.value}")
+
+
+# --- a connection's health (issue 11) ------------------------------------------------------
+
+
+def _date(moment: datetime | None, t: Texts) -> str:
+    return moment.strftime("%Y-%m-%d") if moment else t.plain("console.health.unknown")
+
+
+def access_ends(connection: Connection) -> datetime | None:
+    """When access ends without a renewal: the earlier of the user token's expiry and the
+    data access expiry (as `bot.health.judge` reckons it)."""
+    moments = [m for m in (connection.token_expires_at, connection.data_access_expires_at) if m]
+    return min(moments, default=None)
+
+
+def reason_text(t: Texts, reason: HealthReason | None) -> str:
+    """A health reason in a few words, about the influencer."""
+    key = f"console.health.reason.{reason.value if reason else 'unknown'}"
+    return t.plain(key) if t.has(key) else t.plain("console.health.reason.unknown")
+
+
+def _trouble_since(connection: Connection) -> datetime:
+    """When the problem began (as /health orders them): an ended connection's end, else the
+    last change of its health."""
+    if connection.status != ConnectionStatus.ACTIVE and connection.ended_at is not None:
+        return connection.ended_at
+    return connection.health_changed_at or connection.created_at
+
+
+def health_status(t: Texts, connection: Connection) -> str | None:
+    """The card's status line of an active connection in trouble; None when it is healthy
+    (the card then reads as it always did)."""
+    state, reason = health_of(connection)
+    if state is HealthState.RENEWAL_DUE:
+        ends = access_ends(connection)
+        names = {"username": connection.instagram_username, "page": connection.page_name}
+        if ends is None:
+            return t("console.health.status_renewal_due_undated", **names)
+        return t("console.health.status_renewal_due", date=_date(ends, t), **names)
+    if state is HealthState.BROKEN:
+        return t("console.health.status_broken", reason=reason_text(t, reason))
+    if state is HealthState.DISCONNECTED:
+        return t("console.health.status_disconnected", reason=reason_text(t, reason))
+    return None
+
+
+def needs_attention(connection: Connection, *, now: datetime) -> bool:
+    """Broken, renewal due, or ended on Facebook's side lately (as /health lists them)."""
+    if connection.status == ConnectionStatus.DISCONNECTED:
+        ended = connection.ended_at or connection.health_changed_at
+        return ended is not None and ended >= now - timedelta(days=ATTENTION_DAYS)
+    if connection.status != ConnectionStatus.ACTIVE:
+        return False
+    return health_of(connection)[0] in (HealthState.RENEWAL_DUE, HealthState.BROKEN)
+
+
+def remind_button(t: Texts, invitation_id: int, handle: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        t.plain("console.health.remind", handle=handle),
+        callback_data=RemindHealth(invitation_id).pack(),
+    )
+
+
+def health_summary(t: Texts, counts: HealthCounts) -> str | None:
+    """/list's first line about the connections: what needs attention (with /health), else
+    that all are healthy; None without connections."""
+    if counts.attention:
+        parts = [
+            t.plain(f"console.health.count.{state}", count=n)
+            for state, n in (
+                (HealthState.BROKEN, counts.broken),
+                (HealthState.RENEWAL_DUE, counts.renewal_due),
+                (HealthState.DISCONNECTED, counts.disconnected),
+                (HealthState.HEALTHY, counts.healthy),
+            )
+            if n
+        ]
+        return t("console.health.list_attention", counts=" · ".join(parts))
+    if counts.healthy:
+        return t("console.health.list_healthy", count=counts.healthy)
+    return None
+
+
+def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
+    """/show's lines about an active connection's health: its state and reason, when access
+    ends, the last check, the last renewal."""
+    if connection.status != ConnectionStatus.ACTIVE:
+        return []
+    state, reason = health_of(connection)
+    since = _date(_trouble_since(connection), t)
+    if state is HealthState.RENEWAL_DUE:
+        head = t(
+            "console.health.show_renewal_due",
+            since=since,
+            date=_date(access_ends(connection), t),
+            handle=handle,
+        )
+    elif state is HealthState.HEALTHY:
+        head = t("console.health.show_healthy")
+    else:
+        head = t(f"console.health.show_{state.value}", since=since, reason=reason_text(t, reason))
+    checked = connection.checked_at
+    lines: list[str] = [
+        head,
+        t(
+            "console.health.show_expiry",
+            token=_date(connection.token_expires_at, t),
+            data=_date(connection.data_access_expires_at, t),
+        ),
+        t("console.health.show_checked", time=checked.strftime("%Y-%m-%d %H:%M"))
+        if checked
+        else t("console.health.show_not_checked"),
+    ]
+    if connection.renewed_at is not None:
+        lines.append(t("console.health.show_renewed", date=_date(connection.renewed_at, t)))
+    return lines
+
+
+# --- the card --------------------------------------------------------------------------------
 
 
 def card(
@@ -245,18 +392,22 @@ def list_screen(t: Texts, facts: ListFacts) -> Screen:
         f"{t.plain(f'console.status_name.{s}')}: {counts.get(s, 0)}" for s in STATUSES
     )
     everything = sum(counts.values())
-    lines = [t("console.list.header", total=everything, summary=summary, count=everything)]
+    lines: list[str] = [
+        t("console.list.header", total=everything, summary=summary, count=everything)
+    ]
+    health = health_summary(t, facts.health)
+    if health is not None:
+        lines.append(health)
     if status:
         lines.append(t("console.list.filtered", status=t.plain(f"console.status_name.{status}")))
     for invite in facts.invites:
-        lines.append(
-            t(
-                "console.list.line",
-                id=invite.id,
-                handle=invite.handle,
-                status=t.plain(f"console.status_name.{invite.status}"),
-            )
-        )
+        words = t.plain(f"console.status_name.{invite.status}")
+        connection = facts.connections.get(invite.id or 0)
+        if invite.status == InviteStatus.CONNECTED and connection is not None:
+            state = health_of(connection)[0]
+            if state is not HealthState.HEALTHY:
+                words += " · " + t.plain(f"console.health.state.{state}")
+        lines.append(t("console.list.line", id=invite.id, handle=invite.handle, status=words))
     if not facts.invites:
         lines.append(t("console.list.empty"))
     nav: list[InlineKeyboardButton] = []
@@ -316,11 +467,20 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
                 instagram_id=connection.instagram_id,
             )
         )
+        tail.extend(health_lines(t, connection, handle=invite.handle))
     tail.extend(other_invitations(t, invite, facts.others))
     # The newest events are what the manager asks about: older ones give way first.
     room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
     events = timeline(t, facts.events, handle=invite.handle, platform=platform, room=room)
-    return Screen("\n".join([*head, *events, *tail]))
+    keyboard = None
+    if (
+        connection is not None
+        and invite.id is not None
+        and invite.status == InviteStatus.CONNECTED
+        and needs_attention(connection, now=now)
+    ):
+        keyboard = InlineKeyboardMarkup([[remind_button(t, invite.id, invite.handle)]])
+    return Screen("\n".join([*head, *events, *tail]), keyboard)
 
 
 def revoke_question(t: Texts, invite: Invitation, others: Sequence[Invitation]) -> Screen:
@@ -343,6 +503,63 @@ def revoke_question(t: Texts, invite: Invitation, others: Sequence[Invitation]) 
     )
     question = t("console.revoke.confirm", handle=invite.handle, ref=invite.id)
     return Screen("\n".join([question, *other_invitations(t, invite, others)]), keyboard)
+
+
+# --- /health ----------------------------------------------------------------------------------
+
+
+def clamp_health_page(counts: HealthCounts, page: int) -> int:
+    return max(0, min(page, max(0, (counts.attention - 1) // PAGE_SIZE)))
+
+
+def _attention_line(t: Texts, item: NeedsAttention) -> str:
+    invite, connection = item.invitation, item.connection
+    state, reason = health_of(connection)
+    names = {"handle": invite.handle, "id": invite.id}
+    if state is HealthState.RENEWAL_DUE:
+        return t("console.health.item_renewal_due", date=_date(access_ends(connection), t), **names)
+    return t(
+        "console.health.item_disconnected"
+        if state is HealthState.DISCONNECTED
+        else "console.health.item_broken",
+        since=_date(_trouble_since(connection), t),
+        reason=reason_text(t, reason),
+        **names,
+    )
+
+
+def health_screen(t: Texts, facts: HealthFacts) -> Screen:
+    """The connections that need attention, the newest problem first, each with a button that
+    reminds the influencer; paged like /list."""
+    total = facts.counts.attention
+    if not facts.items:
+        return Screen(t("console.health.none"))
+    lines: list[str] = [t("console.health.header", count=total)]
+    lines.extend(_attention_line(t, item) for item in facts.items)
+    lines.append("")
+    lines.append(t("console.health.hint"))
+    rows: list[list[InlineKeyboardButton]] = []
+    for item in facts.items:
+        invite = item.invitation
+        assert invite.id is not None
+        rows.append([remind_button(t, invite.id, invite.handle)])
+    nav: list[InlineKeyboardButton] = []
+    page = facts.page
+    if page > 0:
+        nav.append(
+            InlineKeyboardButton(
+                t.plain("console.list.prev"), callback_data=HealthPage(page - 1).pack()
+            )
+        )
+    if (page + 1) * PAGE_SIZE < total:
+        nav.append(
+            InlineKeyboardButton(
+                t.plain("console.list.next"), callback_data=HealthPage(page + 1).pack()
+            )
+        )
+    if nav:
+        rows.append(nav)
+    return Screen("\n".join(lines), InlineKeyboardMarkup(rows))
 
 
 # --- inviting ------------------------------------------------------------------------------------
@@ -411,7 +628,7 @@ def percent(part: int, whole: int) -> str:
     return str((200 * part + whole) // (2 * whole)) if whole else "0"
 
 
-def funnel_text(t: Texts, f: Funnel) -> str:
+def funnel_text(t: Texts, f: Funnel, health: HealthCounts | None = None) -> str:
     reasons = "\n".join(
         t(
             "console.stats.reason",
@@ -420,7 +637,7 @@ def funnel_text(t: Texts, f: Funnel) -> str:
         )
         for r, n in f.reasons
     ) or t("console.stats.no_failures")
-    return t(
+    text = t(
         "console.stats.text",
         created=f.created,
         opened=f.opened,
@@ -429,6 +646,22 @@ def funnel_text(t: Texts, f: Funnel) -> str:
         connected=f.connected,
         rate=percent(f.connected, f.created),
         reasons=reasons,
+    )
+    if health is None:
+        return text
+    return text + "\n\n" + health_stats(t, health)
+
+
+def health_stats(t: Texts, health: HealthCounts) -> str:
+    """/stats about the connections: how many by health, and how many a renewal kept alive."""
+    return t(
+        "console.health.stats",
+        healthy=health.healthy,
+        renewal_due=health.renewal_due,
+        broken=health.broken,
+        disconnected=health.disconnected,
+        days=ATTENTION_DAYS,
+        renewed=health.renewed,
     )
 
 

@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -29,9 +29,10 @@ from bot.verdict import FetchFailure, LoginEvidence
 log = logging.getLogger(__name__)
 
 # The linked account's follower count comes with the Page (field expansion), so the message
-# about a connection needs no read of its own.
+# about a connection needs no read of its own; so does the Page's access token, kept (sealed)
+# with the connection for its health checks.
 PAGE_FIELDS = (
-    "id,name,is_published,tasks,"
+    "id,name,is_published,tasks,access_token,"
     "instagram_business_account{id,username,followers_count},"
     "connected_instagram_account{id,username}"
 )
@@ -224,6 +225,46 @@ class GraphClient:
     async def revoke(self, token: str) -> None:
         await self._call("DELETE", "/me/permissions", {}, user_token=token)
 
+    # --- a kept connection's health check (`bot.upkeep`) ---------------------------------------
+
+    async def read_node(self, node_id: str, *, fields: str, token: str) -> dict[str, Any]:
+        """One node (the connected Page with its Page token, or the Instagram account), with
+        `fields`. Raises GraphError."""
+        return await self._call(
+            "GET", f"/{quote(node_id, safe='')}", {"fields": fields}, user_token=token
+        )
+
+    async def find_page(
+        self,
+        token: str,
+        page_id: str,
+        *,
+        fields: str,
+        before_call: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any] | None:
+        """The Page `page_id` as /me/accounts lists it for the user token (None: not listed any
+        more), following the paging only until it is found. `before_call` is awaited before
+        each request (the health check's pace). Raises GraphError."""
+        url, params = "/me/accounts", {"fields": fields, "limit": "100"}
+        for _ in range(_MAX_PAGES_FETCHED):
+            if before_call is not None:
+                await before_call()
+            body = await self._call("GET", url, params, user_token=token)
+            for page in body.get("data") or []:
+                if isinstance(page, dict) and str(page.get("id")) == page_id:
+                    return page
+            paging = body.get("paging")
+            next_url = paging.get("next") if isinstance(paging, dict) else None
+            if not isinstance(next_url, str) or not next_url.startswith(self._base):
+                return None
+            parsed = urlsplit(next_url)
+            params = {}
+            for key, value in parse_qsl(parsed.query, keep_blank_values=True):
+                if key not in _TOKEN_PARAMS:
+                    params.setdefault(key, value)
+            url = urlunsplit((parsed.scheme, parsed.netloc, parsed.path, "", ""))
+        return None
+
     async def gather(self, *, redirect: Mapping[str, str], redirect_uri: str) -> Gathered:
         """Everything Facebook can tell about one redirect. A Graph failure is part of the
         evidence (so the verdict says "try again later"), not an exception."""
@@ -287,7 +328,11 @@ def dialog_url(
     state: str,
     scopes: tuple[str, ...],
     rerequest: bool,
+    auth_type: str | None = None,
 ) -> str:
+    """Facebook's login dialog. `rerequest` wins over another `auth_type` (the dialog takes one):
+    without it, a declined permission is never asked again, whatever else the login is for;
+    `auth_type="reauthorize"` renews data access that expires after 90 days."""
     params = {
         "client_id": app_id,
         "redirect_uri": redirect_uri,
@@ -298,6 +343,8 @@ def dialog_url(
     if rerequest:
         # Without it the dialog will not ask again for permissions the person declined.
         params["auth_type"] = "rerequest"
+    elif auth_type:
+        params["auth_type"] = auth_type
     return f"{dialog_base.rstrip('/')}/{version}/dialog/oauth?{urlencode(params)}"
 
 

@@ -23,6 +23,7 @@ from bot.store import Database, LeaderLease
 if TYPE_CHECKING:
     from bot.meta import PrivacyService
     from bot.revocations import Revocations
+    from bot.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,10 @@ class PeriodicJobs:
 
 
 def fleet_jobs(
-    db: Database, privacy: PrivacyService, revocations: Revocations | None = None
+    db: Database,
+    privacy: PrivacyService,
+    revocations: Revocations | None = None,
+    upkeep: Upkeep | None = None,
 ) -> list[Job]:
     """The jobs every deployment runs (the leader only)."""
 
@@ -136,4 +140,7 @@ def fleet_jobs(
 
         # Each row carries its own next try (backing off); the job only picks the due ones.
         jobs.append(Job("retry_revocations", RETRY_EVERY, revocations.retry_due))
+    if upkeep is not None:
+        # Each connection carries its own next check; a round takes only the due ones.
+        jobs.append(Job("health_checks", upkeep.every, upkeep.periodic_round))
     return jobs

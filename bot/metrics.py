@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.store.gauges import Gauges
+from bot.store.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class Metrics:
         self.connections = Gauge(
             "connectbot_connections", "Connections, by state", ["state"], registry=r
         )
+        self.connection_health = Gauge(
+            "connectbot_connection_health",
+            "Connections by health (healthy, renewal_due, broken; ended ones: disconnected)",
+            ["state"],
+            registry=r,
+        )
         self.outbox_waiting = Gauge(
             "connectbot_outbox_waiting", "Messages waiting in the outbox", registry=r
         )
@@ -66,8 +73,9 @@ class Metrics:
             registry=r,
         )
         self._states_seen: set[str] = set()
+        self._health_seen: set[str] = set()
 
-    async def scrape(self, gauges: Gauges) -> bytes:
+    async def scrape(self, gauges: Gauges, health: Health | None = None) -> bytes:
         """Read the gauges from the database, then the whole registry in the text format."""
         reading = await gauges.read()
         self.outbox_waiting.set(reading.outbox_waiting)
@@ -80,15 +88,22 @@ class Metrics:
         for state, count in reading.connections.items():
             self.connections.labels(state=state).set(count)
         self._states_seen |= reading.connections.keys()
+        if health is not None:
+            counts = await health.counts()
+            for state in self._health_seen - counts.keys():
+                self.connection_health.labels(state=state).set(0)
+            for state, count in counts.items():
+                self.connection_health.labels(state=state).set(count)
+            self._health_seen |= counts.keys()
         return generate_latest(self.registry)
 
 
-def metrics_app(metrics: Metrics, gauges: Gauges) -> web.Application:
+def metrics_app(metrics: Metrics, gauges: Gauges, health: Health | None = None) -> web.Application:
     """The operator's own little server: `GET /metrics` and nothing else."""
 
     async def serve(request: web.Request) -> web.Response:
         try:
-            body = await metrics.scrape(gauges)
+            body = await metrics.scrape(gauges, health)
         except Exception:
             log.exception("metrics: the database could not be read")
             return web.Response(status=503, text="database unavailable\n")

@@ -166,6 +166,9 @@ class LoginAttempt(SQLModel, table=True):
     pending_sealed: str | None = Field(
         default=None, sa_column=sa.Column(sa.Text(), nullable=True)
     )
+    # A login that renews the invitation's kept connection (issue 11: the Renew button): handed
+    # out while the invitation is connected, and it keeps the same Page and Instagram account.
+    renewal: bool = False
 
 
 class ConnectionStatus(StrEnum):

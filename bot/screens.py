@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.buttons import Action, Press
+from bot.buttons import Action, Press, Renew
 from bot.fit import join_capped
 from bot.i18n import Html, Texts
 from bot.models import Invitation, Step
@@ -123,6 +124,85 @@ def login(
             ]
         ),
     )
+
+
+# --- renewing a kept connection (the Renew button; issue 11) ---------------------------------
+
+
+def renewal_keyboard(t: Texts, invitation_id: int, label_key: str) -> InlineKeyboardMarkup:
+    """One button asking for a fresh renewal login (`bot.buttons.Renew`)."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t.plain(label_key), callback_data=Renew(invitation_id).pack())]]
+    )
+
+
+def renewal_login(
+    t: Texts, invite: Invitation, *, url: str, platform: str, minutes: int
+) -> Screen:
+    """The renewal's login button: why Facebook asks, how long it takes, what to select."""
+    assert invite.id is not None
+    return Screen(
+        t("renewal.login", handle=invite.handle, platform=platform, minutes=minutes),
+        InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(t.plain("renewal.button"), url=url)],
+                [
+                    InlineKeyboardButton(
+                        t.plain("button.new_link"), callback_data=Renew(invite.id).pack()
+                    )
+                ],
+            ]
+        ),
+    )
+
+
+def long_date(t: Texts, when: datetime) -> str:
+    """A day as people write it: 27 February 2027, 27. Februar 2027."""
+    months = t.plain("renewal.months").split(",")
+    return t.plain(
+        "renewal.date", day=when.day, month=months[when.month - 1].strip(), year=when.year
+    )
+
+
+def renewed(t: Texts, verdict: Verdict, *, platform: str, until: datetime | None) -> Screen:
+    """The renewal worked: the same account through the same Page, access until when."""
+    assert verdict.instagram is not None and verdict.page is not None
+    values = {"username": verdict.instagram.username, "page": verdict.page.name}
+    if until is None:
+        return Screen(t("renewal.renewed_no_date", platform=platform, **values))
+    return Screen(t("renewal.renewed", platform=platform, date=long_date(t, until), **values))
+
+
+def renewal_failed(
+    t: Texts,
+    invite: Invitation,
+    verdict: Verdict,
+    *,
+    platform: str,
+    kept_page: str,
+    kept_username: str,
+) -> Screen:
+    """A renewal login that did not renew: exactly why (the first login's reasons and fixes),
+    that the connection stays as it was, and a retry."""
+    assert invite.id is not None
+    if verdict.connected:
+        # Connected, but not the kept Page and account: that one is not replaced.
+        assert verdict.page is not None and verdict.instagram is not None
+        reason = t(
+            "renewal.other_connection",
+            page=verdict.page.name,
+            username=verdict.instagram.username,
+            kept_page=kept_page,
+            kept_username=kept_username,
+            inviter=invite.inviter_name,
+        )
+    else:
+        reason = _reason(t, verdict, invite, platform)
+        fix = _detail(t, f"verdict.{verdict.outcome}.fix", verdict, invite, platform)
+        if fix:
+            reason = Html(reason + "\n\n" + t("result.fix_heading") + "\n" + fix)
+    text = t("renewal.failed", reason=reason, handle=kept_username, page=kept_page)
+    return Screen(text, renewal_keyboard(t, invite.id, "button.retry"))
 
 
 def count(t: Texts, number: int) -> str:

@@ -33,11 +33,34 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
         return t(f"console.timeline.login_{detail}", handle=handle)
     if kind == "data_deleted" and t.has(f"console.timeline.data_deleted_{detail}"):
         return t(f"console.timeline.data_deleted_{detail}", handle=handle)
+    if kind in ("health", "renewal_asked", "renewed"):
+        told = _health_sentence(t, kind, detail, handle=handle)
+        if told is not None:
+            return told
     if t.has(f"console.timeline.{kind}"):
         return t(f"console.timeline.{kind}", handle=handle)
     # A kind this module does not know yet: its short name, never the raw detail.
     what = t.plain(f"console.event.{kind}") if t.has(f"console.event.{kind}") else kind
     return t("console.timeline.other", what=what)
+
+
+def _health_sentence(t: Texts, kind: str, detail: str, *, handle: str) -> Html | None:
+    """A kept connection's life (issue 11): its health changed (detail "state" or
+    "state:reason"), the influencer was asked to renew (detail: days before access ends), or
+    renewed. None for a detail this release does not know (the generic sentence then)."""
+    if kind == "renewed":
+        return t("console.health.timeline_renewed", handle=handle)
+    if kind == "renewal_asked":
+        if not (detail.isascii() and detail.isdigit()):
+            return None
+        return t("console.health.timeline_renewal_asked", handle=handle, count=int(detail))
+    state, _, reason = detail.partition(":")
+    key = f"console.health.timeline_{state}"
+    if not state.isidentifier() or not t.has(key):
+        return None
+    named = f"console.health.reason.{reason or 'unknown'}"
+    words = t.plain(named) if t.has(named) else t.plain("console.health.reason.unknown")
+    return t(key, reason=words)
 
 
 def timeline(

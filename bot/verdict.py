@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -81,6 +81,9 @@ class PageInfo:
     name: str
     is_published: bool
     tasks: tuple[str, ...]
+    # The Page's access token, as /me/accounts gave it with the pages (`bot.graph.PAGE_FIELDS`):
+    # kept, sealed, with the connection. A secret: never in a repr, and no part of a decision.
+    access_token: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class LoginEvidence:
     fetch_failure: FetchFailure | None = None
     debug: Mapping[str, Any] | None = None
     permissions: Sequence[Mapping[str, Any]] = ()
-    pages: Sequence[Mapping[str, Any]] = ()
+    # Each Page carries its access token: never in a repr.
+    pages: Sequence[Mapping[str, Any]] = field(default=(), repr=False)
 
 
 _PERSON_CANNOT_FIX: frozenset[Outcome] = frozenset(
@@ -193,6 +197,7 @@ def decide(
     required_scopes: Sequence[str],
     app_id: str,
     now: datetime,
+    keep_page_id: str | None = None,
 ) -> Verdict:
     """Judge one login attempt. The first step that applies decides:
 
@@ -209,7 +214,10 @@ def decide(
     6. A Page whose instagram_business_account is the invited handle: the Instagram grant
        scoped to other accounts → IG_NOT_SELECTED; `is_published` false → PAGE_UNPUBLISHED;
        `tasks` without a usable task → PAGE_NO_ROLE; else CONNECTED. Several such Pages: one
-       that passes wins, otherwise the first one's failure is reported.
+       that passes wins, otherwise the first one's failure is reported. A renewal names the
+       Page it keeps (`keep_page_id`): when the invited account is on that Page, that Page's
+       verdict is the one, pass or fail (a renewal keeps its Page, or says what is wrong
+       with it).
     7. The invited handle only as connected_instagram_account on a Page with no
        instagram_business_account → IG_HALF_LINKED.
     8. Some Page has an instagram_business_account → IG_OTHER_ACCOUNT, naming them.
@@ -263,6 +271,9 @@ def decide(
         for page in pages
         if page.business is not None and page.business.username == invited
     ]
+    kept = [v for v in verdicts if v.page is not None and v.page.id == keep_page_id]
+    if kept:
+        return kept[0]
     if verdicts:
         return next((v for v in verdicts if v.connected), verdicts[0])
 
@@ -414,6 +425,7 @@ def _parse_page(raw: Any) -> _Page | None:
         name=as_text(raw.get("name")) or "",
         is_published=published if isinstance(published, bool) else True,
         tasks=tuple(sorted(tasks or ())),
+        access_token=as_text(raw.get("access_token")),
     )
     return _Page(
         info=info,

@@ -15,5 +15,7 @@ app on its own port, which only the playground starts: a real deployment has non
   web.py             the aiohttp app: page, API, live stream, sandbox login dialog
   sandbox_login.py   the dialog's choices → FbUser + Consent (+ a simulated Facebook fault)
   sandbox_page.py    the dialog's HTML
+  facebook_side.py   the "Facebook's side" panel: what Facebook does to a connection after the
+                     login (on the Graph stand-in), and "Check now" (a health round at once)
   static/            the page: plain HTML, CSS and JavaScript, no build step
 """

@@ -16,23 +16,32 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from aiohttp import web
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+from sqlmodel import col, update
 
 from bot.app import ConnectBot
 from bot.config import Settings
+from bot.models import Connection, ConnectionStatus, utcnow
 from playground.chats import Chats
 from playground.config import PlaygroundSettings, refuse_real_credentials
+from playground.facebook_side import FacebookSide, RoundCounts, signed_deauthorize
 from playground.people import Cast
 from playground.web import DIALOG_PREFIX, make_app
 from sandbox.facebook import GraphStandin
 from sandbox.telegram import TelegramStandin
+from web_callback.app import DEAUTHORIZE_PATH
 
 log = logging.getLogger(__name__)
 
 BOT_USERNAME = "connect_playground_bot"
 BOT_NAME = "Connect Bot"
+# Rounds of health checks come by themselves this often (unless HEALTH_CHECK_INTERVAL_SECONDS is
+# set), so a renewal or a breakage played on the "Facebook's side" panel shows within a minute
+# even without "Check now".
+HEALTH_CHECK_INTERVAL_SECONDS = 60.0
 
 
 class Playground:
@@ -58,6 +67,13 @@ class Playground:
         self.cast = Cast()
         self.cast.add_influencer()
         self.chats = Chats(self.telegram, self.cast)
+        self.facebook = FacebookSide(
+            graph=self.graph,
+            connection_of=self.connection_of,
+            deauthorize=self._deauthorize,
+            run_round=self._run_round,
+            has_rounds=self._has_rounds,
+        )
         self._closing = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -75,6 +91,7 @@ class Playground:
         await self._start_web()
         self._bot = ConnectBot(self._bot_settings())
         await self._bot.start()
+        self.facebook.check_interval_seconds = self._bot.settings.health_check_interval_seconds
         self._watcher = asyncio.create_task(self.chats.watch(self._closing))
 
     async def stop(self) -> None:
@@ -117,6 +134,11 @@ class Playground:
                 # Tokens are kept, as in a real deployment, with a key that dies with the run.
                 "token_encryption_keys": base.token_encryption_keys
                 or SecretStr(Fernet.generate_key().decode()),
+                "health_check_interval_seconds": (
+                    base.health_check_interval_seconds
+                    if "health_check_interval_seconds" in base.model_fields_set
+                    else HEALTH_CHECK_INTERVAL_SECONDS
+                ),
             }
         )
 
@@ -126,6 +148,7 @@ class Playground:
             chats=self.chats,
             telegram=self.telegram,
             graph=self.graph,
+            facebook=self.facebook,
             invited_handle=self._invited_handle,
             closing=self._closing,
         )
@@ -141,6 +164,45 @@ class Playground:
     async def _invited_handle(self, telegram_id: int) -> str | None:
         invite = await self.bot.db.invitations.active_invitation_of(telegram_id)
         return invite.handle if invite is not None else None
+
+    async def connection_of(self, telegram_id: int) -> Connection | None:
+        """The connection of the invitation this person worked on last, if it has one."""
+        invite = await self.bot.db.invitations.active_invitation_of(telegram_id)
+        if invite is None or invite.id is None:
+            return None
+        return await self.bot.db.console.connection_for(invite.id)
+
+    async def _deauthorize(self, facebook_user_id: str) -> bool:
+        """What Facebook does when someone removes the app: a signed POST to the app's
+        deauthorize callback URL, here the bot's own route."""
+        settings = self.bot.settings
+        secret = settings.facebook_app_secret
+        signed = signed_deauthorize(facebook_user_id, secret.get_secret_value() if secret else "")
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                answer = await http.post(
+                    f"{settings.public_url.rstrip('/')}{DEAUTHORIZE_PATH}",
+                    data={"signed_request": signed},
+                )
+        except httpx.HTTPError:
+            return False
+        return answer.is_success
+
+    def _has_rounds(self) -> bool:
+        # Checks need the kept tokens: none with VERIFY_ONLY.
+        return self._bot is not None and self._bot.vault.enabled
+
+    async def _run_round(self) -> RoundCounts:
+        """A health round (`bot.upkeep`) that checks every active connection now, as if their
+        next checks had all come due (a round itself takes only what is due). The playground
+        moves the due times itself, as a test moves time: nothing in the bot does this."""
+        async with self.bot.db.transaction() as session:
+            await session.exec(
+                update(Connection)
+                .where(col(Connection.status) == ConnectionStatus.ACTIVE)
+                .values(next_check_at=utcnow())
+            )
+        return await self.bot.upkeep.run_round()
 
 
 async def run_playground(

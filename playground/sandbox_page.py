@@ -114,6 +114,7 @@ def consent_page(
     requested: list[str],
     rerequest: bool,
     pages: list[PageSetup],
+    reauthorize: bool = False,
 ) -> str:
     assert len(pages) == PAGE_SLOTS
     permissions = "".join(
@@ -131,6 +132,12 @@ def consent_page(
         else '<p class="note">Without <code>auth_type=rerequest</code> Facebook does not ask again '
         "for a permission this person declined before: it stays declined.</p>"
     )
+    if reauthorize:
+        again = (
+            '<p class="note">Renewing: Facebook asks this person to confirm the app\'s access '
+            "again (<code>auth_type=reauthorize</code>), which it ends 90 days after they last "
+            "used the app. Keep the same Page and Instagram account to keep the connection.</p>"
+        )
     if handle:
         invited = (
             f"<p>Invited Instagram account: <b>@{escape(handle)}</b></p>"

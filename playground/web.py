@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.i18n import LANGUAGES
 from playground.chats import ChatError, Chats
+from playground.facebook_side import Done, FacebookAction, FacebookSide, PanelError
 from playground.people import Cast
 from playground.sandbox_login import (
     arm_trouble,
@@ -39,6 +40,7 @@ DIALOG_PREFIX = "/sandbox/facebook"
 # A comment line now and then keeps proxies and browsers from closing an idle stream.
 _KEEPALIVE_SECONDS = 15.0
 _MAX_BODY = 64 * 1024
+_PERMISSION_RE = re.compile(r"[a-z][a-z_]{0,63}")
 
 _HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -72,11 +74,13 @@ def make_app(
     chats: Chats,
     telegram: TelegramStandin,
     graph: GraphStandin,
+    facebook: FacebookSide,
     invited_handle: InvitedHandle,
     closing: asyncio.Event,
 ) -> web.Application:
     """``invited_handle`` names the Instagram account a person is connecting right now (from the
-    bot's database), so the sandbox dialog can offer exactly that account."""
+    bot's database), so the sandbox dialog can offer exactly that account. ``facebook`` is the
+    "Facebook's side" panel: what happens to a connection at Facebook after the login."""
     app = web.Application(middlewares=[_headers], client_max_size=_MAX_BODY)
     index = (STATIC / "index.html").read_text(encoding="utf-8")
 
@@ -163,6 +167,40 @@ def make_app(
         chats.refresh(force=True)
         return web.json_response({"id": person.id, "name": person.first_name}, status=201)
 
+    def influencer(request: web.Request) -> TgUser:
+        person = cast.person(_chat_id(request))
+        if person is None or person.id == cast.manager.id:
+            raise _bad_request("no such influencer")
+        return person
+
+    async def facebook_view(request: web.Request) -> web.Response:
+        return web.json_response(await facebook.view(influencer(request)))
+
+    async def facebook_act(request: web.Request) -> web.Response:
+        person = influencer(request)
+        body = await _json(request)
+        try:
+            action = FacebookAction(str(body.get("action")))
+        except ValueError:
+            raise _bad_request(
+                f"action must be one of {', '.join(a.value for a in FacebookAction)}"
+            ) from None
+        permission = body.get("permission", "")
+        if not isinstance(permission, str) or not _PERMISSION_RE.fullmatch(permission or "x"):
+            raise _bad_request("permission must be a permission's name, like instagram_basic")
+        extra = {"permission": permission} if permission else {}
+        return await _done(facebook.act(person, action, **extra))
+
+    async def outage(request: web.Request) -> web.Response:
+        body = await _json(request)
+        down = body.get("down")
+        if not isinstance(down, bool):
+            raise _bad_request("down must be true or false")
+        return _answer(facebook.set_outage(down))
+
+    async def check_now(request: web.Request) -> web.Response:
+        return await _done(facebook.check_now())
+
     async def dialog(request: web.Request) -> web.Response:
         query = {k: v for k, v in request.query.items() if isinstance(v, str)}
         if not query.get("state") or not query.get("scope"):
@@ -181,6 +219,7 @@ def make_app(
                 handle=handle or "",
                 requested=_scopes(query["scope"]),
                 rerequest=query.get("auth_type") == "rerequest",
+                reauthorize=query.get("auth_type") == "reauthorize",
                 pages=default_pages(name, handle or ""),
             )
         )
@@ -207,6 +246,7 @@ def make_app(
             return _html(dialog_error_page(str(exc)), 400)
         if "code" in parse_qs(urlsplit(location).query):
             arm_trouble(graph, login.trouble)
+            facebook.logged_in(login.user.id)
         raise web.HTTPSeeOther(location)
 
     app.router.add_get("/", page)
@@ -217,6 +257,10 @@ def make_app(
     app.router.add_post(r"/api/chats/{chat_id:\d+}/presses", press)
     app.router.add_get(r"/api/chats/{chat_id:\d+}/media/{message_id:\d+}", media)
     app.router.add_post("/api/influencers", add_influencer)
+    app.router.add_get(r"/api/influencers/{chat_id:\d+}/facebook", facebook_view)
+    app.router.add_post(r"/api/influencers/{chat_id:\d+}/facebook", facebook_act)
+    app.router.add_post("/api/facebook/outage", outage)
+    app.router.add_post("/api/health-checks", check_now)
     dialog_path = DIALOG_PREFIX + r"/{version:v\d+\.\d+}/dialog/oauth"
     app.router.add_get(dialog_path, dialog)
     app.router.add_post(dialog_path, dialog_submit)
@@ -279,6 +323,19 @@ def _act(action: Callable[[], None]) -> None:
         action()
     except ChatError as exc:
         raise _bad_request(str(exc)) from None
+
+
+async def _done(action: Awaitable[Done]) -> web.Response:
+    try:
+        return _answer(await action)
+    except PanelError as exc:
+        raise web.HTTPConflict(
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
+        ) from None
+
+
+def _answer(done: Done) -> web.Response:
+    return web.json_response({"ok": True, "text": done.text, "changed": done.changed})
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:

@@ -8,17 +8,23 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import console_screens as screens
+from bot.buttons import RemindHealth
 from bot.console_screens import (
     CardFacts,
+    HealthFacts,
+    HealthPage,
     InviteAgain,
     InviteReport,
     ListFacts,
     ListPage,
+    ShowFacts,
 )
+from bot.health import HealthReason
 from bot.i18n import Texts
-from bot.models import Invitation, InviteStatus
+from bot.models import Connection, Invitation, InviteStatus
 from bot.screens import Screen
 from bot.store import Created, Funnel
+from bot.store.console import HealthCounts, NeedsAttention
 
 NOW = datetime(2026, 3, 14, 15, 9, tzinfo=UTC)
 EN, DE = Texts("en"), Texts("de")
@@ -201,3 +207,190 @@ def test_invite_problems_name_the_open_invitation_and_offer_inviting_again() -> 
         [(EN.plain("console.invite_again", handle="linked.one"), InviteAgain(2).pack())]
     ]
     assert screens.invite_problems(EN, InviteReport()) is None
+
+
+# --- a connection's health (issue 11) -----------------------------------------------------------
+
+
+def _connection(invitation_id: int = 7, **fields: object) -> Connection:
+    values: dict[str, object] = {
+        "id": invitation_id,
+        "invitation_id": invitation_id,
+        "facebook_user_id": "fb-1",
+        "page_id": "p-1",
+        "page_name": "Anna Bakes",
+        "instagram_id": "ig-1",
+        "instagram_username": "anna.bakes",
+        "permissions": "instagram_basic",
+        "created_at": NOW - timedelta(days=40),
+        "token_expires_at": NOW + timedelta(days=20),
+        "data_access_expires_at": NOW + timedelta(days=12),
+    }
+    values.update(fields)
+    return Connection.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    ("texts", "health", "reason", "expected"),
+    [
+        (EN, "healthy", None, "🟢 Connected: Instagram @anna.bakes · Page Anna Bakes"),
+        (
+            EN,
+            "renewal_due",
+            None,
+            "⏳ Connected: Instagram @anna.bakes · Page Anna Bakes · renewal due: access ends "
+            "2026-03-26",
+        ),
+        (
+            DE,
+            "renewal_due",
+            None,
+            "⏳ Verbunden: Instagram @anna.bakes · Seite Anna Bakes · Erneuerung fällig: "
+            "Zugriff endet am 2026-03-26",
+        ),
+        (EN, "broken", "password_changed", "⚠️ Connection broken: Facebook password changed"),
+        (
+            DE,
+            "broken",
+            "page_unpublished",
+            "⚠️ Verbindung unterbrochen: Seite nicht mehr veröffentlicht",
+        ),
+        (EN, "broken", "no_such_reason", "⚠️ Connection broken: reason unknown"),
+    ],
+)
+def test_card_status_says_the_connections_health(
+    texts: Texts, health: str, reason: str | None, expected: str
+) -> None:
+    facts = CardFacts(
+        _invite(status=InviteStatus.CONNECTED),
+        connection=_connection(health=health, health_reason=reason),
+    )
+    assert screens.status_line(texts, facts, now=NOW) == expected
+
+
+def test_every_health_reason_has_a_short_text_in_both_languages() -> None:
+    for reason in HealthReason:
+        for texts in (EN, DE):
+            assert texts.has(f"console.health.reason.{reason.value}"), (texts.language, reason)
+
+
+def test_list_puts_health_on_top_and_marks_the_rows() -> None:
+    invites = [
+        _invite(1, "a", status=InviteStatus.CONNECTED),
+        _invite(2, "b", status=InviteStatus.CONNECTED),
+        _invite(3, "c", status=InviteStatus.CONNECTED),
+    ]
+    facts = ListFacts(
+        {"connected": 3},
+        None,
+        0,
+        invites,
+        health=HealthCounts(healthy=1, renewal_due=1, broken=1),
+        connections={
+            1: _connection(1, health="broken", health_reason="token_expired"),
+            2: _connection(2, health="renewal_due"),
+            3: _connection(3),
+        },
+    )
+    lines = screens.list_screen(EN, facts).text.split("\n")
+    assert lines[2:] == [
+        "⚠️ 1 broken · ⏳ 1 renewal due · ✅ 1 healthy · /health",
+        "#1 @a · connected · ⚠️ broken",
+        "#2 @b · connected · ⏳ renewal due",
+        "#3 @c · connected",
+    ]
+    german = screens.list_screen(DE, facts).text.split("\n")
+    assert german[2:4] == [
+        "⚠️ 1 unterbrochen · ⏳ 1 Erneuerung fällig · ✅ 1 in Ordnung · /health",
+        "#1 @a · verbunden · ⚠️ unterbrochen",
+    ]
+    healthy = ListFacts({"connected": 1}, None, 0, [], health=HealthCounts(healthy=1))
+    assert screens.list_screen(DE, healthy).text.split("\n")[2] == (
+        "✅ Die Verbindung ist in Ordnung"
+    )
+    nothing = ListFacts({"pending": 1}, None, 0, [])
+    assert "health" not in screens.list_screen(EN, nothing).text
+
+
+def test_health_screen_lists_with_remind_buttons_and_pages() -> None:
+    items = [
+        NeedsAttention(
+            _invite(n, f"h{n}", status=InviteStatus.CONNECTED),
+            _connection(
+                n,
+                health="broken",
+                health_reason="instagram_unlinked",
+                health_changed_at=NOW - timedelta(days=n),
+            ),
+        )
+        for n in range(1, 11)
+    ]
+    counts = HealthCounts(broken=12)
+    assert screens.clamp_health_page(counts, 7) == 1
+    screen = screens.health_screen(DE, HealthFacts(counts, 0, items))
+    lines = screen.text.split("\n")
+    assert lines[0] == "<b>12 Verbindungen brauchen Aufmerksamkeit</b> (neuestes Problem zuerst)"
+    assert lines[1] == (
+        "⚠️ <b>@h1</b> (#1) · unterbrochen seit 2026-03-13: "
+        "Instagram nicht mehr mit der Seite verknüpft"
+    )
+    rows = _buttons(screen)
+    assert rows[0] == [("🔔 @h1 erinnern", RemindHealth(1).pack())]
+    assert rows[-1] == [("Mehr ▶️", HealthPage(1).pack())]
+    last = screens.health_screen(EN, HealthFacts(counts, 1, items[:2]))
+    assert last.text.split("\n")[0] == (
+        "<b>12 connections need attention</b> (newest problem first)"
+    )
+    assert _buttons(last)[-1] == [("◀️ Back", HealthPage(0).pack())]
+    for texts, expected in (
+        (EN, "All connections are healthy ✅"),
+        (DE, "Alle Verbindungen sind in Ordnung ✅"),
+    ):
+        empty = screens.health_screen(texts, HealthFacts(HealthCounts(healthy=3), 0, []))
+        assert empty.text == expected and empty.keyboard is None
+
+
+def test_stats_count_the_connections_by_health() -> None:
+    funnel = Funnel(created=1, opened=1, checks_passed=1, login_started=1, connected=1, reasons=[])
+    health = HealthCounts(healthy=4, renewal_due=2, broken=1, disconnected=1, renewed=3)
+    assert screens.funnel_text(EN, funnel, health).endswith(
+        "\n\n<b>Connections</b>\n✅ Healthy: <b>4</b>\n⏳ Renewal due: <b>2</b>\n"
+        "⚠️ Broken: <b>1</b>\n🔌 Disconnected in the last 30 days: <b>1</b>\n"
+        "🔁 Kept alive by renewal: <b>3</b>"
+    )
+    assert screens.funnel_text(DE, funnel, health).endswith(
+        "\n\n<b>Verbindungen</b>\n✅ In Ordnung: <b>4</b>\n⏳ Erneuerung fällig: <b>2</b>\n"
+        "⚠️ Unterbrochen: <b>1</b>\n🔌 In den letzten 30 Tagen getrennt: <b>1</b>\n"
+        "🔁 Durch Erneuerung aktiv gehalten: <b>3</b>"
+    )
+
+
+def test_show_health_lines_and_button() -> None:
+    invite = _invite(status=InviteStatus.CONNECTED)
+    broken = _connection(
+        health="broken",
+        health_reason="username_changed",
+        health_changed_at=NOW - timedelta(days=2),
+        checked_at=NOW - timedelta(hours=1),
+        renewed_at=NOW - timedelta(days=30),
+    )
+    screen = screens.show_screen(
+        DE, ShowFacts(CardFacts(invite, connection=broken), [], broken, []), platform="B", now=NOW
+    )
+    assert (
+        "<b>Zustand:</b> ⚠️ unterbrochen seit 2026-03-12: Instagram-Benutzername geändert\n"
+        "Facebook-Anmeldung gültig bis 2026-04-03 · Datenzugriff bis 2026-03-26\n"
+        "Letzte Prüfung: 2026-03-14 14:09 UTC\n"
+        "Erneuert am 2026-02-12"
+    ) in screen.text
+    assert _buttons(screen) == [[("🔔 @anna.bakes erinnern", RemindHealth(7).pack())]]
+    unknown = _connection(token_expires_at=None, data_access_expires_at=None)
+    screen = screens.show_screen(
+        EN, ShowFacts(CardFacts(invite, connection=unknown), [], unknown, []), platform="B", now=NOW
+    )
+    assert (
+        "<b>Health:</b> ✅ healthy\n"
+        "Facebook login valid until unknown · data access until unknown\n"
+        "Last check: not checked yet"
+    ) in screen.text
+    assert screen.keyboard is None

@@ -595,3 +595,233 @@ async def test_photos_and_documents_the_bot_sends_are_shown(page: PageApi) -> No
     assert "attachment" in saved.headers["Content-Disposition"] and saved.content == b"a,b\n"
     assert (await page.http.get(f"api/chats/{anna.id}/media/999")).status_code == 404
     assert (await page.http.get(f"api/chats/999/media/{photo['message_id']}")).status_code == 404
+
+
+# --- Facebook's side: the panel acting on the Graph stand-in -------------------------------------
+
+
+async def connect(page: PageApi, influencer: TgUser, handle: str) -> None:
+    """Invite, answer the checks and log in granting everything, as the page does."""
+    dialog_url = await page.through_checks(influencer, await page.invite(handle))
+    fields = form_fields((await page.http.get(dialog_url)).text)
+    await log_in(page, dialog_url, fields)
+    await page.playground.telegram.wait_for(influencer.id, "Connected!")
+
+
+async def act(page: PageApi, influencer: TgUser, action: str, **extra: str) -> httpx.Response:
+    return await page.http.post(
+        f"api/influencers/{influencer.id}/facebook", json={"action": action, **extra}
+    )
+
+
+def tokens_of(playground: Playground, user_id: str) -> list[str]:
+    graph = playground.graph
+    return [v for v in graph.issued_tokens() if graph.token_info(v).user_id == user_id]
+
+
+async def graph_get(playground: Playground, path: str, token: str, **params: str) -> httpx.Response:
+    """A Graph call as the bot makes it (with appsecret_proof), straight to the stand-in."""
+    graph = playground.graph
+    query = {"access_token": token, "appsecret_proof": graph.appsecret_proof(token), **params}
+    async with httpx.AsyncClient(base_url=graph.base_url, timeout=10) as http:
+        return await http.get(f"/v25.0/{path}", params=query)
+
+
+async def debug_token(playground: Playground, token: str) -> JsonDict:
+    graph = playground.graph
+    async with httpx.AsyncClient(base_url=graph.base_url, timeout=10) as http:
+        answer = await http.get(
+            "/v25.0/debug_token",
+            params={"input_token": token, "access_token": f"{graph.app_id}|{graph.app_secret}"},
+        )
+    return dict(answer.json()["data"])
+
+
+async def test_rounds_come_every_minute_in_the_playground(playground: Playground) -> None:
+    assert playground.bot.settings.health_check_interval_seconds == 60
+    own = await start_playground(health_check_interval_seconds=5)
+    try:
+        assert own.bot.settings.health_check_interval_seconds == 5  # a setting of one's own wins
+    finally:
+        await own.stop()
+
+
+async def test_the_panel_shows_the_connection_and_refuses_what_cannot_be(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    view = (await page.http.get(f"api/influencers/{anna.id}/facebook")).json()
+    assert view["connection"] is None and view["graph_down"] is False
+    assert view["check_interval_seconds"] == 60
+    # Before any login: nobody at Facebook to act on, and no Page.
+    early = await act(page, anna, "change_password")
+    assert early.status_code == 409 and "has not logged in with Facebook" in early.json()["error"]
+    no_page = await act(page, anna, "unpublish_page")
+    assert no_page.status_code == 409 and "no connection yet" in no_page.json()["error"]
+    assert (await act(page, anna, "explode")).status_code == 400
+    assert (await act(page, anna, "remove_permission", permission="<x>")).status_code == 400
+    manager = page.manager.id
+    assert (await page.http.get(f"api/influencers/{manager}/facebook")).status_code == 400
+
+    await connect(page, anna, "anna.bakes")
+    view = (await page.http.get(f"api/influencers/{anna.id}/facebook")).json()
+    shown = view["connection"]
+    assert (shown["page"], shown["instagram"]) == ("Anna Bakes", "anna.bakes")
+    assert shown["active"] is True
+    assert shown["data_access_expires_at"]
+
+
+async def test_change_password_ends_the_persons_tokens_at_facebook(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    await connect(page, anna, "anna.bakes")
+    connection = await page.playground.connection_of(anna.id)
+    assert connection is not None
+    tokens = tokens_of(page.playground, connection.facebook_user_id)
+    assert tokens
+    for token in tokens:
+        assert (await debug_token(page.playground, token))["is_valid"] is True
+
+    done = await act(page, anna, "change_password")
+    assert done.status_code == 200 and "changed their Facebook password" in done.json()["text"]
+    again = await act(page, anna, "change_password")  # a double tap: no harm
+    assert again.status_code == 200
+    for token in tokens:
+        data = await debug_token(page.playground, token)
+        assert data["is_valid"] is False and data["error"]["subcode"] == 460
+        refused = await graph_get(page.playground, "me", token)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == 190
+
+
+async def test_time_passes_for_data_access(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    await connect(page, anna, "anna.bakes")
+    connection = await page.playground.connection_of(anna.id)
+    assert connection is not None
+    user_token = next(
+        t
+        for t in tokens_of(page.playground, connection.facebook_user_id)
+        if page.playground.graph.token_info(t).kind == "USER"
+    )
+    now = page.playground.graph.now()
+
+    done = await act(page, anna, "days_80")
+    assert done.status_code == 200 and "ends in 10 days" in done.json()["text"]
+    # What the bot's check reads: data access ends in ten days, still readable today.
+    left = (await debug_token(page.playground, user_token))["data_access_expires_at"] - now
+    assert 9.9 * 86400 < left <= 10 * 86400
+    assert (await graph_get(page.playground, "me/accounts", user_token)).status_code == 200
+
+    assert (await act(page, anna, "days_88")).status_code == 200
+    left = (await debug_token(page.playground, user_token))["data_access_expires_at"] - now
+    assert 1.9 * 86400 < left <= 2 * 86400
+
+    assert (await act(page, anna, "days_90")).status_code == 200
+    ended = await graph_get(page.playground, "me/accounts", user_token)
+    assert ended.json()["error"]["code"] == 190  # data access expired: nothing readable
+
+
+async def test_page_and_permission_actions(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    await connect(page, anna, "anna.bakes")
+    playground = page.playground
+    connection = await playground.connection_of(anna.id)
+    assert connection is not None
+    user_token = next(
+        t
+        for t in tokens_of(playground, connection.facebook_user_id)
+        if playground.graph.token_info(t).kind == "USER"
+    )
+
+    async def the_page() -> JsonDict:
+        answer = await graph_get(
+            playground,
+            "me/accounts",
+            user_token,
+            fields="id,is_published,instagram_business_account{id,username}",
+        )
+        pages = {p["id"]: p for p in answer.json()["data"]}
+        return dict(pages.get(connection.page_id, {}))
+
+    assert (await the_page())["is_published"] is True
+    renamed = (await act(page, anna, "change_username")).json()["text"]
+    assert renamed.endswith("is now called @anna.bakes.new on Instagram.")
+    assert (await the_page())["instagram_business_account"]["username"] == "anna.bakes.new"
+    twice = (await act(page, anna, "change_username")).json()
+    assert twice["changed"] is False
+    assert (await act(page, anna, "unpublish_page")).status_code == 200
+    assert (await the_page())["is_published"] is False
+    assert (await act(page, anna, "unlink_instagram")).status_code == 200
+    assert "instagram_business_account" not in await the_page()
+
+    removed = await act(page, anna, "remove_permission", permission="instagram_basic")
+    assert removed.json()["changed"] is True
+    assert "instagram_basic" not in (await debug_token(playground, user_token))["scopes"]
+    assert (await act(page, anna, "remove_permission")).status_code == 200  # default: insights
+    assert "instagram_manage_insights" not in (await debug_token(playground, user_token))["scopes"]
+    assert (await act(page, anna, "remove_permission")).json()["changed"] is False
+
+    assert (await act(page, anna, "remove_page_role")).status_code == 200
+    assert await the_page() == {}  # no longer in /me/accounts
+    assert (await act(page, anna, "remove_page_role")).json()["changed"] is False
+
+
+async def test_remove_the_app_calls_the_bots_deauthorize_callback(page: PageApi) -> None:
+    anna = page.playground.cast.influencers[0]
+    await connect(page, anna, "anna.bakes")
+    done = await act(page, anna, "remove_app")
+    assert done.status_code == 200
+    assert "Facebook called the bot's deauthorize callback" in done.json()["text"]
+    connection = await page.playground.connection_of(anna.id)
+    assert connection is not None and connection.status == "disconnected"
+    view = (await page.http.get(f"api/influencers/{anna.id}/facebook")).json()
+    assert view["connection"]["active"] is False
+    for token in tokens_of(page.playground, connection.facebook_user_id):
+        assert (await debug_token(page.playground, token))["is_valid"] is False
+
+
+async def test_facebook_down_and_back_up(page: PageApi) -> None:
+    graph = page.playground.graph
+    down = await page.http.post("api/facebook/outage", json={"down": True})
+    assert down.status_code == 200 and graph.outage is True
+    assert (await page.http.post("api/facebook/outage", json={"down": True})).json()[
+        "changed"
+    ] is False
+    async with httpx.AsyncClient(base_url=graph.base_url, timeout=10) as http:
+        assert (await http.get("/v25.0/me")).json()["error"]["code"] == 2
+    assert (await page.http.post("api/facebook/outage", json={"down": "yes"})).status_code == 400
+    up = await page.http.post("api/facebook/outage", json={"down": False})
+    assert up.status_code == 200 and graph.outage is False
+
+
+async def test_check_now_finds_a_breakage_and_tells_the_influencer(page: PageApi) -> None:
+    playground = page.playground
+    anna = playground.cast.influencers[0]
+    await connect(page, anna, "anna.bakes")
+    # Graph down: the round checks nothing and breaks nothing.
+    assert (await page.http.post("api/facebook/outage", json={"down": True})).status_code == 200
+    assert (await act(page, anna, "change_password")).status_code == 200
+    waited = await page.http.post("api/health-checks", json={})
+    assert "Graph did not answer for 1 connection" in waited.json()["text"]
+    connection = await playground.connection_of(anna.id)
+    assert connection is not None and connection.health == "healthy"
+    assert (await page.http.post("api/facebook/outage", json={"down": False})).status_code == 200
+
+    checked = await page.http.post("api/health-checks", json={})
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["text"].startswith("Checked 1 connection: 1 changed")
+    connection = await playground.connection_of(anna.id)
+    assert connection is not None
+    assert (connection.health, connection.health_reason) == ("broken", "password_changed")
+    view = (await page.http.get(f"api/influencers/{anna.id}/facebook")).json()
+    assert view["connection"]["reason"] == "password_changed" and view["connection"]["checked_at"]
+    told = await playground.telegram.wait_for(anna.id, "stopped working")
+    assert "password" in told.text and "Reconnect" in str(told.buttons)
+    # The managers hear of it in the day's digest (in the playground: a minute after the check).
+
+
+async def test_check_now_without_kept_tokens() -> None:
+    started = await start_playground(verify_only=True)
+    try:
+        async with httpx.AsyncClient(base_url=started.url, timeout=10) as http:
+            refused = await http.post("api/health-checks", json={})
+        assert refused.status_code == 409 and "VERIFY_ONLY" in refused.json()["error"]
+    finally:
+        await started.stop()

@@ -217,3 +217,61 @@ async def test_invite_connect_and_decline_in_a_real_browser(
     await expect(_bot_message(influencer, "Connected!")).to_be_visible()
     assert errors == []
     await context.close()
+
+
+async def test_facebooks_side_panel_in_a_real_browser(
+    browser: Browser, playground: Playground
+) -> None:
+    """Anna is connected (through the page's API, as the other test shows in the browser); the
+    panel under her name plays Facebook's side: each button says what it did, a second tap is
+    harmless, and Check now shows the breakage in her chat."""
+    import httpx
+    from playwright.async_api import expect
+
+    from tests.test_playground import PageApi, connect
+
+    expect.set_options(timeout=WAIT_MS)
+    anna = playground.cast.influencers[0]
+    async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
+        await connect(PageApi(playground, http), anna, "anna.bakes")
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(playground.url)
+    await expect(page.locator("#status")).to_have_text("live")
+    panel = page.locator("#facebook")
+    await panel.locator("summary").click()
+    await expect(panel.locator("#facebook-connection")).to_contain_text("Page Anna Bakes")
+    await expect(panel.locator("#facebook-connection")).to_contain_text("@anna.bakes")
+    said = panel.locator("#facebook-said")
+
+    await panel.get_by_role("button", name="Fast-forward 80 days").click()
+    await expect(said).to_contain_text("Anna's data access now ends in 10 days")
+    outage = panel.locator("#facebook-outage")
+    await outage.click()
+    await expect(said).to_contain_text("The Graph API is down")
+    await expect(outage).to_have_text("Facebook back up")
+    assert playground.graph.outage
+    await outage.click()
+    await expect(outage).to_have_text("Facebook down")
+    assert not playground.graph.outage
+
+    password = panel.get_by_role("button", name="Change password")
+    await password.dblclick()  # a double tap: one change, one answer
+    await expect(said).to_contain_text("Anna changed their Facebook password")
+    await _shot(page, "facebook-side.png")
+
+    influencer = page.locator('.phone[data-chat="influencer"]')
+    check_now = panel.get_by_role("button", name="Check now")
+    if getattr(playground.bot, "upkeep", None) is None:
+        await expect(check_now).to_be_disabled()
+    else:
+        await check_now.click()
+        await expect(said).to_contain_text("Checked 1 connection: 1 changed")
+        await expect(panel.locator("#facebook-connection")).to_contain_text("password changed")
+        await expect(influencer.locator(".msg.bot").last).to_contain_text("password")
+        await _shot(page, "facebook-side-checked.png")
+    assert errors == []
+    await context.close()

@@ -22,7 +22,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 from telegram.ext import MessageHandler as TextHandler
 
 from bot import screens
-from bot.buttons import Action, ButtonData, Press
+from bot.buttons import Action, ButtonData, Press, Renew
 from bot.commands import Audience, command
 from bot.connect import LoginOffer
 from bot.crypto import MANAGER_LINK_PREFIX
@@ -33,6 +33,7 @@ from bot.repeats import RecentLines
 from bot.screens import Screen
 from bot.store import BindProblem, EventKind
 from bot.store.brands import LinkProblem
+from bot.store.logins import RenewalRefused
 from bot.verdict import Outcome
 
 # Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
@@ -86,6 +87,7 @@ class InfluencerHandlers(HandlerBase):
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
             *(CommandHandler(c.name, getattr(self, c.handler_attr)) for c in COMMANDS),
+            CallbackQueryHandler(self.renew, pattern=Renew.pattern()),
             CallbackQueryHandler(self.press),  # every button, so stale or forged ones get an answer
             TextHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.free_text),
         ]
@@ -318,6 +320,45 @@ class InfluencerHandlers(HandlerBase):
         await acknowledge(query)
         await self.clear_buttons(message)
         await self._act(pressed, message, t, user, invite)
+
+    async def renew(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Renew access / Reconnect (under a renewal request or a breakage notice, and a
+        renewal login's "New login link" and "Try again"): a fresh login for the invitation's
+        kept connection, for the influencer bound to it only."""
+        query = update.callback_query
+        who = sender(update)
+        if query is None or who is None:
+            return
+        user, message = who
+        t = await self.texts(user)
+        pressed = Renew.parse(query.data)
+        offer = (
+            await self.connect.renewal(t, pressed.invitation_id, telegram_user_id=user.id)
+            if pressed is not None
+            else RenewalRefused.NOT_YOURS
+        )
+        if offer is RenewalRefused.NOT_YOURS:
+            # Forged, or someone else's: say nothing about it, change nothing.
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
+            await self.clear_buttons(message)
+            return
+        await acknowledge(query)
+        if offer is RenewalRefused.ENDED:
+            await self.clear_buttons(message)
+            await self.reply(message, Screen(t("renewal.ended")))
+            return
+        if offer is RenewalRefused.NOT_CONNECTED:
+            # Not connected yet (an old button): the setup's current step instead.
+            assert pressed is not None
+            invite = await self.db.invitations.invitation_of(
+                invitation_id=pressed.invitation_id, telegram_user_id=user.id
+            )
+            await self.clear_buttons(message)
+            if invite is not None:
+                await self.show_current(message, t, user, invite)
+            return
+        self._recent.forget(user.id)  # as `show_current` does
+        await self._offer_login(message, offer)
 
     async def _act(
         self, pressed: Press, message: Message, t: Texts, user: User, invite: Invitation

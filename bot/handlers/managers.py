@@ -24,7 +24,14 @@ from telegram.ext import (
 from bot import console_screens as screens
 from bot.commands import Audience, command
 from bot.console_files import MAX_CSV_BYTES, CsvProblem
-from bot.console_screens import STATUSES, ConfirmRevoke, InviteAgain, ListPage, RevokeChoice
+from bot.console_screens import (
+    STATUSES,
+    ConfirmRevoke,
+    HealthPage,
+    InviteAgain,
+    ListPage,
+    RevokeChoice,
+)
 from bot.handlers.base import Asker, HandlerBase, acknowledge
 from bot.models import Invitation, InviteStatus, utcnow
 from bot.pace import PER_CHAT_INTERVAL
@@ -47,7 +54,8 @@ COMMANDS = (
     command("revoke", _M, rank=14),
     command("export", _M, rank=15),
     command("stats", _M, rank=16),
-    command("team", _M, rank=17),
+    command("health", _M, rank=17),
+    command("team", _M, rank=18),
 )
 
 
@@ -56,6 +64,7 @@ class ManagerHandlers(HandlerBase):
         return [
             *self.console_commands(COMMANDS, _M),
             CallbackQueryHandler(self.asking(self.list_page), pattern=ListPage.pattern()),
+            CallbackQueryHandler(self.asking(self.health_page), pattern=HealthPage.pattern()),
             CallbackQueryHandler(self.asking(self.invite_again), pattern=InviteAgain.pattern()),
             CallbackQueryHandler(self.asking(self.revoke_choice), pattern=ConfirmRevoke.pattern()),
             MessageHandler(
@@ -179,8 +188,27 @@ class ManagerHandlers(HandlerBase):
             return
         status = pressed.status if pressed.status in STATUSES else None
         page = await self.console.list_page(asker.manager, status, pressed.page)
-        screen = screens.list_screen(t, page)
-        await acknowledge(query)
+        await self._turn_page(asker, screens.list_screen(t, page))
+
+    async def health(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The connections that need attention, the newest problem first."""
+        page = await self.console.health_page(asker.managing, 0)
+        await self.reply(asker.message, screens.health_screen(asker.t, page))
+
+    async def health_page(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query, t = asker.query, asker.t
+        assert query is not None
+        pressed = HealthPage.parse(query.data)
+        if asker.manager is None or pressed is None:
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
+            return
+        page = await self.console.health_page(asker.manager, pressed.page)
+        await self._turn_page(asker, screens.health_screen(t, page))
+
+    async def _turn_page(self, asker: Asker, screen: Screen) -> None:
+        """A page button's answer: the same message shows the page pressed for."""
+        assert asker.query is not None
+        await acknowledge(asker.query)
         message = asker.message
         if not isinstance(message, Message):
             return
@@ -280,7 +308,8 @@ class ManagerHandlers(HandlerBase):
 
     async def stats(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
         funnel = await self.console.funnel(asker.managing)
-        await self.reply(asker.message, Screen(screens.funnel_text(asker.t, funnel)))
+        health = await self.console.health_counts(asker.managing)
+        await self.reply(asker.message, Screen(screens.funnel_text(asker.t, funnel, health)))
 
     async def team(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
         t, message = asker.t, asker.message

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from bot.crypto import new_invitation_token, secret_hash
+from bot.health import HealthReason, HealthState
 from bot.models import (
     Connection,
     ConnectionStatus,
@@ -50,6 +52,62 @@ class Funnel:
     login_started: int
     connected: int
     reasons: list[tuple[str, int]]  # failure outcome → attempts, most frequent first
+
+
+# A connection ended on Facebook's side (the app removed) needs the brand's attention for this
+# long: afterwards it is history, in /show and /export only.
+ATTENTION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class HealthCounts:
+    """A brand's connections by health: the active ones by state, those ended on Facebook's
+    side within `ATTENTION_DAYS`, and the active ones a renewal kept alive."""
+
+    healthy: int = 0
+    renewal_due: int = 0
+    broken: int = 0
+    disconnected: int = 0
+    renewed: int = 0
+
+    @property
+    def attention(self) -> int:
+        return self.renewal_due + self.broken + self.disconnected
+
+    @property
+    def connections(self) -> int:
+        return self.healthy + self.attention
+
+
+@dataclass(frozen=True)
+class NeedsAttention:
+    """One connection /health lists, with its invitation."""
+
+    invitation: Invitation
+    connection: Connection
+
+
+def health_of(connection: Connection) -> tuple[HealthState, HealthReason | None]:
+    """The health a connection has as the manager sees it. Ended connections are
+    disconnected whatever the last check said: withdrawn by the brand, or the app removed on
+    Facebook (the deauthorize callback ends them without a check)."""
+    reason = _reason(connection.health_reason)
+    if connection.status == ConnectionStatus.REVOKED:
+        return HealthState.DISCONNECTED, HealthReason.REVOKED
+    if connection.status == ConnectionStatus.DISCONNECTED:
+        return HealthState.DISCONNECTED, reason or HealthReason.APP_REMOVED
+    try:
+        state = HealthState(connection.health)
+    except ValueError:
+        state = HealthState.HEALTHY
+    return state, reason if state is not HealthState.HEALTHY else None
+
+
+def _reason(value: str | None) -> HealthReason | None:
+    try:
+        return HealthReason(value) if value else None
+    except ValueError:
+        return None
 
 
 # Invitation ids are INTEGER columns (32-bit on PostgreSQL): a larger number names none, and
@@ -304,6 +362,7 @@ class BrandInvitations(Repository):
                     )
                 )
                 connection.token_encrypted = None
+                connection.page_token_encrypted = None
                 s.add(connection)
             if invite.status == InviteStatus.REVOKED:
                 await s.commit()
@@ -311,6 +370,10 @@ class BrandInvitations(Repository):
             if connection is not None and connection.status == ConnectionStatus.ACTIVE:
                 connection.status = ConnectionStatus.REVOKED
                 connection.ended_at = now
+                connection.page_token_encrypted = None
+                connection.health = HealthState.DISCONNECTED
+                connection.health_reason = HealthReason.REVOKED
+                connection.health_changed_at = now
                 s.add(connection)
             invite.status = InviteStatus.REVOKED
             invite.updated_at = now
@@ -385,6 +448,88 @@ class BrandInvitations(Repository):
             reasons=reasons.most_common(5),
         )
 
+    # --- the connections' health (issue 11) ------------------------------------------------
+
+    async def health_counts(self, brand_id: int, *, now: datetime) -> HealthCounts:
+        async with self.session() as s:
+            active = await s.exec(
+                select(
+                    Connection.health,
+                    sa.func.count(),
+                    sa.func.count(col(Connection.renewed_at)),
+                )
+                .join(Invitation, col(Invitation.id) == col(Connection.invitation_id))
+                .where(
+                    col(Invitation.brand_id) == brand_id,
+                    col(Invitation.status) == InviteStatus.CONNECTED,
+                    col(Connection.status) == ConnectionStatus.ACTIVE,
+                )
+                .group_by(Connection.health)
+            )
+            by_state: Counter[str] = Counter()
+            renewed = 0
+            for state, n, kept in active.all():
+                # An unknown value (a newer release's) counts as healthy, as `health_of` says.
+                known = state if state in set(HealthState) else HealthState.HEALTHY
+                by_state[known] += int(n)
+                renewed += int(kept)
+            ended = await s.exec(
+                select(sa.func.count())
+                .select_from(Connection)
+                .join(Invitation, col(Invitation.id) == col(Connection.invitation_id))
+                .where(*_recently_disconnected(brand_id, now))
+            )
+            return HealthCounts(
+                healthy=by_state[HealthState.HEALTHY],
+                renewal_due=by_state[HealthState.RENEWAL_DUE],
+                broken=by_state[HealthState.BROKEN],
+                disconnected=int(ended.one()),
+                renewed=renewed,
+            )
+
+    async def needs_attention(
+        self, *, brand_id: int, now: datetime, offset: int, limit: int
+    ) -> list[NeedsAttention]:
+        """The brand's connections that need attention (renewal due, broken, or ended on
+        Facebook's side within `ATTENTION_DAYS`), the newest problem first."""
+        attention = sa.or_(
+            sa.and_(
+                col(Invitation.brand_id) == brand_id,
+                col(Invitation.status) == InviteStatus.CONNECTED,
+                col(Connection.status) == ConnectionStatus.ACTIVE,
+                col(Connection.health).in_((HealthState.RENEWAL_DUE, HealthState.BROKEN)),
+            ),
+            sa.and_(*_recently_disconnected(brand_id, now)),
+        )
+        # When the problem began: an ended connection's end, else the last change of health.
+        since = sa.case(
+            (
+                col(Connection.status) == ConnectionStatus.DISCONNECTED,
+                sa.func.coalesce(col(Connection.ended_at), col(Connection.health_changed_at)),
+            ),
+            else_=sa.func.coalesce(col(Connection.health_changed_at), col(Connection.created_at)),
+        )
+        async with self.session() as s:
+            rows = await s.exec(
+                select(Invitation, Connection)
+                .join(Connection, col(Connection.invitation_id) == col(Invitation.id))
+                .where(attention)
+                .order_by(since.desc(), col(Connection.id).desc())
+                .offset(offset)
+                .limit(limit)
+            )
+            return [NeedsAttention(invite, connection) for invite, connection in rows.all()]
+
+    async def connections_of(self, invitation_ids: Sequence[int]) -> dict[int, Connection]:
+        """The connections of these invitations (those that have one), by invitation id."""
+        if not invitation_ids:
+            return {}
+        async with self.session() as s:
+            rows = await s.exec(
+                select(Connection).where(col(Connection.invitation_id).in_(invitation_ids))
+            )
+            return {c.invitation_id: c for c in rows}
+
     async def stalled(self, *, older_than: datetime) -> list[Invitation]:
         """Opened but no progress since `older_than`, not yet reported for this stall."""
         async with self.session() as s:
@@ -424,6 +569,34 @@ class BrandInvitations(Repository):
             await s.commit()
             return True
 
+
+
+def _recently_disconnected(brand_id: int, now: datetime) -> list[sa.ColumnElement[bool]]:
+    """This brand's connections ended on Facebook's side within `ATTENTION_DAYS`, whose handle
+    is not connected again through another invitation (then nothing needs doing); for a query
+    joining Connection to Invitation."""
+    other = aliased(Invitation)
+    other_connection = aliased(Connection)
+    connected_again = (
+        sa.select(sa.literal(1))
+        .select_from(other)
+        .join(other_connection, col(other_connection.invitation_id) == col(other.id))
+        .where(
+            col(other.brand_id) == brand_id,
+            col(other.handle) == col(Invitation.handle),
+            col(other.id) != col(Invitation.id),
+            col(other_connection.status) == ConnectionStatus.ACTIVE,
+        )
+        .exists()
+    )
+    return [
+        col(Invitation.brand_id) == brand_id,
+        col(Invitation.status) == InviteStatus.CONNECTED,
+        col(Connection.status) == ConnectionStatus.DISCONNECTED,
+        sa.func.coalesce(col(Connection.ended_at), col(Connection.health_changed_at))
+        >= now - timedelta(days=ATTENTION_DAYS),
+        ~connected_again,
+    ]
 
 
 def _connected(brand_id: int, handles: Sequence[str]) -> list[sa.ColumnElement[bool]]:

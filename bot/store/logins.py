@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -44,6 +44,22 @@ class StateProblem(StrEnum):
     CONNECTED = "connected"  # the invitation is connected already: nothing to log in for
 
 
+class RenewalRefused(StrEnum):
+    """Why no renewal login is handed out (`Logins.issue_renewal`)."""
+
+    NOT_YOURS = "not_yours"  # no such invitation, or another person's
+    ENDED = "ended"  # withdrawn, forgotten, or its connection deleted
+    NOT_CONNECTED = "not_connected"  # still on its way to the first connection
+
+
+class RenewalStored(StrEnum):
+    """What became of a renewal login's result (`Logins.record_renewal`)."""
+
+    RENEWED = "renewed"  # the kept connection has fresh tokens
+    FAILED = "failed"  # the login did not renew it; the connection is as it was
+    ENDED = "ended"  # the connection ended (or changed) meanwhile: nothing kept
+
+
 @dataclass(frozen=True)
 class LoginTicket:
     """A login state handed out (fresh, or the live one shown again)."""
@@ -78,7 +94,10 @@ class ConnectionRecord:
     token_encrypted: str | None
     token_expires_at: datetime | None
     data_access_expires_at: datetime | None
-
+    # The connected Page's access token, sealed like the user token (None: nothing kept).
+    page_token_encrypted: str | None = field(default=None, repr=False)
+    # When its first health check is due (`bot.upkeep`); None: at once.
+    next_check_at: datetime | None = None
 
 
 class Logins(Repository):
@@ -186,6 +205,88 @@ class Logins(Repository):
             await s.commit()
             assert attempt.id is not None
             return LoginTicket(attempt.id, state, reused=False, stale_buttons=stale)
+
+    async def issue_renewal(
+        self,
+        *,
+        invitation_id: int,
+        telegram_user_id: int,
+        ttl: timedelta,
+        sealer: LoginSealer | None = None,
+    ) -> LoginTicket | RenewalRefused:
+        """A fresh login state renewing the invitation's kept connection (the Renew button):
+        only for the influencer the invitation is bound to, while it is connected and its
+        connection was not withdrawn or deleted (one removed at Facebook may be reconnected).
+        It replaces every older unused state of the invitation, as a new login link does. The
+        invitation stays connected meanwhile; the attempt is marked a renewal.
+
+        It re-requests when Facebook holds a permission as declined: the kept connection lost
+        one, or the last login came back without one (Facebook never asks again otherwise)."""
+        now = utcnow()
+        async with self.session() as s:
+            # Locked: two taps at once issue one after the other, the newer replacing the older.
+            invite = await s.get(Invitation, invitation_id, with_for_update=True)
+            if invite is None or invite.telegram_user_id != telegram_user_id:
+                await s.rollback()
+                return RenewalRefused.NOT_YOURS
+            kept = (
+                await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+            ).first()
+            if invite.status == InviteStatus.REVOKED or (
+                invite.status == InviteStatus.CONNECTED
+                and (kept is None or kept.status == ConnectionStatus.REVOKED)
+            ):
+                await s.rollback()
+                return RenewalRefused.ENDED
+            if invite.status != InviteStatus.CONNECTED or kept is None:
+                await s.rollback()
+                return RenewalRefused.NOT_CONNECTED
+            last = (
+                await s.exec(
+                    select(LoginAttempt.outcome)
+                    .where(
+                        LoginAttempt.invitation_id == invitation_id,
+                        col(LoginAttempt.used_at).is_not(None),
+                    )
+                    .order_by(col(LoginAttempt.id).desc())
+                    .limit(1)
+                )
+            ).first()
+            rerequest = PERMISSIONS_DECLINED in (kept.health_reason, last)
+            await s.exec(
+                sa.update(LoginAttempt)
+                .where(
+                    col(LoginAttempt.invitation_id) == invitation_id,
+                    col(LoginAttempt.used_at).is_(None),
+                    col(LoginAttempt.superseded_at).is_(None),
+                )
+                .values(
+                    superseded_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None
+                )
+            )
+            stale = tuple(await _forget_login_buttons(s, invitation_id))
+            state = new_secret()
+            attempt = LoginAttempt(
+                invitation_id=invitation_id,
+                telegram_user_id=telegram_user_id,
+                state_hash=secret_hash(state),
+                rerequest=rerequest,
+                renewal=True,
+                created_at=now,
+                expires_at=now + ttl,
+                state_sealed=sealer.seal(state) if sealer is not None else None,
+            )
+            s.add(attempt)
+            await s.commit()
+            assert attempt.id is not None
+            return LoginTicket(attempt.id, state, reused=False, stale_buttons=stale)
+
+    async def kept_connection(self, invitation_id: int) -> Connection | None:
+        """The invitation's connection (as a renewal compares with it)."""
+        async with self.session() as s:
+            return (
+                await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+            ).first()
 
     async def _reuse_live_state(
         self,
@@ -377,11 +478,17 @@ class Logins(Repository):
         return _state_problem(*found, now)
 
     async def interrupt_login(
-        self, *, attempt_id: int, invitation_id: int, outgoing: Sequence[Outgoing] = ()
+        self,
+        *,
+        attempt_id: int,
+        invitation_id: int,
+        outgoing: Sequence[Outgoing] = (),
+        renewal: bool = False,
     ) -> bool:
         """A login whose result could not be stored (the database failed during the callback):
         the attempt is recorded as interrupted and the influencer gets a retry, once. True when
-        this call recorded it (False: it was recorded already, or the result was stored)."""
+        this call recorded it (False: it was recorded already, or the result was stored). A
+        renewal's retry goes to a connected invitation (without an event: nothing changed)."""
         now = utcnow()
         async with self.session() as s:
             result = await s.exec(
@@ -406,6 +513,8 @@ class Logins(Repository):
                         invitation_id, EventKind.LOGIN_INTERRUPTED, InviteStatus(invite.status)
                     )
                 )
+                enqueue_in(s, outgoing, now)
+            elif renewal and invite is not None and invite.status == InviteStatus.CONNECTED:
                 enqueue_in(s, outgoing, now)
             await s.commit()
             return True
@@ -535,6 +644,72 @@ class Logins(Repository):
             await s.commit()
             return invite
 
+    async def record_renewal(
+        self,
+        *,
+        attempt_id: int,
+        invitation_id: int,
+        outcome: str,
+        connection: ConnectionRecord | None,
+        outgoing: Sequence[Outgoing] = (),
+        if_broken: Sequence[Outgoing] = (),
+        facts: VerdictFacts | None = None,
+    ) -> RenewalStored:
+        """A renewal login's result, with the messages telling about it, in one transaction.
+        With `connection` (the same Page and Instagram account as the kept one: the caller
+        compared, this checks again) the kept connection takes its tokens, expiries,
+        permissions and followers and is healthy again (an event says it was renewed), and
+        `if_broken` is sent too when it was broken or disconnected (its managers were told).
+        Without, or when the kept connection changed or ended meanwhile, it stays as it was;
+        the invitation stays connected either way."""
+        now = utcnow()
+        async with self.session() as s:
+            invite = await s.get(Invitation, invitation_id, with_for_update=True)
+            kept = (
+                await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+            ).first()
+            buttons_off = await _take_login_buttons_off(s, invitation_id)
+            if (
+                invite is None
+                or invite.status != InviteStatus.CONNECTED
+                or kept is None
+                or kept.status == ConnectionStatus.REVOKED
+                or (
+                    connection is not None
+                    and (kept.page_id, kept.instagram_id)
+                    != (connection.page_id, connection.instagram_id)
+                )
+            ):
+                await _set_outcome(s, attempt_id, "withdrawn")
+                enqueue_in(s, buttons_off, now)
+                await s.commit()
+                return RenewalStored.ENDED
+            await _set_outcome(s, attempt_id, outcome)
+            if connection is None:
+                enqueue_in(s, [*outgoing, *buttons_off], now)
+                await s.commit()
+                return RenewalStored.FAILED
+            was_told = (
+                kept.health in _TOLD_HEALTH or kept.status == ConnectionStatus.DISCONNECTED
+            )
+            fields = _conn_fields(connection, now)
+            fields["renewed_at"] = now
+            if kept.health == _HEALTHY:
+                fields.pop("health_changed_at")
+            await s.exec(
+                sa.update(Connection)
+                .where(col(Connection.id) == kept.id)
+                .values(**fields)
+                .execution_options(synchronize_session=False)
+            )
+            event = new_event(invitation_id, EventKind.RENEWED, InviteStatus.CONNECTED)
+            if facts is not None:
+                event.facts = facts.to_json()
+            s.add(event)
+            enqueue_in(s, [*outgoing, *(if_broken if was_told else ()), *buttons_off], now)
+            await s.commit()
+            return RenewalStored.RENEWED
+
     async def failed_logins(self, invitation_id: int) -> int:
         """Logins of this invitation that came back from Facebook without connecting (the one
         being judged right now included)."""
@@ -608,15 +783,27 @@ PERMISSIONS_DECLINED = "permissions_declined"
 
 def _live_attempt(now: datetime) -> tuple[Any, ...]:
     """Conditions of a state that may still be used: unused, the newest of its invitation,
-    not expired, and its invitation waiting for a login."""
+    not expired, and its invitation waiting for a login (a renewal's: connected)."""
     waiting = sa.select(Invitation.id).where(  # type: ignore[call-overload]
         col(Invitation.status).in_(_WAITING_FOR_LOGIN), col(Invitation.step) == Step.LOGIN
+    )
+    connected = sa.select(Invitation.id).where(  # type: ignore[call-overload]
+        col(Invitation.status) == InviteStatus.CONNECTED
     )
     return (
         col(LoginAttempt.used_at).is_(None),
         col(LoginAttempt.superseded_at).is_(None),
         col(LoginAttempt.expires_at) > now,
-        col(LoginAttempt.invitation_id).in_(waiting),
+        sa.or_(
+            sa.and_(
+                col(LoginAttempt.renewal) == sa.false(),
+                col(LoginAttempt.invitation_id).in_(waiting),
+            ),
+            sa.and_(
+                col(LoginAttempt.renewal) == sa.true(),
+                col(LoginAttempt.invitation_id).in_(connected),
+            ),
+        ),
     )
 
 
@@ -703,12 +890,15 @@ def _state_problem(
         return StateProblem.USED
     if invite is None or invite.status == InviteStatus.REVOKED:
         return StateProblem.WITHDRAWN
-    if invite.status == InviteStatus.CONNECTED:
+    if invite.status == InviteStatus.CONNECTED and not attempt.renewal:
         return StateProblem.CONNECTED
     if attempt.superseded_at is not None:
         return StateProblem.SUPERSEDED
     if attempt.expires_at <= now:
         return StateProblem.EXPIRED
+    if attempt.renewal:
+        # A renewal is for a connected invitation only.
+        return None if invite.status == InviteStatus.CONNECTED else StateProblem.SUPERSEDED
     if invite.status not in _WAITING_FOR_LOGIN or invite.step != Step.LOGIN:
         return StateProblem.SUPERSEDED  # the flow moved on without this button
     return None
@@ -776,7 +966,7 @@ async def _keep_connection(
 ) -> None:
     """The invitation's connection, new or renewing the one it had (one upsert)."""
     insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-    fields = {**_conn_fields(connection), "created_at": now}
+    fields = {**_conn_fields(connection, now), "created_at": now}
     await s.exec(
         insert(Connection)
         .values(invitation_id=invitation_id, **fields)
@@ -784,7 +974,14 @@ async def _keep_connection(
     )
 
 
-def _conn_fields(c: ConnectionRecord) -> dict[str, Any]:
+# Health states after which the brand's managers were told the connection broke or ended
+# (`bot.health.HealthState`): a renewal that mends it tells them too.
+_TOLD_HEALTH = ("broken", "disconnected")
+_HEALTHY = "healthy"
+
+
+def _conn_fields(c: ConnectionRecord, now: datetime) -> dict[str, Any]:
+    """A connection as a login made it: healthy, its checks starting afresh."""
     return {
         "facebook_user_id": c.facebook_user_id,
         "page_id": c.page_id,
@@ -796,7 +993,14 @@ def _conn_fields(c: ConnectionRecord) -> dict[str, Any]:
         "token_encrypted": c.token_encrypted,
         "token_expires_at": c.token_expires_at,
         "data_access_expires_at": c.data_access_expires_at,
+        "page_token_encrypted": c.page_token_encrypted,
         # A renewed connection is active again, whatever ended the one it replaces.
         "status": ConnectionStatus.ACTIVE,
         "ended_at": None,
+        "health": _HEALTHY,
+        "health_reason": None,
+        "health_changed_at": now,
+        "checked_at": now,
+        "next_check_at": c.next_check_at,
+        "renewal_stage": None,
     }

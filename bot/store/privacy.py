@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.health import HealthReason, HealthState
 from bot.models import (
     Brand,
     Connection,
@@ -71,7 +72,16 @@ class Privacy(Repository):
                     col(Connection.facebook_user_id) == facebook_user_id,
                     col(Connection.status) == ConnectionStatus.ACTIVE,
                 )
-                .values(status=ConnectionStatus.DISCONNECTED, ended_at=now, token_encrypted=None)
+                .values(
+                    status=ConnectionStatus.DISCONNECTED,
+                    ended_at=now,
+                    token_encrypted=None,
+                    page_token_encrypted=None,
+                    # The health checks' word for it (`bot.health`): removed on Facebook.
+                    health=HealthState.DISCONNECTED,
+                    health_reason=HealthReason.APP_REMOVED,
+                    health_changed_at=now,
+                )
                 .returning(col(Connection.invitation_id))
             )
             ids = sorted({row[0] for row in ended.all()})

@@ -344,6 +344,109 @@ function apply(state) {
   }
 }
 
+// --- Facebook's side: what happens to a connection at Facebook after the login -----------------
+
+const facebook = { loading: false, again: false };
+
+function day(iso) {
+  return new Date(iso).toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" });
+}
+
+function describeConnection(view) {
+  const c = view.connection;
+  if (!c) return `${view.name} has no connection yet`;
+  if (!c.active) return `${view.name}'s connection ended (${c.status})`;
+  const health = c.reason ? `${c.health.replace("_", " ")}: ${c.reason.replaceAll("_", " ")}` :
+    c.health.replace("_", " ");
+  const parts = [`Page ${c.page} → @${c.instagram}`, health];
+  parts.push(c.checked_at ? `checked ${clock(Date.parse(c.checked_at) / 1000)}` : "not checked yet");
+  if (c.data_access_expires_at) parts.push(`data access until ${day(c.data_access_expires_at)}`);
+  return parts.join(" · ");
+}
+
+async function refreshFacebook() {
+  const panel = document.getElementById("facebook");
+  if (!panel.open || page.influencerId === null) return;
+  if (facebook.loading) {
+    facebook.again = true;
+    return;
+  }
+  facebook.loading = true;
+  try {
+    const response = await fetch(`/api/influencers/${page.influencerId}/facebook`);
+    if (!response.ok) return;
+    const view = await response.json();
+    document.getElementById("facebook-connection").textContent = describeConnection(view);
+    const outage = document.getElementById("facebook-outage");
+    outage.dataset.down = String(!view.graph_down);
+    outage.textContent = view.graph_down ? "Facebook back up" : "Facebook down";
+    outage.classList.toggle("alert", view.graph_down);
+    const connected = Boolean(view.connection && view.connection.active);
+    for (const button of panel.querySelectorAll("[data-needs-page]")) {
+      button.disabled = !connected;
+    }
+    document.getElementById("check-now").disabled = !view.can_check_now;
+    if (view.check_interval_seconds) {
+      const seconds = view.check_interval_seconds;
+      document.getElementById("facebook-interval").textContent =
+        seconds % 60 === 0 ? `every ${seconds === 60 ? "minute" : `${seconds / 60} minutes`}` :
+          `every ${seconds} seconds`;
+    }
+  } finally {
+    facebook.loading = false;
+    if (facebook.again) {
+      facebook.again = false;
+      refreshFacebook();
+    }
+  }
+}
+
+// A second tap while the first is on its way does nothing: the button waits for the answer.
+async function facebookDo(button, path, body) {
+  if (button.classList.contains("pending")) return;
+  const said = document.getElementById("facebook-said");
+  button.classList.add("pending");
+  button.setAttribute("aria-busy", "true");
+  try {
+    const answer = await post(path, body);
+    said.textContent = answer.text;
+    said.classList.remove("alert");
+  } catch (error) {
+    said.textContent = String(error.message || error);
+    said.classList.add("alert");
+  } finally {
+    button.classList.remove("pending");
+    button.removeAttribute("aria-busy");
+    refreshFacebook();
+  }
+}
+
+function wireFacebook() {
+  const panel = document.getElementById("facebook");
+  panel.addEventListener("toggle", () => {
+    // The panel takes room from the chat under it: keep showing its newest messages.
+    const box = phone("influencer").querySelector(".messages");
+    requestAnimationFrame(() => { box.scrollTop = box.scrollHeight; });
+    refreshFacebook();
+  });
+  for (const button of panel.querySelectorAll("[data-action]")) {
+    button.addEventListener("click", () => {
+      if (page.influencerId === null) return;
+      const body = { action: button.dataset.action };
+      if (body.action === "remove_permission") {
+        body.permission = document.getElementById("facebook-permission").value;
+      }
+      facebookDo(button, `/api/influencers/${page.influencerId}/facebook`, body);
+    });
+  }
+  const outage = document.getElementById("facebook-outage");
+  outage.addEventListener("click", () => {
+    facebookDo(outage, "/api/facebook/outage", { down: outage.dataset.down === "true" });
+  });
+  const checkNow = document.getElementById("check-now");
+  checkNow.addEventListener("click", () => facebookDo(checkNow, "/api/health-checks", {}));
+}
+
 // --- wiring ------------------------------------------------------------------------------------
 
 function wire() {
@@ -367,8 +470,10 @@ function wire() {
   });
   document.getElementById("influencer").addEventListener("change", (event) => {
     page.influencerId = Number(event.target.value);
+    document.getElementById("facebook-said").textContent = "";
     if (page.state) apply(page.state);
   });
+  wireFacebook();
   document.getElementById("new-influencer").addEventListener("click", async () => {
     const language = document.getElementById("new-language").value;
     try {
@@ -386,6 +491,7 @@ function wire() {
     status.dataset.live = "true";
     status.textContent = "live";
     apply(JSON.parse(event.data));
+    refreshFacebook();
   });
   events.addEventListener("error", () => {
     status.dataset.live = "false";

@@ -47,6 +47,12 @@ def upgrade() -> None:
             sa.Column('renewed_at', bot.models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.create_index('ix_connection_next_check_at', ['next_check_at'], unique=False)
+    # --- login_attempt.renewal (H2: renewal logins, the Renew button) ---
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column('renewal', sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    # --- end login_attempt.renewal ---
     # Connections ended before this revision are disconnected for the health checks too.
     op.execute(
         "UPDATE connection SET health = 'disconnected' WHERE status <> 'active'"
@@ -54,6 +60,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # --- login_attempt.renewal (H2) ---
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.drop_column('renewal')
+    # --- end login_attempt.renewal ---
     with op.batch_alter_table('connection', schema=None) as batch_op:
         batch_op.drop_index('ix_connection_next_check_at')
         batch_op.drop_column('renewed_at')

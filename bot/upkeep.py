@@ -1,0 +1,605 @@
+"""Keeping connections alive (issue 11): the periodic health check of every kept connection, the
+renewal request before data access ends, the breakage notices, and a manager's reminder.
+
+A round (`Upkeep.run_round`, the leader's periodic job) claims the connections whose check is
+due in batches (`bot.store.health`), reads for each what `bot.health.judge` needs from Graph
+(`debug_token` of the user token; the connected Page with its Page token, or from /me/accounts;
+the Instagram account through the Page token), at most HEALTH_GRAPH_CALLS_PER_SECOND calls per
+second for the whole round, and writes each verdict with its event and its messages in one
+transaction. Graph being down or throttling changes nothing but the time of the next check, and
+ends the round (the rest waits for the next one). Who is told:
+
+- renewal due (14, then 3 days before access ends; each lead once): the influencer, one
+  message with a Renew button. The managers are not bothered while renewal can happen in time.
+- broken or disconnected: the influencer, with the exact reason and fix and a Reconnect button;
+  the brand's managers (and team chat) once per breakage, as notices due at the day's digest
+  time, which the delivery worker combines per chat into one message. A reason that stays the
+  same tells nobody again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.buttons import Renew
+from bot.config import Settings
+from bot.crypto import TokenVault
+from bot.graph import GraphClient, GraphError, problem_of
+from bot.graph_json import as_timestamp
+from bot.health import (
+    CheckFacts,
+    Expected,
+    GraphProblem,
+    HealthReason,
+    HealthState,
+    HealthVerdict,
+    judge,
+)
+from bot.i18n import Html, Texts
+from bot.metrics import Metrics
+from bot.models import Connection, ConnectionStatus, Invitation, InviteStatus, utcnow
+from bot.notices import Notices, outgoing
+from bot.screens import Screen, permission_list
+from bot.store import CheckResult, Database, DueCheck, Outgoing
+
+log = logging.getLogger(__name__)
+
+# What a check reads of the Page (no access token, no follower count: only what `judge` needs).
+CHECK_PAGE_FIELDS = (
+    "id,is_published,tasks,"
+    "instagram_business_account{id,username},connected_instagram_account{id,username}"
+)
+CHECK_INSTAGRAM_FIELDS = "id,username"
+# Connections claimed at a time, and checked at the same time within a claim (the pace, not
+# this, bounds the calls per second; this only hides Graph's latency).
+CLAIM_BATCH = 50
+CHECKS_AT_ONCE = 8
+# A claim lasts this long: a replica that dies mid-round leaves its connections due again then.
+CLAIM_HOLD = timedelta(minutes=10)
+# Each next check comes 80-100 % of the interval later, so the checks of connections made
+# together drift apart over the interval instead of coming due all at once.
+JITTER = 0.2
+# Managers hear of breakages in one message a day, at this hour (UTC); with check intervals
+# shorter than a quarter day, at most an hour (or one interval) after the round.
+DIGEST_HOUR_UTC = 9
+_DAILY_DIGEST_FROM = timedelta(hours=6)
+_SHORT_DIGEST = timedelta(hours=1)
+# A manager's "Remind" reaches the influencer at most this often per invitation.
+REMIND_EVERY = timedelta(hours=1)
+# The periodic job runs this often at most (each round takes only what is due).
+_ROUND_EVERY_MOST = timedelta(minutes=5)
+# A reason the influencer can do nothing about in the Facebook dialog: no Reconnect button.
+_NO_BUTTON = frozenset({HealthReason.USERNAME_CHANGED})
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    checked: int = 0  # connections judged and written
+    changed: int = 0  # ... whose health or reason changed
+    retried: int = 0  # connections whose check must wait (Graph down or throttling)
+
+
+class GraphPace:
+    """At most `per_second` Graph calls per second, spread evenly, for every check of a round
+    together (the checks run concurrently, each call takes the next free slot)."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / per_second
+        self._clock = clock
+        self._next = clock()
+        self.calls = 0
+
+    async def take(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        self.calls += 1
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one check read: the verdict, and debug_token's expiries (to keep them current)."""
+
+    verdict: HealthVerdict
+    token_expires_at: datetime | None = None
+    data_access_expires_at: datetime | None = None
+    graph_trouble: bool = False  # Graph was down or throttling (not just this connection)
+
+
+class Upkeep:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        graph: GraphClient,
+        vault: TokenVault,
+        notices: Notices,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._graph = graph
+        self._vault = vault
+        self._notices = notices
+        self._metrics = metrics
+        self._interval = timedelta(seconds=settings.health_check_interval_seconds)
+
+    async def periodic_round(self) -> RoundReport:
+        """The leader's periodic job: a round of at most `every`."""
+        return await self.run_round(within=self.every)
+
+    @property
+    def every(self) -> timedelta:
+        """How often the periodic job runs a round: often enough that a connection waits at
+        most a small part of the interval past its due time."""
+        return min(self._interval / 24, _ROUND_EVERY_MOST)
+
+    # --- a round ---------------------------------------------------------------------------
+
+    async def run_round(self, *, within: timedelta | None = None) -> RoundReport:
+        """Check every connection that is due now; returns what happened. `within`: claim no
+        further batch after this long (the periodic job's round leaves the rest to the next one,
+        so the other jobs are not held up by a large round at a slow pace)."""
+        pace = GraphPace(self._settings.health_graph_calls_per_second)
+        started = time.monotonic()
+        checked = changed = retried = 0
+        at_once = asyncio.Semaphore(CHECKS_AT_ONCE)
+
+        async def check(due: DueCheck) -> _Read:
+            async with at_once:
+                return await self._read(due, pace)
+
+        while within is None or time.monotonic() - started < within.total_seconds():
+            now = utcnow()
+            batch = await self._db.health.claim_due(
+                now=now, limit=CLAIM_BATCH, hold=now + CLAIM_HOLD
+            )
+            if not batch:
+                break
+            reads = await asyncio.gather(*(check(due) for due in batch))
+            now = utcnow()
+            results: list[CheckResult] = []
+            waits: dict[datetime, list[int]] = {}
+            trouble = False
+            for due, read in zip(batch, reads, strict=True):
+                if read.verdict.retry is not None:
+                    waits.setdefault(now + read.verdict.retry, []).append(due.connection_id)
+                    trouble = trouble or read.graph_trouble
+                    self._count_check("retry")
+                    continue
+                results.append(await self._result(due, read, now))
+            for until, ids in waits.items():
+                await self._db.health.postpone(ids, until=until)
+            written = await self._db.health.record_checks(results, now=now)
+            told = False
+            for result in results:
+                if result.check.connection_id not in written:
+                    continue
+                checked += 1
+                self._count(result)
+                told = told or bool(result.outgoing)
+                if result.event_detail is not None:
+                    changed += 1
+            if told:
+                self._notices.ring()
+            for result in results:
+                if result.event_detail is not None and result.check.connection_id in written:
+                    # The manager's card shows the connection's health.
+                    await self._notices.refresh_card(result.check.invitation_id)
+            retried += sum(len(ids) for ids in waits.values())
+            if trouble:
+                # Graph is down or throttling: the rest waits for the next round.
+                break
+        report = RoundReport(checked=checked, changed=changed, retried=retried)
+        if checked or retried:
+            log.info(
+                "health round: %s checked, %s changed, %s to retry (%s Graph calls)",
+                checked,
+                changed,
+                retried,
+                pace.calls,
+            )
+        return report
+
+    async def _read(self, due: DueCheck, pace: GraphPace) -> _Read:
+        """Read from Graph what the check needs and judge it. Never raises for Graph."""
+        user_token = self._vault.open(due.token_encrypted)
+        if user_token is None:
+            # Sealed with a key no longer configured: our problem, not the influencer's.
+            log.warning("connection %s: its token cannot be opened", due.connection_id)
+            return _Read(_keep(due, retry=self._interval))
+        page_token = (
+            self._vault.open(due.page_token_encrypted) if due.page_token_encrypted else None
+        )
+
+        async def debug() -> Mapping[str, Any]:
+            await pace.take()
+            return await self._graph.debug_token(user_token)
+
+        async def page() -> Mapping[str, Any] | None:
+            if page_token is not None:
+                await pace.take()
+                return await self._graph.read_node(
+                    due.page_id, fields=CHECK_PAGE_FIELDS, token=page_token
+                )
+            return await self._graph.find_page(
+                user_token, due.page_id, fields=CHECK_PAGE_FIELDS, before_call=pace.take
+            )
+
+        async def instagram() -> Mapping[str, Any] | None:
+            if page_token is None:
+                return None  # the Page's instagram_business_account says enough
+            await pace.take()
+            return await self._graph.read_node(
+                due.instagram_id, fields=CHECK_INSTAGRAM_FIELDS, token=page_token
+            )
+
+        (
+            (debug_data, debug_problem),
+            (page_data, page_problem),
+            (ig_data, ig_problem),
+        ) = await asyncio.gather(
+            _graph_read(debug()), _graph_read(page()), _graph_read(instagram())
+        )
+        facts = CheckFacts(
+            expected=Expected(
+                page_id=due.page_id,
+                instagram_id=due.instagram_id,
+                username=due.instagram_username,
+                required_scopes=tuple(self._settings.facebook_scopes),
+                app_id=self._settings.facebook_app_id or "",
+            ),
+            now=utcnow(),
+            debug=debug_data,
+            debug_problem=debug_problem,
+            page=page_data,
+            page_problem=page_problem,
+            instagram=ig_data,
+            instagram_problem=ig_problem,
+            previous=_state(due.health),
+            previous_reason=_reason(due.health_reason),
+            renewal_lead_days=tuple(self._settings.renewal_lead_days),
+        )
+        verdict = judge(facts)
+        if verdict.retry is not None:
+            problems = (debug_problem, page_problem, ig_problem)
+            return _Read(
+                verdict, graph_trouble=any(p is not None and p.retryable for p in problems)
+            )
+        debug_map = debug_data or {}
+        return _Read(
+            verdict,
+            token_expires_at=as_timestamp(debug_map.get("expires_at")),
+            data_access_expires_at=as_timestamp(debug_map.get("data_access_expires_at")),
+        )
+
+    async def _result(self, due: DueCheck, read: _Read, now: datetime) -> CheckResult:
+        """What to write for one judged check, with the messages it causes."""
+        verdict = read.verdict
+        state, reason = verdict.state, verdict.reason
+        changed = (str(state), str(reason) if reason else None) != (due.health, due.health_reason)
+        stage = due.renewal_stage
+        asked: int | None = None
+        if state is HealthState.RENEWAL_DUE and verdict.renewal_stage is not None:
+            if stage is None or verdict.renewal_stage < stage:
+                asked = stage = verdict.renewal_stage
+        elif state is HealthState.HEALTHY:
+            stage = None  # access runs long enough again (renewed, or used): ask anew later
+        told: list[Outgoing] = []
+        if asked is not None:
+            told += self._renewal_request(due, verdict.access_ends_at)
+        if changed and state in (HealthState.BROKEN, HealthState.DISCONNECTED) and reason:
+            told += self._breakage_for_influencer(due, verdict)
+            told += await self._breakage_for_managers(due, verdict, now)
+        return CheckResult(
+            check=due,
+            health=str(state),
+            health_reason=str(reason) if reason else None,
+            next_check_at=now + self._interval * random.uniform(1 - JITTER, 1),  # noqa: S311
+            renewal_stage=stage,
+            token_expires_at=read.token_expires_at,
+            data_access_expires_at=read.data_access_expires_at,
+            event_detail=(f"{state}:{reason}" if reason else str(state)) if changed else None,
+            renewal_asked=asked,
+            outgoing=told,
+        )
+
+    # --- what people are told ------------------------------------------------------------------
+
+    def _influencer_texts(self, due: DueCheck) -> Texts:
+        return self._notices.texts_in(due.language, due.telegram_language)
+
+    def _renewal_request(self, due: DueCheck, ends: datetime | None) -> list[Outgoing]:
+        if due.influencer_id is None:
+            return []
+        t = self._influencer_texts(due)
+        return [
+            outgoing(
+                due.influencer_id,
+                renewal_screen(t, due, platform=self._settings.platform_name, ends=ends),
+                invitation_id=due.invitation_id,
+            )
+        ]
+
+    def _breakage_for_influencer(self, due: DueCheck, verdict: HealthVerdict) -> list[Outgoing]:
+        if due.influencer_id is None or verdict.reason is None:
+            return []
+        t = self._influencer_texts(due)
+        screen = breakage_screen(
+            t,
+            due,
+            verdict.reason,
+            platform=self._settings.platform_name,
+            declined=verdict.declined,
+            username=verdict.username or "",
+        )
+        return [outgoing(due.influencer_id, screen, invitation_id=due.invitation_id)]
+
+    async def _breakage_for_managers(
+        self, due: DueCheck, verdict: HealthVerdict, now: datetime
+    ) -> list[Outgoing]:
+        reason = verdict.reason
+        invite = await self._db.invitations.get_invitation(due.invitation_id)
+        if invite is None or reason is None:
+            return []
+
+        def screen_for(t: Texts) -> Screen:
+            return Screen(
+                manager_breakage(
+                    t, due, reason, declined=verdict.declined, username=verdict.username or ""
+                )
+            )
+
+        rows = await self._notices.brand_notices(invite, screen_for)
+        # Due at the digest time: the delivery worker combines each chat's notices then.
+        delay = self._digest_at(now) - now
+        return [replace(row, delay=delay) for row in rows]
+
+    def _digest_at(self, now: datetime) -> datetime:
+        if self._interval < _DAILY_DIGEST_FROM:
+            return now + min(self._interval, _SHORT_DIGEST)
+        digest = now.astimezone(UTC).replace(
+            hour=DIGEST_HOUR_UTC, minute=0, second=0, microsecond=0
+        )
+        return digest if digest > now else digest + timedelta(days=1)
+
+    # --- a manager's reminder ------------------------------------------------------------------
+
+    async def remind(self, asker_telegram_id: int, invitation_id: int) -> tuple[str, str] | None:
+        """A manager's "Remind" about a connection that needs attention: the influencer gets
+        the renewal request or the breakage notice again (at most once an hour per invitation).
+        Returns the catalog key of the answer for the manager and the handle, or None when the
+        invitation is not one of the asker's brand (or does not exist: they look the same)."""
+        manager = await self._db.brands.manager(asker_telegram_id)
+        invite = await self._db.invitations.get_invitation(invitation_id)
+        if manager is None or invite is None or invite.brand_id != manager.brand_id:
+            return None
+        handle = invite.handle
+        connection = await self._db.health.connection_of(invitation_id)
+        if connection is None or invite.status == InviteStatus.REVOKED:
+            return "upkeep.remind.not_connected", handle
+        health = _state(connection.health)
+        ended_on_purpose = connection.status != ConnectionStatus.ACTIVE and (
+            connection.health_reason != HealthReason.APP_REMOVED
+        )
+        if ended_on_purpose:
+            return "upkeep.remind.not_connected", handle
+        if health is HealthState.HEALTHY:
+            return "upkeep.remind.healthy", handle
+        if invite.telegram_user_id is None:
+            return "upkeep.remind.unreachable", handle
+        t = await self._notices.texts_for(invite.telegram_user_id)
+        due = _due_of(invite.telegram_user_id, invite, connection)
+        platform = self._settings.platform_name
+        reason = _reason(connection.health_reason)
+        if health is HealthState.RENEWAL_DUE or reason is None:
+            screen = renewal_screen(t, due, platform=platform, ends=_access_ends(connection))
+        else:
+            screen = breakage_screen(t, due, reason, platform=platform)
+        screen = Screen(
+            t("upkeep.reminder", inviter=invite.inviter_name) + "\n\n" + screen.text,
+            screen.keyboard,
+        )
+        sent = await self._db.console.claim_reminder(
+            brand_id=manager.brand_id,
+            invitation_id=invitation_id,
+            every=REMIND_EVERY,
+            outgoing=[outgoing(invite.telegram_user_id, screen, invitation_id=invitation_id)],
+        )
+        if not sent:
+            return "upkeep.remind.too_soon", handle
+        self._notices.ring()
+        if health is HealthState.RENEWAL_DUE and self._metrics is not None:
+            self._metrics.renewals_sent.inc()
+        return "upkeep.remind.sent", handle
+
+    # --- metrics -------------------------------------------------------------------------------
+
+    def renewal_completed(self) -> None:
+        """A renewal login kept a connection alive (`bot.connect` calls this)."""
+        if self._metrics is not None:
+            self._metrics.renewals_completed.inc()
+
+    def _count_check(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.health_checks.labels(result=result).inc()
+
+    def _count(self, result: CheckResult) -> None:
+        broken = result.health in (HealthState.BROKEN, HealthState.DISCONNECTED)
+        self._count_check("broken" if broken else "ok")
+        if self._metrics is None:
+            return
+        if result.renewal_asked is not None:
+            self._metrics.renewals_sent.inc()
+        if broken and result.event_detail is not None and result.health_reason:
+            self._metrics.breakages.labels(reason=result.health_reason).inc()
+
+
+# --- screens (pure) ------------------------------------------------------------------------------
+
+
+def renewal_screen(t: Texts, due: DueCheck, *, platform: str, ends: datetime | None) -> Screen:
+    """The request to renew before access ends, with the Renew button."""
+    text = t(
+        "upkeep.renewal",
+        platform=platform,
+        handle=due.instagram_username or due.handle,
+        date=day(t, ends) if ends is not None else "?",
+    )
+    return Screen(text, _renew_keyboard(t, due.invitation_id, "upkeep.button_renew"))
+
+
+def breakage_screen(
+    t: Texts,
+    due: DueCheck,
+    reason: HealthReason,
+    *,
+    platform: str,
+    declined: Sequence[str] = (),
+    username: str = "",
+) -> Screen:
+    """What stopped working and the exact fix, with the Reconnect button."""
+    values = _values(t, due, platform=platform, declined=declined, username=username)
+    text: str = t(f"health.{reason}.reason", **values)
+    fix_key = f"health.{reason}.fix"
+    if t.has(fix_key):
+        text += "\n\n" + t("result.fix_heading") + "\n" + t(fix_key, **values)
+    body = t("health.broken", platform=platform, reason=Html(text))
+    keyboard = None
+    if reason not in _NO_BUTTON:
+        keyboard = _renew_keyboard(t, due.invitation_id, "health.button_reconnect")
+    return Screen(body, keyboard)
+
+
+def manager_breakage(
+    t: Texts, due: DueCheck, reason: HealthReason, *, declined: Sequence[str], username: str
+) -> Html:
+    """One line for the brand's managers, about the influencer."""
+    scopes = Html(
+        "; ".join(
+            t(f"manager.permission.{scope}")
+            if t.has(f"manager.permission.{scope}")
+            else t("manager.permission.other", name=scope)
+            for scope in declined
+        )
+    )
+    key = f"health.manager.{reason}"
+    detail = (
+        t(
+            key,
+            handle=due.handle,
+            page=due.page_name,
+            username=username,
+            declined=scopes,
+            count=len(declined),
+        )
+        if t.has(key)
+        else Html(str(reason))
+    )
+    return t("health.manager_broken", handle=due.handle, reason=detail)
+
+
+def day(t: Texts, moment: datetime) -> str:
+    """A day as people write it: 12 March 2027, 12. März 2027 (UTC)."""
+    moment = moment.astimezone(UTC)
+    return t.plain(
+        "upkeep.date",
+        day=moment.day,
+        month=t.plain(f"upkeep.month.{moment.month}"),
+        year=moment.year,
+    )
+
+
+def _values(
+    t: Texts, due: DueCheck, *, platform: str, declined: Sequence[str], username: str
+) -> dict[str, object]:
+    return {
+        "platform": platform,
+        "page": due.page_name,
+        "handle": due.instagram_username or due.handle,
+        "username": username,
+        "inviter": due.inviter_name,
+        "declined": permission_list(t, list(declined)),
+        "count": len(declined),  # one permission or several
+    }
+
+
+def _renew_keyboard(t: Texts, invitation_id: int, label: str) -> InlineKeyboardMarkup:
+    data = Renew(invitation_id).pack()
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t.plain(label), callback_data=data)]])
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+async def _graph_read(
+    read: Awaitable[Mapping[str, Any] | None],
+) -> tuple[Mapping[str, Any] | None, GraphProblem | None]:
+    try:
+        return await read, None
+    except GraphError as error:
+        return None, problem_of(error)
+
+
+def _state(value: str | None) -> HealthState:
+    try:
+        return HealthState(value or HealthState.HEALTHY)
+    except ValueError:
+        return HealthState.HEALTHY
+
+
+def _reason(value: str | None) -> HealthReason | None:
+    try:
+        return HealthReason(value) if value else None
+    except ValueError:
+        return None
+
+
+def _keep(due: DueCheck, *, retry: timedelta) -> HealthVerdict:
+    return HealthVerdict(_state(due.health), _reason(due.health_reason), retry=retry)
+
+
+def _access_ends(connection: Connection) -> datetime | None:
+    moments = [
+        m for m in (connection.token_expires_at, connection.data_access_expires_at) if m is not None
+    ]
+    return min(moments, default=None)
+
+
+def _due_of(influencer_id: int, invite: Invitation, connection: Connection) -> DueCheck:
+    """A reminder's view of the connection, in the shape the screens take."""
+    return DueCheck(
+        connection_id=connection.id or 0,
+        invitation_id=invite.id or 0,
+        invitation_status=invite.status,
+        brand_id=invite.brand_id,
+        handle=invite.handle,
+        inviter_name=invite.inviter_name,
+        influencer_id=influencer_id,
+        language=None,
+        telegram_language=None,
+        facebook_user_id=connection.facebook_user_id,
+        page_id=connection.page_id,
+        page_name=connection.page_name,
+        instagram_id=connection.instagram_id,
+        instagram_username=connection.instagram_username,
+        token_encrypted=connection.token_encrypted or "",
+        page_token_encrypted=connection.page_token_encrypted,
+        health=connection.health,
+        health_reason=connection.health_reason,
+        renewal_stage=connection.renewal_stage,
+        token_expires_at=connection.token_expires_at,
+        data_access_expires_at=connection.data_access_expires_at,
+    )
