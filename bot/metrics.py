@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 _CALLBACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
+# The page of a renewal that kept its connection (`bot.connect`).
+RENEWED_PAGE = "renewal.renewed"
+
+
 class Metrics:
     """One registry per bot (tests run several bots in one process)."""
 
@@ -74,6 +78,13 @@ class Metrics:
         )
         self._states_seen: set[str] = set()
         self._health_seen: set[str] = set()
+
+    def callback_answered(self, page: str, seconds: float) -> None:
+        """An OAuth callback answered with `page` (`bot.connect.RedirectResult.page`)."""
+        self.callbacks.labels(outcome=page).inc()
+        self.callback_seconds.observe(seconds)
+        if page == RENEWED_PAGE:
+            self.renewals_completed.inc()
 
     async def scrape(self, gauges: Gauges, health: Health | None = None) -> bytes:
         """Read the gauges from the database, then the whole registry in the text format."""

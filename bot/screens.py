@@ -145,7 +145,8 @@ def renewal_login(
         t("renewal.login", handle=invite.handle, platform=platform, minutes=minutes),
         InlineKeyboardMarkup(
             [
-                [InlineKeyboardButton(t.plain("renewal.button"), url=url)],
+                # Not "Renew access" again: that was the button which brought this message.
+                [InlineKeyboardButton(t.plain("button.login"), url=url)],
                 [
                     InlineKeyboardButton(
                         t.plain("button.new_link"), callback_data=Renew(invite.id).pack()

@@ -48,7 +48,7 @@ from bot.i18n import Html, Texts
 from bot.metrics import Metrics
 from bot.models import Connection, ConnectionStatus, Invitation, InviteStatus, utcnow
 from bot.notices import Notices, outgoing
-from bot.screens import Screen, permission_list
+from bot.screens import Screen, long_date, permission_list
 from bot.store import CheckResult, Database, DueCheck, Outgoing
 
 log = logging.getLogger(__name__)
@@ -321,6 +321,14 @@ class Upkeep:
     def _influencer_texts(self, due: DueCheck) -> Texts:
         return self._notices.texts_in(due.language, due.telegram_language)
 
+    def _final_request(self, ends: datetime | None) -> bool:
+        """Whether access ends within the last renewal lead (3 days): the request says it is
+        the last one before access ends."""
+        leads = self._settings.renewal_lead_days
+        if ends is None or len(leads) < 2:
+            return False
+        return ends - utcnow() <= timedelta(days=min(leads))
+
     def _renewal_request(self, due: DueCheck, ends: datetime | None) -> list[Outgoing]:
         if due.influencer_id is None:
             return []
@@ -328,7 +336,13 @@ class Upkeep:
         return [
             outgoing(
                 due.influencer_id,
-                renewal_screen(t, due, platform=self._settings.platform_name, ends=ends),
+                renewal_screen(
+                    t,
+                    due,
+                    platform=self._settings.platform_name,
+                    ends=ends,
+                    final=self._final_request(ends),
+                ),
                 invitation_id=due.invitation_id,
             )
         ]
@@ -405,7 +419,10 @@ class Upkeep:
         platform = self._settings.platform_name
         reason = _reason(connection.health_reason)
         if health is HealthState.RENEWAL_DUE or reason is None:
-            screen = renewal_screen(t, due, platform=platform, ends=_access_ends(connection))
+            ends = _access_ends(connection)
+            screen = renewal_screen(
+                t, due, platform=platform, ends=ends, final=self._final_request(ends)
+            )
         else:
             screen = breakage_screen(t, due, reason, platform=platform)
         screen = Screen(
@@ -427,11 +444,6 @@ class Upkeep:
 
     # --- metrics -------------------------------------------------------------------------------
 
-    def renewal_completed(self) -> None:
-        """A renewal login kept a connection alive (`bot.connect` calls this)."""
-        if self._metrics is not None:
-            self._metrics.renewals_completed.inc()
-
     def _count_check(self, result: str) -> None:
         if self._metrics is not None:
             self._metrics.health_checks.labels(result=result).inc()
@@ -450,15 +462,18 @@ class Upkeep:
 # --- screens (pure) ------------------------------------------------------------------------------
 
 
-def renewal_screen(t: Texts, due: DueCheck, *, platform: str, ends: datetime | None) -> Screen:
-    """The request to renew before access ends, with the Renew button."""
+def renewal_screen(
+    t: Texts, due: DueCheck, *, platform: str, ends: datetime | None, final: bool = False
+) -> Screen:
+    """The request to renew before access ends, with the Renew button; `final`: the last one
+    before access ends, and it says so."""
     text = t(
-        "upkeep.renewal",
+        "upkeep.renewal_final" if final else "upkeep.renewal",
         platform=platform,
         handle=due.instagram_username or due.handle,
-        date=day(t, ends) if ends is not None else "?",
+        date=long_date(t, ends.astimezone(UTC)) if ends is not None else "?",
     )
-    return Screen(text, _renew_keyboard(t, due.invitation_id, "upkeep.button_renew"))
+    return Screen(text, _renew_keyboard(t, due.invitation_id, "renewal.button"))
 
 
 def breakage_screen(
@@ -509,17 +524,6 @@ def manager_breakage(
         else Html(str(reason))
     )
     return t("health.manager_broken", handle=due.handle, reason=detail)
-
-
-def day(t: Texts, moment: datetime) -> str:
-    """A day as people write it: 12 March 2027, 12. März 2027 (UTC)."""
-    moment = moment.astimezone(UTC)
-    return t.plain(
-        "upkeep.date",
-        day=moment.day,
-        month=t.plain(f"upkeep.month.{moment.month}"),
-        year=moment.year,
-    )
 
 
 def _values(

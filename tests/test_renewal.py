@@ -93,11 +93,11 @@ async def test_renewal_refreshes_the_kept_connection(world: World) -> None:
     assert "every 90 days" in offered[0].text and "@anna.bakes" in offered[0].text
     assert (
         offered[0]
-        .button("Renew access")
+        .button("Log in with Facebook")
         .get("url", "")
         .startswith(f"{world.settings.public_url}/oauth/start?state=")
     )
-    first_url = str(offered[0].button("Renew access")["url"])
+    first_url = str(offered[0].button("Log in with Facebook")["url"])
     # A double tap: the newer login button replaces the older one.
     again = await _press_renew(world, ANNA, invitation_id)
     assert len(again) == 1
@@ -138,6 +138,9 @@ async def test_renewal_refreshes_the_kept_connection(world: World) -> None:
     assert [(bool(r), o) for r, o in used] == [(False, "connected"), (True, "connected")]
     # Renewed in time: the managers are not bothered.
     assert await _manager_messages(world) == told_managers
+    # The operator's count of renewals that kept a connection alive.
+    registry = world.bot.metrics.registry
+    assert registry.get_sample_value("connectbot_renewals_completed_total") == 1.0
 
 
 async def test_reconnecting_a_broken_connection_tells_the_managers(world: World) -> None:

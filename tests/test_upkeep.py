@@ -319,7 +319,9 @@ async def test_renewal_is_asked_14_and_3_days_before_once_each_then_access_expir
     assert await _round(world) == (1, 0, 0)
     assert await _round(world) == (1, 0, 0)
     assert await _events(world, "renewal_asked") == ["14", "3"]
-    assert await _count_eventually(world, ANNA.id, anna, "Please renew", 2) == 2
+    assert await _count_eventually(world, ANNA.id, anna, "renew your Instagram connection", 2) == 2
+    # The second request says it is the last one.
+    assert await _count_eventually(world, ANNA.id, anna, "Last reminder", 1) == 1
     assert _sample(world, "connectbot_renewals_sent_total") == 2
     [(stage,)] = await world.rows("SELECT renewal_stage FROM connection")
     assert stage == 3

@@ -303,8 +303,7 @@ def make_app(
         arrived = time.monotonic()
         result = await connect.handle_redirect(params, browser=browser)
         if metrics is not None:
-            metrics.callbacks.labels(outcome=result.page).inc()
-            metrics.callback_seconds.observe(time.monotonic() - arrived)
+            metrics.callback_answered(result.page, time.monotonic() - arrived)
         return answer(request, result)
 
     async def oauth_confirm(request: web.Request) -> web.Response:
@@ -316,7 +315,12 @@ def make_app(
         tokens = [value for key, value in pairs if key == "t"]
         if len(tokens) != 1:
             return answer(request, RedirectResult(400, "bad_request"))
-        return answer(request, await connect.confirm(tokens[0]))
+        arrived = time.monotonic()
+        result = await connect.confirm(tokens[0])
+        if metrics is not None and result.page != "confirm":
+            # The login finished here (a redirect that came back to another browser).
+            metrics.callback_answered(result.page, time.monotonic() - arrived)
+        return answer(request, result)
 
     async def healthz(request: web.Request) -> web.Response:
         ok = await db.ping()

@@ -425,6 +425,8 @@ class BrandInvitations(Repository):
                     col(LoginAttempt.invitation_id).in_(ids),
                     col(LoginAttempt.outcome).is_not(None),
                     LoginAttempt.outcome != "connected",
+                    # The funnel is about getting connected; renewals of a connection are not.
+                    col(LoginAttempt.renewal).is_(False),
                 )
                 .group_by(LoginAttempt.outcome)
             )
