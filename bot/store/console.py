@@ -24,6 +24,9 @@ from bot.models import (
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
     Revocation,
     utcnow,
 )
@@ -379,6 +382,18 @@ class BrandInvitations(Repository):
             invite.updated_at = now
             s.add(invite)
             s.add(_event_of(invite, EventKind.REVOKED, now))
+            # Notices about it still waiting for the brand's people (a breakage in tomorrow's
+            # digest, say) are moot now that a manager has ended it.
+            await s.exec(
+                sa.update(OutboxMessage)
+                .where(
+                    col(OutboxMessage.invitation_id) == invitation_id,
+                    col(OutboxMessage.status) == OutboxStatus.PENDING,
+                    col(OutboxMessage.kind) == OutboxKind.NOTICE,
+                    col(OutboxMessage.audience).is_not(None),
+                )
+                .values(status=OutboxStatus.DROPPED)
+            )
             enqueue_in(s, outgoing, now)
             await s.commit()
             return invite, connection
