@@ -13,6 +13,9 @@ class GraphError(Exception):
         subcode: int | None = None,
         http_status: int = 400,
         is_transient: bool = False,
+        user_title: str | None = None,
+        user_msg: str | None = None,
+        error_data: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -22,6 +25,10 @@ class GraphError(Exception):
         self.http_status = http_status
         # Graph marks throttling and outages "is_transient": true (codes 1 and 2 always).
         self.is_transient = is_transient or code in (1, 2)
+        # Shown to people by Meta's own apps; Graph adds them to some errors (e.g. 2108006).
+        self.user_title = user_title
+        self.user_msg = user_msg
+        self.error_data = error_data
 
 
 class DialogError(Exception):

@@ -41,6 +41,7 @@ class IgAccount:
     biography: str = ""
     follows_count: int = 180
     media_count: int = 42
+    website: str = ""
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """The stand-in itself: the aiohttp app serving the login dialog and the Graph API, tokens and
-``debug_token``, what a person's token can see, and how nodes are rendered."""
+``debug_token``, what a person's token can see, and how nodes are rendered. The Instagram reads
+(insights, demographics, media) are answered by instagram.py, which lists the Graph behaviours
+they mirror and Meta's pages they come from."""
 
 from __future__ import annotations
 
@@ -39,6 +41,19 @@ from .fields import (
     cursor_index,
     facebook_time,
     parse_fields,
+)
+from .instagram import (
+    MEDIA_PAGE_MAX,
+    MEDIA_PAGE_SIZE,
+    Demographics,
+    InstagramData,
+    Post,
+    day_number,
+    default_posts,
+    media_insights,
+    png,
+    render_media,
+    user_insights,
 )
 from .limits import CallKeys, RateLimits
 from .people import INSTAGRAM_SCOPES, PAGE_SCOPES, Consent, FbPage, FbUser, IgAccount
@@ -106,6 +121,9 @@ class GraphStandin:
         # Graph's rate limits, per hour (all None: unlimited) and outages (`set_outage`).
         self.limits = RateLimits()
         self.outage = False
+        # Insight series, demographics and posts per Instagram account id (`instagram_data`).
+        self._instagram: dict[str, InstagramData] = {}
+        self._media_owners: dict[str, str] = {}  # media id -> Instagram account id
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -278,6 +296,107 @@ class GraphStandin:
         unavailable" (the login dialog still opens)."""
         self.outage = down
 
+    # -- Instagram's figures: profile, insights, demographics, posts ---------------------------
+
+    def set_instagram_profile(
+        self,
+        instagram_id: str,
+        *,
+        followers: int | None = None,
+        follows: int | None = None,
+        media_count: int | None = None,
+        website: str | None = None,
+        name: str | None = None,
+        biography: str | None = None,
+    ) -> None:
+        """Change what the account's profile shows, on every Page it is linked to. Like the
+        other Page changes, a later `set_person` with the caller's own FbUser brings back what
+        that FbUser says."""
+        changes: dict[str, Any] = {
+            key: value
+            for key, value in {
+                "followers_count": followers,
+                "follows_count": follows,
+                "media_count": media_count,
+                "website": website,
+                "name": name,
+                "biography": biography,
+            }.items()
+            if value is not None
+        }
+        found = False
+        for person in self._people.values():
+            pages = []
+            for page in person.user.pages:
+                for attribute in ("instagram", "connected_instagram"):
+                    account = getattr(page, attribute)
+                    if account is not None and account.id == instagram_id:
+                        page = replace(page, **{attribute: replace(account, **changes)})
+                        found = True
+                pages.append(page)
+            person.user = replace(person.user, pages=pages)
+        if not found:
+            raise KeyError(f"no Page is linked to Instagram account {instagram_id}")
+
+    def set_insights(
+        self,
+        instagram_id: str,
+        *,
+        reach: list[int] | None = None,
+        views: list[int] | None = None,
+        accounts_engaged: list[int] | None = None,
+        total_interactions: list[int] | None = None,
+    ) -> None:
+        """Set day values (oldest first; the last one is the last complete Instagram day) for
+        these metrics; days before them count 0. Metrics left out keep their seeded defaults.
+        likes, comments, saves, shares, replies and profile_views follow total_interactions."""
+        data = self.instagram_data(instagram_id)
+        last = day_number(self.now())
+        given = {
+            "reach": reach,
+            "views": views,
+            "accounts_engaged": accounts_engaged,
+            "total_interactions": total_interactions,
+        }
+        for metric, values in given.items():
+            if values is not None:
+                first = last - len(values) + 1
+                data.series[metric] = {first + i: v for i, v in enumerate(values)}
+        data.no_data = False
+
+    def set_demographics(self, instagram_id: str, demographics: Demographics | None) -> None:
+        """Followers by age/gender, country and city; None: Instagram has none (empty data)."""
+        data = self.instagram_data(instagram_id)
+        data.demographics = demographics
+        data.demographics_set = True
+
+    def set_posts(self, instagram_id: str, posts: list[Post]) -> None:
+        """The account's posts (any order; Graph lists them newest first)."""
+        self.instagram_data(instagram_id).posts = list(posts)
+        self._media_owners.update({post.id: instagram_id for post in posts})
+
+    def set_new_account(self, instagram_id: str) -> None:
+        """A brand-new professional account: no posts, and every insight answers ``data: []``."""
+        data = self.instagram_data(instagram_id)
+        data.no_data = True
+        data.series.clear()
+        data.posts = []
+        data.demographics = None
+        data.demographics_set = True
+
+    def instagram_data(self, instagram_id: str) -> InstagramData:
+        """The stand-in's record of an account's figures (seeded defaults until set)."""
+        data = self._instagram.get(instagram_id)
+        if data is None:
+            data = self._instagram[instagram_id] = InstagramData(seed=instagram_id)
+        if data.posts is None:
+            account = self._instagram_account(instagram_id)
+            followers = account.followers_count if account is not None else 1000
+            count = min(6, account.media_count if account is not None else 6)
+            data.posts = default_posts(instagram_id, followers, count, self.now())
+            self._media_owners.update({post.id: instagram_id for post in data.posts})
+        return data
+
     def token_info(self, value: str) -> Token:
         """The stand-in's record of one token (kind, expiry, Page, whether it was ended)."""
         return self._token(value)
@@ -365,6 +484,8 @@ class GraphStandin:
             raise asyncio.CancelledError
 
         parts = [p for p in request.path.split("/") if p]
+        if parts[:1] == ["cdn"] and request.method == "GET":
+            return self._cdn(parts, params)
         version = parts.pop(0) if parts and _VERSION_RE.fullmatch(parts[0]) else None
         if parts == ["dialog", "oauth"] and request.method == "GET":
             return self._dialog(params, version or "")
@@ -393,6 +514,12 @@ class GraphStandin:
                 detail["error_subcode"] = error.subcode
             if error.is_transient:
                 detail["is_transient"] = True
+            if error.error_data is not None:
+                detail["error_data"] = error.error_data
+            if error.user_title is not None:
+                detail["error_user_title"] = error.user_title
+            if error.user_msg is not None:
+                detail["error_user_msg"] = error.user_msg
             detail["fbtrace_id"] = "A" + secrets.token_urlsafe(15)
             return web.json_response(
                 {"error": detail}, status=error.http_status, headers=self._usage_headers(keys)
@@ -428,6 +555,8 @@ class GraphStandin:
                     page_id = page_id or node
                 if page.instagram is not None and page.instagram.id == node:
                     instagram_id = node
+        if instagram_id is None:
+            instagram_id = self._media_owners.get(node)  # a post counts against its account
         return CallKeys(
             user_id=token.user_id if token is not None else None,
             page_id=page_id,
@@ -591,7 +720,9 @@ class GraphStandin:
                 return self._accounts(request, person, params, token)
             raise nonexisting_field(edges[0], "User")
 
-        if method != "GET" or edges:
+        if method == "GET" and edges:
+            return self._instagram_edge(request, person, token, node, edges, params)
+        if method != "GET":
             raise unsupported_get(node)
         page = self._reachable_page(person, token, node)
         if page is not None:
@@ -603,6 +734,12 @@ class GraphStandin:
             return self._render_instagram(
                 ig_page.instagram, parse_fields(params.get("fields", "id,username"))
             )
+        owned = self._media(node)
+        if owned is not None and self._reachable_instagram(person, token, owned[0].id):
+            if not self._instagram_allowed(person):
+                raise GraphError(10, "(#10) Application does not have permission for this action")
+            fields = [name for name, _ in parse_fields(params.get("fields", "id"))]
+            return render_media(owned[1], owned[0].username, fields, self.base_url)
         raise unsupported_get(node)
 
     def _authenticate(self, request: web.Request, params: JsonDict) -> Token:
@@ -869,13 +1006,15 @@ class GraphStandin:
             "followers_count": account.followers_count,
             "follows_count": account.follows_count,
             "media_count": account.media_count,
-            # Signed CDN URLs that expire; never store them.
-            "profile_picture_url": f"{self.base_url}/cdn/{account.id}.jpg?oe={int(time.time())}",
+            "website": account.website,
+            # Signed CDN URLs that expire (`oe`, hex unix time; a few days); never store them.
+            "profile_picture_url": f"{self.base_url}/cdn/ig/{account.id}/profile.png?oe="
+            + format(int(self.now()) + 3 * 86400, "x"),
         }
         result: JsonDict = {}
         for name, _ in fields:
             if name not in IG_FIELDS:
-                raise nonexisting_field(name, "ShadowIGUser")
+                raise nonexisting_field(name, "IGUser")
             if name in values and values[name] != "":
                 result[name] = values[name]  # Graph leaves out empty fields
         result.setdefault("id", account.id)  # Graph always answers with the node's id
@@ -953,3 +1092,98 @@ class GraphStandin:
                 {**query, "before": cursors["before"]}
             )
         return {"data": data, "paging": paging}
+
+    # -- Instagram: insights, media, the CDN ----------------------------------------------------
+
+    def _instagram_account(self, instagram_id: str) -> IgAccount | None:
+        for person in self._people.values():
+            for page in person.user.pages:
+                if page.instagram is not None and page.instagram.id == instagram_id:
+                    return page.instagram
+        return None
+
+    def _media(self, media_id: str) -> tuple[IgAccount, Post] | None:
+        """The account a post belongs to, and the post (while it is still on the account)."""
+        owner = self._media_owners.get(media_id)
+        account = self._instagram_account(owner) if owner is not None else None
+        if owner is None or account is None:
+            return None
+        post = next((p for p in self.instagram_data(owner).posts or [] if p.id == media_id), None)
+        return (account, post) if post is not None else None
+
+    def _instagram_edge(
+        self,
+        request: web.Request,
+        person: Person,
+        token: Token,
+        node: str,
+        edges: list[str],
+        params: JsonDict,
+    ) -> JsonDict:
+        ig_page = self._reachable_instagram(person, token, node)
+        if ig_page is not None and ig_page.instagram is not None and len(edges) == 1:
+            account = ig_page.instagram
+            if not self._instagram_allowed(person):
+                raise GraphError(10, "(#10) Application does not have permission for this action")
+            if edges == ["media"]:
+                return self._media_edge(request, account, params)
+            if edges == ["insights"]:
+                self._require_insights(person)
+                data = self.instagram_data(account.id)
+                return user_insights(account.id, data, account.followers_count, params, self.now())
+            raise nonexisting_field(edges[0], "IGUser")
+        owned = self._media(node)
+        if owned is not None and self._reachable_instagram(person, token, owned[0].id):
+            if not self._instagram_allowed(person):
+                raise GraphError(10, "(#10) Application does not have permission for this action")
+            if edges == ["insights"]:
+                self._require_insights(person)
+                return media_insights(owned[1], params)
+            raise nonexisting_field(edges[0], "IGMedia")
+        raise unsupported_get(node)
+
+    def _require_insights(self, person: Person) -> None:
+        if not self._granted(person, "instagram_manage_insights"):
+            raise GraphError(10, "(#10) Application does not have permission for this action")
+
+    def _media_edge(self, request: web.Request, account: IgAccount, params: JsonDict) -> JsonDict:
+        posts = sorted(
+            self.instagram_data(account.id).posts or [], key=lambda p: p.timestamp, reverse=True
+        )
+        fields = [name for name, _ in parse_fields(params.get("fields", "id"))]
+        size = MEDIA_PAGE_SIZE
+        if str(params.get("limit", "")).isdigit():
+            size = max(1, min(int(params["limit"]), MEDIA_PAGE_MAX))
+        start = cursor_index(params["after"]) + 1 if params.get("after") else 0
+        if params.get("before"):
+            start = max(0, cursor_index(params["before"]) - size)
+        chunk = posts[start : start + size]
+        data = [render_media(post, account.username, fields, self.base_url) for post in chunk]
+        if not chunk:
+            return {"data": data}
+        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+        cursors = {"before": cursor_for(start), "after": cursor_for(start + len(chunk) - 1)}
+        paging: JsonDict = {"cursors": cursors}
+        if start + len(chunk) < len(posts):
+            paging["next"] = f"{self.base_url}{request.path}?" + urlencode(
+                {**query, "after": cursors["after"]}
+            )
+        if start > 0:
+            paging["previous"] = f"{self.base_url}{request.path}?" + urlencode(
+                {**query, "before": cursors["before"]}
+            )
+        return {"data": data, "paging": paging}
+
+    def _cdn(self, parts: list[str], params: JsonDict) -> web.Response:
+        """Instagram's CDN: profile pictures and media as small PNGs; a URL past its `oe`
+        (expiry, hex unix time) is refused as the real CDN does."""
+        expires = str(params.get("oe", ""))
+        if expires:
+            try:
+                expired = int(expires, 16) < self.now()
+            except ValueError:
+                expired = True
+            if expired:
+                return web.Response(status=403, text="URL signature expired")
+        seed = "/".join(parts[1:])
+        return web.Response(body=png(seed), content_type="image/png")
