@@ -11,6 +11,7 @@ from datetime import datetime
 
 import segno
 
+from bot.console_screens import reason_text
 from bot.i18n import Texts
 from bot.models import Connection, Invitation, InvitationEvent
 from bot.store.console import Created, NewInvitation, health_of
@@ -159,10 +160,12 @@ def export_csv(
 ) -> bytes:
     """A brand's invitations, one row each, with when each step was first reached and what
     was connected. `status` says it in the reader's language, as the chat does ("not opened",
-    "withdrawn"); `status_code` is the stable code, for programs. The connection's health
-    (`health`, `health_reason`: stable codes, as `bot.health` names them), when its data access
-    ends and when it was last checked close each row (added later: the columns before them keep
-    their places). Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
+    "withdrawn"); `status_code` is the stable code, for programs. The connection's health closes
+    each row (added later: the columns before them keep their places): `health` and
+    `health_reason` in the reader's words as the console says them ("broken", "a permission was
+    removed"), when its data access ends, when it was last checked, then `health_code` and
+    `health_reason_code` (stable codes, as `bot.health` names them) and when the token the last
+    check read expires. Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -187,6 +190,9 @@ def export_csv(
             "health_reason",
             "data_access_expires_at",
             "checked_at",
+            "health_code",
+            "health_reason_code",
+            "token_expires_at",
         ]
     )
 
@@ -217,10 +223,13 @@ def export_csv(
             c.instagram_id if c else "",
             c.instagram_username if c else "",
             c.followers_count if c and c.followers_count is not None else "",
-            state or "",
-            reason or "",
+            t.plain(f"console.export.health.{state}") if state else "",
+            reason_text(t, reason) if reason else "",
             _iso(c.data_access_expires_at if c else None),
             _iso(c.checked_at if c else None),
+            state or "",
+            reason or "",
+            _iso(c.token_expires_at if c else None),
         ]
         writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue().encode("utf-8")

@@ -22,8 +22,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.console_screens import reason_text
+from bot.i18n import Texts
 from bot.meta import sign_request
 from bot.models import Connection, ConnectionStatus
+from bot.store.console import health_of
 from playground.sandbox_login import facebook_account
 from sandbox.facebook import GraphStandin
 from sandbox.telegram import TgUser
@@ -65,6 +68,7 @@ _PAGE_ACTIONS = frozenset(
     }
 )
 _MAX_HANDLE = 30
+_ENGLISH = Texts("en")
 
 ConnectionOf = Callable[[int], Awaitable[Connection | None]]
 Deauthorize = Callable[[str], Awaitable[bool]]
@@ -266,6 +270,7 @@ class FacebookSide:
         connection = await self._connection_of(person.id)
         shown: dict[str, Any] | None = None
         if connection is not None:
+            state, reason = health_of(connection)
             shown = {
                 "page": connection.page_name,
                 "instagram": connection.instagram_username,
@@ -273,6 +278,10 @@ class FacebookSide:
                 "active": connection.status == ConnectionStatus.ACTIVE,
                 "health": connection.health,
                 "reason": connection.health_reason,
+                # As the brand's console says it (the panel is in English): "⚠️ broken",
+                # "a permission was removed"; an ended connection is disconnected.
+                "health_words": _ENGLISH.plain(f"console.health.state.{state}"),
+                "reason_words": reason_text(_ENGLISH, reason) if reason else None,
                 "checked_at": _iso(connection.checked_at),
                 "data_access_expires_at": _iso(connection.data_access_expires_at),
                 "token_expires_at": _iso(connection.token_expires_at),

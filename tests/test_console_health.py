@@ -238,24 +238,30 @@ async def test_show_tells_the_health_and_offers_a_reminder(world: World) -> None
     assert _remind_buttons(show) == [("🔔 @creator0 erinnern", RemindHealth(number).pack())]
 
 
+async def _export_rows(world: World) -> list[list[str]]:
+    before = len(world.telegram.messages(MANAGER.id))
+    world.telegram.send_text(MANAGER, "/export")
+    await world.settle()
+    [document] = [m for m in world.telegram.messages(MANAGER.id)[before:] if m.document_bytes]
+    assert document.document_bytes is not None
+    return list(csv.reader(io.StringIO(document.document_bytes.decode())))
+
+
 async def test_export_appends_the_health_columns(world: World) -> None:
-    ids = await _connect(world, 1)
+    ids = await _connect(world, 2)
     await world.invite("not.yet")
     now = utcnow().replace(microsecond=0)
     await _set(
         world,
         ids["creator0"],
         health="broken",
-        health_reason="access_expired",
-        data_access_expires_at=now - timedelta(days=1),
+        health_reason="permissions_declined",
+        data_access_expires_at=now + timedelta(days=80),
+        token_expires_at=now + timedelta(days=50),
         checked_at=now,
     )
-    before = len(world.telegram.messages(MANAGER.id))
-    world.telegram.send_text(MANAGER, "/export")
-    await world.settle()
-    [document] = [m for m in world.telegram.messages(MANAGER.id)[before:] if m.document_bytes]
-    assert document.document_bytes is not None
-    rows = list(csv.reader(io.StringIO(document.document_bytes.decode())))
+    await _set(world, ids["creator1"], health="healthy", health_reason=None, checked_at=now)
+    rows = await _export_rows(world)
     assert rows[0] == [
         "id",
         "handle",
@@ -277,15 +283,35 @@ async def test_export_appends_the_health_columns(world: World) -> None:
         "health_reason",
         "data_access_expires_at",
         "checked_at",
+        "health_code",
+        "health_reason_code",
+        "token_expires_at",
     ]
-    connected, pending = rows[1], rows[2]
-    assert connected[1] == "creator0" and connected[-4:] == [
+    broken, healthy, pending = rows[1], rows[2], rows[3]
+    # As the console says it (no emoji: a spreadsheet filters on it), then the stable codes.
+    assert broken[1] == "creator0" and broken[-7:] == [
         "broken",
-        "access_expired",
-        (now - timedelta(days=1)).isoformat(),
+        "a permission was removed",
+        (now + timedelta(days=80)).isoformat(),
         now.isoformat(),
+        "broken",
+        "permissions_declined",
+        (now + timedelta(days=50)).isoformat(),
     ]
-    assert pending[1] == "not.yet" and pending[-4:] == ["", "", "", ""]
+    assert healthy[1] == "creator1" and healthy[-7:-5] == ["healthy", ""]
+    assert healthy[-3:-1] == ["healthy", ""] and healthy[-1]
+    assert pending[1] == "not.yet" and pending[-7:] == [""] * 7
+
+    # In the manager's language; the codes stay as they are. A connection that ended on
+    # Facebook's side is disconnected, whatever its last check said.
+    await _set(world, ids["creator1"], status="disconnected", health_reason="app_removed")
+    await _german(world)
+    rows = await _export_rows(world)
+    assert rows[0][16:18] == ["health", "health_reason"]  # column names are for programs
+    assert rows[1][16:18] == ["unterbrochen", "eine Berechtigung wurde entzogen"]
+    assert rows[1][-3:-1] == ["broken", "permissions_declined"]
+    assert rows[2][16:18] == ["getrennt", "App auf Facebook entfernt"]
+    assert rows[2][-3:-1] == ["disconnected", "app_removed"]
 
 
 async def test_health_is_for_the_brands_managers_only(world: World) -> None:

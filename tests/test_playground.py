@@ -667,6 +667,7 @@ async def test_the_panel_shows_the_connection_and_refuses_what_cannot_be(page: P
     assert (shown["page"], shown["instagram"]) == ("Anna Bakes", "anna.bakes")
     assert shown["active"] is True
     assert shown["data_access_expires_at"]
+    assert (shown["health_words"], shown["reason_words"]) == ("✅ healthy", None)
 
 
 async def test_change_password_ends_the_persons_tokens_at_facebook(page: PageApi) -> None:
@@ -773,6 +774,9 @@ async def test_remove_the_app_calls_the_bots_deauthorize_callback(page: PageApi)
     assert connection is not None and connection.status == "disconnected"
     view = (await page.http.get(f"api/influencers/{anna.id}/facebook")).json()
     assert view["connection"]["active"] is False
+    # In the console's words, not codes.
+    assert view["connection"]["health_words"] == "🔌 disconnected"
+    assert view["connection"]["reason_words"] == "app removed on Facebook"
     for token in tokens_of(page.playground, connection.facebook_user_id):
         assert (await debug_token(page.playground, token))["is_valid"] is False
 
@@ -812,6 +816,8 @@ async def test_check_now_finds_a_breakage_and_tells_the_influencer(page: PageApi
     assert (connection.health, connection.health_reason) == ("broken", "password_changed")
     view = (await page.http.get(f"api/influencers/{anna.id}/facebook")).json()
     assert view["connection"]["reason"] == "password_changed" and view["connection"]["checked_at"]
+    assert view["connection"]["health_words"] == "⚠️ broken"
+    assert view["connection"]["reason_words"] == "Facebook password changed"
     told = await playground.telegram.wait_for(anna.id, "stopped working")
     assert "password" in told.text and "Reconnect" in str(told.buttons)
     # The managers hear of it in the day's digest (in the playground: a minute after the check).

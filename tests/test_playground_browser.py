@@ -224,7 +224,9 @@ async def test_facebooks_side_panel_in_a_real_browser(
 ) -> None:
     """Anna is connected (through the page's API, as the other test shows in the browser); the
     panel under her name plays Facebook's side: each button says what it did, a second tap is
-    harmless, and Check now shows the breakage in her chat."""
+    harmless, and Check now shows the breakage in her chat, its reason in words. The open panel
+    is two short rows, so her chat keeps its room; choosing Ben shows his (no) connection at
+    once."""
     import httpx
     from playwright.async_api import expect
 
@@ -232,6 +234,7 @@ async def test_facebooks_side_panel_in_a_real_browser(
 
     expect.set_options(timeout=WAIT_MS)
     anna = playground.cast.influencers[0]
+    ben = playground.cast.add_influencer()
     async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
         await connect(PageApi(playground, http), anna, "anna.bakes")
 
@@ -242,10 +245,19 @@ async def test_facebooks_side_panel_in_a_real_browser(
     await page.goto(playground.url)
     await expect(page.locator("#status")).to_have_text("live")
     panel = page.locator("#facebook")
+    summary = panel.locator("#facebook-connection")
+    await expect(summary).to_contain_text("Page Anna Bakes")  # shown with the panel closed too
     await panel.locator("summary").click()
-    await expect(panel.locator("#facebook-connection")).to_contain_text("Page Anna Bakes")
-    await expect(panel.locator("#facebook-connection")).to_contain_text("@anna.bakes")
+    await expect(summary).to_contain_text("@anna.bakes · ✅ healthy")
     said = panel.locator("#facebook-said")
+    influencer = page.locator('.phone[data-chat="influencer"]')
+
+    # Open, the panel leaves the chat most of the pane (the QA walk measured ~230 px before).
+    chat = await influencer.locator(".messages").bounding_box()
+    box = await panel.bounding_box()
+    assert chat is not None and box is not None
+    assert box["height"] < 150, box
+    assert chat["height"] > 450, chat
 
     await panel.get_by_role("button", name="Fast-forward 80 days").click()
     await expect(said).to_contain_text("Anna's data access now ends in 10 days")
@@ -258,20 +270,41 @@ async def test_facebooks_side_panel_in_a_real_browser(
     await expect(outage).to_have_text("Facebook down")
     assert not playground.graph.outage
 
+    # The buttons come a group at a time, one tab each.
     password = panel.get_by_role("button", name="Change password")
+    await expect(password).to_be_hidden()
+    await panel.get_by_role("tab", name="The influencer").click()
+    await expect(panel.get_by_role("tab", name="The influencer")).to_have_attribute(
+        "aria-selected", "true"
+    )
     await password.dblclick()  # a double tap: one change, one answer
     await expect(said).to_contain_text("Anna changed their Facebook password")
     await _shot(page, "facebook-side.png")
 
-    influencer = page.locator('.phone[data-chat="influencer"]')
     check_now = panel.get_by_role("button", name="Check now")
     if getattr(playground.bot, "upkeep", None) is None:
         await expect(check_now).to_be_disabled()
     else:
         await check_now.click()
         await expect(said).to_contain_text("Checked 1 connection: 1 changed")
-        await expect(panel.locator("#facebook-connection")).to_contain_text("password changed")
+        await expect(summary).to_contain_text("⚠️ broken: Facebook password changed")
         await expect(influencer.locator(".msg.bot").last).to_contain_text("password")
         await _shot(page, "facebook-side-checked.png")
+    # The widest group and a two-line answer: still short.
+    box = await panel.bounding_box()
+    assert box is not None and box["height"] < 150, box
+
+    # Ben, chosen in the list: his panel at once (no live event comes), nothing of Anna's, and
+    # no Page to act on; back to Anna, hers again.
+    await panel.get_by_role("tab", name="The Page").click()
+    unpublish = panel.get_by_role("button", name="Unpublish the Page")
+    await expect(unpublish).to_be_enabled()
+    await page.locator("#influencer").select_option(str(ben.id))
+    await expect(summary).to_have_text("Ben has no connection yet")
+    await expect(unpublish).to_be_disabled()
+    await expect(said).to_be_empty()
+    await page.locator("#influencer").select_option(str(anna.id))
+    await expect(summary).to_contain_text("Page Anna Bakes")
+    await expect(unpublish).to_be_enabled()
     assert errors == []
     await context.close()

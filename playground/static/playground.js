@@ -352,46 +352,72 @@ function day(iso) {
   return new Date(iso).toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" });
 }
 
+// The health in words, as the brand's console says it ("⚠️ broken: a permission was removed").
 function describeConnection(view) {
   const c = view.connection;
   if (!c) return `${view.name} has no connection yet`;
-  if (!c.active) return `${view.name}'s connection ended (${c.status})`;
-  const health = c.reason ? `${c.health.replace("_", " ")}: ${c.reason.replaceAll("_", " ")}` :
-    c.health.replace("_", " ");
+  if (!c.active) return `${view.name}'s connection ended: ${c.reason_words || c.health_words}`;
+  const health = c.reason_words ? `${c.health_words}: ${c.reason_words}` : c.health_words;
   const parts = [`Page ${c.page} → @${c.instagram}`, health];
   parts.push(c.checked_at ? `checked ${clock(Date.parse(c.checked_at) / 1000)}` : "not checked yet");
   if (c.data_access_expires_at) parts.push(`data access until ${day(c.data_access_expires_at)}`);
   return parts.join(" · ");
 }
 
-async function refreshFacebook() {
+function influencerName(id) {
+  const person = page.state && page.state.influencers.find((p) => p.id === id);
+  return person ? person.name : "";
+}
+
+// Another influencer chosen: nothing of the one before stays shown (nor clickable on their Page)
+// while theirs is on its way.
+function forgetFacebookView() {
   const panel = document.getElementById("facebook");
-  if (!panel.open || page.influencerId === null) return;
+  const name = influencerName(page.influencerId);
+  document.getElementById("facebook-connection").textContent = name ? `${name} …` : "";
+  document.getElementById("facebook-said").textContent = "";
+  for (const button of panel.querySelectorAll("[data-needs-page]")) button.disabled = true;
+}
+
+function showFacebookView(view) {
+  const panel = document.getElementById("facebook");
+  document.getElementById("facebook-connection").textContent = describeConnection(view);
+  const outage = document.getElementById("facebook-outage");
+  outage.dataset.down = String(!view.graph_down);
+  outage.textContent = view.graph_down ? "Facebook back up" : "Facebook down";
+  outage.classList.toggle("alert", view.graph_down);
+  const connected = Boolean(view.connection && view.connection.active);
+  for (const button of panel.querySelectorAll("[data-needs-page]")) {
+    button.disabled = !connected;
+  }
+  document.getElementById("check-now").disabled = !view.can_check_now;
+  if (view.check_interval_seconds) {
+    const seconds = view.check_interval_seconds;
+    const every = seconds % 60 === 0 ?
+      `every ${seconds === 60 ? "minute" : `${seconds / 60} minutes`}` : `every ${seconds} seconds`;
+    document.getElementById("check-now").title =
+      `Runs the bot's health check of every connection now (by itself it checks ${every} here)`;
+  }
+}
+
+// The summary line shows the influencer's connection even with the panel closed. One request at
+// a time; an answer about an influencer no longer chosen is dropped and asked again.
+async function refreshFacebook() {
+  if (page.influencerId === null) return;
   if (facebook.loading) {
     facebook.again = true;
     return;
   }
   facebook.loading = true;
+  const asked = page.influencerId;
   try {
-    const response = await fetch(`/api/influencers/${page.influencerId}/facebook`);
+    const response = await fetch(`/api/influencers/${asked}/facebook`);
     if (!response.ok) return;
     const view = await response.json();
-    document.getElementById("facebook-connection").textContent = describeConnection(view);
-    const outage = document.getElementById("facebook-outage");
-    outage.dataset.down = String(!view.graph_down);
-    outage.textContent = view.graph_down ? "Facebook back up" : "Facebook down";
-    outage.classList.toggle("alert", view.graph_down);
-    const connected = Boolean(view.connection && view.connection.active);
-    for (const button of panel.querySelectorAll("[data-needs-page]")) {
-      button.disabled = !connected;
-    }
-    document.getElementById("check-now").disabled = !view.can_check_now;
-    if (view.check_interval_seconds) {
-      const seconds = view.check_interval_seconds;
-      document.getElementById("facebook-interval").textContent =
-        seconds % 60 === 0 ? `every ${seconds === 60 ? "minute" : `${seconds / 60} minutes`}` :
-          `every ${seconds} seconds`;
-    }
+    if (asked === page.influencerId) showFacebookView(view);
+    else facebook.again = true;
+  } catch {
+    // The live stream says when the playground is back; its next state asks again.
   } finally {
     facebook.loading = false;
     if (facebook.again) {
@@ -421,6 +447,30 @@ async function facebookDo(button, path, body) {
   }
 }
 
+// One group of buttons at a time (a tab each), so the panel stays two short rows.
+function selectFacebookTab(tab, focus) {
+  for (const other of tab.parentElement.querySelectorAll('[role="tab"]')) {
+    const chosen = other === tab;
+    other.setAttribute("aria-selected", String(chosen));
+    other.tabIndex = chosen ? 0 : -1;
+    document.getElementById(other.getAttribute("aria-controls")).hidden = !chosen;
+  }
+  if (focus) tab.focus();
+}
+
+function wireFacebookTabs() {
+  const tabs = [...document.querySelectorAll('.facebook-tabs [role="tab"]')];
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => selectFacebookTab(tab, false));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      selectFacebookTab(tabs[(index + step + tabs.length) % tabs.length], true);
+    });
+  });
+}
+
 function wireFacebook() {
   const panel = document.getElementById("facebook");
   panel.addEventListener("toggle", () => {
@@ -429,6 +479,7 @@ function wireFacebook() {
     requestAnimationFrame(() => { box.scrollTop = box.scrollHeight; });
     refreshFacebook();
   });
+  wireFacebookTabs();
   for (const button of panel.querySelectorAll("[data-action]")) {
     button.addEventListener("click", () => {
       if (page.influencerId === null) return;
@@ -445,6 +496,16 @@ function wireFacebook() {
   });
   const checkNow = document.getElementById("check-now");
   checkNow.addEventListener("click", () => facebookDo(checkNow, "/api/health-checks", {}));
+}
+
+function chooseInfluencer(id) {
+  const changed = id !== page.influencerId;
+  page.influencerId = id;
+  if (page.state) apply(page.state);
+  if (changed) {
+    forgetFacebookView();
+    refreshFacebook();
+  }
 }
 
 // --- wiring ------------------------------------------------------------------------------------
@@ -469,17 +530,14 @@ function wire() {
     sendText("manager", event.target.textContent);
   });
   document.getElementById("influencer").addEventListener("change", (event) => {
-    page.influencerId = Number(event.target.value);
-    document.getElementById("facebook-said").textContent = "";
-    if (page.state) apply(page.state);
+    chooseInfluencer(Number(event.target.value));
   });
   wireFacebook();
   document.getElementById("new-influencer").addEventListener("click", async () => {
     const language = document.getElementById("new-language").value;
     try {
       const person = await post("/api/influencers", { language });
-      page.influencerId = person.id;
-      if (page.state) apply(page.state);
+      chooseInfluencer(person.id);
     } catch (error) {
       showError("influencer")(error);
     }
