@@ -54,7 +54,7 @@ from bot.store import (
     Outgoing,
     StateProblem,
 )
-from bot.store.logins import RenewalRefused, RenewalStored
+from bot.store.logins import RenewalRefused, RenewalStored, needs_repair
 from bot.store.steps import NewLogin
 from bot.verdict import Outcome, Verdict, decide
 
@@ -183,6 +183,8 @@ class ConnectService:
             telegram_user_id=telegram_user_id,
             ttl=timedelta(minutes=self._settings.login_ttl_minutes),
             sealer=self._sealer,
+            # Access ending within the first renewal request's lead is due, checked or not.
+            due_within=timedelta(days=max(self._settings.renewal_lead_days, default=0)),
         )
         if isinstance(ticket, RenewalRefused):
             return ticket
@@ -196,6 +198,7 @@ class ConnectService:
             url=self.start_url(ticket.state),
             platform=s.platform_name,
             minutes=s.login_ttl_minutes,
+            reconnect=ticket.reconnect,
         )
         return LoginOffer(screen, ticket)
 
@@ -521,9 +524,19 @@ class ConnectService:
         told: list[Outgoing] = []
         if_broken: list[Outgoing] = []
         followers = verdict.instagram.followers_count if verdict.instagram else None
+        reconnect = kept is not None and needs_repair(kept)
         if same:
             record = self._connection_record(verdict, gathered.token, followers)
-            screen = renewed(t, verdict, platform=platform, until=_access_ends(verdict))
+            screen = renewed(
+                t,
+                verdict,
+                platform=platform,
+                until=_access_ends(
+                    verdict,
+                    page_token_kept=record is not None and bool(record.page_token_encrypted),
+                ),
+                reconnect=reconnect,
+            )
 
             def reconnected(mt: Texts) -> Screen:
                 return Screen(mt("renewal.manager_reconnected", handle=invite.handle))
@@ -537,6 +550,7 @@ class ConnectService:
                 platform=platform,
                 kept_page=kept.page_name if kept is not None else "",
                 kept_username=kept.instagram_username if kept is not None else invite.handle,
+                reconnect=reconnect,
             )
             if verdict.outcome is Outcome.APP_NOT_LIVE:
                 # Only the operator can fix it (and the influencer is told their manager knows):
@@ -741,8 +755,11 @@ class ConnectService:
         )
 
 
-def _access_ends(verdict: Verdict) -> datetime | None:
-    """When the renewed access ends: the earlier of the token's and data access's expiry (as
-    `bot.health` counts it)."""
+def _access_ends(verdict: Verdict, *, page_token_kept: bool) -> datetime | None:
+    """When the renewed access ends. With the Page token kept, the brand's reads use it and it
+    does not expire: data access ends (90 days on). Without one, the earlier of the user
+    token's and data access's expiry (as `bot.store.logins.access_ends` counts it)."""
+    if page_token_kept:
+        return verdict.data_access_expires_at
     moments = [m for m in (verdict.expires_at, verdict.data_access_expires_at) if m is not None]
     return min(moments, default=None)

@@ -202,8 +202,11 @@ def _date(moment: datetime | None, t: Texts) -> str:
 
 
 def access_ends(connection: Connection) -> datetime | None:
-    """When access ends without a renewal: the earlier of the user token's expiry and the
-    data access expiry (as `bot.health.judge` reckons it)."""
+    """When access ends without a renewal (as `bot.health.judge` reckons it): data access
+    expiry where a Page token is kept (it does not expire), else the earlier of the user
+    token's expiry and data access expiry."""
+    if connection.page_token_encrypted:
+        return connection.data_access_expires_at
     moments = [m for m in (connection.token_expires_at, connection.data_access_expires_at) if m]
     return min(moments, default=None)
 
@@ -297,7 +300,9 @@ def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
     checked = connection.checked_at
     lines: list[str] = [
         head,
-        t(
+        t("console.health.show_expiry_page", data=_date(connection.data_access_expires_at, t))
+        if connection.page_token_encrypted
+        else t(
             "console.health.show_expiry",
             token=_date(connection.token_expires_at, t),
             data=_date(connection.data_access_expires_at, t),

@@ -2,8 +2,9 @@
 broken (and exactly why), or disconnected; and Graph's errors sorted as meta-platform.md §7 says.
 
 Pure: no I/O, no clock, no logging, like `bot.verdict`. The I/O layer reads `debug_token` for the
-kept user token and the connected Page (with its Instagram account) through Graph, gathers a
-`CheckFacts`, and `judge` says what it means. Facebook's answers are untrusted JSON: wrong shapes
+token the brand's reads use (the kept Page token; the user token for older connections without
+one) and the connected Page (with its Instagram account) through Graph, gathers a `CheckFacts`,
+and `judge` says what it means. Facebook's answers are untrusted JSON: wrong shapes
 never raise, they count as absent. An outage or a rate limit is never a breakage: the verdict then
 says "retry later" and keeps the state the connection had.
 """
@@ -32,7 +33,7 @@ from bot.verdict import (
 
 class HealthState(StrEnum):
     HEALTHY = "healthy"
-    RENEWAL_DUE = "renewal_due"  # data access (or the token) ends within the renewal lead
+    RENEWAL_DUE = "renewal_due"  # access (see `judge`, step 11) ends within the renewal lead
     BROKEN = "broken"  # access is gone; the influencer can fix it (the reason says how)
     DISCONNECTED = "disconnected"  # ended on purpose: removed on Facebook, revoked, forgotten
 
@@ -241,10 +242,13 @@ class Expected:
 class CheckFacts:
     """Everything one check found, as raw JSON-ish values.
 
-    `debug` is debug_token's ``data`` for the kept user token, or `debug_problem` why the call
-    failed. `page` is the connected Page's node with ``is_published``, ``tasks`` and
-    ``instagram_business_account{id,username}`` (``connected_instagram_account`` too), read with
-    the Page token or found in /me/accounts; None when Graph did not return it (not in
+    `debug` is debug_token's ``data`` for the checked token, or `debug_problem` why the call
+    failed: the kept Page token when `page_token` is true (the brand's reads use it; from a
+    long-lived user token it never expires, ``expires_at`` 0, but ``data_access_expires_at``
+    still applies), else the user token (older connections, whose Page is found through it).
+    `page` is the connected Page's node with ``is_published``, ``tasks`` and
+    ``instagram_business_account{id,username}`` (``connected_instagram_account`` too), read
+    with the Page token or found in /me/accounts; None when Graph did not return it (not in
     /me/accounts any more), or `page_problem` why the read failed. `instagram`, optional, is a
     direct read of the Instagram account node (``id,username``), or `instagram_problem`.
     `ended` is set when the connection was ended on purpose (revoked by a manager, forgotten,
@@ -259,6 +263,10 @@ class CheckFacts:
     page_problem: GraphProblem | None = None
     instagram: Mapping[str, Any] | None = None
     instagram_problem: GraphProblem | None = None
+    page_token: bool = False
+    # Data access's end as last known (from the login or the last check): used when
+    # debug_token of the Page token does not report it at all.
+    known_data_access_expires_at: datetime | None = None
     ended: HealthReason | None = None
     previous: HealthState = HealthState.HEALTHY
     previous_reason: HealthReason | None = None
@@ -277,7 +285,9 @@ class HealthVerdict:
     retry: timedelta | None = None
     declined: tuple[str, ...] = ()  # PERMISSIONS_DECLINED: the missing ones, when known
     username: str | None = None  # USERNAME_CHANGED / IG_OTHER_ACCOUNT: the account's name now
-    access_ends_at: datetime | None = None  # the earlier of token expiry and data access expiry
+    # The earlier of the checked token's expiry and data access's expiry: with the Page token
+    # checked (which does not expire), data access's.
+    access_ends_at: datetime | None = None
 
 
 def judge(facts: CheckFacts) -> HealthVerdict:
@@ -287,9 +297,12 @@ def judge(facts: CheckFacts) -> HealthVerdict:
     2. debug_token failed, or said nothing → retry: it is called with the app token, so its
        failure says nothing about this connection.
     3. debug_token `is_valid` not true: by the error's subcode 458 → DISCONNECTED app_removed;
-       460 → password_changed; 463 → token_expired; 493/468 → access_expired; otherwise (467
-       logged out, none) → token_invalid. A foreign `app_id` → token_invalid.
+       460 → password_changed; 463 → token_expired; 493/468 → access_expired; 467 logged out
+       → token_invalid; none → token_invalid for the user token, page_role_lost for the Page
+       token (as a bare 190 on a Page read in 6). A foreign `app_id` → token_invalid.
     4. `expires_at` reached → token_expired; `data_access_expires_at` reached → access_expired.
+       Both of the checked token: with the Page token checked, an expired user token (60 days)
+       is no breakage, since nothing reads with it.
     5. A required scope missing from debug_token's `scopes` → permissions_declined.
     6. The Page read failed: outage / rate limit → retry; error 190 → by subcode as in 3, a bare
        190 (a Page token after role loss) → page_role_lost; a permission error →
@@ -300,7 +313,8 @@ def judge(facts: CheckFacts) -> HealthVerdict:
        → ig_half_linked, else instagram_unlinked; another account → ig_other_account.
     9. The Instagram read failed like the Page read (not found → instagram_unlinked).
     10. The username differs from the expected one → username_changed.
-    11. Access (the earlier of `expires_at` and `data_access_expires_at`) ends within a renewal
+    11. Access (the earlier of the checked token's `expires_at`, 0 meaning never, and
+        `data_access_expires_at`: with the Page token, data access's) ends within a renewal
         lead → RENEWAL_DUE at the smallest lead that applies; else HEALTHY.
 
     Raises ValueError only for a naive `now` (a caller bug, not bad evidence).
@@ -316,19 +330,26 @@ def judge(facts: CheckFacts) -> HealthVerdict:
     debug = facts.debug if isinstance(facts.debug, Mapping) else None
     if facts.debug_problem is not None or debug is None:
         return _retry(facts, facts.debug_problem)
-    ends = _access_ends(debug)
+    data_access = as_timestamp(debug.get("data_access_expires_at"))
+    if facts.page_token and "data_access_expires_at" not in debug:
+        # Data access belongs to the person's grant, not to a token: should debug_token not
+        # report it for a Page token, the date last known still ends the access.
+        data_access = facts.known_data_access_expires_at
+    ends = _access_ends(as_timestamp(debug.get("expires_at")), data_access)
 
     if debug.get("is_valid") is not True:
         error = debug.get("error")
         subcode = as_int(error.get("subcode")) if isinstance(error, Mapping) else None
         kind = _SUBCODE_KINDS.get(subcode or 0, ProblemKind.TOKEN_INVALID)
+        if facts.page_token and kind is ProblemKind.TOKEN_INVALID and subcode is None:
+            # A Page token ended without a subcode: its person lost their role on the Page.
+            return _broken(HealthReason.PAGE_ROLE_LOST, access_ends_at=ends)
         return _broken(_TOKEN_REASONS[kind], access_ends_at=ends)
     if as_id(debug.get("app_id")) != str(expected.app_id):
         return _broken(HealthReason.TOKEN_INVALID, access_ends_at=ends)
     expires_at = as_timestamp(debug.get("expires_at"))
     if expires_at is not None and expires_at <= now:
         return _broken(HealthReason.TOKEN_EXPIRED, access_ends_at=ends)
-    data_access = as_timestamp(debug.get("data_access_expires_at"))
     if data_access is not None and data_access <= now:
         return _broken(HealthReason.ACCESS_EXPIRED, access_ends_at=ends)
 
@@ -422,16 +443,8 @@ def _read_failed(
     return _retry(facts, problem)
 
 
-def _access_ends(debug: Mapping[str, Any]) -> datetime | None:
-    moments = [
-        m
-        for m in (
-            as_timestamp(debug.get("expires_at")),
-            as_timestamp(debug.get("data_access_expires_at")),
-        )
-        if m is not None
-    ]
-    return min(moments, default=None)
+def _access_ends(*moments: datetime | None) -> datetime | None:
+    return min((m for m in moments if m is not None), default=None)
 
 
 def _account(raw: Any) -> tuple[str, str] | None:

@@ -137,12 +137,20 @@ def renewal_keyboard(t: Texts, invitation_id: int, label_key: str) -> InlineKeyb
 
 
 def renewal_login(
-    t: Texts, invite: Invitation, *, url: str, platform: str, minutes: int
+    t: Texts,
+    invite: Invitation,
+    *,
+    url: str,
+    platform: str,
+    minutes: int,
+    reconnect: bool = False,
 ) -> Screen:
-    """The renewal's login button: why Facebook asks, how long it takes, what to select."""
+    """The renewal's login button: why Facebook asks, how long it takes, what to select;
+    `reconnect`: the connection broke, and the login mends it (worded as a reconnect)."""
     assert invite.id is not None
+    key = "renew.reconnect_login" if reconnect else "renewal.login"
     return Screen(
-        t("renewal.login", handle=invite.handle, platform=platform, minutes=minutes),
+        t(key, handle=invite.handle, platform=platform, minutes=minutes),
         InlineKeyboardMarkup(
             [
                 # Not "Renew access" again: that was the button which brought this message.
@@ -165,13 +173,30 @@ def long_date(t: Texts, when: datetime) -> str:
     )
 
 
-def renewed(t: Texts, verdict: Verdict, *, platform: str, until: datetime | None) -> Screen:
-    """The renewal worked: the same account through the same Page, access until when."""
+def renewed(
+    t: Texts,
+    verdict: Verdict,
+    *,
+    platform: str,
+    until: datetime | None,
+    reconnect: bool = False,
+) -> Screen:
+    """The renewal worked: the same account through the same Page, access until when;
+    `reconnect`: it mended a broken connection (worded as connected again)."""
     assert verdict.instagram is not None and verdict.page is not None
     values = {"username": verdict.instagram.username, "page": verdict.page.name}
+    key = "renew.reconnected" if reconnect else "renewal.renewed"
     if until is None:
-        return Screen(t("renewal.renewed_no_date", platform=platform, **values))
-    return Screen(t("renewal.renewed", platform=platform, date=long_date(t, until), **values))
+        return Screen(t(f"{key}_no_date", platform=platform, **values))
+    return Screen(t(key, platform=platform, date=long_date(t, until), **values))
+
+
+def access_runs(t: Texts, *, handle: str, platform: str, until: datetime | None) -> Screen:
+    """A Renew press while the connection works and access runs long enough: nothing to
+    renew, and until when access runs."""
+    if until is None:
+        return Screen(t("renew.not_due_no_date", handle=handle, platform=platform))
+    return Screen(t("renew.not_due", handle=handle, platform=platform, date=long_date(t, until)))
 
 
 def renewal_failed(
@@ -182,9 +207,10 @@ def renewal_failed(
     platform: str,
     kept_page: str,
     kept_username: str,
+    reconnect: bool = False,
 ) -> Screen:
     """A renewal login that did not renew: exactly why (the first login's reasons and fixes),
-    that the connection stays as it was, and a retry."""
+    that the connection stays as it was (`reconnect`: still interrupted), and a retry."""
     assert invite.id is not None
     if verdict.connected:
         # Connected, but not the kept Page and account: that one is not replaced.
@@ -202,7 +228,8 @@ def renewal_failed(
         fix = _detail(t, f"verdict.{verdict.outcome}.fix", verdict, invite, platform)
         if fix:
             reason = Html(reason + "\n\n" + t("result.fix_heading") + "\n" + fix)
-    text = t("renewal.failed", reason=reason, handle=kept_username, page=kept_page)
+    key = "renew.reconnect_failed" if reconnect else "renewal.failed"
+    text = t(key, reason=reason, handle=kept_username, page=kept_page)
     return Screen(text, renewal_keyboard(t, invite.id, "button.retry"))
 
 

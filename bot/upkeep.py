@@ -3,14 +3,18 @@ renewal request before data access ends, the breakage notices, and a manager's r
 
 A round (`Upkeep.run_round`, the leader's periodic job) claims the connections whose check is
 due in batches (`bot.store.health`), reads for each what `bot.health.judge` needs from Graph
-(`debug_token` of the user token; the connected Page with its Page token, or from /me/accounts;
-the Instagram account through the Page token), at most HEALTH_GRAPH_CALLS_PER_SECOND calls per
+(`debug_token` of the kept Page token, which the brand's reads use; the connected Page with it;
+the Instagram account through it. Older connections without a Page token: `debug_token` of the
+user token and the Page from /me/accounts), at most HEALTH_GRAPH_CALLS_PER_SECOND calls per
 second for the whole round, and writes each verdict with its event and its messages in one
 transaction. Graph being down or throttling changes nothing but the time of the next check, and
 ends the round (the rest waits for the next one). Who is told:
 
 - renewal due (14, then 3 days before access ends; each lead once): the influencer, one
-  message with a Renew button. The managers are not bothered while renewal can happen in time.
+  message with a Renew button. With a Page token, access ends when data access does (90 days
+  after the last login; the Page token itself does not expire, and the user token's 60 days do
+  not matter, since nothing reads with it), as every text says. The managers are not
+  bothered while renewal can happen in time.
 - broken or disconnected: the influencer, with the exact reason and fix and a Reconnect button;
   the brand's managers (and team chat) once per breakage, as notices due at the day's digest
   time, which the delivery worker combines per chat into one message. A reason that stays the
@@ -50,6 +54,7 @@ from bot.models import Connection, ConnectionStatus, Invitation, InviteStatus, u
 from bot.notices import Notices, outgoing
 from bot.screens import Screen, long_date, permission_list
 from bot.store import CheckResult, Database, DueCheck, Outgoing
+from bot.store.logins import access_ends
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,8 @@ JITTER = 0.2
 DIGEST_HOUR_UTC = 9
 _DAILY_DIGEST_FROM = timedelta(hours=6)
 _SHORT_DIGEST = timedelta(hours=1)
-# A manager's "Remind" reaches the influencer at most this often per invitation.
+# A manager's "Remind" reaches the influencer at most this often per invitation, unless the
+# connection's health changed since the last reminder (then it is news worth a reminder).
 REMIND_EVERY = timedelta(hours=1)
 # The periodic job runs this often at most (each round takes only what is due).
 _ROUND_EVERY_MOST = timedelta(minutes=5)
@@ -109,7 +115,8 @@ class GraphPace:
 
 @dataclass(frozen=True)
 class _Read:
-    """What one check read: the verdict, and debug_token's expiries (to keep them current)."""
+    """What one check read: the verdict, and debug_token's expiries of the checked token (to
+    keep them current; the Page token's `expires_at` is None: it does not expire)."""
 
     verdict: HealthVerdict
     token_expires_at: datetime | None = None
@@ -226,7 +233,9 @@ class Upkeep:
 
         async def debug() -> Mapping[str, Any]:
             await pace.take()
-            return await self._graph.debug_token(user_token)
+            # The token the brand's reads use: with a Page token kept, that one (it outlives
+            # the user token's 60 days; data access's 90 days still bound it).
+            return await self._graph.debug_token(page_token or user_token)
 
         async def page() -> Mapping[str, Any] | None:
             if page_token is not None:
@@ -268,6 +277,8 @@ class Upkeep:
             page_problem=page_problem,
             instagram=ig_data,
             instagram_problem=ig_problem,
+            page_token=page_token is not None,
+            known_data_access_expires_at=due.data_access_expires_at,
             previous=_state(due.health),
             previous_reason=_reason(due.health_reason),
             renewal_lead_days=tuple(self._settings.renewal_lead_days),
@@ -391,16 +402,20 @@ class Upkeep:
 
     # --- a manager's reminder ------------------------------------------------------------------
 
-    async def remind(self, asker_telegram_id: int, invitation_id: int) -> tuple[str, str] | None:
+    async def remind(
+        self, asker_telegram_id: int, invitation_id: int
+    ) -> tuple[str, dict[str, str]] | None:
         """A manager's "Remind" about a connection that needs attention: the influencer gets
-        the renewal request or the breakage notice again (at most once an hour per invitation).
-        Returns the catalog key of the answer for the manager and the handle, or None when the
-        invitation is not one of the asker's brand (or does not exist: they look the same)."""
+        the renewal request or the breakage notice again (at most once an hour per invitation,
+        unless its health changed since the last reminder). Returns the catalog key of the
+        answer for the manager and its values (``handle``; ``time`` when Remind works again,
+        for a refusal), or None when the invitation is not one of the asker's brand (or does
+        not exist: they look the same)."""
         manager = await self._db.brands.manager(asker_telegram_id)
         invite = await self._db.invitations.get_invitation(invitation_id)
         if manager is None or invite is None or invite.brand_id != manager.brand_id:
             return None
-        handle = invite.handle
+        handle = {"handle": invite.handle}
         connection = await self._db.health.connection_of(invitation_id)
         if connection is None or invite.status == InviteStatus.REVOKED:
             return "upkeep.remind.not_connected", handle
@@ -415,11 +430,11 @@ class Upkeep:
         if invite.telegram_user_id is None:
             return "upkeep.remind.unreachable", handle
         t = await self._notices.texts_for(invite.telegram_user_id)
-        due = _due_of(invite.telegram_user_id, invite, connection)
+        due = due_of(invite.telegram_user_id, invite, connection)
         platform = self._settings.platform_name
         reason = _reason(connection.health_reason)
         if health is HealthState.RENEWAL_DUE or reason is None:
-            ends = _access_ends(connection)
+            ends = access_ends(connection)
             screen = renewal_screen(
                 t, due, platform=platform, ends=ends, final=self._final_request(ends)
             )
@@ -429,6 +444,9 @@ class Upkeep:
             t("upkeep.reminder", inviter=invite.inviter_name) + "\n\n" + screen.text,
             screen.keyboard,
         )
+        # A reminder from before the last change of health was about another problem (or about
+        # none): this one is news, so the hourly limit starts anew.
+        await self._db.health.reset_reminder_if_changed(invitation_id)
         sent = await self._db.console.claim_reminder(
             brand_id=manager.brand_id,
             invitation_id=invitation_id,
@@ -436,7 +454,11 @@ class Upkeep:
             outgoing=[outgoing(invite.telegram_user_id, screen, invitation_id=invitation_id)],
         )
         if not sent:
-            return "upkeep.remind.too_soon", handle
+            again = await self._db.invitations.get_invitation(invitation_id)
+            last = again.reminded_at if again is not None else None
+            until = (last or utcnow()) + REMIND_EVERY
+            time_utc = until.astimezone(UTC).strftime("%H:%M")
+            return "upkeep.remind.too_soon", {**handle, "time": time_utc}
         self._notices.ring()
         if health is HealthState.RENEWAL_DUE and self._metrics is not None:
             self._metrics.renewals_sent.inc()
@@ -575,15 +597,9 @@ def _keep(due: DueCheck, *, retry: timedelta) -> HealthVerdict:
     return HealthVerdict(_state(due.health), _reason(due.health_reason), retry=retry)
 
 
-def _access_ends(connection: Connection) -> datetime | None:
-    moments = [
-        m for m in (connection.token_expires_at, connection.data_access_expires_at) if m is not None
-    ]
-    return min(moments, default=None)
-
-
-def _due_of(influencer_id: int, invite: Invitation, connection: Connection) -> DueCheck:
-    """A reminder's view of the connection, in the shape the screens take."""
+def due_of(influencer_id: int, invite: Invitation, connection: Connection) -> DueCheck:
+    """A connection seen from outside a round (a reminder, the influencer's own chat), in the
+    shape the screens (`renewal_screen`, `breakage_screen`) take."""
     return DueCheck(
         connection_id=connection.id or 0,
         invitation_id=invite.id or 0,

@@ -207,7 +207,8 @@ async def test_show_tells_the_health_and_offers_a_reminder(world: World) -> None
     assert "⚠️ Connection broken: no longer has a role on the Page" in show.text
     for line in (
         f"Health: ⚠️ broken since {_day(now - timedelta(days=1))}: no longer has a role on the Page",
-        f"Facebook login valid until {_day(token_ends)} · data access until {_day(data_ends)}",
+        # The login keeps the Page's token, which does not expire: data access is what ends.
+        f"Page access does not expire · data access until {_day(data_ends)}",
         f"Last check: {checked.strftime('%Y-%m-%d %H:%M')} UTC",
         f"Renewed on {_day(now - timedelta(days=10))}",
     ):

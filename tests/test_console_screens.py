@@ -301,7 +301,7 @@ def test_list_puts_health_on_top_and_marks_the_rows() -> None:
     ]
     german = screens.list_screen(DE, facts).text.split("\n")
     assert german[2:4] == [
-        "⚠️ 1 unterbrochen · ⏳ 1 Erneuerung fällig · ✅ 1 in Ordnung · /health",
+        "⚠️ 1 unterbrochen · ⏳ 1 zu erneuern · ✅ 1 in Ordnung · /health",
         "#1 @a · verbunden · ⚠️ unterbrochen",
     ]
     healthy = ListFacts({"connected": 1}, None, 0, [], health=HealthCounts(healthy=1))

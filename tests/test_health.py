@@ -140,6 +140,71 @@ CASES = [
         R.PERMISSIONS_DECLINED,
         extra={"declined": ("instagram_manage_insights",)},
     ),
+    # debug_token about the kept Page token (the brand's reads use it): it does not expire
+    # (expires_at 0), data access does; a bare 190 means its person lost the Page role.
+    Case(
+        "Page token: never expires, data access in 80 days",
+        {"debug": debug(type="PAGE", expires_at=0), "page_token": True},
+        S.HEALTHY,
+        extra={"access_ends_at": NOW + timedelta(days=80)},
+    ),
+    Case(
+        "Page token: data access in 10 days",
+        {
+            "debug": debug(
+                type="PAGE", expires_at=0, data_access_expires_at=at(timedelta(days=10))
+            ),
+            "page_token": True,
+        },
+        S.RENEWAL_DUE,
+        renewal_stage=14,
+        extra={"access_ends_at": NOW + timedelta(days=10)},
+    ),
+    Case(
+        "Page token: data access passed",
+        {
+            "debug": debug(type="PAGE", expires_at=0, data_access_expires_at=at(timedelta(0))),
+            "page_token": True,
+        },
+        S.BROKEN,
+        R.ACCESS_EXPIRED,
+    ),
+    Case(
+        "Page token: data access not reported, the known date applies",
+        {
+            "debug": {k: v for k, v in debug(type="PAGE").items() if k != "data_access_expires_at"},
+            "page_token": True,
+            "known_data_access_expires_at": NOW + timedelta(days=3),
+        },
+        S.RENEWAL_DUE,
+        renewal_stage=3,
+        extra={"access_ends_at": NOW + timedelta(days=3)},
+    ),
+    Case(
+        "Page token: 190 without subcode (role lost)",
+        {"debug": invalid(None), "page_token": True},
+        S.BROKEN,
+        R.PAGE_ROLE_LOST,
+    ),
+    Case(
+        "Page token: 190/460 password changed",
+        {"debug": invalid(460), "page_token": True},
+        S.BROKEN,
+        R.PASSWORD_CHANGED,
+    ),
+    Case(
+        "Page token: 190/467",
+        {"debug": invalid(467), "page_token": True},
+        S.BROKEN,
+        R.TOKEN_INVALID,
+    ),
+    Case(
+        "Page token: a permission removed",
+        {"debug": debug(type="PAGE", expires_at=0, scopes=["instagram_basic"]), "page_token": True},
+        S.BROKEN,
+        R.PERMISSIONS_DECLINED,
+        extra={"declined": ("instagram_manage_insights", "pages_show_list")},
+    ),
     # the Page and its Instagram account
     Case("Page gone from /me/accounts", {"page": None}, S.BROKEN, R.PAGE_ROLE_LOST),
     Case("another Page returned", {"page": page(id="p-9")}, S.BROKEN, R.PAGE_ROLE_LOST),

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bot.i18n import Texts
+from bot.models import LoginAttempt
 from bot.screens import long_date
 from bot.verdict import LoginEvidence, Outcome, decide
 from sandbox.facebook import Consent, FbPage, FbUser, IgAccount
@@ -45,6 +47,22 @@ async def _connect_anna(world: World) -> int:
     await world.telegram.wait_for(MANAGER.id, "is connected")
     [(invitation_id,)] = await world.rows("SELECT id FROM invitation")
     return int(str(invitation_id))
+
+
+async def _renewal_due(world: World) -> None:
+    """The periodic check found access ending soon (as `bot.upkeep` records it)."""
+    async with world.db.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "UPDATE connection SET health = 'renewal_due', renewal_stage = 14"
+        )
+
+
+async def _age_renewal_logins(world: World) -> None:
+    """The renewal logins handed out so far were handed out a while ago (no double tap)."""
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(LoginAttempt).values(created_at=datetime.now(UTC) - timedelta(seconds=30))
+        )
 
 
 async def _press_renew(world: World, user: TgUser, invitation_id: int) -> list[SentMessage]:
@@ -80,11 +98,8 @@ async def test_renewal_refreshes_the_kept_connection(world: World) -> None:
     assert page_token is not None and world.graph.token_info(page_token).kind == "PAGE"
     assert world.graph.token_info(page_token).page_id == "p-100"
     assert page_token not in str(before[10]) and before[12] == "healthy"
-    # The periodic check found access ending soon (as `bot.upkeep` records it); ten days on.
-    async with world.db.engine.begin() as conn:
-        await conn.exec_driver_sql(
-            "UPDATE connection SET health = 'renewal_due', renewal_stage = 14"
-        )
+    # The periodic check found access ending soon; ten days on.
+    await _renewal_due(world)
     world.graph.fast_forward(days=10)
     told_managers = await _manager_messages(world)
 
@@ -98,9 +113,16 @@ async def test_renewal_refreshes_the_kept_connection(world: World) -> None:
         .startswith(f"{world.settings.public_url}/oauth/start?state=")
     )
     first_url = str(offered[0].button("Log in with Facebook")["url"])
-    # A double tap: the newer login button replaces the older one.
+    # A double tap: only the tap is answered; the first login button is the one to use.
+    logins = await world.rows("SELECT COUNT(*) FROM login_attempt")
+    assert await _press_renew(world, ANNA, invitation_id) == []
+    [tapped] = world.telegram.calls("answerCallbackQuery")[-1:]
+    assert "on its way" in str(tapped.get("text")) and not tapped.get("show_alert")
+    assert await world.rows("SELECT COUNT(*) FROM login_attempt") == logins
+    # A press a while later: the newer login button replaces the older one.
+    await _age_renewal_logins(world)
     again = await _press_renew(world, ANNA, invitation_id)
-    assert len(again) == 1
+    assert len(again) == 1 and "Renew your Instagram connection" in again[0].text
     await world.settle()
     [first] = [m for m in world.telegram.messages(ANNA.id) if m.message_id == offered[0].message_id]
     assert first.buttons == []
@@ -126,7 +148,8 @@ async def test_renewal_refreshes_the_kept_connection(world: World) -> None:
     assert _as_datetime(after[9]) > _as_datetime(before[9])
     assert after[11:15] == ("active", "healthy", None, None)
     assert after[15] is not None and _as_datetime(after[16]) > datetime.now(UTC)
-    until = min(_as_datetime(after[8]), _as_datetime(after[9]))
+    # The brand reads through the Page token, which does not expire: data access ends.
+    until = _as_datetime(after[9])
     assert f"until {long_date(Texts('en'), until)}" in told.text and "Anna Bakes" in told.text
 
     kinds = [k for (k,) in await world.rows("SELECT kind FROM invitation_event ORDER BY id")]
@@ -150,9 +173,14 @@ async def test_reconnecting_a_broken_connection_tells_the_managers(world: World)
         await conn.exec_driver_sql(
             "UPDATE connection SET health = 'broken', health_reason = 'password_changed'"
         )
-    await _press_renew(world, ANNA, invitation_id)
-    await world.facebook_login(ANNA, anna_on_facebook())
-    await world.telegram.wait_for(ANNA.id, "Access renewed")
+    [offered] = await _press_renew(world, ANNA, invitation_id)
+    # Worded as a reconnect, not as the 90-day renewal.
+    assert "Reconnect your Instagram account" in offered.text
+    assert "is interrupted" in offered.text and "90 days" not in offered.text
+    page = await world.facebook_login(ANNA, anna_on_facebook())
+    assert page.status_code == 200
+    told = await world.telegram.wait_for(ANNA.id, "Connected again!")
+    assert "Access renewed" not in told.text and "Anna Bakes" in told.text
     news = await world.telegram.wait_for(MANAGER.id, "has reconnected")
     assert "@anna.bakes" in news.text
     [(health, reason)] = await world.rows("SELECT health, health_reason FROM connection")
@@ -161,6 +189,7 @@ async def test_reconnecting_a_broken_connection_tells_the_managers(world: World)
 
 async def test_a_renewal_finished_in_another_browser_asks_first(world: World) -> None:
     invitation_id = await _connect_anna(world)
+    await _renewal_due(world)
     await _press_renew(world, ANNA, invitation_id)
     world.graph.set_person(anna_on_facebook(), None)
     dialog = await world.browser.get(world.login_url(ANNA))
@@ -186,7 +215,7 @@ async def test_a_removed_permission_is_asked_again(world: World) -> None:
     # Facebook never asks again for a declined permission without auth_type=rerequest.
     assert _dialog_params(await world.dialog_url(ANNA))["auth_type"] == "rerequest"
     await world.facebook_login(ANNA, anna_on_facebook())
-    await world.telegram.wait_for(ANNA.id, "Access renewed")
+    await world.telegram.wait_for(ANNA.id, "Connected again!")
 
 
 def _anna_other_account() -> FbUser:
@@ -237,6 +266,7 @@ async def test_a_renewal_that_does_not_renew_keeps_the_connection(
     world: World, person: FbUser, consent: Consent | None, reason: str
 ) -> None:
     invitation_id = await _connect_anna(world)
+    await _renewal_due(world)
     [before] = await world.rows(_CONNECTION)
     told_managers = await _manager_messages(world)
     await _press_renew(world, ANNA, invitation_id)
@@ -264,6 +294,7 @@ async def test_a_renewal_that_does_not_renew_keeps_the_connection(
 
 async def test_a_renewal_the_app_refuses_tells_the_managers(world: World) -> None:
     invitation_id = await _connect_anna(world)
+    await _renewal_due(world)
     await _press_renew(world, ANNA, invitation_id)
     await world.facebook_login(ANNA, anna_on_facebook(), Consent(app_not_live=True))
     told = await world.telegram.wait_for(ANNA.id, "Access not renewed")
@@ -275,6 +306,7 @@ async def test_a_renewal_the_app_refuses_tells_the_managers(world: World) -> Non
 
 async def test_a_renewal_that_could_not_be_stored_offers_a_retry(world: World) -> None:
     invitation_id = await _connect_anna(world)
+    await _renewal_due(world)
     await _press_renew(world, ANNA, invitation_id)
     [before] = await world.rows(_CONNECTION)
     await break_event_writes(world)
@@ -317,6 +349,7 @@ async def test_the_page_token_is_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     invitation_id = await _connect_anna(world)
+    await _renewal_due(world)
     await _press_renew(world, ANNA, invitation_id)
     await world.facebook_login(ANNA, anna_on_facebook())
     await world.telegram.wait_for(ANNA.id, "Access renewed")

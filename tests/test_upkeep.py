@@ -164,6 +164,8 @@ BREAKAGES = [
         id="password-changed-460",
     ),
     pytest.param(
+        # Every token of hers, the Page token the check reads too (the user token alone: see
+        # test_the_user_token_alone_matters_only_without_a_page_token).
         lambda g: g.expire_tokens(FB_ANNA),
         ("broken", "token_expired"),
         "Your Facebook login for Brandly has expired",
@@ -176,13 +178,6 @@ BREAKAGES = [
         "You removed the app of Brandly",
         "they removed the app on Facebook",
         id="app-removed-458",
-    ),
-    pytest.param(
-        lambda g: g.log_out(FB_ANNA),
-        ("broken", "token_invalid"),
-        "Facebook no longer accepts your login",
-        "Facebook no longer accepts their login",
-        id="logged-out-467",
     ),
     pytest.param(
         _remove_permission,
@@ -289,6 +284,110 @@ async def test_each_breakage_is_found_by_the_next_round_and_told_once_to_each_si
     assert [t for t in _texts(world, MANAGER.id, maria) if "stopped working" in t] == [news.text]
     assert await _events(world, "health") == [f"{state}:{reason}"]
     assert _sample(world, "connectbot_breakages_total", reason=reason) == 1
+
+
+async def _kept_tokens(world: World) -> tuple[str, str | None]:
+    """The connection's user token and Page token, as the check opens them."""
+    [(user, page)] = await world.rows(
+        "SELECT token_encrypted, page_token_encrypted FROM connection"
+    )
+    vault = world.bot.vault
+    user_token = vault.open(str(user))
+    assert user_token is not None
+    return user_token, vault.open(str(page)) if page else None
+
+
+USER_TOKEN_ONLY = [
+    pytest.param(
+        lambda g, token: g.expire_token(token),
+        ("broken", "token_expired"),
+        "Your Facebook login for Brandly has expired",
+        id="user-token-expired-463",
+    ),
+    pytest.param(
+        lambda g, token: g.log_out(FB_ANNA),  # Page tokens survive a logout
+        ("broken", "token_invalid"),
+        "Facebook no longer accepts your login",
+        id="logged-out-467",
+    ),
+    pytest.param(
+        lambda g, token: g.set_token_expires_at(token, g.now() + 10 * DAY),
+        ("renewal_due", None),
+        "Please renew",
+        id="user-token-ends-in-10-days",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cause", "without_page_token", "told"), USER_TOKEN_ONLY)
+async def test_the_user_token_alone_matters_only_without_a_page_token(
+    kept: World,
+    cause: Callable[[GraphStandin, str], None],
+    without_page_token: tuple[str, str | None],
+    told: str,
+) -> None:
+    """The brand's reads use the Page token (it does not expire; data access's 90 days bound
+    it): what befalls only the user token (its 60 days, a logout) is no breakage and asks for
+    no renewal, as long as a Page token is kept. Older connections without one keep being
+    judged by the user token."""
+    world = kept
+    await _connect(world)
+    user_token, page_token = await _kept_tokens(world)
+    assert page_token is not None
+    anna, maria = len(world.telegram.messages(ANNA.id)), len(world.telegram.messages(MANAGER.id))
+    [(data_access_at_login,)] = await world.rows("SELECT data_access_expires_at FROM connection")
+
+    cause(world.graph, user_token)
+    calls = len(world.graph.requests)
+    assert await _round(world) == (1, 0, 0)
+
+    assert await _health(world) == ("healthy", None, "active")
+    # debug_token was asked about the Page token, and its expiry ("never") is what is kept.
+    [debugged] = [q for _, path, q in world.graph.requests[calls:] if path.endswith("/debug_token")]
+    assert debugged["input_token"] == page_token
+    [(token_ends, data_ends)] = await world.rows(
+        "SELECT token_expires_at, data_access_expires_at FROM connection"
+    )
+    assert token_ends is None
+    assert _as_utc(data_ends) == _as_utc(data_access_at_login)
+    await _digest_now(world)
+    await world.settle()
+    assert _texts(world, ANNA.id, anna) == [] and _texts(world, MANAGER.id, maria) == []
+
+    # An older connection, kept without a Page token: the user token is what is checked.
+    await _update(world, sa.update(Connection).values(page_token_encrypted=None))
+    assert await _round(world) == (1, 1, 0)
+    assert (await _health(world))[:2] == without_page_token
+    notice = await world.telegram.wait_for(ANNA.id, told)
+    if without_page_token[0] == "broken":
+        assert "stopped working" in notice.text
+
+
+async def test_a_rename_is_told_alike_to_both_sides_and_renaming_back_heals(kept: World) -> None:
+    world = kept
+    await _connect(world)
+    anna, maria = len(world.telegram.messages(ANNA.id)), len(world.telegram.messages(MANAGER.id))
+
+    world.graph.change_username(FB_ANNA, PAGE, "anna.bakes.daily")
+    assert await _round(world) == (1, 1, 0)
+    told = await world.telegram.wait_for(ANNA.id, "is now called")
+    assert "will send you a new invitation for @anna.bakes.daily" in told.text
+    assert "change the name back" in told.text and "works again by itself" in told.text
+    await _digest_now(world)
+    news = await world.telegram.wait_for(MANAGER.id, "is now called")
+    assert "invite @anna.bakes.daily anew" in news.text
+    assert "they have been told a new invitation will come" in news.text
+    assert "works again by itself" in news.text
+
+    # Renamed back: the next check finds the invited account again, and it works.
+    world.graph.change_username(FB_ANNA, PAGE, "anna.bakes")
+    assert await _round(world) == (1, 1, 0)
+    assert await _health(world) == ("healthy", None, "active")
+    assert await _events(world, "health") == ["broken:username_changed", "healthy"]
+    await _digest_now(world)
+    await world.settle()
+    assert _texts(world, ANNA.id, anna) == [told.text]
+    assert _texts(world, MANAGER.id, maria) == [news.text]
 
 
 async def test_renewal_is_asked_14_and_3_days_before_once_each_then_access_expires(
@@ -416,10 +515,29 @@ async def test_a_manager_reminds_the_influencer_at_most_once_an_hour(kept: World
     again = await world.telegram.wait_for(ANNA.id, "A reminder from Maria")
     assert "no longer published" in again.text
     assert [b["text"] for row in again.buttons for b in row] == ["🔁 Reconnect"]
+    [(reminded_at,)] = await world.rows("SELECT reminded_at FROM invitation")
+    again_at = (_as_utc(reminded_at) + timedelta(hours=1)).strftime("%H:%M")
     assert await remind() == (
-        "⏳ @anna.bakes was reminded less than an hour ago. At most one reminder per hour."
+        f"⏳ @anna.bakes was reminded less than an hour ago. Try again after {again_at} UTC."
     )
     assert len(world.telegram.messages(ANNA.id)) == anna + 1
+
+    # The problem changed since the reminder: that is news, and Remind works at once.
+    world.graph.remove_page_role(FB_ANNA, PAGE)
+    assert await _round(world) == (1, 1, 0)
+    await world.telegram.wait_for(ANNA.id, "no longer have a role")
+    anna = len(world.telegram.messages(ANNA.id))
+    assert await remind() == "📨 Reminder sent to @anna.bakes."
+    assert await _count_eventually(world, ANNA.id, anna, "A reminder from Maria", 1) == 1
+    [again_text] = _texts(world, ANNA.id, anna)
+    assert "no longer have a role" in again_text
+    [(reminded_at,)] = await world.rows("SELECT reminded_at FROM invitation")
+    again_at = (_as_utc(reminded_at) + timedelta(hours=1)).strftime("%H:%M")
+    assert await remind() == (
+        f"⏳ @anna.bakes was reminded less than an hour ago. Try again after {again_at} UTC."
+    )
+    assert len(world.telegram.messages(ANNA.id)) == anna + 1
+    assert len(await _events(world, "reminded")) == 2
 
 
 async def test_two_replicas_check_each_connection_once_per_round(database_url: str) -> None:

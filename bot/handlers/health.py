@@ -48,6 +48,6 @@ class HealthHandlers(HandlerBase):
             # Forged, another brand's, or pressed after the manager was removed: all look gone.
             await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             return
-        key, handle = answer
+        key, values = answer
         await acknowledge(query)
-        await self.reply(asker.message, Screen(t(key, handle=handle)))
+        await self.reply(asker.message, Screen(t(key, **values)))

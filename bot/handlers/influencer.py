@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from telegram import (
@@ -27,13 +27,16 @@ from bot.commands import Audience, command
 from bot.connect import LoginOffer
 from bot.crypto import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, acknowledge, sender
+from bot.health import HealthReason, HealthState
 from bot.i18n import LANGUAGES, Texts
 from bot.models import Invitation, InviteStatus, Step, utcnow
 from bot.repeats import RecentLines
 from bot.screens import Screen
 from bot.store import BindProblem, EventKind
 from bot.store.brands import LinkProblem
-from bot.store.logins import RenewalRefused
+from bot.store.console import health_of
+from bot.store.logins import RenewalRefused, access_ends
+from bot.upkeep import breakage_screen, due_of, renewal_screen
 from bot.verdict import Outcome
 
 # Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
@@ -48,6 +51,8 @@ _STEP_NUMBER = {Step.WELCOME: 1, Step.PAGE_PUBLIC: 1, Step.PAGE_LINKED: 2, Step.
 REPEAT_STEP_AFTER = timedelta(minutes=10)
 # Language buttons made before `bot.buttons` (a flow button with action "g" and id 0).
 _OLD_LANGUAGE_PREFIX = "c1:g:0:"
+# Ended on purpose (withdrawn, data deleted): nothing for the influencer to mend.
+_ENDED_REASONS = frozenset({HealthReason.REVOKED, HealthReason.FORGOTTEN})
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,12 @@ class InfluencerHandlers(HandlerBase):
             key = "help.manager" if self.is_admin(user) else "free_text.no_invite"
             await self._line(user, message, t(key))
         elif invite.status == InviteStatus.CONNECTED:
-            await self._line(user, message, t("free_text.connected"))
+            upkeep = await self._upkeep_screen(t, user, invite)
+            if upkeep is None:
+                await self._line(user, message, t("free_text.connected"))
+            elif self._recent.fresh(user.id, upkeep.text):
+                # The request or notice again, with its button; not again per message typed.
+                await self.reply(message, upkeep)
         elif await self.db.invitations.paused(invite.id or 0):
             # After /cancel the button to use is Continue, not the step's.
             await self._line(user, message, t("free_text.paused", inviter=invite.inviter_name))
@@ -324,7 +334,9 @@ class InfluencerHandlers(HandlerBase):
     async def renew(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Renew access / Reconnect (under a renewal request or a breakage notice, and a
         renewal login's "New login link" and "Try again"): a fresh login for the invitation's
-        kept connection, for the influencer bound to it only."""
+        kept connection, for the influencer bound to it only. A second press within seconds is
+        only acknowledged (its login is on the way); a press while the connection works and
+        access runs long enough hands out no login but says until when it runs."""
         query = update.callback_query
         who = sender(update)
         if query is None or who is None:
@@ -342,7 +354,26 @@ class InfluencerHandlers(HandlerBase):
             await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             await self.clear_buttons(message)
             return
+        if offer is RenewalRefused.JUST_ISSUED:
+            # A double tap: the first tap's login button is in the chat already.
+            await acknowledge(query, t.plain("renew.double_tap"))
+            return
         await acknowledge(query)
+        if offer is RenewalRefused.NOT_DUE:
+            # An old button (e.g. after a renewal that worked): no login, until when it runs.
+            assert pressed is not None
+            kept = await self.db.logins.kept_connection(pressed.invitation_id)
+            await self.clear_buttons(message)
+            await self.reply(
+                message,
+                screens.access_runs(
+                    t,
+                    handle=(kept.instagram_username if kept else "") or "",
+                    platform=self.settings.platform_name,
+                    until=access_ends(kept) if kept is not None else None,
+                ),
+            )
+            return
         if offer is RenewalRefused.ENDED:
             await self.clear_buttons(message)
             await self.reply(message, Screen(t("renewal.ended")))
@@ -393,6 +424,11 @@ class InfluencerHandlers(HandlerBase):
         if invite is not None and _in_flow(invite):
             # The step on screen is in the old language: show it again in the new one.
             await self.show_current(message, t, user, invite)
+        elif invite is not None:
+            # A renewal request or breakage notice waiting for them: again, in the new language.
+            upkeep = await self._upkeep_screen(t, user, invite)
+            if upkeep is not None:
+                await self.reply(message, upkeep)
 
     # --- showing where the person is ---------------------------------------------------------
 
@@ -401,6 +437,10 @@ class InfluencerHandlers(HandlerBase):
     ) -> None:
         self._recent.forget(user.id)  # the next line to typed text follows this, not the last
         if invite.status == InviteStatus.CONNECTED or invite.step == Step.DONE:
+            upkeep = await self._upkeep_screen(t, user, invite)
+            if upkeep is not None:
+                await self.reply(message, upkeep)
+                return
             await self.reply(message, Screen(t("start.already_connected", handle=invite.handle)))
             return
         if invite.status == InviteStatus.REVOKED:
@@ -411,6 +451,28 @@ class InfluencerHandlers(HandlerBase):
             await self._show_step(message, question, invite)
         elif invite.step == Step.LOGIN:
             await self._login(message, t, user, invite)
+
+    async def _upkeep_screen(self, t: Texts, user: User, invite: Invitation) -> Screen | None:
+        """While a connected invitation's connection needs the influencer (issue 11): the
+        renewal request, or the breakage notice with its reason, fix and Reconnect button, as
+        `bot.upkeep` sent them. None while it works (or ended on purpose)."""
+        if invite.id is None or invite.status != InviteStatus.CONNECTED:
+            return None
+        connection = await self.db.health.connection_of(invite.id)
+        if connection is None:
+            return None
+        state, reason = health_of(connection)
+        due = due_of(user.id, invite, connection)
+        platform = self.settings.platform_name
+        if state is HealthState.RENEWAL_DUE:
+            ends = access_ends(connection)
+            final = _final_request(ends, self.settings.renewal_lead_days)
+            return renewal_screen(t, due, platform=platform, ends=ends, final=final)
+        if state in (HealthState.BROKEN, HealthState.DISCONNECTED) and reason is not None:
+            if reason in _ENDED_REASONS:
+                return None
+            return breakage_screen(t, due, reason, platform=platform)
+        return None
 
     async def _show_step(self, message: Message, screen: Screen, invite: Invitation) -> None:
         """A check's question or instructions: only the newest copy keeps its buttons (a step
@@ -468,6 +530,14 @@ def _in_flow(invite: Invitation) -> bool:
         invite.status not in (InviteStatus.CONNECTED, InviteStatus.REVOKED)
         and invite.step != Step.DONE
     )
+
+
+def _final_request(ends: datetime | None, leads: tuple[int, ...]) -> bool:
+    """Whether access ends within the last renewal lead: the request says it is the last
+    (as `bot.upkeep` words the request it sends)."""
+    if ends is None or len(leads) < 2:
+        return False
+    return ends - utcnow() <= timedelta(days=min(leads))
 
 
 def _already_answered(pressed: Press, invite: Invitation) -> bool:

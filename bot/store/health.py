@@ -58,9 +58,12 @@ class DueCheck:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What to write after one check. `event_detail` set: the state or reason changed (an
-    `EventKind.HEALTH` event); `renewal_asked`: the influencer is asked to renew at this lead
-    (an `EventKind.RENEWAL_ASKED` event). `outgoing`: the messages it causes."""
+    """What to write after one check. `token_expires_at`: what debug_token said of the token
+    checked, written as is (None: it does not expire, as a Page token from a long-lived user
+    token); `data_access_expires_at`: written when known. `event_detail` set: the state or
+    reason changed (an `EventKind.HEALTH` event); `renewal_asked`: the influencer is asked to
+    renew at this lead (an `EventKind.RENEWAL_ASKED` event). `outgoing`: the messages it
+    causes."""
 
     check: DueCheck
     health: str
@@ -172,9 +175,8 @@ class Health(Repository):
                     "checked_at": now,
                     "next_check_at": result.next_check_at,
                     "renewal_stage": result.renewal_stage,
+                    "token_expires_at": result.token_expires_at,
                 }
-                if result.token_expires_at is not None:
-                    values["token_expires_at"] = result.token_expires_at
                 if result.data_access_expires_at is not None:
                     values["data_access_expires_at"] = result.data_access_expires_at
                 if result.event_detail is not None:
@@ -229,6 +231,26 @@ class Health(Repository):
                 select(Connection).where(col(Connection.invitation_id) == invitation_id)
             )
             return found.first()
+
+    async def reset_reminder_if_changed(self, invitation_id: int) -> None:
+        """Forget the invitation's last reminder (`Invitation.reminded_at`) when its connection's
+        health changed after it: the hourly limit on reminders is per problem, not per
+        invitation."""
+        changed_at = (
+            sa.select(_connection.c.health_changed_at)
+            .where(_connection.c.invitation_id == invitation_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        async with self.session() as s, s.begin():
+            await s.exec(
+                sa.update(Invitation)
+                .where(
+                    col(Invitation.id) == invitation_id,
+                    col(Invitation.reminded_at) < changed_at,
+                )
+                .values(reminded_at=None)
+            )
 
     async def counts(self) -> dict[str, int]:
         """Connections by health: the active ones by their health state, the ended ones as

@@ -50,6 +50,29 @@ class RenewalRefused(StrEnum):
     NOT_YOURS = "not_yours"  # no such invitation, or another person's
     ENDED = "ended"  # withdrawn, forgotten, or its connection deleted
     NOT_CONNECTED = "not_connected"  # still on its way to the first connection
+    JUST_ISSUED = "just_issued"  # a double tap: the login of the first tap is on its way
+    NOT_DUE = "not_due"  # healthy, and access runs long enough (e.g. an old button)
+
+
+# A second Renew within this long is a double tap: the first tap's login button is answer enough.
+RENEW_DOUBLE_TAP = timedelta(seconds=5)
+
+
+def access_ends(connection: Connection) -> datetime | None:
+    """When the connection's access ends. With a Page token kept, the brand's reads use it,
+    and it does not expire: what ends is data access (90 days after the last login). Without
+    one (older connections), the earlier of the user token's and data access's expiry."""
+    if connection.page_token_encrypted:
+        return connection.data_access_expires_at
+    moments = [
+        m for m in (connection.token_expires_at, connection.data_access_expires_at) if m is not None
+    ]
+    return min(moments, default=None)
+
+
+def needs_repair(connection: Connection) -> bool:
+    """Broken, or removed at Facebook (the app removed): a renewal login reconnects it."""
+    return connection.health in _TOLD_HEALTH or connection.status == ConnectionStatus.DISCONNECTED
 
 
 class RenewalStored(StrEnum):
@@ -69,6 +92,8 @@ class LoginTicket:
     reused: bool
     # (chat id, message id) of the messages whose login buttons the new state replaced.
     stale_buttons: tuple[tuple[int, int], ...] = ()
+    # A renewal login for a broken connection (worded as a reconnect).
+    reconnect: bool = False
     # The message carrying this (reused) state's button so far, if any.
     shown_in: tuple[int, int] | None = None
 
@@ -213,6 +238,7 @@ class Logins(Repository):
         telegram_user_id: int,
         ttl: timedelta,
         sealer: LoginSealer | None = None,
+        due_within: timedelta | None = None,
     ) -> LoginTicket | RenewalRefused:
         """A fresh login state renewing the invitation's kept connection (the Renew button):
         only for the influencer the invitation is bound to, while it is connected and its
@@ -221,7 +247,11 @@ class Logins(Repository):
         invitation stays connected meanwhile; the attempt is marked a renewal.
 
         It re-requests when Facebook holds a permission as declined: the kept connection lost
-        one, or the last login came back without one (Facebook never asks again otherwise)."""
+        one, or the last login came back without one (Facebook never asks again otherwise).
+
+        Refused as a double tap when a renewal login was handed out RENEW_DOUBLE_TAP ago or
+        less; with `due_within`, refused for a healthy connection whose access runs longer than
+        that (nothing to renew: an old button)."""
         now = utcnow()
         async with self.session() as s:
             # Locked: two taps at once issue one after the other, the newer replacing the older.
@@ -241,6 +271,29 @@ class Logins(Repository):
             if invite.status != InviteStatus.CONNECTED or kept is None:
                 await s.rollback()
                 return RenewalRefused.NOT_CONNECTED
+            ends = access_ends(kept)
+            if (
+                due_within is not None
+                and not needs_repair(kept)
+                and kept.health == _HEALTHY
+                and (ends is None or ends > now + due_within)
+            ):
+                await s.rollback()
+                return RenewalRefused.NOT_DUE
+            just_issued = (
+                await s.exec(
+                    select(LoginAttempt.id).where(
+                        LoginAttempt.invitation_id == invitation_id,
+                        col(LoginAttempt.renewal) == sa.true(),
+                        col(LoginAttempt.used_at).is_(None),
+                        col(LoginAttempt.superseded_at).is_(None),
+                        col(LoginAttempt.created_at) > now - RENEW_DOUBLE_TAP,
+                    )
+                )
+            ).first()
+            if just_issued is not None:
+                await s.rollback()
+                return RenewalRefused.JUST_ISSUED
             last = (
                 await s.exec(
                     select(LoginAttempt.outcome)
@@ -279,7 +332,13 @@ class Logins(Repository):
             s.add(attempt)
             await s.commit()
             assert attempt.id is not None
-            return LoginTicket(attempt.id, state, reused=False, stale_buttons=stale)
+            return LoginTicket(
+                attempt.id,
+                state,
+                reused=False,
+                stale_buttons=stale,
+                reconnect=needs_repair(kept),
+            )
 
     async def kept_connection(self, invitation_id: int) -> Connection | None:
         """The invitation's connection (as a renewal compares with it)."""
@@ -689,9 +748,7 @@ class Logins(Repository):
                 enqueue_in(s, [*outgoing, *buttons_off], now)
                 await s.commit()
                 return RenewalStored.FAILED
-            was_told = (
-                kept.health in _TOLD_HEALTH or kept.status == ConnectionStatus.DISCONNECTED
-            )
+            was_told = needs_repair(kept)
             fields = _conn_fields(connection, now)
             fields["renewed_at"] = now
             if kept.health == _HEALTHY:
