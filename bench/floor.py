@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import signal
+from typing import Any
 from urllib.parse import urlencode
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -85,6 +86,18 @@ def _handle(user_id: int) -> str:
     return f"bench_u{user_id % 100_000:05d}"
 
 
+def _transport(builder: Any) -> Any:
+    """PTB's default transport (httpx), as a minimal bot has it; with BENCH_FLOOR_AIOHTTP=1 the
+    product's (`bot.telegram_http`), to see how much of the ratio is the transport."""
+    if os.environ.get("BENCH_FLOOR_AIOHTTP") == "1":
+        from bot.telegram_http import AiohttpRequest
+
+        return builder.request(AiohttpRequest(connections=64, pool_timeout=10)).get_updates_request(
+            AiohttpRequest(connections=1, read_timeout=40)
+        )
+    return builder.get_updates_read_timeout(40).connection_pool_size(64).pool_timeout(10)
+
+
 class Floor:
     def __init__(self, dialog_url: str) -> None:
         self.dialog_url = dialog_url
@@ -141,12 +154,7 @@ class Floor:
 def build(token: str, base_url: str, dialog_url: str) -> Application:  # type: ignore[type-arg]
     # Keep in step with ConnectBot.__init__ in bot/app.py.
     application = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .get_updates_read_timeout(40)
-        .connection_pool_size(64)
-        .pool_timeout(10)
+        _transport(ApplicationBuilder().token(token).base_url(base_url))
         # As many at once as the product (bot/updates.py), without its per-person order: the
         # simulated people never tap before the answer arrives.
         .concurrent_updates(8)

@@ -11,6 +11,7 @@ process's CPU time per update.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -60,6 +61,8 @@ async def _drive(module: str, engine: str, n: int) -> FlowRun:
         # The stand-in's flood limits are off here and the floor sends unpaced: the product gets
         # the budget of a bot with paid broadcasts, so both are measured without Telegram's pace.
         env["TELEGRAM_SENDS_PER_SECOND"] = str(UNPACED_SENDS_PER_SECOND)
+        # The floor on the product's transport instead of PTB's default (`bench/floor.py`).
+        env["BENCH_FLOOR_AIOHTTP"] = os.environ.get("BENCH_FLOOR_AIOHTTP", "0")
         async with running(module, env) as bot, Watch() as watch:
             if module.endswith("floor"):  # the floor or a variant of it: no invitations
                 invited = {i: f"t{i}" for i in range(n + _WARM_UP)}
