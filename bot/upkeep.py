@@ -53,7 +53,7 @@ from bot.metrics import Metrics
 from bot.models import Connection, ConnectionStatus, Invitation, InviteStatus, utcnow
 from bot.notices import Notices, outgoing
 from bot.screens import Screen, long_date, permission_list
-from bot.store import CheckResult, Database, DueCheck, Outgoing
+from bot.store import BreakageDetails, CheckResult, Database, DueCheck, Outgoing
 from bot.store.logins import access_ends
 
 log = logging.getLogger(__name__)
@@ -323,6 +323,11 @@ class Upkeep:
             token_expires_at=read.token_expires_at,
             data_access_expires_at=read.data_access_expires_at,
             event_detail=(f"{state}:{reason}" if reason else str(state)) if changed else None,
+            details=(
+                BreakageDetails(tuple(verdict.declined), verdict.username or "")
+                if changed and (verdict.declined or verdict.username)
+                else None
+            ),
             renewal_asked=asked,
             outgoing=told,
         )
@@ -439,7 +444,15 @@ class Upkeep:
                 t, due, platform=platform, ends=ends, final=self._final_request(ends)
             )
         else:
-            screen = breakage_screen(t, due, reason, platform=platform)
+            details = await self._db.health.breakage_details(invitation_id)
+            screen = breakage_screen(
+                t,
+                due,
+                reason,
+                platform=platform,
+                declined=details.declined,
+                username=details.username,
+            )
         screen = Screen(
             t("upkeep.reminder", inviter=invite.inviter_name) + "\n\n" + screen.text,
             screen.keyboard,

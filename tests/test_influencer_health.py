@@ -138,3 +138,38 @@ def _as_datetime(value: object) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def test_a_notice_shown_again_names_what_the_check_found(world: World) -> None:
+    """The removed permission and the new username are kept with the health event, so the
+    notice shown again (the influencer's /start, the manager's Remind) names them as the first
+    one did, not an empty list or "now called @"."""
+    await world.bot.jobs.stop()  # only this test runs health rounds
+    invitation_id, _ = await _connect_anna(world)
+
+    world.graph.remove_permission("fb-anna", "instagram_manage_insights")
+    await _set_connection(world, next_check_at=None)
+    assert (await world.bot.upkeep.run_round()).changed == 1
+    first = await world.telegram.wait_for(ANNA.id, "has been removed")
+    [again] = await world.say(ANNA, "/start")
+    assert "has been removed" in again.text
+    assert again.text == first.text  # the same permission, named in the same words
+
+    # Reconnected with everything granted, then the account is renamed.
+    world.graph.set_person(anna_on_facebook())
+    world.telegram.press(ANNA, again, "Reconnect")
+    await world.settle()
+    await world.facebook_login(ANNA, anna_on_facebook())
+    await world.telegram.wait_for(ANNA.id, "Connected again!")
+    world.graph.change_username("fb-anna", "p-100", "anna.bakes.daily")
+    await _set_connection(world, next_check_at=None)
+    assert (await world.bot.upkeep.run_round()).changed == 1
+    await world.telegram.wait_for(ANNA.id, "@anna.bakes.daily")
+    [again] = await world.say(ANNA, "/start")
+    assert "@anna.bakes.daily" in again.text
+    # The manager's Remind sends the same notice.
+    [listed] = await world.say(MANAGER, "/health")
+    assert listed.button("Remind")["callback_data"] == f"hr:{invitation_id}"
+    world.telegram.press(MANAGER, listed, "Remind")
+    reminded = await world.telegram.wait_for(ANNA.id, "A reminder from")
+    assert "@anna.bakes.daily" in reminded.text

@@ -471,7 +471,15 @@ class InfluencerHandlers(HandlerBase):
         if state in (HealthState.BROKEN, HealthState.DISCONNECTED) and reason is not None:
             if reason in _ENDED_REASONS:
                 return None
-            return breakage_screen(t, due, reason, platform=platform)
+            details = await self.db.health.breakage_details(invite.id)
+            return breakage_screen(
+                t,
+                due,
+                reason,
+                platform=platform,
+                declined=details.declined,
+                username=details.username,
+            )
         return None
 
     async def _show_step(self, message: Message, screen: Screen, invite: Invitation) -> None:

@@ -7,7 +7,7 @@ from bot.store.brands import LinkProblem
 from bot.store.console import Created, Funnel, NewInvitation, row_id
 from bot.store.db import Database
 from bot.store.events import EventKind
-from bot.store.health import CheckResult, DueCheck, Health
+from bot.store.health import BreakageDetails, CheckResult, DueCheck, Health
 from bot.store.invitations import BindProblem, Bound
 from bot.store.lease import LeaderLease
 from bot.store.logins import (
@@ -23,6 +23,7 @@ __all__ = [
     "Affected",
     "BindProblem",
     "Bound",
+    "BreakageDetails",
     "CheckResult",
     "ConnectionRecord",
     "Created",

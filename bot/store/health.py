@@ -10,6 +10,7 @@ token that was checked: a renewal, a /revoke or a deauthorize in between wins.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from bot.models import Connection, ConnectionStatus, Invitation, Person
+from bot.models import Connection, ConnectionStatus, Invitation, InvitationEvent, Person
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.outbox import Outgoing, enqueue_in
@@ -57,6 +58,33 @@ class DueCheck:
 
 
 @dataclass(frozen=True)
+class BreakageDetails:
+    """What a breakage notice names beyond its reason: the permissions removed, the account's
+    new username. Stored as the HEALTH event's facts (JSON)."""
+
+    declined: tuple[str, ...] = ()
+    username: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"declined": list(self.declined), "username": self.username})
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> BreakageDetails:
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        declined = data.get("declined")
+        username = data.get("username")
+        return cls(
+            tuple(d for d in declined if isinstance(d, str)) if isinstance(declined, list) else (),
+            username if isinstance(username, str) else "",
+        )
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """What to write after one check. `token_expires_at`: what debug_token said of the token
     checked, written as is (None: it does not expire, as a Page token from a long-lived user
@@ -73,6 +101,9 @@ class CheckResult:
     token_expires_at: datetime | None = None
     data_access_expires_at: datetime | None = None
     event_detail: str | None = None
+    # With `event_detail`: the breakage's particulars (`BreakageDetails`), kept with the event so
+    # that the notice can be shown again exactly (a reminder, the influencer's /start).
+    details: BreakageDetails | None = None
     renewal_asked: int | None = None
     outgoing: Sequence[Outgoing] = field(default_factory=tuple)
 
@@ -202,15 +233,16 @@ class Health(Repository):
                     continue  # renewed, revoked or ended meanwhile: this check is stale
                 written.add(check.connection_id)
                 if result.event_detail is not None:
-                    s.add(
-                        new_event(
-                            check.invitation_id,
-                            EventKind.HEALTH,
-                            check.invitation_status,
-                            result.event_detail,
-                            at=now,
-                        )
+                    event = new_event(
+                        check.invitation_id,
+                        EventKind.HEALTH,
+                        check.invitation_status,
+                        result.event_detail,
+                        at=now,
                     )
+                    if result.details is not None:
+                        event.facts = result.details.to_json()
+                    s.add(event)
                 if result.renewal_asked is not None:
                     s.add(
                         new_event(
@@ -231,6 +263,22 @@ class Health(Repository):
                 select(Connection).where(col(Connection.invitation_id) == invitation_id)
             )
             return found.first()
+
+    async def breakage_details(self, invitation_id: int) -> BreakageDetails:
+        """The particulars of the connection's latest health change (empty when none)."""
+        async with self.session() as s:
+            facts = (
+                await s.exec(
+                    select(InvitationEvent.facts)
+                    .where(
+                        col(InvitationEvent.invitation_id) == invitation_id,
+                        col(InvitationEvent.kind) == EventKind.HEALTH,
+                    )
+                    .order_by(col(InvitationEvent.id).desc())
+                    .limit(1)
+                )
+            ).first()
+            return BreakageDetails.from_json(facts)
 
     async def reset_reminder_if_changed(self, invitation_id: int) -> None:
         """Forget the invitation's last reminder (`Invitation.reminded_at`) when its connection's
