@@ -16,14 +16,14 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from bot.health import GraphProblem, classify_error
+from bot.health import GraphProblem, ProblemKind, classify_error, classify_graph_error
 from bot.verdict import FetchFailure, LoginEvidence
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,63 @@ class GraphClient:
         data = body.get("data")
         return data if isinstance(data, dict) else {}
 
+    async def debug_tokens(
+        self,
+        tokens: Sequence[str],
+        *,
+        before_batch: Callable[[int], Awaitable[None]] | None = None,
+    ) -> list[dict[str, Any] | GraphProblem]:
+        """`debug_token` of each token, in order, through Graph's batch API: one POST per
+        `BATCH_MAX` tokens, with the app token (each request in a batch still counts as a call
+        against the rate limits). Each result is debug_token's ``data``, or the problem of its
+        request (one that did not complete: transient). `before_batch` is awaited with the
+        number of requests before each POST (the health check's pace). Raises GraphError when
+        a batch POST itself fails (nothing is known about any of its tokens then)."""
+        results: list[dict[str, Any] | GraphProblem] = []
+        for start in range(0, len(tokens), BATCH_MAX):
+            chunk = tokens[start : start + BATCH_MAX]
+            if before_batch is not None:
+                await before_batch(len(chunk))
+            requests = [
+                {"method": "GET", "relative_url": f"debug_token?{urlencode({'input_token': t})}"}
+                for t in chunk
+            ]
+            answers = await self._batch(requests)
+            for index in range(len(chunk)):
+                answer = answers[index] if index < len(answers) else None
+                results.append(_debug_entry(answer))
+        return results
+
+    async def _batch(self, requests: list[dict[str, str]]) -> list[Any]:
+        """One POST to Graph's batch API with the app token (in the form body, never in the
+        URL); the answer array. Raises GraphError."""
+        form = {
+            "batch": json.dumps(requests, separators=(",", ":")),
+            "access_token": f"{self._app_id}|{self._app_secret}",
+        }
+        try:
+            async with self._session().post(f"{self._base}/", data=form) as response:
+                status = response.status
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise GraphError(
+                code=None, subcode=None, http_status=None, message=type(exc).__name__
+            ) from None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if status >= 400 or not isinstance(body, list):
+            error = body.get("error") if isinstance(body, dict) else None
+            error = error if isinstance(error, dict) else {}
+            raise GraphError(
+                code=_int(error.get("code")),
+                subcode=_int(error.get("error_subcode")),
+                http_status=status,
+                message=str(error.get("message") or "unexpected answer")[:200],
+            )
+        return body
+
     async def permissions(self, token: str) -> list[dict[str, Any]]:
         body = await self._call("GET", "/me/permissions", {}, user_token=token)
         return [p for p in body.get("data") or [] if isinstance(p, dict)]
@@ -308,6 +365,33 @@ class GraphClient:
 
 
 _READS_AT_ONCE = 3  # debug_token, /me/permissions, /me/accounts
+# Requests in one call to Graph's batch API at most.
+BATCH_MAX = 50
+_HTTP_OK = 200
+
+
+def _debug_entry(answer: object) -> dict[str, Any] | GraphProblem:
+    """One entry of a batch answer to debug_token: its ``data``, or the problem. An entry is
+    ``{"code", "headers"?, "body": "<JSON text>"}``, or null when the request did not complete."""
+    if not isinstance(answer, dict):
+        return GraphProblem(ProblemKind.TRANSIENT)
+    status = _int(answer.get("code"))
+    raw = answer.get("body")
+    try:
+        body = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and status == _HTTP_OK and "error" not in body:
+        data = body.get("data")
+        if isinstance(data, dict):
+            return data
+    headers = {
+        str(h.get("name")): str(h.get("value"))
+        for h in answer.get("headers") or []
+        if isinstance(h, dict)
+    }
+    return classify_graph_error(status, body, headers)
+
 
 _TOKEN_PARAMS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
 

@@ -3,9 +3,10 @@ renewal request before data access ends, the breakage notices, and a manager's r
 
 A round (`Upkeep.run_round`, the leader's periodic job) claims the connections whose check is
 due in batches (`bot.store.health`), reads for each what `bot.health.judge` needs from Graph
-(`debug_token` of the kept Page token, which the brand's reads use; the connected Page with it;
-the Instagram account through it. Older connections without a Page token: `debug_token` of the
-user token and the Page from /me/accounts), at most HEALTH_GRAPH_CALLS_PER_SECOND calls per
+(`debug_token` of the kept Page token, which the brand's reads use, for a whole claim in batches
+of 50 through Graph's batch API; the connected Page with it; the Instagram account through it.
+Older connections without a Page token: `debug_token` of the user token and the Page from
+/me/accounts), at most HEALTH_GRAPH_CALLS_PER_SECOND calls per
 second for the whole round, and writes each verdict with its event and its messages in one
 transaction. Graph being down or throttling changes nothing but the time of the next check, and
 ends the round (the rest waits for the next one). Who is told:
@@ -113,6 +114,10 @@ class GraphPace:
             await asyncio.sleep(slot - now)
 
 
+# debug_token's data for one connection, the problem of its request, or None (not asked).
+_Debugged = Mapping[str, Any] | GraphProblem | None
+
+
 @dataclass(frozen=True)
 class _Read:
     """What one check read: the verdict, and debug_token's expiries of the checked token (to
@@ -164,9 +169,9 @@ class Upkeep:
         checked = changed = retried = 0
         at_once = asyncio.Semaphore(CHECKS_AT_ONCE)
 
-        async def check(due: DueCheck) -> _Read:
+        async def check(due: DueCheck, debugged: _Debugged) -> _Read:
             async with at_once:
-                return await self._read(due, pace)
+                return await self._read(due, pace, debugged)
 
         while within is None or time.monotonic() - started < within.total_seconds():
             now = utcnow()
@@ -175,7 +180,10 @@ class Upkeep:
             )
             if not batch:
                 break
-            reads = await asyncio.gather(*(check(due) for due in batch))
+            debugged = await self._debug_all(batch, pace)
+            reads = await asyncio.gather(
+                *(check(due, debugged.get(due.connection_id)) for due in batch)
+            )
             now = utcnow()
             results: list[CheckResult] = []
             waits: dict[datetime, list[int]] = {}
@@ -220,8 +228,44 @@ class Upkeep:
             )
         return report
 
-    async def _read(self, due: DueCheck, pace: GraphPace) -> _Read:
-        """Read from Graph what the check needs and judge it. Never raises for Graph."""
+    async def _debug_all(self, batch: Sequence[DueCheck], pace: GraphPace) -> dict[int, _Debugged]:
+        """debug_token of each connection's checked token, through Graph's batch API (one
+        request per 50; each token takes its own slot of the pace, since Graph counts each
+        request in a batch as a call). A failed batch request: its problem for every
+        connection in it (an outage: the whole claim waits). Never raises for Graph."""
+        checked: list[tuple[int, str]] = []
+        for due in batch:
+            user_token = self._vault.open(due.token_encrypted)
+            if user_token is None:
+                continue  # `_read` keeps it as it is
+            page_token = (
+                self._vault.open(due.page_token_encrypted) if due.page_token_encrypted else None
+            )
+            # The token the brand's reads use: with a Page token kept, that one (it outlives
+            # the user token's 60 days; data access's 90 days still bound it).
+            checked.append((due.connection_id, page_token or user_token))
+        if not checked:
+            return {}
+
+        async def paced(count: int) -> None:
+            for _ in range(count):
+                await pace.take()
+
+        try:
+            results = await self._graph.debug_tokens(
+                [token for _, token in checked], before_batch=paced
+            )
+        except GraphError as error:
+            problem = problem_of(error)
+            return {connection_id: problem for connection_id, _ in checked}
+        return {
+            connection_id: result
+            for (connection_id, _), result in zip(checked, results, strict=True)
+        }
+
+    async def _read(self, due: DueCheck, pace: GraphPace, debugged: _Debugged) -> _Read:
+        """Read from Graph what the check needs (debug_token's answer `debugged` comes from
+        `_debug_all`) and judge it. Never raises for Graph."""
         user_token = self._vault.open(due.token_encrypted)
         if user_token is None:
             # Sealed with a key no longer configured: our problem, not the influencer's.
@@ -230,12 +274,6 @@ class Upkeep:
         page_token = (
             self._vault.open(due.page_token_encrypted) if due.page_token_encrypted else None
         )
-
-        async def debug() -> Mapping[str, Any]:
-            await pace.take()
-            # The token the brand's reads use: with a Page token kept, that one (it outlives
-            # the user token's 60 days; data access's 90 days still bound it).
-            return await self._graph.debug_token(page_token or user_token)
 
         async def page() -> Mapping[str, Any] | None:
             if page_token is not None:
@@ -255,13 +293,21 @@ class Upkeep:
                 due.instagram_id, fields=CHECK_INSTAGRAM_FIELDS, token=page_token
             )
 
-        (
-            (debug_data, debug_problem),
-            (page_data, page_problem),
-            (ig_data, ig_problem),
-        ) = await asyncio.gather(
-            _graph_read(debug()), _graph_read(page()), _graph_read(instagram())
-        )
+        debug_data: Mapping[str, Any] | None = None
+        debug_problem: GraphProblem | None = None
+        if isinstance(debugged, GraphProblem):
+            debug_problem = debugged
+        else:
+            debug_data = debugged
+        page_data: Mapping[str, Any] | None = None
+        ig_data: Mapping[str, Any] | None = None
+        page_problem: GraphProblem | None = None
+        ig_problem: GraphProblem | None = None
+        if debug_problem is None and debug_data is not None:
+            # Without debug_token's answer the check waits anyway (`judge`): no further reads.
+            (page_data, page_problem), (ig_data, ig_problem) = await asyncio.gather(
+                _graph_read(page()), _graph_read(instagram())
+            )
         facts = CheckFacts(
             expected=Expected(
                 page_id=due.page_id,

@@ -9,13 +9,14 @@ import asyncio
 import hashlib
 import hmac
 import html
+import json
 import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
-from urllib.parse import urlencode
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -72,6 +73,55 @@ from .state import (
 )
 
 _VERSION_RE = re.compile(r"v\d+\.\d+")
+# Requests in one batch at most (Graph's batch API).
+BATCH_MAX = 50
+
+
+class CallRequest(Protocol):
+    """What the Graph handling reads of a request: aiohttp's, or one request of a batch."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class _BatchedCall:
+    """One request of a batch, as the Graph handling sees it."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+
+
+def _is_batch(request: web.Request, params: JsonDict) -> bool:
+    """A POST of ``batch`` to the Graph root (``/`` or ``/{version}/``)."""
+    parts = [p for p in request.path.split("/") if p]
+    root = not parts or (len(parts) == 1 and _VERSION_RE.fullmatch(parts[0]) is not None)
+    return request.method == "POST" and root and "batch" in params
+
+
+def _error_body(error: GraphError) -> JsonDict:
+    """Graph's error envelope."""
+    detail: JsonDict = {"message": error.message, "type": error.error_type, "code": error.code}
+    if error.subcode is not None:
+        detail["error_subcode"] = error.subcode
+    if error.is_transient:
+        detail["is_transient"] = True
+    if error.error_data is not None:
+        detail["error_data"] = error.error_data
+    if error.user_title is not None:
+        detail["error_user_title"] = error.user_title
+    if error.user_msg is not None:
+        detail["error_user_msg"] = error.user_msg
+    detail["fbtrace_id"] = "A" + secrets.token_urlsafe(15)
+    return {"error": detail}
 
 
 class GraphStandin:
@@ -99,6 +149,8 @@ class GraphStandin:
         self.code_lifetime = 600.0
 
         self.requests: list[tuple[str, str, JsonDict]] = []
+        # Batch API POSTs (their form fields); each request in one is in `requests` as a call.
+        self.batch_requests: list[JsonDict] = []
         # When each of `requests` arrived and when its answer was ready (time.monotonic()), so
         # tests can tell which calls were in flight at the same time.
         self.request_times: list[tuple[float, float]] = []
@@ -467,6 +519,11 @@ class GraphStandin:
         params: JsonDict = dict(request.query)
         if request.method in ("POST", "DELETE") and request.can_read_body:
             params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        if _is_batch(request, params):
+            # Graph counts each request in a batch as a call of its own: `requests` lists those
+            # (`_batch`), `batch_requests` the POSTs that carried them.
+            self.batch_requests.append(params)
+            return await self._answer(request, params)
         self.requests.append((request.method, request.path, params))
         arrived = time.monotonic()
         self.request_times.append((arrived, arrived))
@@ -492,6 +549,15 @@ class GraphStandin:
 
         if self.latency:
             await asyncio.sleep(self.latency)
+        if _is_batch(request, params):
+            return self._batch(request, params, version or self.version)
+        status, body, headers = self._respond(request, parts, params)
+        return web.json_response(body, status=status, headers=headers)
+
+    def _respond(
+        self, request: CallRequest, parts: list[str], params: JsonDict
+    ) -> tuple[int, JsonDict, dict[str, str]]:
+        """One Graph call (on its own, or one request of a batch): status, body, headers."""
         keys = self._call_keys(request, parts, params)
         try:
             if self.outage:
@@ -503,38 +569,83 @@ class GraphStandin:
             if limited is not None:
                 raise limited
             body = self._graph(request, parts, params)
-            return web.json_response(body, headers=self._usage_headers(keys))
+            return 200, body, self._usage_headers(keys)
         except GraphError as error:
-            detail: JsonDict = {
-                "message": error.message,
-                "type": error.error_type,
-                "code": error.code,
-            }
-            if error.subcode is not None:
-                detail["error_subcode"] = error.subcode
-            if error.is_transient:
-                detail["is_transient"] = True
-            if error.error_data is not None:
-                detail["error_data"] = error.error_data
-            if error.user_title is not None:
-                detail["error_user_title"] = error.user_title
-            if error.user_msg is not None:
-                detail["error_user_msg"] = error.user_msg
-            detail["fbtrace_id"] = "A" + secrets.token_urlsafe(15)
-            return web.json_response(
-                {"error": detail}, status=error.http_status, headers=self._usage_headers(keys)
-            )
+            return error.http_status, _error_body(error), self._usage_headers(keys)
         except Exception as error:  # a stand-in bug: make it visible to the test
             self.internal_errors.append(error)
             detail = {"message": f"stand-in error: {error!r}", "type": "StandinBug", "code": -1}
-            return web.json_response({"error": detail}, status=500)
+            return 500, {"error": detail}, {}
+
+    def _batch(self, request: web.Request, params: JsonDict, version: str) -> web.Response:
+        """Graph's batch API: POST to the version root with ``batch``, a JSON array of up to
+        50 requests ({"method", "relative_url", "body"?}). Each runs as a call of its own (its
+        own auth, errors and rate limits; a request without access_token uses the batch's).
+        The answer is an array in the same order: {"code", "headers" (unless include_headers
+        is false), "body" (JSON text)}, or null for a request that did not complete (here: one
+        whose path a `fail_network` fault names)."""
+        try:
+            if self.outage:
+                raise service_unavailable()
+            injected = self._take(self._injected, request.path)
+            if injected is not None:
+                raise injected.error
+            try:
+                batch = json.loads(str(params.get("batch", "")))
+            except ValueError:
+                batch = None
+            if not isinstance(batch, list) or not all(isinstance(r, dict) for r in batch):
+                raise GraphError(
+                    100,
+                    "(#100) The parameter batch must be a JSON array",
+                    error_type="GraphBatchException",
+                )
+            if len(batch) > BATCH_MAX:
+                raise GraphError(
+                    1,
+                    f"(#1) Too many requests in batch message. Maximum batch size is {BATCH_MAX}",
+                    error_type="GraphBatchException",
+                    http_status=400,
+                )
+        except GraphError as error:
+            return web.json_response(_error_body(error), status=error.http_status)
+        headers_wanted = str(params.get("include_headers", "true")).lower() != "false"
+        arrived = time.monotonic()
+        answers: list[JsonDict | None] = []
+        for item in batch:
+            method = str(item.get("method", "GET")).upper()
+            url = urlsplit(str(item.get("relative_url", "")))
+            parts = [p for p in url.path.split("/") if p]
+            if parts and _VERSION_RE.fullmatch(parts[0]):
+                parts.pop(0)
+            path = "/" + "/".join([version, *parts])
+            inner: JsonDict = dict(parse_qsl(url.query, keep_blank_values=True))
+            inner.update(parse_qsl(str(item.get("body", "")), keep_blank_values=True))
+            if "access_token" not in inner:
+                for key in ("access_token", "appsecret_proof", "appsecret_time"):
+                    if key in params:
+                        inner[key] = params[key]
+            self.requests.append((method, path, inner))
+            self.request_times.append((arrived, time.monotonic()))
+            if self._take(self._network_faults, path):
+                answers.append(None)
+                continue
+            query = {k: v for k, v in inner.items() if isinstance(v, str)}
+            call = _BatchedCall(method, path, query, {})
+            status, body, headers = self._respond(call, parts, inner)
+            answer: JsonDict = {"code": status}
+            if headers_wanted:
+                answer["headers"] = [{"name": k, "value": v} for k, v in headers.items()]
+            answer["body"] = json.dumps(body)
+            answers.append(answer)
+        return web.json_response(answers)
 
     def _usage_headers(self, keys: CallKeys) -> dict[str, str]:
         # Graph reports rate limit usage in percent on every answer (X-App-Usage), and per Page
         # or Instagram account on answers about one (X-Business-Use-Case-Usage).
         return self.limits.headers(keys, self.now())
 
-    def _call_keys(self, request: web.Request, parts: list[str], params: JsonDict) -> CallKeys:
+    def _call_keys(self, request: CallRequest, parts: list[str], params: JsonDict) -> CallKeys:
         """Whom a Graph call counts against: the person whose token made it, the Page whose
         token made it (or which it reads), the Instagram account it reads."""
         value = params.get("access_token")
@@ -683,7 +794,7 @@ class GraphStandin:
 
     # -- the Graph API --------------------------------------------------------------------------
 
-    def _graph(self, request: web.Request, parts: list[str], params: JsonDict) -> JsonDict:
+    def _graph(self, request: CallRequest, parts: list[str], params: JsonDict) -> JsonDict:
         method = request.method
         if parts == ["oauth", "access_token"]:
             return self._access_token(params)
@@ -742,7 +853,7 @@ class GraphStandin:
             return render_media(owned[1], owned[0].username, fields, self.base_url)
         raise unsupported_get(node)
 
-    def _authenticate(self, request: web.Request, params: JsonDict) -> Token:
+    def _authenticate(self, request: CallRequest, params: JsonDict) -> Token:
         value = params.get("access_token")
         header = request.headers.get("Authorization", "")
         if not value and header.split(" ", 1)[0] in ("OAuth", "Bearer"):
@@ -1065,7 +1176,7 @@ class GraphStandin:
         return self._page_tokens[key]
 
     def _accounts(
-        self, request: web.Request, person: Person, params: JsonDict, token: Token
+        self, request: CallRequest, person: Person, params: JsonDict, token: Token
     ) -> JsonDict:
         pages = self._visible_pages(person)
         fields_spec = params.get("fields", "access_token,category,name,id,tasks")
@@ -1113,7 +1224,7 @@ class GraphStandin:
 
     def _instagram_edge(
         self,
-        request: web.Request,
+        request: CallRequest,
         person: Person,
         token: Token,
         node: str,
@@ -1146,7 +1257,7 @@ class GraphStandin:
         if not self._granted(person, "instagram_manage_insights"):
             raise GraphError(10, "(#10) Application does not have permission for this action")
 
-    def _media_edge(self, request: web.Request, account: IgAccount, params: JsonDict) -> JsonDict:
+    def _media_edge(self, request: CallRequest, account: IgAccount, params: JsonDict) -> JsonDict:
         posts = sorted(
             self.instagram_data(account.id).posts or [], key=lambda p: p.timestamp, reverse=True
         )
