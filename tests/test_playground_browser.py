@@ -194,6 +194,9 @@ async def test_invite_connect_and_decline_in_a_real_browser(
 
     # Ben: a second influencer, who unticks the insights permission.
     await page.get_by_role("button", name="+ New influencer").click()
+    # The click's request reaches the playground a moment later: Ben exists there once the page
+    # lists him (it lists what the playground answered).
+    await expect(page.locator("#influencer option")).to_have_count(2)
     await expect(page.locator("#influencer")).to_have_value(str(playground.cast.influencers[1].id))
     await expect(influencer.locator(".empty")).to_be_visible()
     await _open_invitation(page, manager, influencer, "ben.cooks")
