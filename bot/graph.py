@@ -134,29 +134,34 @@ class GraphClient:
             query["access_token"] = user_token
             query["appsecret_proof"] = self.appsecret_proof(user_token)
         url = path_or_url if path_or_url.startswith("http") else f"{self._base}{path_or_url}"
+        status, body = await self._send(method, url, params=query)
+        if status >= 400 or not isinstance(body, dict) or "error" in body:
+            raise _graph_error(status, body)
+        return body
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One request: the status and the JSON body (None when it is not JSON). A request that
+        got no answer raises GraphError with only the exception's type: its text may contain
+        the URL with a token."""
         try:
-            async with self._session().request(method, url, params=query) as response:
+            async with self._session().request(method, url, params=params, data=data) as response:
                 status = response.status
                 raw = await response.read()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            # The exception text may contain the URL with its token: keep only the type.
             raise GraphError(
                 code=None, subcode=None, http_status=None, message=type(exc).__name__
             ) from None
         try:
-            body = json.loads(raw)
+            return status, json.loads(raw)
         except ValueError:  # not JSON, or not UTF-8
-            body = None
-        if status >= 400 or not isinstance(body, dict) or "error" in body:
-            error = body.get("error") if isinstance(body, dict) else None
-            error = error if isinstance(error, dict) else {}
-            raise GraphError(
-                code=_int(error.get("code")),
-                subcode=_int(error.get("error_subcode")),
-                http_status=status,
-                message=str(error.get("message") or "unexpected answer")[:200],
-            )
-        return body
+            return status, None
 
     # --- the login -------------------------------------------------------------------------
 
@@ -230,27 +235,9 @@ class GraphClient:
             "batch": json.dumps(requests, separators=(",", ":")),
             "access_token": f"{self._app_id}|{self._app_secret}",
         }
-        try:
-            async with self._session().post(f"{self._base}/", data=form) as response:
-                status = response.status
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise GraphError(
-                code=None, subcode=None, http_status=None, message=type(exc).__name__
-            ) from None
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        status, body = await self._send("POST", f"{self._base}/", data=form)
         if status >= 400 or not isinstance(body, list):
-            error = body.get("error") if isinstance(body, dict) else None
-            error = error if isinstance(error, dict) else {}
-            raise GraphError(
-                code=_int(error.get("code")),
-                subcode=_int(error.get("error_subcode")),
-                http_status=status,
-                message=str(error.get("message") or "unexpected answer")[:200],
-            )
+            raise _graph_error(status, body)
         return body
 
     async def permissions(self, token: str) -> list[dict[str, Any]]:
@@ -365,6 +352,21 @@ class GraphClient:
 
 
 _READS_AT_ONCE = 3  # debug_token, /me/permissions, /me/accounts
+
+
+def _graph_error(status: int, body: Any) -> GraphError:
+    """A failed answer as GraphError, from Graph's envelope ``{"error": {...}}`` when there is
+    one (the message cut short: it is Graph's text, not ours)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    return GraphError(
+        code=_int(error.get("code")),
+        subcode=_int(error.get("error_subcode")),
+        http_status=status,
+        message=str(error.get("message") or "unexpected answer")[:200],
+    )
+
+
 # Requests in one call to Graph's batch API at most.
 BATCH_MAX = 50
 _HTTP_OK = 200
