@@ -201,23 +201,16 @@ class Logins(Repository):
                         col(LoginAttempt.id).in_([a.id for a in older]),
                         col(LoginAttempt.used_at).is_(None),
                     )
-                    .values(
-                        superseded_at=now,
-                        state_sealed=None,
-                        confirm_hash=None,
-                        pending_sealed=None,
-                    )
+                    .values(**_superseded(now))
                 )
             login_detail = await _login_event_detail(s, invitation_id, asked_again=asked_again)
-            state = new_secret()
-            attempt = LoginAttempt(
-                invitation_id=invitation_id,
-                telegram_user_id=telegram_user_id,
-                state_hash=secret_hash(state),
+            attempt, state = _new_attempt(
+                invitation_id,
+                telegram_user_id,
+                now=now,
+                ttl=ttl,
+                sealer=sealer,
                 rerequest=rerequest,
-                created_at=now,
-                expires_at=now + ttl,
-                state_sealed=sealer.seal(state) if sealer is not None else None,
             )
             s.add(attempt)
             await add_event_coalesced(
@@ -313,21 +306,17 @@ class Logins(Repository):
                     col(LoginAttempt.used_at).is_(None),
                     col(LoginAttempt.superseded_at).is_(None),
                 )
-                .values(
-                    superseded_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None
-                )
+                .values(**_superseded(now))
             )
             stale = tuple(await _forget_login_buttons(s, invitation_id))
-            state = new_secret()
-            attempt = LoginAttempt(
-                invitation_id=invitation_id,
-                telegram_user_id=telegram_user_id,
-                state_hash=secret_hash(state),
+            attempt, state = _new_attempt(
+                invitation_id,
+                telegram_user_id,
+                now=now,
+                ttl=ttl,
+                sealer=sealer,
                 rerequest=rerequest,
                 renewal=True,
-                created_at=now,
-                expires_at=now + ttl,
-                state_sealed=sealer.seal(state) if sealer is not None else None,
             )
             s.add(attempt)
             await s.commit()
@@ -787,6 +776,43 @@ class Logins(Repository):
                     )
                 ).one()
             )
+
+
+def _superseded(now: datetime) -> dict[str, Any]:
+    """An unused login state replaced by a newer one: refused from now on, and nothing of it
+    kept that could still complete it."""
+    return {
+        "superseded_at": now,
+        "state_sealed": None,
+        "confirm_hash": None,
+        "pending_sealed": None,
+    }
+
+
+def _new_attempt(
+    invitation_id: int,
+    telegram_user_id: int,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    sealer: LoginSealer | None,
+    rerequest: bool,
+    renewal: bool = False,
+) -> tuple[LoginAttempt, str]:
+    """A fresh single-use login state (stored only as its hash, and sealed to show it again)
+    and its row."""
+    state = new_secret()
+    attempt = LoginAttempt(
+        invitation_id=invitation_id,
+        telegram_user_id=telegram_user_id,
+        state_hash=secret_hash(state),
+        rerequest=rerequest,
+        renewal=renewal,
+        created_at=now,
+        expires_at=now + ttl,
+        state_sealed=sealer.seal(state) if sealer is not None else None,
+    )
+    return attempt, state
 
 
 async def _forget_login_buttons(s: AsyncSession, invitation_id: int) -> list[tuple[int, int]]:
