@@ -384,12 +384,7 @@ class Upkeep:
         return self._notices.texts_in(due.language, due.telegram_language)
 
     def _final_request(self, ends: datetime | None) -> bool:
-        """Whether access ends within the last renewal lead (3 days): the request says it is
-        the last one before access ends."""
-        leads = self._settings.renewal_lead_days
-        if ends is None or len(leads) < 2:
-            return False
-        return ends - utcnow() <= timedelta(days=min(leads))
+        return final_request(ends, self._settings.renewal_lead_days)
 
     def _renewal_request(self, due: DueCheck, ends: datetime | None) -> list[Outgoing]:
         if due.influencer_id is None:
@@ -541,6 +536,14 @@ class Upkeep:
 
 
 # --- screens (pure) ------------------------------------------------------------------------------
+
+
+def final_request(ends: datetime | None, leads: Sequence[int]) -> bool:
+    """Whether access ends within the last renewal lead (3 days): the renewal request then says
+    it is the last one before access ends."""
+    if ends is None or len(leads) < 2:
+        return False
+    return ends - utcnow() <= timedelta(days=min(leads))
 
 
 def renewal_screen(

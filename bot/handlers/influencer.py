@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar, Self
 
 from telegram import (
@@ -36,7 +36,7 @@ from bot.store import BindProblem, EventKind
 from bot.store.brands import LinkProblem
 from bot.store.console import health_of
 from bot.store.logins import RenewalRefused, access_ends
-from bot.upkeep import breakage_screen, due_of, renewal_screen
+from bot.upkeep import breakage_screen, due_of, final_request, renewal_screen
 from bot.verdict import Outcome
 
 # Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
@@ -466,7 +466,7 @@ class InfluencerHandlers(HandlerBase):
         platform = self.settings.platform_name
         if state is HealthState.RENEWAL_DUE:
             ends = access_ends(connection)
-            final = _final_request(ends, self.settings.renewal_lead_days)
+            final = final_request(ends, self.settings.renewal_lead_days)
             return renewal_screen(t, due, platform=platform, ends=ends, final=final)
         if state in (HealthState.BROKEN, HealthState.DISCONNECTED) and reason is not None:
             if reason in _ENDED_REASONS:
@@ -538,14 +538,6 @@ def _in_flow(invite: Invitation) -> bool:
         invite.status not in (InviteStatus.CONNECTED, InviteStatus.REVOKED)
         and invite.step != Step.DONE
     )
-
-
-def _final_request(ends: datetime | None, leads: tuple[int, ...]) -> bool:
-    """Whether access ends within the last renewal lead: the request says it is the last
-    (as `bot.upkeep` words the request it sends)."""
-    if ends is None or len(leads) < 2:
-        return False
-    return ends - utcnow() <= timedelta(days=min(leads))
 
 
 def _already_answered(pressed: Press, invite: Invitation) -> bool:
