@@ -28,6 +28,7 @@ from bot.models import (
     InvitationEvent,
     InviteStatus,
     Manager,
+    access_ends,
 )
 from bot.screens import Screen
 from bot.store import ConnectionRecord, Created, Funnel
@@ -199,16 +200,6 @@ def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
 
 def _date(moment: datetime | None, t: Texts) -> str:
     return moment.strftime("%Y-%m-%d") if moment else t.plain("console.health.unknown")
-
-
-def access_ends(connection: Connection) -> datetime | None:
-    """When access ends without a renewal (as `bot.health.judge` reckons it): data access
-    expiry where a Page token is kept (it does not expire), else the earlier of the user
-    token's expiry and data access expiry."""
-    if connection.page_token_encrypted:
-        return connection.data_access_expires_at
-    moments = [m for m in (connection.token_expires_at, connection.data_access_expires_at) if m]
-    return min(moments, default=None)
 
 
 def reason_text(t: Texts, reason: HealthReason | None) -> str:

@@ -324,3 +324,16 @@ class OutboxMessage(SQLModel, table=True):
     audience: str | None = Field(default=None, max_length=8)
     brand_id: int | None = Field(default=None, sa_column=sa.Column(sa.Integer(), nullable=True))
     manager_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+
+
+def access_ends(connection: Connection) -> datetime | None:
+    """When the connection's access ends without a renewal. With a Page token kept, the brand's
+    reads use it, and it does not expire: what ends is data access (90 days after the last
+    login). Without one (older connections), the earlier of the user token's and data access's
+    expiry (as `bot.health.judge` reckons it)."""
+    if connection.page_token_encrypted:
+        return connection.data_access_expires_at
+    moments = [
+        m for m in (connection.token_expires_at, connection.data_access_expires_at) if m is not None
+    ]
+    return min(moments, default=None)

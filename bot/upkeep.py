@@ -51,11 +51,17 @@ from bot.health import (
 )
 from bot.i18n import Html, Texts
 from bot.metrics import Metrics
-from bot.models import Connection, ConnectionStatus, Invitation, InviteStatus, utcnow
+from bot.models import (
+    Connection,
+    ConnectionStatus,
+    Invitation,
+    InviteStatus,
+    access_ends,
+    utcnow,
+)
 from bot.notices import Notices, outgoing
 from bot.screens import Screen, long_date, permission_list
 from bot.store import BreakageDetails, CheckResult, Database, DueCheck, Outgoing
-from bot.store.logins import access_ends
 
 log = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from bot.crypto import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.health import HealthReason, HealthState
 from bot.i18n import LANGUAGES, Texts
-from bot.models import Invitation, InviteStatus, Step, utcnow
+from bot.models import Invitation, InviteStatus, Step, access_ends, utcnow
 from bot.repeats import RecentLines
 from bot.screens import Screen
 from bot.store import BindProblem, EventKind
 from bot.store.brands import LinkProblem
 from bot.store.console import health_of
-from bot.store.logins import RenewalRefused, access_ends
+from bot.store.logins import RenewalRefused
 from bot.upkeep import breakage_screen, due_of, final_request, renewal_screen
 from bot.verdict import Outcome
 

@@ -27,6 +27,7 @@ from bot.models import (
     OutboxMessage,
     OutboxStatus,
     Step,
+    access_ends,
     utcnow,
 )
 from bot.store.base import Repository
@@ -56,18 +57,6 @@ class RenewalRefused(StrEnum):
 
 # A second Renew within this long is a double tap: the first tap's login button is answer enough.
 RENEW_DOUBLE_TAP = timedelta(seconds=5)
-
-
-def access_ends(connection: Connection) -> datetime | None:
-    """When the connection's access ends. With a Page token kept, the brand's reads use it,
-    and it does not expire: what ends is data access (90 days after the last login). Without
-    one (older connections), the earlier of the user token's and data access's expiry."""
-    if connection.page_token_encrypted:
-        return connection.data_access_expires_at
-    moments = [
-        m for m in (connection.token_expires_at, connection.data_access_expires_at) if m is not None
-    ]
-    return min(moments, default=None)
 
 
 def needs_repair(connection: Connection) -> bool:
