@@ -13,9 +13,9 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
@@ -75,6 +75,8 @@ from .state import (
 _VERSION_RE = re.compile(r"v\d+\.\d+")
 # Requests in one batch at most (Graph's batch API).
 BATCH_MAX = 50
+
+T = TypeVar("T")
 
 
 class CallRequest(Protocol):
@@ -1180,21 +1182,41 @@ class GraphStandin:
     ) -> JsonDict:
         pages = self._visible_pages(person)
         fields_spec = params.get("fields", "access_token,category,name,id,tasks")
-        size = self.page_size
+        return self._cursor_page(
+            request,
+            params,
+            pages,
+            lambda page: self._render_page(page, person, token, fields_spec),
+            default_size=self.page_size,
+            max_size=self.page_size,
+        )
+
+    def _cursor_page(
+        self,
+        request: CallRequest,
+        params: JsonDict,
+        items: Sequence[T],
+        render: Callable[[T], JsonDict],
+        *,
+        default_size: int,
+        max_size: int,
+    ) -> JsonDict:
+        """One page of `items` as Graph pages an edge: `limit`, `after` / `before` cursors, and
+        absolute `next` / `previous` URLs carrying the original query (access token included)."""
+        size = default_size
         if str(params.get("limit", "")).isdigit():
-            size = max(1, min(int(params["limit"]), self.page_size))
+            size = max(1, min(int(params["limit"]), max_size))
         start = cursor_index(params["after"]) + 1 if params.get("after") else 0
         if params.get("before"):
             start = max(0, cursor_index(params["before"]) - size)
-        chunk = pages[start : start + size]
-        data = [self._render_page(page, person, token, fields_spec) for page in chunk]
+        chunk = items[start : start + size]
+        data = [render(item) for item in chunk]
         if not chunk:
             return {"data": data}
         query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
         cursors = {"before": cursor_for(start), "after": cursor_for(start + len(chunk) - 1)}
         paging: JsonDict = {"cursors": cursors}
-        if start + len(chunk) < len(pages):
-            # Absolute URLs carrying the original query (access token included).
+        if start + len(chunk) < len(items):
             paging["next"] = f"{self.base_url}{request.path}?" + urlencode(
                 {**query, "after": cursors["after"]}
             )
@@ -1262,28 +1284,14 @@ class GraphStandin:
             self.instagram_data(account.id).posts or [], key=lambda p: p.timestamp, reverse=True
         )
         fields = [name for name, _ in parse_fields(params.get("fields", "id"))]
-        size = MEDIA_PAGE_SIZE
-        if str(params.get("limit", "")).isdigit():
-            size = max(1, min(int(params["limit"]), MEDIA_PAGE_MAX))
-        start = cursor_index(params["after"]) + 1 if params.get("after") else 0
-        if params.get("before"):
-            start = max(0, cursor_index(params["before"]) - size)
-        chunk = posts[start : start + size]
-        data = [render_media(post, account.username, fields, self.base_url) for post in chunk]
-        if not chunk:
-            return {"data": data}
-        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
-        cursors = {"before": cursor_for(start), "after": cursor_for(start + len(chunk) - 1)}
-        paging: JsonDict = {"cursors": cursors}
-        if start + len(chunk) < len(posts):
-            paging["next"] = f"{self.base_url}{request.path}?" + urlencode(
-                {**query, "after": cursors["after"]}
-            )
-        if start > 0:
-            paging["previous"] = f"{self.base_url}{request.path}?" + urlencode(
-                {**query, "before": cursors["before"]}
-            )
-        return {"data": data, "paging": paging}
+        return self._cursor_page(
+            request,
+            params,
+            posts,
+            lambda post: render_media(post, account.username, fields, self.base_url),
+            default_size=MEDIA_PAGE_SIZE,
+            max_size=MEDIA_PAGE_MAX,
+        )
 
     def _cdn(self, parts: list[str], params: JsonDict) -> web.Response:
         """Instagram's CDN: profile pictures and media as small PNGs; a URL past its `oe`
