@@ -4,20 +4,14 @@ over real HTTP with the tokens a connection keeps (the Page token and the user t
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from sandbox.facebook import Consent, Demographics, FbPage, FbUser, GraphStandin, IgAccount, Post
+from tests.graph_client import Kept, get, log_in
 
-REDIRECT = "https://connect.example/fb/callback"
-SCOPES = "pages_show_list,pages_read_engagement,instagram_basic,instagram_manage_insights"
 USER = "30001"
 PAGE = "p-1"
 IG = IgAccount(
@@ -38,12 +32,6 @@ def anna(instagram: IgAccount = IG) -> FbUser:
     return FbUser(id=USER, name="Anna B", pages=[FbPage(PAGE, "Anna Bakes", instagram=instagram)])
 
 
-@dataclass
-class Kept:
-    user_token: str
-    page_token: str
-
-
 async def connect(
     fb: GraphStandin,
     http: httpx.AsyncClient,
@@ -52,38 +40,9 @@ async def connect(
     consent: Consent | None = None,
 ) -> Kept:
     person = person or anna()
-    fb.set_person(person, consent)
-    dialog = await http.get(
-        f"{fb.base_url}/v25.0/dialog/oauth",
-        params={"client_id": fb.app_id, "redirect_uri": REDIRECT, "state": "s", "scope": SCOPES},
-    )
-    code = parse_qs(urlsplit(dialog.headers["location"]).query)["code"][0]
-    credentials = {"client_id": fb.app_id, "client_secret": fb.app_secret}
-    short = await http.get(
-        f"{fb.base_url}/v25.0/oauth/access_token",
-        params={**credentials, "redirect_uri": REDIRECT, "code": code},
-    )
-    long_lived = await http.get(
-        f"{fb.base_url}/v25.0/oauth/access_token",
-        params={
-            **credentials,
-            "grant_type": "fb_exchange_token",
-            "fb_exchange_token": short.json()["access_token"],
-        },
-    )
-    user_token = long_lived.json()["access_token"]
+    user_token = (await log_in(fb, http, person, consent)).json()["access_token"]
     page = await get(fb, http, person.pages[0].id, user_token, fields="access_token")
     return Kept(user_token, page.json()["access_token"])
-
-
-async def get(
-    fb: GraphStandin, http: httpx.AsyncClient, path: str, token: str, **params: Any
-) -> httpx.Response:
-    proof = hmac.new(fb.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-    return await http.get(
-        f"{fb.base_url}/v25.0/{path}",
-        params={"access_token": token, "appsecret_proof": proof, **params},
-    )
 
 
 def error_of(answer: httpx.Response) -> tuple[int, int, int | None]:

@@ -5,15 +5,11 @@ health check will see it."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -29,9 +25,8 @@ from bot.health import (
     judge,
 )
 from sandbox.facebook import FbPage, FbUser, GraphStandin, IgAccount
+from tests.graph_client import SCOPES, Kept, get, log_in
 
-REDIRECT = "https://connect.example/fb/callback"
-SCOPES = "pages_show_list,pages_read_engagement,instagram_basic,instagram_manage_insights"
 USER = "20001"
 PAGE = "p-1"
 IG = IgAccount(id="17841400000000042", username="lena.paints")
@@ -46,54 +41,13 @@ def lena() -> FbUser:
     )
 
 
-@dataclass
-class Kept:
-    """What the bot keeps after a login: the long-lived user token and the Page's token."""
-
-    user_token: str
-    page_token: str
-
-
 async def connect(fb: GraphStandin, http: httpx.AsyncClient) -> Kept:
-    fb.set_person(lena())
-    dialog = await http.get(
-        f"{fb.base_url}/v25.0/dialog/oauth",
-        params={
-            "client_id": fb.app_id,
-            "redirect_uri": REDIRECT,
-            "state": "s",
-            "scope": SCOPES,
-        },
-    )
-    code = parse_qs(urlsplit(dialog.headers["location"]).query)["code"][0]
-    credentials = {"client_id": fb.app_id, "client_secret": fb.app_secret}
-    short = await http.get(
-        f"{fb.base_url}/v25.0/oauth/access_token",
-        params={**credentials, "redirect_uri": REDIRECT, "code": code},
-    )
-    long_lived = await http.get(
-        f"{fb.base_url}/v25.0/oauth/access_token",
-        params={
-            **credentials,
-            "grant_type": "fb_exchange_token",
-            "fb_exchange_token": short.json()["access_token"],
-        },
-    )
+    long_lived = await log_in(fb, http, lena())
     assert long_lived.json()["expires_in"] == 5_184_000
     user_token = long_lived.json()["access_token"]
     accounts = await get(fb, http, "me/accounts", user_token, fields="id,access_token")
     page_token = next(p["access_token"] for p in accounts.json()["data"] if p["id"] == PAGE)
     return Kept(user_token, page_token)
-
-
-async def get(
-    fb: GraphStandin, http: httpx.AsyncClient, path: str, token: str, **params: str
-) -> httpx.Response:
-    proof = hmac.new(fb.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-    return await http.get(
-        f"{fb.base_url}/v25.0/{path}",
-        params={"access_token": token, "appsecret_proof": proof, **params},
-    )
 
 
 async def debug(fb: GraphStandin, http: httpx.AsyncClient, token: str) -> dict[str, Any]:
