@@ -583,7 +583,8 @@ class ConnectService:
         except Exception as exc:  # the card catches up with the next change
             log.warning("invitation %s: card not refreshed: %s", invite.id, type(exc).__name__)
         assert verdict.instagram is not None
-        return RedirectResult(200, "renewal.renewed", t.language, verdict.instagram.username)
+        page = "renewal.reconnected" if reconnect else "renewal.renewed"
+        return RedirectResult(200, page, t.language, verdict.instagram.username)
 
     async def _interrupted(
         self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered

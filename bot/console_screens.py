@@ -243,6 +243,12 @@ def needs_attention(connection: Connection, *, now: datetime) -> bool:
     return health_of(connection)[0] in (HealthState.RENEWAL_DUE, HealthState.BROKEN)
 
 
+def remindable(connection: Connection) -> bool:
+    """Whether reminding the influencer can help: not for a renamed account, which is the
+    brand's to settle (invite the new name) or fixes itself when renamed back."""
+    return connection.health_reason != HealthReason.USERNAME_CHANGED
+
+
 def remind_button(t: Texts, invitation_id: int, handle: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(
         t.plain("console.health.remind", handle=handle),
@@ -474,6 +480,7 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
         and invite.id is not None
         and invite.status == InviteStatus.CONNECTED
         and needs_attention(connection, now=now)
+        and remindable(connection)
     ):
         keyboard = InlineKeyboardMarkup([[remind_button(t, invite.id, invite.handle)]])
     return Screen("\n".join([*head, *events, *tail]), keyboard)
@@ -538,7 +545,8 @@ def health_screen(t: Texts, facts: HealthFacts) -> Screen:
     for item in facts.items:
         invite = item.invitation
         assert invite.id is not None
-        rows.append([remind_button(t, invite.id, invite.handle)])
+        if remindable(item.connection):
+            rows.append([remind_button(t, invite.id, invite.handle)])
     nav: list[InlineKeyboardButton] = []
     page = facts.page
     if page > 0:
@@ -555,7 +563,8 @@ def health_screen(t: Texts, facts: HealthFacts) -> Screen:
         )
     if nav:
         rows.append(nav)
-    return Screen("\n".join(lines), InlineKeyboardMarkup(rows))
+    # Telegram refuses an empty keyboard: none when there is no button.
+    return Screen("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
 
 
 # --- inviting ------------------------------------------------------------------------------------

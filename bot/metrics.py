@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 _CALLBACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
-# The page of a renewal that kept its connection (`bot.connect`).
-RENEWED_PAGE = "renewal.renewed"
+# The pages of a renewal that kept its connection alive, or brought it back (`bot.connect`).
+RENEWED_PAGES = frozenset({"renewal.renewed", "renewal.reconnected"})
 
 
 class Metrics:
@@ -83,7 +83,7 @@ class Metrics:
         """An OAuth callback answered with `page` (`bot.connect.RedirectResult.page`)."""
         self.callbacks.labels(outcome=page).inc()
         self.callback_seconds.observe(seconds)
-        if page == RENEWED_PAGE:
+        if page in RENEWED_PAGES:
             self.renewals_completed.inc()
 
     async def scrape(self, gauges: Gauges, health: Health | None = None) -> bytes:

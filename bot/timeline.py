@@ -49,7 +49,9 @@ def _health_sentence(t: Texts, kind: str, detail: str, *, handle: str) -> Html |
     "state:reason"), the influencer was asked to renew (detail: days before access ends), or
     renewed. None for a detail this release does not know (the generic sentence then)."""
     if kind == "renewed":
-        return t("console.health.timeline_renewed", handle=handle)
+        # Detail "reconnected": it had broken and works again.
+        key = "timeline_reconnected" if detail == "reconnected" else "timeline_renewed"
+        return t(f"console.health.{key}", handle=handle)
     if kind == "renewal_asked":
         if not (detail.isascii() and detail.isdigit()):
             return None

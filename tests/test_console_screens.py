@@ -383,6 +383,15 @@ def test_show_health_lines_and_button() -> None:
         "Letzte Prüfung: 2026-03-14 14:09 UTC\n"
         "Erneuert am 2026-02-12"
     ) in screen.text
+    # A rename is the brand's to settle (invite the new name): no Remind for it.
+    assert screen.keyboard is None
+    unpublished = _connection(health="broken", health_reason="page_unpublished")
+    screen = screens.show_screen(
+        DE,
+        ShowFacts(CardFacts(invite, connection=unpublished), [], unpublished, []),
+        platform="B",
+        now=NOW,
+    )
     assert _buttons(screen) == [[("🔔 @anna.bakes erinnern", RemindHealth(7).pack())]]
     unknown = _connection(token_expires_at=None, data_access_expires_at=None)
     screen = screens.show_screen(

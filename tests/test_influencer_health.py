@@ -81,8 +81,13 @@ async def test_a_broken_connection_shows_its_notice_again(world: World) -> None:
     await world.settle()
     offered = world.telegram.last_message(ANNA.id)
     assert "Reconnect your Instagram account" in offered.text and "90 days" not in offered.text
-    await world.facebook_login(ANNA, anna_on_facebook())
+    page = await world.facebook_login(ANNA, anna_on_facebook())
+    assert "Connected again!" in page.text and "Renewed" not in page.text
     told = await world.telegram.wait_for(ANNA.id, "Connected again!")
+    # The manager's timeline says so too.
+    [show] = await world.say(MANAGER, "/show @anna.bakes")
+    assert "@anna.bakes reconnected: same Page, same Instagram account, working again" in show.text
+    assert world.bot.metrics.registry.get_sample_value("connectbot_renewals_completed_total") == 1
     [(ends,)] = await world.rows("SELECT data_access_expires_at FROM connection")
     assert long_date(Texts("en"), _as_datetime(ends)) in told.text
 
@@ -167,9 +172,10 @@ async def test_a_notice_shown_again_names_what_the_check_found(world: World) -> 
     await world.telegram.wait_for(ANNA.id, "@anna.bakes.daily")
     [again] = await world.say(ANNA, "/start")
     assert "@anna.bakes.daily" in again.text
-    # The manager's Remind sends the same notice.
+    # A rename is the brand's to settle: /health offers no Remind for it.
     [listed] = await world.say(MANAGER, "/health")
-    assert listed.button("Remind")["callback_data"] == f"hr:{invitation_id}"
-    world.telegram.press(MANAGER, listed, "Remind")
+    assert "@anna.bakes" in listed.text and listed.buttons == []
+    # An older Remind button (from before the rename) still sends the notice as it is now.
+    world.telegram.press_data(MANAGER, listed.message_id, f"hr:{invitation_id}")
     reminded = await world.telegram.wait_for(ANNA.id, "A reminder from")
     assert "@anna.bakes.daily" in reminded.text

@@ -737,7 +737,12 @@ class Logins(Repository):
                 .values(**fields)
                 .execution_options(synchronize_session=False)
             )
-            event = new_event(invitation_id, EventKind.RENEWED, InviteStatus.CONNECTED)
+            event = new_event(
+                invitation_id,
+                EventKind.RENEWED,
+                InviteStatus.CONNECTED,
+                RECONNECTED if was_told else None,
+            )
             if facts is not None:
                 event.facts = facts.to_json()
             s.add(event)
@@ -1050,6 +1055,8 @@ async def _keep_connection(
 # (`bot.health.HealthState`): a renewal that mends it tells them too.
 _TOLD_HEALTH = ("broken", "disconnected")
 _HEALTHY = "healthy"
+# A RENEWED event's detail when the connection had broken and works again (`bot.timeline`).
+RECONNECTED = "reconnected"
 
 
 def _conn_fields(c: ConnectionRecord, now: datetime) -> dict[str, Any]:
