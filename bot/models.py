@@ -72,6 +72,13 @@ class Brand(SQLModel, table=True):
     name: str = Field(max_length=128)  # what influencers see as the one asking
     team_chat_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    # The platform's webhook (issue 12): where every change of the brand's invitations is POSTed,
+    # and the signing secret, sealed with TOKEN_ENCRYPTION_KEYS (shown once when set).
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_secret_sealed: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text(), nullable=True)
+    )
+    webhook_set_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Manager(SQLModel, table=True):
@@ -210,6 +217,64 @@ class Connection(SQLModel, table=True):
     # at, so each stage is asked once; None after a renewal.
     renewal_stage: int | None = None
     renewed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ProfileSnapshot(SQLModel, table=True):
+    """What the brand sees of a connected account (issue 12): the profile, 30 days of insights,
+    demographics and recent posts, read through the Page token and cached here (Instagram's own
+    figures lag up to 48 hours). `data` is the whole read as JSON (`bot.insights.Profile`); the
+    headline figures are columns too, for /export and the read API. Erased with the connection."""
+
+    __tablename__ = "profile_snapshot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="connection.id", unique=True)
+    fetched_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    followers_count: int | None = None
+    reach_30d: int | None = None
+    # Per mille of followers (interactions per post ÷ followers × 1000), None without posts.
+    engagement_per_mille: int | None = None
+    data: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One change POSTed to a brand's webhook (issue 12), written in the transaction of the event
+    it reports and delivered by the leader's webhook worker: at least once, in order per
+    invitation, retried with backoff for a day."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (sa.Index("ix_webhook_delivery_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=40, unique=True)  # the payload's id ("evt_…")
+    brand_id: int = Field(foreign_key="brand.id", index=True)
+    invitation_id: int | None = Field(default=None, foreign_key="invitation.id", index=True)
+    type: str = Field(max_length=32)  # "connection.connected", …
+    body: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))  # the JSON POSTed
+    status: str = Field(default="pending", max_length=12)  # pending, delivered, failed
+    attempts: int = 0
+    due_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    delivered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+
+
+class ApiKey(SQLModel, table=True):
+    """A brand's key for the read API (issue 12), stored only as its SHA-256 hash; `prefix` (the
+    key's first characters) names it in lists."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    brand_id: int = Field(foreign_key="brand.id", index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    label: str | None = Field(default=None, max_length=64)
+    created_by: int = Field(sa_column=_bigint())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Revocation(SQLModel, table=True):
