@@ -19,6 +19,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, ApplicationBuilder
 
+from bot.brand_webhooks import BrandWebhooks
 from bot.config import Settings
 from bot.connect import ConnectService
 from bot.console import Console
@@ -30,20 +31,26 @@ from bot.handlers.health import HealthHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.managers import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
+from bot.handlers.profiles import ProfileHandlers
 from bot.handlers.registry import COMMANDS
+from bot.handlers.webhooks import WebhookHandlers
 from bot.i18n import Texts, pick_language
 from bot.jobs import Job, PeriodicJobs, fleet_jobs
 from bot.links import Links
 from bot.menus import RoleMenus, set_default_menus
 from bot.meta import PrivacyService
 from bot.metrics import Metrics, metrics_app
+from bot.models import utcnow
 from bot.notices import Doorbell, Notices
 from bot.notify import DeliveryWorker
 from bot.pace import Pacer, SharedLimiter
+from bot.profiles import ProfileService
 from bot.store import Database
 from bot.telegram_http import AiohttpRequest
 from bot.updates import PerPersonOrder, PersonRate
 from bot.upkeep import Upkeep
+from bot.webhook_sender import WebhookSender
+from web_callback.api import ReadApi
 from web_callback.app import TelegramWebhook, make_app
 
 log = logging.getLogger(__name__)
@@ -170,6 +177,10 @@ class ConnectBot:
             notices=self.notices,
             metrics=self.metrics,
         )
+        # What the brand sees of a connected account: read through the kept Page token, cached.
+        self.profiles = ProfileService(
+            settings=settings, db=self.db, graph=self.graph, vault=self.vault
+        )
         # Run by whichever replica holds the delivery worker's leader lease.
         self.jobs = PeriodicJobs(
             lease=self.delivery.lease,
@@ -187,6 +198,30 @@ class ConnectBot:
                 "report_stalled",
                 timedelta(minutes=10),
                 lambda: self.console.report_stalled(hours=settings.stall_hours),
+            )
+        )
+        # The platform's webhooks: signing secrets are sealed with TOKEN_ENCRYPTION_KEYS even
+        # with VERIFY_ONLY (which only keeps access tokens out); POSTed by the leader in a task
+        # of its own, never in the way of chat messages.
+        keys = settings.token_encryption_keys
+        self.webhook_vault = TokenVault(keys.get_secret_value() if keys else None)
+        self.brand_webhooks = BrandWebhooks(
+            db=self.db, vault=self.webhook_vault, allow_loopback=settings.webhook_allow_loopback
+        )
+        self.webhook_sender = WebhookSender(
+            db=self.db,
+            lease=self.delivery.lease,
+            vault=self.webhook_vault,
+            timeout=settings.webhook_timeout_seconds,
+            first_retry=settings.webhook_first_retry_seconds,
+            allow_loopback=settings.webhook_allow_loopback,
+            metrics=self.metrics,
+        )
+        self.jobs.add(
+            Job(
+                "prune_webhook_deliveries",
+                timedelta(hours=6),
+                lambda: self.db.webhooks.prune(before=utcnow() - timedelta(days=14)),
             )
         )
         self._register_handlers()
@@ -207,7 +242,13 @@ class ConnectBot:
         for feature in (
             ManagerHandlers(settings=s, db=db, connect=connect, console=console),
             HealthHandlers(settings=s, db=db, connect=connect, console=console, upkeep=self.upkeep),
+            ProfileHandlers(
+                settings=s, db=db, connect=connect, console=console, profiles=self.profiles
+            ),
             AdminHandlers(settings=s, db=db, connect=connect, console=console),
+            WebhookHandlers(
+                settings=s, db=db, connect=connect, console=console, webhooks=self.brand_webhooks
+            ),
             InfluencerHandlers(settings=s, db=db, connect=connect, console=console),
         ):
             self.application.add_handlers(feature.handlers())
@@ -250,6 +291,7 @@ class ConnectBot:
             login_ttl_seconds=self.settings.login_ttl_minutes * 60,
             secure_cookie=self.settings.public_url.startswith("https://"),
             metrics=self.metrics,
+            read_api=ReadApi(db=self.db, vault=self.vault),
         )
         self._runner = web.AppRunner(web_app, handle_signals=False)
         await self._runner.setup()
@@ -262,6 +304,7 @@ class ConnectBot:
         await self.application.start()
         self.db.steps.notes.start()  # notes of sent messages, written behind
         self.delivery.start()
+        self.webhook_sender.start()
         self.jobs.start()
         await self._receive_updates()
         log.info(
@@ -292,6 +335,7 @@ class ConnectBot:
         await self.jobs.stop()
         await self.connect.aclose()
         await self.db.steps.notes.stop()  # what the handlers noted last
+        await self.webhook_sender.stop()
         await self.delivery.stop()
         await self.application.shutdown()
         await self.graph.aclose()

@@ -205,3 +205,26 @@ class RemindHealth(ButtonData):
 
     def __post_init__(self) -> None:
         positive_id("invitation_id", self.invitation_id)
+
+
+@dataclass(frozen=True)
+class RefreshProfile(ButtonData):
+    """"Refresh" under a profile: `pf:<invitation id>`. Reads the figures again for whoever may
+    see them (the brand's managers, the influencer)."""
+
+    prefix: ClassVar[str] = "pf"
+    invitation_id: int
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)
+
+
+@dataclass(frozen=True)
+class ShowProfile(ButtonData):
+    """"Profile" under /show of a connected invitation: `pv:<invitation id>`."""
+
+    prefix: ClassVar[str] = "pv"
+    invitation_id: int
+
+    def __post_init__(self) -> None:
+        positive_id("invitation_id", self.invitation_id)

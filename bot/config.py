@@ -84,6 +84,18 @@ class Settings(BaseSettings):
     health_check_interval_seconds: float = Field(default=86_400, ge=1, le=7 * 86_400)
     health_graph_calls_per_second: float = Field(default=5.0, gt=0, le=1000)
     renewal_lead_days: Annotated[tuple[int, ...], NoDecode] = (14, 3)
+    # What the brand sees (`bot.profiles`): a connected account's profile and insights are read
+    # again after this many hours (Instagram's own figures lag up to 48 hours); Refresh reads at
+    # once, but not twice within a minute.
+    profile_cache_hours: float = Field(default=6, gt=0, le=168)
+    # The platform's webhooks (`bot.webhook_sender`, docs/webhooks.md): each POST waits this long
+    # for an answer; a failed one is tried again after this long, doubling (at most an hour),
+    # for a day. Loopback lets the webhook reach http:// on this machine (the playground's
+    # platform pane, the tests); a real deployment leaves it off: https only, and never a
+    # private, loopback, link-local or reserved address.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_first_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhook_allow_loopback: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Prometheus' /metrics on an address of its own (`bot.metrics`); no port: not served.
     metrics_host: str = "127.0.0.1"

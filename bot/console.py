@@ -32,6 +32,7 @@ from bot.graph import GraphClient
 from bot.i18n import LANGUAGES, Html, Language, Texts
 from bot.menus import RoleMenus
 from bot.models import (
+    ApiKey,
     Brand,
     ConnectionStatus,
     Invitation,
@@ -43,6 +44,7 @@ from bot.notices import Notices, outgoing
 from bot.revocations import Outcome, Revocations
 from bot.screens import Screen, resume_keyboard
 from bot.store import Database, Funnel, Outgoing
+from bot.store.api_keys import NewApiKey
 from bot.store.console import Created, HealthCounts, NewInvitation
 from bot.store.steps import CardOwner
 
@@ -298,6 +300,33 @@ class Console:
             await self.menus.refresh(telegram_id)
         return removed
 
+    # --- admins: the read API's keys (issue 12) -------------------------------------------------
+
+    async def create_api_key(
+        self, brand: Brand, *, created_by: int, label: str | None
+    ) -> NewApiKey:
+        """A new key for the brand's platform; its plaintext exists only in the answer."""
+        assert brand.id is not None
+        created = await self._db.api_keys.create(
+            brand_id=brand.id, created_by=created_by, label=label
+        )
+        log.info("API key %s created for brand %s by %s", created.row.prefix, brand.id, created_by)
+        return created
+
+    async def api_keys(self, brand: Brand) -> list[ApiKey]:
+        assert brand.id is not None
+        return await self._db.api_keys.of_brand(brand.id)
+
+    async def revoke_api_key(self, prefix: str) -> list[tuple[ApiKey, Brand | None, bool]]:
+        """The keys named by `prefix`, each with its brand and whether this revoked it."""
+        revoked = await self._db.api_keys.revoke(prefix)
+        answer = []
+        for key, now in revoked:
+            if now:
+                log.info("API key %s of brand %s revoked", key.prefix, key.brand_id)
+            answer.append((key, await self._db.brands.brand(key.brand_id), now))
+        return answer
+
     # --- reminding, revoking ------------------------------------------------------------------
 
     async def remind(self, manager: Manager, invite: Invitation) -> str:
@@ -386,7 +415,10 @@ class Console:
         )
         events = await self._db.console.brand_events(brand_id)
         connections = await self._db.console.brand_connections(brand_id)
-        return files.export_csv(invites, events, connections, t)
+        figures = await self._db.profiles.figures(
+            [c.id for c in connections.values() if c.id is not None]
+        )
+        return files.export_csv(invites, events, connections, t, figures)
 
     # --- periodic: stalled invitations ---------------------------------------------------------
 

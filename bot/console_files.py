@@ -15,6 +15,7 @@ from bot.console_screens import reason_text
 from bot.i18n import Texts
 from bot.models import Connection, Invitation, InvitationEvent
 from bot.store.console import Created, NewInvitation, health_of
+from bot.store.profiles import Figures
 from bot.verdict import is_valid_handle, normalize_handle
 
 MAX_CSV_BYTES = 256 * 1024
@@ -157,6 +158,7 @@ def export_csv(
     events: Mapping[int, Sequence[InvitationEvent]],
     connections: Mapping[int, Connection],
     t: Texts,
+    figures: Mapping[int, Figures] | None = None,
 ) -> bytes:
     """A brand's invitations, one row each, with when each step was first reached and what
     was connected. `status` says it in the reader's language, as the chat does ("not opened",
@@ -165,7 +167,11 @@ def export_csv(
     `health_reason` in the reader's words as the console says them ("broken", "a permission was
     removed"), when its data access ends, when it was last checked, then `health_code` and
     `health_reason_code` (stable codes, as `bot.health` names them) and when the token the last
-    check read expires. Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
+    check read expires. Then what the brand sees (issue 12), from the last read of the profile
+    (`figures`, by connection id; /profile reads it): the current followers, the reach of the
+    last 30 days (day by day, added up), the engagement rate (a fraction, to a tenth of a
+    percent: 0.041) and when they were read. Times are ISO 8601 in UTC; a cell is empty when
+    the value is unknown."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -193,6 +199,10 @@ def export_csv(
             "health_code",
             "health_reason_code",
             "token_expires_at",
+            "followers_current",
+            "reach_30d",
+            "engagement_rate",
+            "figures_read_at",
         ]
     )
 
@@ -230,9 +240,21 @@ def export_csv(
             state or "",
             reason or "",
             _iso(c.token_expires_at if c else None),
+            *_figures((figures or {}).get(c.id) if c and c.id is not None else None),
         ]
         writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue().encode("utf-8")
+
+
+def _figures(read: Figures | None) -> list[object]:
+    if read is None:
+        return ["", "", "", ""]
+    return [
+        "" if read.followers_count is None else read.followers_count,
+        "" if read.reach_30d is None else read.reach_30d,
+        "" if read.engagement_per_mille is None else f"{read.engagement_per_mille / 1000:.3f}",
+        _iso(read.fetched_at),
+    ]
 
 
 def _iso(moment: datetime | None) -> str:

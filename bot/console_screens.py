@@ -16,7 +16,7 @@ from typing import ClassVar
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
-from bot.buttons import ButtonData, RemindHealth, positive_id
+from bot.buttons import ButtonData, RemindHealth, ShowProfile, positive_id
 from bot.fit import fit_lines, join_capped, telegram_length
 from bot.health import HealthReason, HealthState
 from bot.i18n import LANGUAGES, Texts, catalog
@@ -249,6 +249,12 @@ def remindable(connection: Connection) -> bool:
     return connection.health_reason != HealthReason.USERNAME_CHANGED
 
 
+def profile_button(t: Texts, invitation_id: int) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        t.plain("profile.button_show"), callback_data=ShowProfile(invitation_id).pack()
+    )
+
+
 def remind_button(t: Texts, invitation_id: int, handle: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(
         t.plain("console.health.remind", handle=handle),
@@ -475,14 +481,13 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
     room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
     events = timeline(t, facts.events, handle=invite.handle, platform=platform, room=room)
     keyboard = None
-    if (
-        connection is not None
-        and invite.id is not None
-        and invite.status == InviteStatus.CONNECTED
-        and needs_attention(connection, now=now)
-        and remindable(connection)
-    ):
-        keyboard = InlineKeyboardMarkup([[remind_button(t, invite.id, invite.handle)]])
+    if connection is not None and invite.id is not None and invite.status == InviteStatus.CONNECTED:
+        if needs_attention(connection, now=now):
+            if remindable(connection):
+                keyboard = InlineKeyboardMarkup([[remind_button(t, invite.id, invite.handle)]])
+        elif connection.status == ConnectionStatus.ACTIVE:
+            # What the brand connected for: the profile and its figures (`bot.handlers.profiles`).
+            keyboard = InlineKeyboardMarkup([[profile_button(t, invite.id)]])
     return Screen("\n".join([*head, *events, *tail]), keyboard)
 
 

@@ -278,6 +278,24 @@ class GraphClient:
             "GET", f"/{quote(node_id, safe='')}", {"fields": fields}, user_token=token
         )
 
+    async def read(self, path: str, params: Mapping[str, str], *, token: str) -> dict[str, Any]:
+        """Any read, e.g. an Instagram account's insights (`bot.profiles`). Raises GraphError."""
+        return await self._call("GET", path, params, user_token=token)
+
+    async def picture(self, url: str, *, max_bytes: int = 2_000_000) -> bytes | None:
+        """A profile picture from the address Graph gave (it expires within days, so it is
+        fetched with the figures, never stored); None when it cannot be had."""
+        if not url.startswith(("https://", "http://")):
+            return None
+        try:
+            async with self._session().get(url, allow_redirects=False) as response:
+                if response.status != _HTTP_OK:
+                    return None
+                body = await response.content.read(max_bytes + 1)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        return body if 0 < len(body) <= max_bytes else None
+
     async def find_page(
         self,
         token: str,

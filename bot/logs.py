@@ -29,6 +29,11 @@ _PATTERNS = (
     re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}"),
     # Long opaque values (invite tokens, states, Facebook tokens and codes), edges included.
     re.compile(r"[A-Za-z0-9_-]{40,}"),
+    # A read API key (shorter than the above; its 12-character prefix names it and stays) and
+    # whatever follows "Bearer" in an Authorization header. No word boundary in front: a repr
+    # puts "\n" right before them.
+    re.compile(r"cbk_[A-Za-z0-9_-]{16,}"),
+    re.compile(r"(?i)Bearer\s+[^\s\"',]+"),
 )
 
 

@@ -59,6 +59,12 @@ class Metrics:
         self.breakages = Counter(
             "connectbot_breakages", "Connections found broken, by reason", ["reason"], registry=r
         )
+        self.webhook_deliveries = Counter(
+            "connectbot_webhook_deliveries",
+            "Webhook POSTs to the platform, by outcome (delivered, retry, failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.connections = Gauge(
             "connectbot_connections", "Connections, by state", ["state"], registry=r
         )

@@ -37,6 +37,9 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
         told = _health_sentence(t, kind, detail, handle=handle)
         if told is not None:
             return told
+    if kind == "token_read":
+        # Detail: the prefix of the API key that read it (the key's name, not the key).
+        return t("console.timeline.token_read", handle=handle, prefix=detail)
     if t.has(f"console.timeline.{kind}"):
         return t(f"console.timeline.{kind}", handle=handle)
     # A kind this module does not know yet: its short name, never the raw detail.

@@ -131,6 +131,8 @@ class Playground:
                 "facebook_dialog_url": f"{self.url.rstrip('/')}{DIALOG_PREFIX}",
                 "database_url": database_url,
                 "admin_telegram_ids": base.admin_telegram_ids | {self.cast.manager.id},
+                # The platform's webhooks may reach a receiver on this machine (plain http).
+                "webhook_allow_loopback": True,
                 # Tokens are kept, as in a real deployment, with a key that dies with the run.
                 "token_encryption_keys": base.token_encryption_keys
                 or SecretStr(Fernet.generate_key().decode()),

@@ -23,6 +23,7 @@ from bot.login_secrets import LOGIN_COOKIE
 from bot.meta import STATUS_PATH, PrivacyService, SignatureProblem, SignedRequest
 from bot.metrics import Metrics
 from bot.store import Database
+from web_callback.api import ReadApi
 from web_callback.pages import render, render_confirm, render_text
 
 log = logging.getLogger(__name__)
@@ -254,9 +255,11 @@ def make_app(
     login_ttl_seconds: int = 30 * 60,
     secure_cookie: bool = False,
     metrics: Metrics | None = None,
+    read_api: ReadApi | None = None,
 ) -> web.Application:
     """`bot_link` gives https://t.me/<bot username> once the bot knows its name; `webhook`, when
-    given, is served at WEBHOOK_PATH; `privacy`, when given, serves Meta's callbacks."""
+    given, is served at WEBHOOK_PATH; `privacy`, when given, serves Meta's callbacks; `read_api`,
+    when given, serves the platform's read API under /api/v1/."""
     app = web.Application(middlewares=[security_headers], client_max_size=MAX_BODY_BYTES)
 
     def answer(request: web.Request, result: RedirectResult) -> web.Response:
@@ -339,6 +342,8 @@ def make_app(
         app.router.add_post(DEAUTHORIZE_PATH, meta.deauthorize)
         app.router.add_post(DATA_DELETION_PATH, meta.data_deletion)
         app.router.add_get(STATUS_PATH + "{code}", meta.deletion_status)
+    if read_api is not None:
+        read_api.add_to(app)
     return app
 
 

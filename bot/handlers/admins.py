@@ -9,6 +9,7 @@ import logging
 from telegram import Update
 from telegram.ext import BaseHandler, ContextTypes
 
+from bot import api_key_screens
 from bot import console_screens as screens
 from bot.commands import Audience, command
 from bot.console import MANAGER_LINK_TTL
@@ -16,11 +17,14 @@ from bot.console_files import quoted
 from bot.handlers.base import Asker, HandlerBase
 from bot.models import Brand
 from bot.screens import Screen
+from bot.store.api_keys import KEY_PREFIX, PREFIX_LENGTH
 from bot.store.console import row_id
 
 log = logging.getLogger(__name__)
 
 _A = Audience.ADMIN
+# An API key's label, as the api_key table holds it.
+_MAX_LABEL = 64
 # Declared once: registered below, and the menus are built from them.
 COMMANDS = (
     command("brand_new", _A, rank=20),
@@ -28,6 +32,9 @@ COMMANDS = (
     command("manager_link", _A, rank=22),
     command("managers", _A, rank=23),
     command("manager_remove", _A, rank=24),
+    command("apikey", _A, rank=30),
+    command("apikeys", _A, rank=31),
+    command("apikey_revoke", _A, rank=32),
 )
 
 
@@ -97,3 +104,38 @@ class AdminHandlers(HandlerBase):
         else:
             text = t("console.admin.removed", name=removed.name, id=target[0], brand=brand.name)
         await self.reply(asker.message, Screen(text))
+
+    # --- the read API's keys (issue 12) --------------------------------------------------------
+
+    async def apikey(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        t = asker.t
+        label = " ".join((context.args or [])[1:]).strip()
+        if not context.args or len(label) > _MAX_LABEL:
+            await self.reply(asker.message, Screen(t("console.admin.apikey_usage")))
+            return
+        brand = await self._brand_arg(asker, context)
+        if brand is None:
+            return
+        created = await self.console.create_api_key(
+            brand, created_by=asker.user_id, label=label or None
+        )
+        text = api_key_screens.created_text(t, brand, created, public_url=self.settings.public_url)
+        await self.reply(asker.message, Screen(text))
+
+    async def apikeys(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        brand = await self._brand_arg(asker, context)
+        if brand is None:
+            return
+        keys = await self.console.api_keys(brand)
+        await self.reply(asker.message, Screen(api_key_screens.keys_text(asker.t, brand, keys)))
+
+    async def apikey_revoke(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        t = asker.t
+        # As /apikeys shows it ("cbk_AbCd1234…"), or the whole key pasted: its prefix names it.
+        typed = (context.args or [""])[0].strip().rstrip("….")
+        if not typed.startswith(KEY_PREFIX) or not typed.isascii() or len(typed) < PREFIX_LENGTH:
+            await self.reply(asker.message, Screen(t("console.admin.apikey_revoke_usage")))
+            return
+        prefix = typed[:PREFIX_LENGTH]
+        revoked = await self.console.revoke_api_key(prefix)
+        await self.reply(asker.message, Screen(api_key_screens.revoked_text(t, prefix, revoked)))

@@ -3,6 +3,7 @@
 The names callers need are importable from here.
 """
 
+from bot.store.api_keys import BrandConnection, Caller, NewApiKey
 from bot.store.brands import LinkProblem
 from bot.store.console import Created, Funnel, NewInvitation, row_id
 from bot.store.db import Database
@@ -23,7 +24,9 @@ __all__ = [
     "Affected",
     "BindProblem",
     "Bound",
+    "BrandConnection",
     "BreakageDetails",
+    "Caller",
     "CheckResult",
     "ConnectionRecord",
     "Created",
@@ -35,6 +38,7 @@ __all__ = [
     "LeaderLease",
     "LinkProblem",
     "LoginTicket",
+    "NewApiKey",
     "NewInvitation",
     "Notices",
     "Outgoing",

@@ -33,6 +33,7 @@ from bot.models import (
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.outbox import Outgoing, enqueue_in
+from bot.store.profiles import forget_figures
 
 
 @dataclass(frozen=True)
@@ -378,6 +379,8 @@ class BrandInvitations(Repository):
                 connection.health_reason = HealthReason.REVOKED
                 connection.health_changed_at = now
                 s.add(connection)
+                if connection.id is not None:
+                    await forget_figures(s, [connection.id])
             invite.status = InviteStatus.REVOKED
             invite.updated_at = now
             s.add(invite)

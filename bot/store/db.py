@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.store.api_keys import ApiKeys
 from bot.store.audience import Audiences
 from bot.store.brands import Brands
 from bot.store.console import BrandInvitations
@@ -26,9 +27,11 @@ from bot.store.logins import Logins
 from bot.store.outbox import Outbox
 from bot.store.people import People
 from bot.store.privacy import Privacy
+from bot.store.profiles import Profiles
 from bot.store.revocations import RevocationQueue
 from bot.store.steps import Steps
 from bot.store.updates import Updates
+from bot.store.webhooks import Webhooks, WebhookSession
 
 _MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
@@ -61,8 +64,13 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **kwargs)
+        # WebhookSession: every reported invitation event gets its webhook delivery row in the
+        # same flush (`bot.store.webhooks`).
         self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False
+            self.engine,
+            class_=AsyncSession,
+            sync_session_class=WebhookSession,
+            expire_on_commit=False,
         )
         self.people = People(self._sessions)
         self.invitations = Invitations(self._sessions)
@@ -77,6 +85,9 @@ class Database:
         self.gauges = Gauges(self._sessions)
         self.audiences = Audiences(self._sessions)
         self.health = Health(self._sessions)
+        self.webhooks = Webhooks(self._sessions)
+        self.profiles = Profiles(self._sessions)
+        self.api_keys = ApiKeys(self._sessions)
 
     def session(self) -> AsyncSession:
         return self._sessions()

@@ -31,6 +31,8 @@ class EventKind(StrEnum):
     HEALTH = "health"  # a check changed the connection's health (detail: "state" or "state:reason")
     RENEWAL_ASKED = "renewal_asked"  # the influencer was asked to renew (detail: the lead in days)
     RENEWED = "renewed"  # a renewal login kept the same connection with fresh tokens
+    # The platform read the connection's Page token through the read API (detail: the key's prefix).
+    TOKEN_READ = "token_read"
 
 
 def new_event(

@@ -22,6 +22,7 @@ from bot.models import Connection, ConnectionStatus, Invitation, InvitationEvent
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.outbox import Outgoing, enqueue_in
+from bot.store.profiles import forget_figures
 
 _connection = sa.inspect(Connection).local_table
 _invitation = sa.inspect(Invitation).local_table
@@ -232,6 +233,8 @@ class Health(Repository):
                 if updated.rowcount != 1:
                     continue  # renewed, revoked or ended meanwhile: this check is stale
                 written.add(check.connection_id)
+                if result.health == _DISCONNECTED:
+                    await forget_figures(s, [check.connection_id])
                 if result.event_detail is not None:
                     event = new_event(
                         check.invitation_id,

@@ -39,6 +39,7 @@ from bot.models import (
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.outbox import Outgoing, enqueue_in
+from bot.store.profiles import forget_figures
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ class Privacy(Repository):
             if not ids:
                 await s.rollback()
                 return []
+            await forget_figures(
+                s,
+                select(Connection.id).where(col(Connection.invitation_id).in_(ids)),
+            )
             affected = await _close(
                 s, ids, kind=EventKind.DEAUTHORIZED, detail=None, now=now, revoke=False
             )
@@ -151,6 +156,9 @@ class Privacy(Repository):
             if row is None:
                 await s.rollback()
                 return None
+            await forget_figures(
+                s, select(Connection.id).where(col(Connection.facebook_user_id) == row[0])
+            )
             deleted = await s.exec(
                 sa.delete(Connection)
                 .where(col(Connection.facebook_user_id) == row[0])
@@ -241,6 +249,9 @@ class Privacy(Repository):
             )
             ids = {row[0] for row in closed.all()}
             mine = select(Invitation.id).where(Invitation.telegram_user_id == telegram_user_id)
+            await forget_figures(
+                s, select(Connection.id).where(col(Connection.invitation_id).in_(mine))
+            )
             deleted = await s.exec(
                 sa.delete(Connection)
                 .where(col(Connection.invitation_id).in_(mine))

@@ -52,6 +52,7 @@ from bot.store.invitations import OPEN_STATUSES, BindProblem, Bound
 from bot.store.logins import LoginTicket
 from bot.store.notes import NoteWriter, higher
 from bot.store.outbox import Outgoing, enqueue_in
+from bot.store.webhooks import KnownSubject, tell_known, webhook_of_brand
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class Steps(Repository):
                     step=Step.PAGE_PUBLIC,
                     updated_at=now,
                 )
-                .returning(Invitation, *_returned_with_context())
+                .returning(Invitation, *_returned_with_context(), webhook_of_brand())
                 .execution_options(synchronize_session=False)
             )
             row = (await s.exec(bind)).first()
@@ -183,8 +184,12 @@ class Steps(Repository):
                 ).first()
                 await s.commit()  # the person's language, noted
                 return Opened(_why_not(invite, telegram_user_id, now), language)
-            invite, brand_name, owner = _unpack(row)
+            *returned, webhook = tuple(row)
+            invite, brand_name, owner = _unpack(returned)
             assert invite.id is not None
+            # The platform's webhook hears of the opening without a query of its own.
+            known = KnownSubject(invite.brand_id, brand_name, invite.handle, bool(webhook))
+            tell_known(s, invite.id, known)
             s.add(new_event(invite.id, EventKind.OPENED, InviteStatus.OPENED, at=now))
             edits = card(invite, owner)
             enqueue_in(s, edits, now)

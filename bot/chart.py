@@ -1,0 +1,197 @@
+"""The profile chart (issue 12): one image with the account's picture and name, its reach day by
+day over 30 days, and its followers by age and gender and by country. The numbers themselves
+come as text beside it (`bot.profile_screens`); the chart is for looking.
+
+matplotlib is imported here only, inside `render`: the bot starts and idles without it (~40 MB
+and half a second when loaded). Drawing takes a few hundred milliseconds of CPU, so callers run
+`render` in a worker thread (`render_async`); matplotlib's pyplot state is never used (a Figure
+of its own per chart), so charts may be drawn in several threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bot.insights import Profile
+
+# The product's colours (the playground's accent and a calm second one).
+_ACCENT = "#2f6fde"
+_SECOND = "#e0777d"
+_THIRD = "#9aa3ad"
+_INK = "#1f2933"
+_MUTED = "#6b7785"
+
+
+@dataclass(frozen=True)
+class ChartTexts:
+    """Every word on the chart, in the reader's language (`bot.profile_screens.chart_texts`)."""
+
+    followers: str  # "{count} followers"
+    reach_title: str
+    reach_gap: str | None  # why there is no reach series, or None
+    age_title: str
+    women: str
+    men: str
+    other: str
+    countries_title: str
+    audience_gap: str | None  # why there are no demographics, or None
+    short_date: Callable[[date], str]  # "24 Nov" / "24.11."
+    number: Callable[[int], str]  # 12,400 / 12.400
+
+
+def render(profile: Profile, texts: ChartTexts) -> bytes:
+    """The chart as PNG."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    figure = Figure(figsize=(9, 9.6), dpi=110, facecolor="white")
+    grid = figure.add_gridspec(
+        3,
+        2,
+        height_ratios=(0.55, 1.4, 1.6),
+        hspace=0.55,
+        wspace=0.35,
+        left=0.08,
+        right=0.97,
+        top=0.97,
+        bottom=0.06,
+    )
+    _header(figure, grid[0, :], profile, texts)
+
+    reach = figure.add_subplot(grid[1, :])
+    _frame(reach, texts.reach_title)
+    days = profile.activity.reach
+    if days:
+        labels = [date.fromisoformat(d.day) for d in days]
+        reach.bar(range(len(days)), [d.value for d in days], color=_ACCENT, width=0.75)
+        ticks = list(range(0, len(days), 7))
+        reach.set_xticks(ticks, [texts.short_date(labels[i]) for i in ticks])
+        reach.yaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
+    else:
+        _empty(reach, texts.reach_gap or "")
+
+    ages = figure.add_subplot(grid[2, 0])
+    places = figure.add_subplot(grid[2, 1])
+    _frame(ages, texts.age_title)
+    _frame(places, texts.countries_title)
+    audience = profile.audience
+    by_age = audience.by_age()
+    if by_age:
+        names = list(by_age)
+        positions = list(range(len(names)))
+        women = [by_age[a].get("F", 0) for a in names]
+        men = [by_age[a].get("M", 0) for a in names]
+        other = [by_age[a].get("U", 0) for a in names]
+        height = 0.38
+        ages.barh(
+            [p - height / 2 for p in positions], women, height, color=_SECOND, label=texts.women
+        )
+        ages.barh([p + height / 2 for p in positions], men, height, color=_ACCENT, label=texts.men)
+        if any(other):
+            ages.barh(positions, other, 0.15, color=_THIRD, label=texts.other)
+        ages.set_yticks(positions, names)
+        ages.invert_yaxis()
+        ages.xaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
+        ages.legend(frameon=False, fontsize=8, loc="lower right")
+    else:
+        _empty(ages, texts.audience_gap or "")
+    if audience.countries:
+        total = sum(n for *_, n in audience.age_gender) or sum(s.value for s in audience.countries)
+        shares = [s.value / total * 100 if total else 0 for s in audience.countries]
+        places.barh(range(len(shares)), shares, color=_ACCENT, height=0.6)
+        places.set_yticks(range(len(shares)), [s.label for s in audience.countries])
+        places.invert_yaxis()
+        places.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f} %"))
+    else:
+        _empty(places, texts.audience_gap or "")
+
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+async def render_async(profile: Profile, texts: ChartTexts) -> bytes:
+    return await asyncio.to_thread(render, profile, texts)
+
+
+def _frame(axes: Any, title: str) -> None:
+    axes.set_title(title, loc="left", fontsize=11, color=_INK, fontweight="bold")
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    axes.tick_params(colors=_MUTED, labelsize=8)
+
+
+def _empty(axes: Any, why: str) -> None:
+    axes.set_xticks([])
+    axes.set_yticks([])
+    for side in ("left", "bottom"):
+        axes.spines[side].set_visible(False)
+    axes.text(
+        0.5,
+        0.5,
+        _wrap(why, 38),
+        ha="center",
+        va="center",
+        fontsize=9,
+        color=_MUTED,
+        transform=axes.transAxes,
+    )
+
+
+def _header(figure: Any, cell: Any, profile: Profile, texts: ChartTexts) -> None:
+    axes = figure.add_subplot(cell)
+    axes.axis("off")
+    account = profile.account
+    x = 0.0
+    if profile.picture:
+        picture = _picture(profile.picture)
+        if picture is not None:
+            inset = axes.inset_axes((0.0, 0.0, 0.14, 1.0))
+            inset.imshow(picture)
+            inset.axis("off")
+            x = 0.17
+    title = account.name or f"@{account.username}"
+    axes.text(
+        x,
+        0.72,
+        title,
+        fontsize=17,
+        fontweight="bold",
+        color=_INK,
+        va="center",
+        transform=axes.transAxes,
+    )
+    line = f"@{account.username}"
+    if account.followers is not None:
+        line += "  ·  " + texts.followers.format(count=texts.number(account.followers))
+    axes.text(x, 0.25, line, fontsize=11, color=_MUTED, va="center", transform=axes.transAxes)
+
+
+def _picture(encoded: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+        return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _wrap(text: str, width: int) -> str:
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    if current:
+        lines.append(current)
+    return "\n".join(lines)

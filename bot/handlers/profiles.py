@@ -1,0 +1,215 @@
+"""What the brand sees (issue 12): /profile for a brand's managers, /shared for the influencer,
+and the Profile and Refresh buttons. Thin: who is asking and may they see it, the service, the
+chart and the text.
+
+A profile goes out as two messages: the chart (a photo, with a one-line caption) and the
+figures as text with a Refresh button. A connection that needs attention answers a manager with
+its health and the Remind button instead (its figures may no longer be readable).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, InputFile, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.buttons import RefreshProfile, ShowProfile
+from bot.chart import render_async
+from bot.commands import Audience, command
+from bot.config import Settings
+from bot.connect import ConnectService
+from bot.console import Console
+from bot.console_screens import (
+    health_lines,
+    needs_attention,
+    remind_button,
+    remindable,
+)
+from bot.handlers.base import Asker, HandlerBase, acknowledge
+from bot.i18n import Texts
+from bot.models import InviteStatus, utcnow
+from bot.profile_screens import (
+    caption,
+    chart_texts,
+    nothing_yet,
+    problem_line,
+    profile_text,
+    refresh_keyboard,
+)
+from bot.profiles import REFRESH_PAUSE, ProfileService, Seen
+from bot.screens import Screen
+from bot.store import Database
+from bot.store.profiles import Viewed
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (
+    command("profile", Audience.MANAGER, rank=13),
+    command("shared", Audience.INFLUENCER, rank=35, private=True),
+)
+
+
+class ProfileHandlers(HandlerBase):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        connect: ConnectService,
+        console: Console,
+        profiles: ProfileService,
+    ) -> None:
+        super().__init__(settings=settings, db=db, connect=connect, console=console)
+        self.profiles = profiles
+
+    def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+        return [
+            CommandHandler("profile", self.asking(self.profile, audience=Audience.MANAGER)),
+            CommandHandler("shared", self.shared),
+            CallbackQueryHandler(self.asking(self.pressed), pattern=RefreshProfile.pattern()),
+            CallbackQueryHandler(self.asking(self.pressed), pattern=ShowProfile.pattern()),
+        ]
+
+    # --- managers ------------------------------------------------------------------------------
+
+    async def profile(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        t = asker.t
+        ref = (context.args or [""])[0]
+        if not ref:
+            await self.reply(asker.message, Screen(t("profile.usage")))
+            return
+        invite = await self.console.find(asker.managing, ref)
+        if invite is None or invite.id is None:
+            # Another brand's invitation looks exactly like a missing one.
+            await self.reply(asker.message, Screen(t("console.not_found", ref=ref[:40])))
+            return
+        viewed = await self.db.profiles.connected(invite.id)
+        if viewed is None:
+            status = t.plain(f"console.status_name.{invite.status}")
+            key = (
+                "profile.ended"
+                if invite.status == InviteStatus.REVOKED
+                else "profile.not_connected"
+            )
+            await self.reply(
+                asker.message, Screen(t(key, handle=invite.handle, status=status, ref=invite.id))
+            )
+            return
+        await self._for_manager(asker, viewed, refresh=False)
+
+    async def _for_manager(self, asker: Asker, viewed: Viewed, *, refresh: bool) -> None:
+        t, connection, invite = asker.t, viewed.connection, viewed.invitation
+        assert invite.id is not None
+        if needs_attention(connection, now=utcnow()):
+            # Broken or due for renewal: its health and what can be done, not an error.
+            buttons = (
+                [[remind_button(t, invite.id, invite.handle)]] if remindable(connection) else []
+            )
+            lines: list[str] = [t("profile.attention", handle=invite.handle)]
+            lines += health_lines(t, connection, handle=invite.handle)
+            await self.reply(
+                asker.message,
+                Screen("\n".join(lines), InlineKeyboardMarkup(buttons) if buttons else None),
+            )
+            return
+        seen = await self.profiles.look(viewed, refresh=refresh)
+        head = t("profile.head_manager", handle=invite.handle, brand=viewed.brand_name)
+        await self._send(asker.message, t, viewed, seen, head=head, foot=None)
+
+    # --- the influencer ------------------------------------------------------------------------
+
+    async def shared(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        asked = await self.asker(update)
+        if asked is None:
+            return
+        user, message, t = asked
+        if message.chat.type != "private":
+            return
+        mine = await self.db.profiles.connected_of_person(user.id)
+        if not mine:
+            await self.reply(message, Screen(t("shared.none")))
+            return
+        for viewed in mine:
+            await self._for_influencer(message, t, viewed, refresh=False)
+
+    async def _for_influencer(
+        self, message: Message, t: Texts, viewed: Viewed, *, refresh: bool
+    ) -> None:
+        seen = await self.profiles.look(viewed, refresh=refresh)
+        head = t("shared.head", brand=viewed.brand_name or self.settings.platform_name)
+        await self._send(message, t, viewed, seen, head=head, foot=t("shared.foot"))
+
+    # --- buttons -------------------------------------------------------------------------------
+
+    async def pressed(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query, t = asker.query, asker.t
+        assert query is not None
+        pressed = RefreshProfile.parse(query.data) or ShowProfile.parse(query.data)
+        viewed = (
+            await self.db.profiles.connected(pressed.invitation_id) if pressed is not None else None
+        )
+        manager = asker.manager
+        as_manager = (
+            viewed is not None
+            and manager is not None
+            and viewed.invitation.brand_id == manager.brand_id
+        )
+        as_influencer = viewed is not None and viewed.invitation.telegram_user_id == asker.user_id
+        if viewed is None or not (as_manager or as_influencer):
+            # Ended, forged, another brand's, or pressed after a role change: all look gone.
+            await acknowledge(query, t.plain("profile.gone"), show_alert=True)
+            return
+        refresh = isinstance(pressed, RefreshProfile)
+        if refresh:
+            assert viewed.connection.id is not None
+            kept = await self.db.profiles.snapshot(viewed.connection.id)
+            if kept is not None and utcnow() - kept.fetched_at < REFRESH_PAUSE:
+                await acknowledge(query, t.plain("profile.just_read"))
+                return
+            await acknowledge(query, t.plain("profile.reading"))
+            await self.clear_buttons(query.message)
+        else:
+            await acknowledge(query)
+        if as_manager:
+            await self._for_manager(asker, viewed, refresh=refresh)
+        else:
+            await self._for_influencer(asker.message, t, viewed, refresh=refresh)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def _send(
+        self, message: Message, t: Texts, viewed: Viewed, seen: Seen, *, head: str, foot: str | None
+    ) -> None:
+        invite = viewed.invitation
+        assert invite.id is not None
+        profile = seen.profile
+        if profile is None or seen.fetched_at is None:
+            problem = seen.problem.value if seen.problem else "unavailable"
+            screen = nothing_yet(t, problem, handle=invite.handle)
+            keyboard = refresh_keyboard(t, invite.id) if problem == "unavailable" else None
+            await self.reply(message, Screen(screen.text, keyboard))
+            return
+        extra = (
+            problem_line(t, seen.problem.value, handle=invite.handle, fetched_at=seen.fetched_at)
+            if seen.problem is not None
+            else None
+        )
+        try:
+            chart = await render_async(profile, chart_texts(t, profile))
+            await message.chat.send_photo(
+                InputFile(chart, filename=f"profile-{profile.account.username}.png"),
+                caption=caption(t, profile),
+            )
+        except (TelegramError, ValueError, OSError) as exc:
+            # The figures still go out as text.
+            log.warning("profile chart not sent: %s", type(exc).__name__)
+        text = profile_text(
+            t,
+            profile,
+            fetched_at=seen.fetched_at,
+            head=head if extra is None else f"{head}\n{extra}",
+            foot=foot,
+        )
+        await self.reply(message, Screen(text, refresh_keyboard(t, invite.id)))

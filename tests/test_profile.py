@@ -1,0 +1,301 @@
+"""Issue 12, what the brand sees: /profile for a brand's managers and /shared for the influencer,
+end to end through the stand-ins on SQLite and PostgreSQL. The influencer connects through the
+real login flow; the Graph stand-in serves the profile, insights with today's metric names,
+demographics and posts, in Graph's wire format and with its "fewer than 100 followers", "no
+data" and "posted before the professional account" answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from bot.models import Connection, ProfileSnapshot, utcnow
+from sandbox.facebook import Demographics, FbPage, FbUser, IgAccount, Post
+from sandbox.telegram import SentMessage, TgUser
+from tests.world import ANNA, MANAGER, World
+
+IG = "ig-100"
+REACH = [100 + day for day in range(30)]  # oldest first; the last complete day is 129
+
+
+def anna(followers: int = 12_345) -> FbUser:
+    account = IgAccount(
+        id=IG,
+        username="anna.bakes",
+        followers_count=followers,
+        name="Anna Bakes",
+        follows_count=310,
+        media_count=86,
+        website="https://anna.example",
+    )
+    return FbUser(
+        id="fb-anna", name="Anna", pages=[FbPage(id="p-100", name="Anna Bakes", instagram=account)]
+    )
+
+
+async def connect(world: World, person: FbUser | None = None) -> int:
+    token = await world.invite("anna.bakes")
+    await world.through_checks(ANNA, token)
+    await world.facebook_login(ANNA, person or anna())
+    await world.telegram.wait_for(MANAGER.id, "@anna.bakes is connected")
+    [(number,)] = await world.rows("SELECT id FROM invitation WHERE handle = 'anna.bakes'")
+    assert isinstance(number, int)
+    return number
+
+
+def figures_for(world: World) -> None:
+    world.graph.set_insights(IG, reach=REACH)
+    world.graph.set_demographics(
+        IG,
+        Demographics(
+            age_gender={("25-34", "F"): 4000, ("25-34", "M"): 2000, ("18-24", "F"): 1500},
+            country={"DE": 5000, "AT": 1500, "CH": 1000},
+            city={"Berlin, Berlin": 2000, "Wien, Vienna": 900},
+        ),
+    )
+    now = world.graph.now()
+    world.graph.set_posts(
+        IG,
+        [
+            Post(
+                id=f"1790000000000000{i}",
+                caption=f"Post {i}",
+                timestamp=now - (i + 1) * 86400,
+                like_count=300 + i,
+                comments_count=20,
+                reach=3000 + i,
+                saved=40,
+                shares=10,
+            )
+            for i in range(6)
+        ],
+    )
+
+
+async def ask(world: World, user: TgUser, text: str) -> list[SentMessage]:
+    return await world.say(user, text)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+async def test_a_manager_sees_the_profile_with_chart_and_figures(world: World) -> None:
+    invitation = await connect(world)
+    figures_for(world)
+    answer = await ask(world, MANAGER, "/profile @anna.bakes")
+    photo, text = answer[-2], answer[-1]
+    assert photo.kind == "photo" and photo.document_bytes is not None
+    width, height = png_size(photo.document_bytes)
+    assert width > 600 and height > 600
+    assert photo.text == "@anna.bakes · 12,345 followers"
+    shown = text.text
+    assert "Anna Bakes (@anna.bakes)" in shown
+    assert "12,345 followers · follows 310 · 86 posts" in shown
+    assert "Website: https://anna.example" in shown
+    assert f"Reach, day by day and added up: {sum(REACH):,}" in shown
+    assert "best day:" in shown and "129)" in shown
+    assert "Women 65.2 %" not in shown  # rounded as people write it
+    assert "Women 73 %" in shown and "men 27 %" in shown  # 5,500 of 7,500
+    assert "Top countries: 🇩🇪 DE 67 %" in shown
+    assert "Top cities: Berlin 27 %" in shown
+    assert "The last 6 posts" in shown
+    assert "reach 3,000 · ♥ 300 · 💬 20 · saved 40" in shown
+    # (302.5 likes + 20 comments + 40 saves + 10 shares) per post ÷ 12,345 followers
+    assert "Engagement rate: 3.0 %" in shown
+    assert "Instagram's own figures can lag up to 48 hours" in shown
+    assert text.button("Refresh")["callback_data"] == f"pf:{invitation}"
+    # Kept: the snapshot and its headline figures.
+    [(followers, reach, per_mille)] = await world.rows(
+        "SELECT followers_count, reach_30d, engagement_per_mille FROM profile_snapshot"
+    )
+    assert (followers, reach, per_mille) == (12_345, sum(REACH), 30)
+
+
+async def test_the_second_look_comes_from_the_cache_and_refresh_reads_again(world: World) -> None:
+    invitation = await connect(world)
+    figures_for(world)
+    await ask(world, MANAGER, "/profile @anna.bakes")
+    [(first,)] = await world.rows("SELECT fetched_at FROM profile_snapshot")
+    world.graph.set_instagram_profile(IG, followers=13_000)
+    again = await ask(world, MANAGER, f"/profile #{invitation}")
+    assert "12,345 followers ·" in again[-1].text  # from the cache: no read
+    assert await world.rows("SELECT fetched_at FROM profile_snapshot") == [(first,)]
+    # Refresh within a minute of the read: answered from it.
+    before = len(world.telegram.messages(MANAGER.id))
+    world.telegram.press(MANAGER, again[-1], "Refresh")
+    await world.settle()
+    assert len(world.telegram.messages(MANAGER.id)) == before
+    # Later, Refresh reads again; the old message loses its button.
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(ProfileSnapshot).values(fetched_at=utcnow() - timedelta(minutes=5))
+        )
+    world.telegram.press(MANAGER, again[-1], "Refresh")
+    await world.settle()
+    fresh = world.telegram.messages(MANAGER.id)[before:]
+    assert fresh[-2].kind == "photo" and fresh[-2].text == "@anna.bakes · 13,000 followers"
+    assert "13,000 followers ·" in fresh[-1].text
+    assert world.telegram.messages(MANAGER.id)[before - 1].buttons == []
+    assert await world.rows("SELECT followers_count FROM connection") == [(13_000,)]
+
+
+async def test_german_numbers_and_words(world: World) -> None:
+    await connect(world)
+    figures_for(world)
+    world.telegram.send_text(MANAGER, "/language")
+    await world.settle()
+    await world.answer(MANAGER, "Deutsch")
+    answer = await ask(world, MANAGER, "/profile anna.bakes")
+    assert answer[-2].text == "@anna.bakes · 12.345 Follower"
+    shown = answer[-1].text
+    assert "12.345 Follower · folgt 310 · 86 Beiträge" in shown
+    assert "Letzte 30 Tage" in shown and f"{sum(REACH):,}".replace(",", ".") in shown
+    assert "Frauen 73 % · Männer 27 %" in shown
+    assert "Engagement-Rate: 3,0 %" in shown
+    assert "Stand:" in shown and "Uhr (UTC)" in shown
+    assert answer[-1].button("Aktualisieren")
+
+
+async def test_missing_figures_are_explained_never_zeros(world: World) -> None:
+    await connect(world, anna(followers=80))
+    world.graph.set_posts(
+        IG,
+        [
+            Post(
+                id="17900000000000099",
+                caption="old",
+                timestamp=world.graph.now() - 400 * 86400,
+                like_count=12,
+                comments_count=1,
+                reach=0,
+                saved=0,
+                before_conversion=True,
+            )
+        ],
+    )
+    shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "only from 100 followers on; @anna.bakes has 80" in shown
+    assert "posted before the account became professional" in shown
+    assert "Engagement rate: not enough posts with figures yet" in shown
+
+    # A brand-new professional account: nothing yet, said so.
+    world.graph.set_new_account(IG)
+    async with world.db.engine.begin() as conn:
+        await conn.execute(sa.delete(ProfileSnapshot))
+    shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "Instagram has no figures for this yet" in shown
+    assert " 0 " not in shown.replace("0 %", "")
+
+
+async def test_instagram_down_first_time_and_with_an_older_read(world: World) -> None:
+    await connect(world)
+    world.graph.set_outage(True)
+    down = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
+    assert "Instagram isn't answering right now" in down.text
+    assert down.button("Refresh")
+    assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
+    world.graph.set_outage(False)
+    await ask(world, MANAGER, "/profile @anna.bakes")
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(ProfileSnapshot).values(fetched_at=utcnow() - timedelta(hours=7))
+        )
+    world.graph.set_outage(True)
+    older = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "Instagram isn't answering right now, so these are the figures from" in older
+    assert "12,345 followers ·" in older
+
+
+async def test_a_broken_connection_answers_with_its_health_and_remind(world: World) -> None:
+    invitation = await connect(world)
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(Connection)
+            .where(col(Connection.invitation_id) == invitation)
+            .values(health="broken", health_reason="password_changed", health_changed_at=utcnow())
+        )
+    answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
+    assert "cannot be read reliably right now" in answer.text
+    assert "password" in answer.text.lower()
+    assert answer.button("Remind")["callback_data"] == f"hr:{invitation}"
+    assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
+
+
+async def test_not_connected_and_other_brands_see_nothing(world: World) -> None:
+    await world.invite("ben.cooks")
+    assert "is not connected yet" in (await ask(world, MANAGER, "/profile @ben.cooks"))[-1].text
+    assert "Whose profile?" in (await ask(world, MANAGER, "/profile"))[-1].text
+    invitation = await connect(world)
+    # A manager of another brand: neither by handle nor by number, nor with a pressed button.
+    other = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="en")
+    await world.say(MANAGER, "/brand_new Second Brand")
+    answer = await world.say(MANAGER, "/manager_link 2")
+    link = next(w for w in answer[-1].text.split() if "t.me/" in w)
+    await world.say(other, f"/start {link.rpartition('start=')[2]}")
+    for ref in ("@anna.bakes", f"#{invitation}", str(invitation)):
+        seen = await ask(world, other, f"/profile {ref}")
+        assert seen[-1].kind == "text" and "followers" not in seen[-1].text
+    mine = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
+    before = len(world.telegram.messages(other.id))
+    world.telegram.press_data(other, mine.message_id, f"pf:{invitation}")
+    world.telegram.press_data(other, mine.message_id, f"pv:{invitation}")
+    await world.settle()
+    assert len(world.telegram.messages(other.id)) == before
+    # Someone with no role at all.
+    stranger = TgUser(id=9009, first_name="Sam", language_code="en")
+    assert (
+        "only the brand's managers" in (await ask(world, stranger, "/profile @anna.bakes"))[-1].text
+    )
+
+
+async def test_show_has_a_profile_button(world: World) -> None:
+    invitation = await connect(world)
+    shown = (await ask(world, MANAGER, "/show @anna.bakes"))[-1]
+    assert shown.button("Profile")["callback_data"] == f"pv:{invitation}"
+    world.telegram.press(MANAGER, shown, "Profile")
+    await world.settle()
+    assert world.telegram.messages(MANAGER.id)[-2].kind == "photo"
+    assert "12,345 followers ·" in world.telegram.messages(MANAGER.id)[-1].text
+
+
+async def test_the_influencer_sees_exactly_what_the_brand_sees(world: World) -> None:
+    assert "None of your accounts is connected" in (await ask(world, ANNA, "/shared"))[-1].text
+    await connect(world)
+    figures_for(world)
+    brand = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    mine = await ask(world, ANNA, "/shared")
+    assert mine[-2].kind == "photo"
+    shown = mine[-1].text
+    assert "This is exactly what Brandly sees of your Instagram account" in shown
+    assert "/forget" in shown and "Apps and websites" in shown
+    # The same figures, word for word, between the two heads.
+    assert brand.split("\n", 2)[2] in shown
+    # /forget deletes the snapshot with the connection.
+    await world.say(ANNA, "/forget")
+    await world.answer(ANNA, "forget me")
+    assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
+
+
+async def test_revoke_forgets_the_figures_and_export_carries_them(world: World) -> None:
+    await connect(world)
+    figures_for(world)
+    await ask(world, MANAGER, "/profile @anna.bakes")
+    before = len(world.telegram.messages(MANAGER.id))
+    world.telegram.send_text(MANAGER, "/export")
+    await world.settle()
+    [document] = [m for m in world.telegram.messages(MANAGER.id)[before:] if m.document_bytes]
+    assert document.document_bytes is not None
+    rows = list(csv.reader(io.StringIO(document.document_bytes.decode())))
+    assert rows[0][-4:] == ["followers_current", "reach_30d", "engagement_rate", "figures_read_at"]
+    assert rows[1][-4:-1] == ["12345", str(sum(REACH)), "0.030"]
+    await world.revoke("@anna.bakes")
+    assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
+    assert "was withdrawn" in (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
