@@ -193,6 +193,16 @@ class ConnectBot:
             ),
         )
         self.jobs.add(Job("recover_logins", timedelta(minutes=5), self.connect.recover_stranded))
+        if self.vault.enabled:
+            # Figures for /export and the read API, also of connections nobody opened.
+            self.jobs.add(
+                Job(
+                    "refresh_figures",
+                    timedelta(minutes=15),
+                    self.profiles.refresh_stale,
+                    wait_first=True,
+                )
+            )
         self.jobs.add(
             Job(
                 "report_stalled",

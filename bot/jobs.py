@@ -36,6 +36,9 @@ class Job:
     name: str
     every: timedelta
     run: Callable[[], Awaitable[object]]
+    # Not at once when a process starts leading, but one interval later (work that is never
+    # urgent, and that a restart should not set off).
+    wait_first: bool = False
 
 
 class PeriodicJobs:
@@ -85,6 +88,9 @@ class PeriodicJobs:
                 break
             last = self._last_run.get(job.name)
             now = self._clock()
+            if last is None and job.wait_first:
+                self._last_run[job.name] = now
+                continue
             if last is not None and now - last < job.every.total_seconds():
                 continue
             self._last_run[job.name] = now

@@ -55,6 +55,11 @@ DEMOGRAPHICS_MIN_FOLLOWERS = 100
 WINDOW = timedelta(days=30)
 # A second Refresh within this is answered from the read just made.
 REFRESH_PAUSE = timedelta(minutes=1)
+# The leader reads every healthy connection's figures in the background at least this often, so
+# /export and the read API carry figures for connections nobody opened with /profile;
+# `BACKGROUND_READS` per run of the job (every 15 minutes: ~4,800 connections a day).
+BACKGROUND_AGE = timedelta(hours=24)
+BACKGROUND_READS = 50
 _SUBCODE_BEFORE_PROFESSIONAL = 2108006
 
 
@@ -98,8 +103,7 @@ class ProfileService:
         fetched_at = kept.fetched_at if kept is not None and cached is not None else None
         if cached is not None and fetched_at is not None:
             age = utcnow() - fetched_at
-            ttl = timedelta(hours=self.settings.profile_cache_hours)
-            if age < (REFRESH_PAUSE if refresh else ttl):
+            if age < (REFRESH_PAUSE if refresh else self._ttl):
                 return Seen(cached, fetched_at)
         running = self._reading.get(connection.id)
         if running is None:
@@ -107,6 +111,25 @@ class ProfileService:
             self._reading[connection.id] = running
             running.add_done_callback(lambda _: self._reading.pop(connection.id or 0, None))
         return await asyncio.shield(running)
+
+    async def refresh_stale(self) -> int:
+        """The periodic job (leader only): read the figures of connections read longest ago,
+        one after another (each read is ~14 Graph calls at once). Returns how many were read."""
+        if not self.vault.enabled:
+            return 0
+        read = 0
+        for viewed in await self.db.profiles.stale(
+            read_before=utcnow() - max(BACKGROUND_AGE, self._ttl), limit=BACKGROUND_READS
+        ):
+            seen = await self.look(viewed, refresh=True)
+            if seen.problem is ReadProblem.UNAVAILABLE:
+                break  # Graph is down or throttling: the next run goes on
+            read += seen.problem is None
+        return read
+
+    @property
+    def _ttl(self) -> timedelta:
+        return timedelta(hours=self.settings.profile_cache_hours)
 
     async def _read_and_keep(
         self, viewed: Viewed, cached: Profile | None, fetched_at: datetime | None

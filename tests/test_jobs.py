@@ -68,6 +68,27 @@ async def test_jobs_run_on_the_leader_only_each_on_its_interval() -> None:
     assert ran.count("daily") == 3
 
 
+async def test_a_job_that_waits_first_runs_one_interval_after_leading_starts() -> None:
+    ran: list[str] = []
+
+    async def run() -> None:
+        ran.append("figures")
+
+    lease, clock = _Lease(), _Clock()
+    lease.held = True
+    jobs = PeriodicJobs(
+        lease=lease,  # type: ignore[arg-type]
+        jobs=[Job("figures", timedelta(minutes=15), run, wait_first=True)],
+        clock=clock,
+    )
+    assert await jobs.run_due() == []  # a new leader (a restart) does not set it off
+    clock.now += 14 * 60
+    assert await jobs.run_due() == []
+    clock.now += 60
+    assert await jobs.run_due() == ["figures"]
+    assert ran == ["figures"]
+
+
 async def test_the_loop_runs_and_stops(tmp_path: object) -> None:
     ran = asyncio.Event()
 

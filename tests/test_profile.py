@@ -299,3 +299,29 @@ async def test_revoke_forgets_the_figures_and_export_carries_them(world: World) 
     await world.revoke("@anna.bakes")
     assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
     assert "was withdrawn" in (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+
+
+async def test_the_leader_reads_figures_nobody_asked_for(world: World) -> None:
+    """/export and the read API carry figures also for connections nobody opened: the leader's
+    job reads the never-read first, then those read longest ago; not the broken ones."""
+    await connect(world)
+    figures_for(world)
+    job = next(j for j in world.bot.jobs.jobs if j.name == "refresh_figures")
+    assert job.wait_first and job.every == timedelta(minutes=15)
+    assert await job.run() == 1
+    [(followers, reach)] = await world.rows(
+        "SELECT followers_count, reach_30d FROM profile_snapshot"
+    )
+    assert (followers, reach) == (12_345, sum(REACH))
+    assert await job.run() == 0  # read within the day: not again
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(ProfileSnapshot).values(fetched_at=utcnow() - timedelta(hours=25))
+        )
+        await conn.execute(sa.update(Connection).values(health="broken"))
+    assert await job.run() == 0  # broken: its health says what is wrong, not its figures
+    async with world.db.engine.begin() as conn:
+        await conn.execute(sa.update(Connection).values(health="healthy"))
+    world.graph.set_instagram_profile(IG, followers=14_000)
+    assert await job.run() == 1
+    assert await world.rows("SELECT followers_count FROM profile_snapshot") == [(14_000,)]

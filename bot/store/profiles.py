@@ -89,6 +89,26 @@ class Profiles(Repository):
             )
             return [Viewed(i, c, name or "") for i, c, name in rows]
 
+    async def stale(self, *, read_before: datetime, limit: int) -> list[Viewed]:
+        """Healthy live connections with a Page token whose figures were never read or were
+        read before `read_before`: the never-read first, then the oldest."""
+        never = col(ProfileSnapshot.id).is_(None)
+        async with self.session() as s:
+            rows = await s.exec(
+                _live()
+                .outerjoin(
+                    ProfileSnapshot, col(ProfileSnapshot.connection_id) == col(Connection.id)
+                )
+                .where(
+                    col(Connection.health) == "healthy",
+                    col(Connection.page_token_encrypted).is_not(None),
+                    sa.or_(never, col(ProfileSnapshot.fetched_at) < read_before),
+                )
+                .order_by(sa.case((never, 0), else_=1), col(ProfileSnapshot.fetched_at))
+                .limit(limit)
+            )
+            return [Viewed(i, c, name or "") for i, c, name in rows]
+
     async def snapshot(self, connection_id: int) -> ProfileSnapshot | None:
         async with self.session() as s:
             return (
