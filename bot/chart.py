@@ -95,7 +95,7 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
         ages.barh([p + height / 2 for p in positions], men, height, color=_ACCENT, label=texts.men)
         if any(other):
             ages.barh(positions, other, 0.15, color=_THIRD, label=texts.other)
-        ages.set_yticks(positions, names)
+        ages.set_yticks(positions, [n.replace("-", "–") for n in names])
         ages.invert_yaxis()
         ages.xaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
         ages.legend(frameon=False, fontsize=8, loc="lower right")

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from telegram import InlineKeyboardMarkup
+
 from bot.config import Settings
-from bot.console_screens import CardFacts, card, card_text, in_flow_status
+from bot.console_screens import CardFacts, card, card_text, in_flow_status, profile_button
 from bot.i18n import Texts, pick_language
 from bot.links import Links
 from bot.models import (
@@ -191,7 +193,11 @@ class Notices:
             )
         else:
             facts = await self.card_facts(invite, connection=connection)
-        return _card_edit(invite, card_text(t, facts, now=utcnow()))
+        keyboard = None
+        if status == InviteStatus.CONNECTED and invite.id is not None:
+            # What the brand connected for, one tap from the card (`bot.handlers.profiles`).
+            keyboard = InlineKeyboardMarkup([[profile_button(t, invite.id)]])
+        return _card_edit(invite, card_text(t, facts, now=utcnow()), keyboard)
 
     def card_refresh(self, invite: Invitation, owner: CardOwner) -> list[Outgoing]:
         """The card's refresh after a step of the influencer's (`bot.store.steps`), rendered
@@ -295,12 +301,14 @@ class Notices:
             self.ring()
 
 
-def _card_edit(invite: Invitation, text: str) -> list[Outgoing]:
-    """The edit of the manager's card message to `text`."""
+def _card_edit(
+    invite: Invitation, text: str, keyboard: InlineKeyboardMarkup | None = None
+) -> list[Outgoing]:
+    """The edit of the manager's card message to `text` (and its buttons: none but Profile)."""
     return [
         outgoing(
             invite.card_chat_id or 0,
-            Screen(text),
+            Screen(text, keyboard),
             kind=OutboxKind.EDIT_CAPTION if invite.card_is_photo else OutboxKind.EDIT,
             edit_message_id=invite.card_message_id,
             invitation_id=invite.id,

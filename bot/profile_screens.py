@@ -167,7 +167,7 @@ def audience_lines(t: Texts, profile: Profile) -> list[str]:
         lines.append(
             t(
                 "profile.ages",
-                ages=", ".join(f"{age} {share(t, n, total)}" for age, n in ages),
+                ages=", ".join(f"{age.replace('-', '–')} {share(t, n, total)}" for age, n in ages),
             )
         )
     base = total or sum(s.value for s in audience.countries)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.buttons import Action, Press, Renew
+from bot.buttons import Action, Press, Renew, ShowProfile
 from bot.fit import join_capped
 from bot.i18n import Html, Texts
 from bot.models import Invitation, Step
@@ -249,6 +249,11 @@ def verdict_for_influencer(
     if verdict.connected:
         assert verdict.instagram is not None and verdict.page is not None
         key = "result.connected" if followers is not None else "result.connected_no_count"
+        assert invite.id is not None
+        # Transparency (issue 12): one tap to exactly what the brand sees (/shared).
+        shared = InlineKeyboardButton(
+            t.plain("shared.button"), callback_data=ShowProfile(invite.id).pack()
+        )
         return Screen(
             t(
                 key,
@@ -257,7 +262,8 @@ def verdict_for_influencer(
                 page=verdict.page.name,
                 platform=platform,
                 inviter=invite.inviter_name,
-            )
+            ),
+            InlineKeyboardMarkup([[shared]]),
         )
     text: str = t("result.failed", reason=_reason(t, verdict, invite, platform))
     fix = _detail(t, f"verdict.{verdict.outcome}.fix", verdict, invite, platform)

@@ -256,8 +256,11 @@ async def test_not_connected_and_other_brands_see_nothing(world: World) -> None:
     )
 
 
-async def test_show_has_a_profile_button(world: World) -> None:
+async def test_show_and_the_card_have_a_profile_button(world: World) -> None:
     invitation = await connect(world)
+    card = next(m for m in world.telegram.messages(MANAGER.id) if m.kind == "photo")
+    assert "connected" in card.text.lower()
+    assert card.button("Profile")["callback_data"] == f"pv:{invitation}"
     shown = (await ask(world, MANAGER, "/show @anna.bakes"))[-1]
     assert shown.button("Profile")["callback_data"] == f"pv:{invitation}"
     world.telegram.press(MANAGER, shown, "Profile")
@@ -268,8 +271,10 @@ async def test_show_has_a_profile_button(world: World) -> None:
 
 async def test_the_influencer_sees_exactly_what_the_brand_sees(world: World) -> None:
     assert "None of your accounts is connected" in (await ask(world, ANNA, "/shared"))[-1].text
-    await connect(world)
+    invitation = await connect(world)
     figures_for(world)
+    connected = next(m for m in world.telegram.messages(ANNA.id) if "Connected!" in m.text)
+    assert connected.button("what the brand sees")["callback_data"] == f"pv:{invitation}"
     brand = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
     mine = await ask(world, ANNA, "/shared")
     assert mine[-2].kind == "photo"
@@ -278,6 +283,10 @@ async def test_the_influencer_sees_exactly_what_the_brand_sees(world: World) -> 
     assert "/forget" in shown and "Apps and websites" in shown
     # The same figures, word for word, between the two heads.
     assert brand.split("\n", 2)[2] in shown
+    # The button after connecting shows the same.
+    world.telegram.press(ANNA, connected, "what the brand sees")
+    await world.settle()
+    assert world.telegram.messages(ANNA.id)[-1].text == shown
     # /forget deletes the snapshot with the connection.
     await world.say(ANNA, "/forget")
     await world.answer(ANNA, "forget me")
