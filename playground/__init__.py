@@ -17,5 +17,7 @@ app on its own port, which only the playground starts: a real deployment has non
   sandbox_page.py    the dialog's HTML
   facebook_side.py   the "Facebook's side" panel: what Facebook does to a connection after the
                      login (on the Graph stand-in), and "Check now" (a health round at once)
+  platform_side.py   the "platform" pane: the brand's webhook receiver (signatures checked
+                     as docs/webhooks.md says) and its read API client
   static/            the page: plain HTML, CSS and JavaScript, no build step
 """

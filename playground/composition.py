@@ -29,6 +29,7 @@ from playground.chats import Chats
 from playground.config import PlaygroundSettings, refuse_real_credentials
 from playground.facebook_side import FacebookSide, RoundCounts, signed_deauthorize
 from playground.people import Cast
+from playground.platform_side import RECEIVER_PATH, Attachment, Platform
 from playground.web import DIALOG_PREFIX, make_app
 from sandbox.facebook import GraphStandin
 from sandbox.telegram import TelegramStandin
@@ -42,6 +43,9 @@ BOT_NAME = "Connect Bot"
 # set), so a renewal or a breakage played on the "Facebook's side" panel shows within a minute
 # even without "Check now".
 HEALTH_CHECK_INTERVAL_SECONDS = 60.0
+# The platform pane's "Answer 500" shows the retries within seconds, not the half minute a
+# real deployment waits first (unless WEBHOOK_FIRST_RETRY_SECONDS is set).
+WEBHOOK_FIRST_RETRY_SECONDS = 5.0
 
 
 class Playground:
@@ -74,6 +78,9 @@ class Playground:
             run_round=self._run_round,
             has_rounds=self._has_rounds,
         )
+        self.platform = Platform(
+            on_change=lambda: self.chats.refresh(force=True), attach=self._attach_platform
+        )
         self._closing = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -91,6 +98,7 @@ class Playground:
         await self._start_web()
         self._bot = ConnectBot(self._bot_settings())
         await self._bot.start()
+        await self.platform.ready()  # a kept database may have Maria's brand already
         self.facebook.check_interval_seconds = self._bot.settings.health_check_interval_seconds
         self._watcher = asyncio.create_task(self.chats.watch(self._closing))
 
@@ -141,6 +149,11 @@ class Playground:
                     if "health_check_interval_seconds" in base.model_fields_set
                     else HEALTH_CHECK_INTERVAL_SECONDS
                 ),
+                "webhook_first_retry_seconds": (
+                    base.webhook_first_retry_seconds
+                    if "webhook_first_retry_seconds" in base.model_fields_set
+                    else WEBHOOK_FIRST_RETRY_SECONDS
+                ),
             }
         )
 
@@ -151,6 +164,7 @@ class Playground:
             telegram=self.telegram,
             graph=self.graph,
             facebook=self.facebook,
+            platform=self.platform,
             invited_handle=self._invited_handle,
             closing=self._closing,
         )
@@ -162,6 +176,38 @@ class Playground:
         port = self._runner.addresses[0][1]
         host = self.options.host if self.options.host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.url = f"http://{host}:{port}/"
+
+    async def _attach_platform(self) -> None:
+        """The "platform" pane's brand, once there is one: Maria's (her first /invite makes it;
+        making it earlier would leave her without the manager's menu, which is set when that
+        happens), its webhook pointed at the pane's receiver and a read API key, both through the
+        bot's own services, as `/webhook` and `/apikey` do. The pane keeps the secret and the
+        key. Called (`Platform.ready`) before the page's messages and presses reach the bot, so
+        the influencer's first step after the invitation is heard already."""
+        if self._bot is None:
+            return  # the page asked before the bot started
+        bot, manager = self._bot, self.cast.manager
+        found = await bot.db.brands.manager(manager.id)
+        brand = await bot.console.brand(found.brand_id) if found is not None else None
+        if brand is None or brand.id is None:
+            return  # no brand yet: the pane waits for Maria's first /invite
+        url = f"{self.url.rstrip('/')}{RECEIVER_PATH}"
+        webhook = await bot.brand_webhooks.set_url(brand, url)
+        if webhook.secret is None:
+            self.platform.unavailable(f"the bot refused the webhook URL ({webhook.problem})")
+            return
+        key = await bot.console.create_api_key(brand, created_by=manager.id, label="playground")
+        self.platform.attach_to(
+            Attachment(
+                brand_id=brand.id,
+                brand_name=brand.name,
+                webhook_url=url,
+                api_url=bot.settings.public_url.rstrip("/"),
+                key_prefix=key.row.prefix,
+                secret=webhook.secret,
+                api_key=key.key,
+            )
+        )
 
     async def _invited_handle(self, telegram_id: int) -> str | None:
         invite = await self.bot.db.invitations.active_invitation_of(telegram_id)

@@ -22,6 +22,7 @@ from bot.i18n import LANGUAGES
 from playground.chats import ChatError, Chats
 from playground.facebook_side import Done, FacebookAction, FacebookSide, PanelError
 from playground.people import Cast
+from playground.platform_side import RECEIVER_PATH, Platform
 from playground.sandbox_login import (
     arm_trouble,
     build_login,
@@ -75,12 +76,14 @@ def make_app(
     telegram: TelegramStandin,
     graph: GraphStandin,
     facebook: FacebookSide,
+    platform: Platform,
     invited_handle: InvitedHandle,
     closing: asyncio.Event,
 ) -> web.Application:
     """``invited_handle`` names the Instagram account a person is connecting right now (from the
     bot's database), so the sandbox dialog can offer exactly that account. ``facebook`` is the
-    "Facebook's side" panel: what happens to a connection at Facebook after the login."""
+    "Facebook's side" panel: what happens to a connection at Facebook after the login;
+    ``platform`` the "platform" pane: the brand's webhook receiver and read API client."""
     app = web.Application(middlewares=[_headers], client_max_size=_MAX_BODY)
     index = (STATIC / "index.html").read_text(encoding="utf-8")
 
@@ -93,12 +96,14 @@ def make_app(
                 for person in (cast.manager, *cast.influencers)
             },
             **chats.view(),
+            "platform": platform.view(),
         }
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=index, content_type="text/html", charset="utf-8")
 
     async def get_state(request: web.Request) -> web.Response:
+        await platform.ready()
         return web.json_response(state())
 
     async def events(request: web.Request) -> web.StreamResponse:
@@ -115,6 +120,7 @@ def make_app(
                     break
                 if version != seen:
                     seen = version
+                    await platform.ready()
                     payload = json.dumps(state(), separators=(",", ":"))
                     await response.write(f"event: state\ndata: {payload}\n\n".encode())
                 else:
@@ -128,6 +134,7 @@ def make_app(
         text = body.get("text")
         if not isinstance(text, str):
             raise _bad_request("text must be a string")
+        await platform.ready()  # before the bot sees it: the platform hears what follows
         _act(lambda: chats.send_text(_chat_id(request), text))
         return web.json_response({"ok": True})
 
@@ -136,6 +143,7 @@ def make_app(
         message_id, data = body.get("message_id"), body.get("data")
         if not isinstance(message_id, int) or not isinstance(data, str):
             raise _bad_request("message_id must be a number and data a string")
+        await platform.ready()
         _act(lambda: chats.press(_chat_id(request), message_id, data))
         return web.json_response({"ok": True})
 
@@ -201,6 +209,26 @@ def make_app(
     async def check_now(request: web.Request) -> web.Response:
         return await _done(facebook.check_now())
 
+    async def platform_receive(request: web.Request) -> web.Response:
+        status = platform.receive(request.headers, await request.read())
+        if status == 400:
+            raise _bad_request("not a webhook event")
+        return web.json_response({"ok": status < 300}, status=status)
+
+    async def platform_connections(request: web.Request) -> web.Response:
+        return web.json_response((await platform.read("/api/v1/connections")).to_json())
+
+    async def platform_connection(request: web.Request) -> web.Response:
+        path = f"/api/v1/connections/{int(request.match_info['invitation_id'])}"
+        return web.json_response((await platform.read(path)).to_json())
+
+    async def platform_answer(request: web.Request) -> web.Response:
+        fail = (await _json(request)).get("fail")
+        if not isinstance(fail, bool):
+            raise _bad_request("fail must be true or false")
+        platform.set_failing(fail)
+        return web.json_response({"ok": True, "failing": fail})
+
     async def dialog(request: web.Request) -> web.Response:
         query = {k: v for k, v in request.query.items() if isinstance(v, str)}
         if not query.get("state") or not query.get("scope"):
@@ -261,6 +289,10 @@ def make_app(
     app.router.add_post(r"/api/influencers/{chat_id:\d+}/facebook", facebook_act)
     app.router.add_post("/api/facebook/outage", outage)
     app.router.add_post("/api/health-checks", check_now)
+    app.router.add_post(RECEIVER_PATH, platform_receive)
+    app.router.add_get("/api/platform/connections", platform_connections)
+    app.router.add_get(r"/api/platform/connections/{invitation_id:\d{1,18}}", platform_connection)
+    app.router.add_post("/api/platform/answer", platform_answer)
     dialog_path = DIALOG_PREFIX + r"/{version:v\d+\.\d+}/dialog/oauth"
     app.router.add_get(dialog_path, dialog)
     app.router.add_post(dialog_path, dialog_submit)

@@ -311,3 +311,81 @@ async def test_facebooks_side_panel_in_a_real_browser(
     await expect(unpublish).to_be_enabled()
     assert errors == []
     await context.close()
+
+
+async def test_the_platform_pane_in_a_real_browser(
+    browser: Browser, playground: Playground
+) -> None:
+    """Anna connects (through the page's API); the platform heard it, signed, and reads her
+    connection through the read API, her Page token shown by its tail only. On a wide window the
+    pane is a third column; on a laptop's it slides in from the header, the chats untouched."""
+    import httpx
+    from playwright.async_api import expect
+
+    from tests.test_playground import PageApi, connect
+
+    expect.set_options(timeout=WAIT_MS)
+    anna = playground.cast.influencers[0]
+    async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
+        await connect(PageApi(playground, http), anna, "anna.bakes")
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(playground.url)
+    await expect(page.locator("#status")).to_have_text("live")
+    pane = page.locator("#platform-pane")
+    await expect(pane).to_be_hidden()
+    await page.get_by_role("button", name=re.compile("^The platform")).click()
+    await expect(pane).to_be_visible()
+    connected = pane.locator(".platform-event").filter(has_text="connection.connected")
+    await expect(connected).to_contain_text("@anna.bakes")
+    await expect(connected).to_contain_text("signature ✓")
+    await expect(connected).to_contain_text("answered 200")
+    await expect(pane.locator(".platform-event").last).to_contain_text("invitation.opened")
+    await _shot(page, "platform-webhooks.png")
+
+    await pane.get_by_role("tab", name="Read API").click()
+    await pane.get_by_role("button", name="List connections").click()
+    await expect(pane.locator("#platform-status")).to_have_text("HTTP 200")
+    await pane.get_by_role("button", name="Read @anna.bakes").click()
+    await expect(pane.locator("#platform-request")).to_contain_text("/api/v1/connections/")
+    shown = pane.locator("#platform-json")
+    await expect(shown).to_contain_text('"page_access_token": "…')
+    attachment = playground.platform.attachment
+    assert attachment is not None
+    async with httpx.AsyncClient(base_url=attachment.api_url, timeout=10) as http:
+        listed = await http.get(
+            "/api/v1/connections", headers={"Authorization": f"Bearer {attachment.api_key}"}
+        )
+        invitation_id = listed.json()["data"][0]["invitation_id"]
+        read = await http.get(
+            f"/api/v1/connections/{invitation_id}",
+            headers={"Authorization": f"Bearer {attachment.api_key}"},
+        )
+    token = read.json()["page_access_token"]
+    content = await page.content()
+    assert token not in content and attachment.api_key not in content
+    assert attachment.secret not in content
+    await _shot(page, "platform.png")
+    await page.get_by_role("button", name="Close the platform").click()
+    await expect(pane).to_be_hidden()
+
+    # A phone's width: the pane covers the page, all of it usable.
+    await page.set_viewport_size({"width": 400, "height": 800})
+    await page.get_by_role("button", name=re.compile("^The platform")).click()
+    box = await pane.bounding_box()
+    assert box is not None and box["width"] <= 400, box
+    await expect(pane.get_by_role("button", name="List connections")).to_be_visible()
+    # A wide screen: a third column beside the chats, always there.
+    await page.set_viewport_size({"width": 1800, "height": 1000})
+    await expect(page.locator("#platform-toggle")).to_be_hidden()
+    await expect(pane).to_be_visible()
+    manager = await page.locator("#manager-pane").bounding_box()
+    box = await pane.bounding_box()
+    assert manager is not None and box is not None
+    assert box["x"] > manager["x"] + manager["width"] and box["width"] >= 360, (manager, box)
+    await _shot(page, "platform-wide.png")
+    assert errors == []
+    await context.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import struct
+import subprocess
+import sys
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -334,3 +336,18 @@ async def test_the_leader_reads_figures_nobody_asked_for(world: World) -> None:
     world.graph.set_instagram_profile(IG, followers=14_000)
     assert await job.run() == 1
     assert await world.rows("SELECT followers_count FROM profile_snapshot") == [(14_000,)]
+
+
+def test_the_plotting_library_is_loaded_only_for_a_chart() -> None:
+    """matplotlib (with numpy, ~40 MB) is imported when a chart is drawn, never at start-up: the
+    start-up time and idle memory targets (docs/benchmarks.md) do not carry it."""
+    script = (
+        "import sys\n"
+        "import bot.__main__, bot.app, bot.handlers.profiles, bot.chart, bot.profiles\n"
+        "heavy = ('matplotlib', 'numpy', 'PIL')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -334,6 +334,7 @@ function apply(state) {
   renderChat("influencer", state.chats[String(page.influencerId)] || []);
   renderMenu("manager");
   renderMenu("influencer");
+  renderPlatform(state.platform);
   for (const item of state.toasts) {
     if (item.id <= page.shownToast) continue;
     page.shownToast = item.id;
@@ -498,6 +499,178 @@ function wireFacebook() {
   checkNow.addEventListener("click", () => facebookDo(checkNow, "/api/health-checks", {}));
 }
 
+// --- the platform: the brand's webhook receiver and read API client -----------------------------
+
+const platform = { shown: "", seen: 0 };
+
+function clockSeconds(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], {
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+const SIGNATURE_WORDS = {
+  ok: "signature ✓",
+  mismatch: "signature ✗ (another secret)",
+  stale: "signature ✗ (too old)",
+  missing: "signature ✗ (none)",
+  no_secret: "signature not checked",
+};
+
+function platformEvent(event) {
+  const item = document.createElement("li");
+  item.className = "platform-event";
+  item.classList.toggle("failed", event.answered >= 300 || !event.signature_ok);
+  const line = document.createElement("div");
+  line.className = "line";
+  line.append(span("type", event.type));
+  if (event.handle) line.append(span("handle", `@${event.handle}`));
+  if (event.reason) line.append(span("reason", event.reason));
+  line.append(span("time", clockSeconds(event.at)));
+  const meta = document.createElement("div");
+  meta.className = "meta-line";
+  const id = document.createElement("code");
+  id.textContent = event.id;
+  const signature = span(`signature ${event.signature_ok ? "ok" : "bad"}`,
+    SIGNATURE_WORDS[event.signature] || event.signature);
+  const answered = span(`answered${event.answered >= 300 ? " failed" : ""}`,
+    `answered ${event.answered}`);
+  meta.append(id, " · ", signature, " · ", answered);
+  if (event.again) meta.append(" · ", span("again", "again (same event id)"));
+  item.append(line, meta);
+  return item;
+}
+
+function renderPlatform(view) {
+  if (!view) return;
+  const json = JSON.stringify(view);
+  if (json === platform.shown) return;
+  platform.shown = json;
+  document.getElementById("platform-brand").textContent = view.brand ? `of ${view.brand}` : "";
+  const info = document.getElementById("platform-webhook-info");
+  const apiInfo = document.getElementById("platform-api-info");
+  info.classList.toggle("alert", Boolean(view.problem));
+  apiInfo.classList.toggle("alert", Boolean(view.problem));
+  if (view.attached) {
+    info.textContent = `Receives the brand's webhooks at ${view.webhook_url} and checks each ` +
+      "signature with the secret the bot gave it, as docs/webhooks.md shows.";
+    apiInfo.textContent = `Calls ${view.api_url}/api/v1/… with the brand's API key ` +
+      `(${view.key_prefix}…). Page tokens are shown only by their last 4 characters.`;
+  } else if (view.problem) {
+    info.textContent = `No webhook: ${view.problem}.`;
+    apiInfo.textContent = `No API key: ${view.problem}.`;
+  } else {
+    info.textContent = apiInfo.textContent = "Maria has no brand yet: her first /invite makes " +
+      "it, and the playground gives it a webhook to here and an API key then.";
+  }
+  document.getElementById("platform-fail").checked = view.failing;
+  document.getElementById("platform-events").replaceChildren(...view.events.map(platformEvent));
+  document.getElementById("platform-events-empty").hidden = view.events.length > 0;
+  for (const id of ["platform-count", "platform-toggle-count"]) {
+    const count = document.getElementById(id);
+    count.textContent = String(view.received);
+    count.classList.toggle("fresh", view.received > platform.seen);
+  }
+  if (platformVisible()) platform.seen = view.received;
+}
+
+function platformVisible() {
+  return getComputedStyle(document.getElementById("platform-pane")).display !== "none";
+}
+
+function showAnswer(answer) {
+  document.getElementById("platform-answer").hidden = false;
+  document.getElementById("platform-request").textContent = answer.request;
+  const status = document.getElementById("platform-status");
+  status.textContent = answer.status ? `HTTP ${answer.status}` : "no answer";
+  status.classList.toggle("alert", !(answer.status >= 200 && answer.status < 300));
+  document.getElementById("platform-json").textContent = JSON.stringify(answer.body, null, 2);
+}
+
+async function platformGet(button, path) {
+  if (button.classList.contains("pending")) return null;
+  button.classList.add("pending");
+  button.setAttribute("aria-busy", "true");
+  try {
+    const response = await fetch(path);
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    showAnswer(answer);
+    return answer;
+  } catch (error) {
+    showAnswer({ request: `GET ${path}`, status: 0, body: String(error.message || error) });
+    return null;
+  } finally {
+    button.classList.remove("pending");
+    button.removeAttribute("aria-busy");
+  }
+}
+
+function platformConnection(row) {
+  const item = document.createElement("li");
+  item.className = "platform-connection";
+  const health = row.health_reason ? `${row.health}: ${row.health_reason}` : row.health;
+  const followers = row.followers_count === null ? "" : ` · ${row.followers_count.toLocaleString()} followers`;
+  const what = span("what", `@${row.handle} · ${row.connection_status} · ${health}${followers}`);
+  const read = document.createElement("button");
+  read.type = "button";
+  read.textContent = "Read";
+  read.title = "GET /api/v1/connections/{id}: the connection with its Page access token";
+  read.setAttribute("aria-label", `Read @${row.handle}`);
+  read.addEventListener("click", () => {
+    platformGet(read, `/api/platform/connections/${row.invitation_id}`);
+  });
+  item.append(what, read);
+  return item;
+}
+
+function wirePlatform() {
+  const toggle = document.getElementById("platform-toggle");
+  const setOpen = (open) => {
+    document.body.classList.toggle("platform-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open && page.state) {
+      platform.shown = "";
+      renderPlatform(page.state.platform);
+    }
+  };
+  toggle.addEventListener("click", () => {
+    setOpen(!document.body.classList.contains("platform-open"));
+  });
+  document.getElementById("platform-close").addEventListener("click", () => setOpen(false));
+  const tabs = [...document.querySelectorAll('.platform-tabs [role="tab"]')];
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => selectFacebookTab(tab, false));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      selectFacebookTab(tabs[(index + step + tabs.length) % tabs.length], true);
+    });
+  });
+  const fail = document.getElementById("platform-fail");
+  fail.addEventListener("change", () => {
+    post("/api/platform/answer", { fail: fail.checked }).catch(() => {
+      fail.checked = !fail.checked;
+    });
+  });
+  const list = document.getElementById("platform-list");
+  list.addEventListener("click", async () => {
+    const answer = await platformGet(list, "/api/platform/connections");
+    const rows = answer && answer.body && Array.isArray(answer.body.data) ? answer.body.data : [];
+    document.getElementById("platform-connections").replaceChildren(
+      ...rows.map(platformConnection),
+    );
+  });
+}
+
 function chooseInfluencer(id) {
   const changed = id !== page.influencerId;
   page.influencerId = id;
@@ -533,6 +706,7 @@ function wire() {
     chooseInfluencer(Number(event.target.value));
   });
   wireFacebook();
+  wirePlatform();
   document.getElementById("new-influencer").addEventListener("click", async () => {
     const language = document.getElementById("new-language").value;
     try {
