@@ -21,6 +21,10 @@ DEFAULT_SCOPES = (
     "pages_read_engagement",
     "business_management",
 )
+# Instagram Login (the second Meta app, issue 13): the scope values of Business Login for
+# Instagram; instagram_business_basic is required by Instagram's window.
+INSTAGRAM_BASIC_SCOPE = "instagram_business_basic"
+DEFAULT_INSTAGRAM_SCOPES = (INSTAGRAM_BASIC_SCOPE, "instagram_business_manage_insights")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/connect-bot.sqlite3"
 # Telegram's rule for setWebhook's secret_token.
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -51,6 +55,15 @@ class Settings(BaseSettings):
     # Logins verified at the same time (code exchange, Graph reads, verdict); further redirects
     # wait their turn, first come first served (`bot.connect`).
     facebook_max_concurrent_logins: int = Field(default=12, ge=1, le=200)
+
+    # Instagram Login, through a second Meta app (Meta lets an app use Facebook Login or
+    # Instagram Login, not both). Unset: the Facebook path only, as before.
+    instagram_app_id: str | None = None
+    instagram_app_secret: SecretStr | None = None
+    instagram_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INSTAGRAM_SCOPES
+    instagram_authorize_url: str = "https://www.instagram.com"
+    instagram_token_url: str = "https://api.instagram.com"
+    instagram_graph_url: str = "https://graph.instagram.com"
 
     public_url: str = "http://127.0.0.1:8080"
     http_host: str = "127.0.0.1"
@@ -106,7 +119,7 @@ class Settings(BaseSettings):
     def _optional_port(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("facebook_scopes", mode="before")
+    @field_validator("facebook_scopes", "instagram_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
         if isinstance(value, str):
@@ -115,6 +128,14 @@ class Settings(BaseSettings):
                 raise ValueError("must name at least one permission")
             return scopes
         return value
+
+    @field_validator("instagram_scopes")
+    @classmethod
+    def _instagram_basic(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Instagram's window refuses a login without it ("Invalid Scopes").
+        if INSTAGRAM_BASIC_SCOPE not in value:
+            raise ValueError(f"must include {INSTAGRAM_BASIC_SCOPE}")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("renewal_lead_days", mode="before")
     @classmethod
@@ -146,7 +167,15 @@ class Settings(BaseSettings):
             raise ValueError("must look like v25.0")
         return value
 
-    @field_validator("public_url", "facebook_graph_url", "facebook_dialog_url", "telegram_base_url")
+    @field_validator(
+        "public_url",
+        "facebook_graph_url",
+        "facebook_dialog_url",
+        "telegram_base_url",
+        "instagram_authorize_url",
+        "instagram_token_url",
+        "instagram_graph_url",
+    )
     @classmethod
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -224,6 +253,10 @@ class Settings(BaseSettings):
             names.append("FACEBOOK_APP_ID")
         if self.facebook_app_secret and self.facebook_app_secret.get_secret_value():
             names.append("FACEBOOK_APP_SECRET")
+        if self.instagram_app_id:
+            names.append("INSTAGRAM_APP_ID")
+        if self.instagram_app_secret and self.instagram_app_secret.get_secret_value():
+            names.append("INSTAGRAM_APP_SECRET")
         return names
 
     def require_real_credentials(self) -> None:
@@ -237,11 +270,40 @@ class Settings(BaseSettings):
             raise ConfigError("FACEBOOK_APP_ID is not set or not numeric (Meta app dashboard)")
         if not self.facebook_app_secret or not self.facebook_app_secret.get_secret_value():
             raise ConfigError("FACEBOOK_APP_SECRET is not set (Meta app dashboard → App settings)")
+        self._require_instagram_pair()
         if not self.keeps_tokens and not self.verify_only:
             raise ConfigError(
                 "TOKEN_ENCRYPTION_KEYS is not set: without it no connection can be kept alive "
                 "(or set VERIFY_ONLY=true to only verify logins and keep no tokens)"
             )
+
+    def _require_instagram_pair(self) -> None:
+        """Instagram Login is optional, but half of it is a mistake worth a clear line."""
+        app_id = self.instagram_app_id or ""
+        secret = self.instagram_app_secret.get_secret_value() if self.instagram_app_secret else ""
+        if not app_id and not secret:
+            return
+        if not app_id.isdigit():
+            raise ConfigError(
+                "INSTAGRAM_APP_ID is not set or not numeric (the Instagram app ID under "
+                "Instagram → API setup with Instagram login in the second Meta app)"
+            )
+        if not secret:
+            raise ConfigError(
+                "INSTAGRAM_APP_SECRET is not set (the Instagram app secret beside "
+                "INSTAGRAM_APP_ID in the second Meta app)"
+            )
+
+    @property
+    def instagram_login_configured(self) -> bool:
+        """Instagram Login (the second Meta app) can be offered: its app id and secret are set."""
+        secret = self.instagram_app_secret.get_secret_value() if self.instagram_app_secret else ""
+        return bool(self.instagram_app_id and self.instagram_app_id.isdigit() and secret)
+
+    @property
+    def instagram_redirect_uri(self) -> str:
+        """Instagram Login's own callback route (the second app's "OAuth redirect URIs")."""
+        return f"{self.public_url}/oauth/instagram"
 
     @property
     def keeps_tokens(self) -> bool:

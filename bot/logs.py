@@ -69,6 +69,7 @@ def secrets_of(settings: Settings) -> list[str]:
     fields = (
         settings.telegram_bot_token,
         settings.facebook_app_secret,
+        settings.instagram_app_secret,
         settings.token_encryption_keys,
         settings.telegram_webhook_secret,
     )

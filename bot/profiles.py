@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from bot.config import Settings
@@ -167,7 +168,17 @@ class ProfileService:
         return Seen(profile, now)
 
 
-async def read_profile(graph: GraphClient, instagram_id: str, token: str) -> Profile:
+class Reader(Protocol):
+    """What a profile read needs of a Graph host: Facebook's (`bot.graph.GraphClient`, with a
+    Page token) or Instagram's (`bot.instagram_login.InstagramClient`, with the account's own
+    token). Both raise `bot.graph.GraphError`."""
+
+    async def read(self, path: str, params: Mapping[str, str], *, token: str) -> dict[str, Any]: ...
+
+    async def picture(self, url: str, *, max_bytes: int = ...) -> bytes | None: ...
+
+
+async def read_profile(graph: Reader, instagram_id: str, token: str) -> Profile:
     """One whole read of an Instagram account through a Page token. Raises GraphError only when
     the account itself cannot be read; every other part failing is a gap."""
     node = f"/{quote(instagram_id, safe='')}"
