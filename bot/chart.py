@@ -48,7 +48,7 @@ class ChartTexts:
 def render(profile: Profile, texts: ChartTexts) -> bytes:
     """The chart as PNG."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     figure = Figure(figsize=(9, 9.6), dpi=110, facecolor="white")
     grid = figure.add_gridspec(
@@ -72,6 +72,7 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
         reach.bar(range(len(days)), [d.value for d in days], color=_ACCENT, width=0.75)
         ticks = list(range(0, len(days), 7))
         reach.set_xticks(ticks, [texts.short_date(labels[i]) for i in ticks])
+        reach.yaxis.set_major_locator(MaxNLocator(integer=True))
         reach.yaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
     else:
         _empty(reach, texts.reach_gap or "")
@@ -97,6 +98,7 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
             ages.barh(positions, other, 0.15, color=_THIRD, label=texts.other)
         ages.set_yticks(positions, [n.replace("-", "–") for n in names])
         ages.invert_yaxis()
+        ages.xaxis.set_major_locator(MaxNLocator(integer=True))
         ages.xaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
         ages.legend(frameon=False, fontsize=8, loc="lower right")
     else:

@@ -168,10 +168,10 @@ def export_csv(
     removed"), when its data access ends, when it was last checked, then `health_code` and
     `health_reason_code` (stable codes, as `bot.health` names them) and when the token the last
     check read expires. Then what the brand sees (issue 12), from the last read of the profile
-    (`figures`, by connection id; /profile reads it): the current followers, the reach of the
-    last 30 days (day by day, added up), the engagement rate (a fraction, to a tenth of a
-    percent: 0.041) and when they were read. Times are ISO 8601 in UTC; a cell is empty when
-    the value is unknown."""
+    (`figures`, by connection id): the current followers, the accounts reached in the last 30
+    days (each once, as Instagram counts them), the engagement rate in percent with the reader's
+    decimal mark (2.9 / 2,9: a German spreadsheet reads 0.029 as 29) and when they were read.
+    Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -201,7 +201,7 @@ def export_csv(
             "token_expires_at",
             "followers_current",
             "reach_30d",
-            "engagement_rate",
+            "engagement_rate_percent",
             "figures_read_at",
         ]
     )
@@ -240,19 +240,20 @@ def export_csv(
             state or "",
             reason or "",
             _iso(c.token_expires_at if c else None),
-            *_figures((figures or {}).get(c.id) if c and c.id is not None else None),
+            *_figures(t, (figures or {}).get(c.id) if c and c.id is not None else None),
         ]
         writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue().encode("utf-8")
 
 
-def _figures(read: Figures | None) -> list[object]:
+def _figures(t: Texts, read: Figures | None) -> list[object]:
     if read is None:
         return ["", "", "", ""]
+    rate = read.engagement_per_mille
     return [
         "" if read.followers_count is None else read.followers_count,
         "" if read.reach_30d is None else read.reach_30d,
-        "" if read.engagement_per_mille is None else f"{read.engagement_per_mille / 1000:.3f}",
+        "" if rate is None else f"{rate / 10:.1f}".replace(".", t.plain("number.decimal")),
         _iso(read.fetched_at),
     ]
 

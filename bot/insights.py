@@ -21,7 +21,7 @@ from typing import Any
 PROFILE_FIELDS = (
     "username,name,biography,followers_count,follows_count,media_count,website,profile_picture_url"
 )
-TOTAL_METRICS = ("views", "accounts_engaged", "total_interactions")
+TOTAL_METRICS = ("reach", "views", "accounts_engaged", "total_interactions")
 MEDIA_FIELDS = "id,caption,media_type,timestamp,permalink,like_count,comments_count"
 MEDIA_METRICS = "reach,likes,comments,saved,shares"
 POSTS_SHOWN = 6
@@ -64,16 +64,14 @@ class Activity:
     """The last 30 days."""
 
     reach: list[Day] = field(default_factory=list)
+    # Accounts reached over the whole window, as Instagram counts them (``total_value``): each
+    # account once, so less than the days' values added up.
+    reached: int | None = None
     views: int | None = None
     accounts_engaged: int | None = None
     total_interactions: int | None = None
     gap: Gap | None = None
 
-    @property
-    def reach_total(self) -> int | None:
-        # Reach is people, and people recur from day to day: the sum of the days is what
-        # Instagram's own "reach, day by day" adds up to, labelled as such.
-        return sum(d.value for d in self.reach) if self.reach else None
 
 
 @dataclass(frozen=True)
@@ -174,6 +172,7 @@ def from_json(raw: str) -> Profile | None:
             account=Account(**data["account"]),
             activity=Activity(
                 reach=[Day(**d) for d in activity["reach"]],
+                reached=activity.get("reached"),
                 views=activity["views"],
                 accounts_engaged=activity["accounts_engaged"],
                 total_interactions=activity["total_interactions"],
@@ -264,6 +263,7 @@ def parse_activity(series: dict[str, Any], totals: dict[str, Any]) -> Activity:
         return Activity(gap=Gap.NO_DATA)
     return Activity(
         reach=sorted(reach, key=lambda d: d.day)[-DAYS:],
+        reached=found.get("reach"),
         views=found.get("views"),
         accounts_engaged=found.get("accounts_engaged"),
         total_interactions=found.get("total_interactions"),

@@ -29,7 +29,8 @@ def share(t: Texts, part: int, whole: int) -> str:
     if not whole:
         return "–"
     value = part / whole * 100
-    text = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    # Two figures are enough to compare: 46 %, 9 %, 2.9 %, 0.4 %.
+    text = f"{value:.0f}" if value >= 10 or round(value, 1) == round(value) else f"{value:.1f}"
     return t.plain("profile.percent", value=text.replace(".", t.plain("number.decimal")))
 
 
@@ -128,11 +129,13 @@ def activity_lines(t: Texts, profile: Profile) -> list[str]:
         lines.append(
             t(
                 "profile.reach",
-                value=number(t, activity.reach_total),
+                value=number(t, activity.reached),
                 best_day=short_date(t, date.fromisoformat(best.day)),
                 best=number(t, best.value),
             )
         )
+    elif activity.reached is not None:
+        lines.append(t("profile.reach_only", value=number(t, activity.reached)))
     else:
         lines.append(t("profile.reach_none"))
     for key, value in (
@@ -203,7 +206,13 @@ def post_lines(t: Texts, profile: Profile) -> list[str]:
             )
         )
     else:
-        lines.append(t("profile.engagement_none"))
+        lines.append(
+            t(
+                "profile.engagement_none"
+                if profile.account.followers
+                else "profile.engagement_no_followers"
+            )
+        )
     return lines
 
 
@@ -237,24 +246,23 @@ def post_line(t: Texts, post: Post, profile: Profile) -> str:
     return t("profile.post", day=day, kind=kind, figures=figures)
 
 
-def refresh_keyboard(t: Texts, invitation_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    t.plain("profile.button_refresh"),
-                    callback_data=RefreshProfile(invitation_id).pack(),
-                )
-            ]
-        ]
+def refresh_keyboard(
+    t: Texts, invitation_id: int, extra: list[InlineKeyboardButton] | None = None
+) -> InlineKeyboardMarkup:
+    refresh = InlineKeyboardButton(
+        t.plain("profile.button_refresh"), callback_data=RefreshProfile(invitation_id).pack()
     )
+    return InlineKeyboardMarkup([[refresh], *([extra] if extra else [])])
 
 
-def problem_line(t: Texts, problem: str, *, handle: str, fetched_at: datetime | None) -> str:
-    """Why the newest read failed; with an older snapshot shown, when that one is from."""
-    key = f"profile.problem.{problem}"
+def problem_line(
+    t: Texts, problem: str, *, handle: str, fetched_at: datetime | None, audience: str
+) -> str:
+    """Why the newest read failed; with an older snapshot shown, when that one is from.
+    `audience`: "profile" (about the influencer, to a manager) or "shared" (to the influencer)."""
+    key = f"{audience}.problem.{problem}"
     return t(key, handle=handle, when=moment(t, fetched_at) if fetched_at else "")
 
 
-def nothing_yet(t: Texts, problem: str, *, handle: str) -> Screen:
-    return Screen(t(f"profile.nothing.{problem}", handle=handle))
+def nothing_yet(t: Texts, problem: str, *, handle: str, audience: str) -> Screen:
+    return Screen(t(f"{audience}.nothing.{problem}", handle=handle))

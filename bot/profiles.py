@@ -160,7 +160,7 @@ class ProfileService:
             data=profile.to_json(),
             fetched_at=now,
             followers_count=profile.account.followers,
-            reach_30d=profile.activity.reach_total,
+            reach_30d=profile.activity.reached,
             engagement_per_mille=profile.engagement_per_mille,
         )
         if not kept:  # the connection ended while it was read: nothing of it is shown

@@ -11,7 +11,7 @@ from bot.models import Brand, WebhookDelivery
 
 
 def _date(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M")
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def status_text(t: Texts, brand: Brand, deliveries: Sequence[WebhookDelivery]) -> Html:
@@ -45,11 +45,7 @@ def delivery_line(t: Texts, d: WebhookDelivery) -> Html:
     if d.last_error and d.last_error != "status":
         key = f"webhook.error.{d.last_error}"
         details.append(t.plain(key) if t.has(key) else d.last_error)
+    parts = [state, t.plain("webhook.attempts", count=d.attempts), *details]
     return t(
-        "webhook.delivery_line",
-        at=_date(d.created_at),
-        type=d.type,
-        state=state,
-        attempts=t.plain("webhook.attempts", count=d.attempts),
-        details=" · ".join(details) if details else "",
+        "webhook.delivery_line", at=_date(d.created_at), type=d.type, details=" · ".join(parts)
     )

@@ -359,7 +359,11 @@ def test_url_policy() -> None:
         UrlProblem.MALFORMED
     )
     assert check_url("http://127.0.0.1:8/x", allow_loopback=True) is None
-    assert check_url("http://10.0.0.5/x", allow_loopback=True) == UrlProblem.PRIVATE
+    assert check_url("http://localhost:8/x", allow_loopback=True) is None
+    # The playground's allowance is for this machine: anywhere else is https only.
+    assert check_url("http://10.0.0.5/x", allow_loopback=True) == UrlProblem.NOT_HTTPS
+    assert check_url("http://platform.example/x", allow_loopback=True) == UrlProblem.NOT_HTTPS
+    assert check_url("https://10.0.0.5/x", allow_loopback=True) == UrlProblem.PRIVATE
 
 
 async def test_private_and_loopback_urls_are_refused(database_url: str) -> None:

@@ -102,7 +102,7 @@ async def test_a_manager_sees_the_profile_with_chart_and_figures(world: World) -
     assert "Anna Bakes (@anna.bakes)" in shown
     assert "12,345 followers · follows 310 · 86 posts" in shown
     assert "Website: https://anna.example" in shown
-    assert f"Reach, day by day and added up: {sum(REACH):,}" in shown
+    assert f"Accounts reached: {sum(REACH):,}" in shown
     assert "best day:" in shown and "129)" in shown
     assert "Women 65.2 %" not in shown  # rounded as people write it
     assert "Women 73 %" in shown and "men 27 %" in shown  # 5,500 of 7,500
@@ -111,7 +111,7 @@ async def test_a_manager_sees_the_profile_with_chart_and_figures(world: World) -
     assert "The last 6 posts" in shown
     assert "reach 3,000 · ♥ 300 · 💬 20 · saved 40" in shown
     # (302.5 likes + 20 comments + 40 saves + 10 shares) per post ÷ 12,345 followers
-    assert "Engagement rate: 3.0 %" in shown
+    assert "Engagement rate: 3 %" in shown
     assert "Instagram's own figures can lag up to 48 hours" in shown
     assert text.button("Refresh")["callback_data"] == f"pf:{invitation}"
     # Kept: the snapshot and its headline figures.
@@ -161,7 +161,7 @@ async def test_german_numbers_and_words(world: World) -> None:
     assert "12.345 Follower · folgt 310 · 86 Beiträge" in shown
     assert "Letzte 30 Tage" in shown and f"{sum(REACH):,}".replace(",", ".") in shown
     assert "Frauen 73 % · Männer 27 %" in shown
-    assert "Engagement-Rate: 3,0 %" in shown
+    assert "Engagement-Rate: 3 %" in shown
     assert "Stand:" in shown and "Uhr (UTC)" in shown
     assert answer[-1].button("Aktualisieren")
 
@@ -184,7 +184,7 @@ async def test_missing_figures_are_explained_never_zeros(world: World) -> None:
         ],
     )
     shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
-    assert "only from 100 followers on; @anna.bakes has 80" in shown
+    assert "only from 100 followers on (this account has 80)" in shown
     assert "posted before the account became professional" in shown
     assert "Engagement rate: not enough posts with figures yet" in shown
 
@@ -260,8 +260,9 @@ async def test_not_connected_and_other_brands_see_nothing(world: World) -> None:
 
 async def test_show_and_the_card_have_a_profile_button(world: World) -> None:
     invitation = await connect(world)
-    card = next(m for m in world.telegram.messages(MANAGER.id) if m.kind == "photo")
-    assert "connected" in card.text.lower()
+    # The card's edit is delivered by the outbox worker.
+    card = await world.telegram.wait_for(MANAGER.id, "Connected: Instagram @anna.bakes · Page")
+    assert card.kind == "photo"
     assert card.button("Profile")["callback_data"] == f"pv:{invitation}"
     shown = (await ask(world, MANAGER, "/show @anna.bakes"))[-1]
     assert shown.button("Profile")["callback_data"] == f"pv:{invitation}"
@@ -305,11 +306,16 @@ async def test_revoke_forgets_the_figures_and_export_carries_them(world: World) 
     [document] = [m for m in world.telegram.messages(MANAGER.id)[before:] if m.document_bytes]
     assert document.document_bytes is not None
     rows = list(csv.reader(io.StringIO(document.document_bytes.decode())))
-    assert rows[0][-4:] == ["followers_current", "reach_30d", "engagement_rate", "figures_read_at"]
-    assert rows[1][-4:-1] == ["12345", str(sum(REACH)), "0.030"]
+    assert rows[0][-4:] == [
+        "followers_current",
+        "reach_30d",
+        "engagement_rate_percent",
+        "figures_read_at",
+    ]
+    assert rows[1][-4:-1] == ["12345", str(sum(REACH)), "3.0"]
     await world.revoke("@anna.bakes")
     assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
-    assert "was withdrawn" in (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "has ended" in (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
 
 
 async def test_the_leader_reads_figures_nobody_asked_for(world: World) -> None:
@@ -351,3 +357,49 @@ def test_the_plotting_library_is_loaded_only_for_a_chart() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+async def test_renewal_due_still_shows_the_figures_with_remind(world: World) -> None:
+    invitation = await connect(world)
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(Connection)
+            .where(col(Connection.invitation_id) == invitation)
+            .values(
+                health="renewal_due",
+                health_changed_at=utcnow(),
+                data_access_expires_at=utcnow() + timedelta(days=10),
+            )
+        )
+    answer = await ask(world, MANAGER, "/profile instagram.com/anna.bakes")  # as /invite takes it
+    assert answer[-2].kind == "photo"
+    assert "12,345 followers ·" in answer[-1].text and "renewal" in answer[-1].text.lower()
+    assert answer[-1].button("Refresh") and answer[-1].button("Remind")
+
+
+async def test_a_broken_connection_tells_the_influencer_what_the_brand_sees(world: World) -> None:
+    invitation = await connect(world)
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(Connection)
+            .where(col(Connection.invitation_id) == invitation)
+            .values(health="broken", health_reason="password_changed", health_changed_at=utcnow())
+        )
+    shown = (await ask(world, ANNA, "/shared"))[-1].text
+    assert "Right now Brandly sees none of your figures" in shown and "/start" in shown
+
+
+async def test_double_taps_and_older_copies(world: World) -> None:
+    invitation = await connect(world)
+    shown = (await ask(world, MANAGER, "/show @anna.bakes"))[-1]
+    before = len(world.telegram.messages(MANAGER.id))
+    world.telegram.press(MANAGER, shown, "Profile")
+    world.telegram.press(MANAGER, shown, "Profile")
+    await world.settle()
+    assert len(world.telegram.messages(MANAGER.id)) == before + 2  # one chart, one text
+    first = world.telegram.messages(MANAGER.id)[-1]
+    second = (await ask(world, MANAGER, f"/profile {invitation}"))[-1]
+    assert second.button("Refresh")
+    # Only the newest copy keeps its buttons.
+    [older] = [m for m in world.telegram.messages(MANAGER.id) if m.message_id == first.message_id]
+    assert older.buttons == []

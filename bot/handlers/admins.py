@@ -66,7 +66,7 @@ class AdminHandlers(HandlerBase):
             text = (
                 asker.t("console.admin.brand_missing", id=quoted(typed))
                 if missing
-                else asker.t("console.admin.brand_unknown")
+                else asker.t("console.admin.brand_unknown", command=_command_of(asker))
             )
             await self.reply(asker.message, Screen(text))
         return brand
@@ -139,3 +139,9 @@ class AdminHandlers(HandlerBase):
         prefix = typed[:PREFIX_LENGTH]
         revoked = await self.console.revoke_api_key(prefix)
         await self.reply(asker.message, Screen(api_key_screens.revoked_text(t, prefix, revoked)))
+
+
+def _command_of(asker: Asker) -> str:
+    """The command the admin typed ("/apikey@bot abc" → "apikey"), for the usage example."""
+    first = (asker.message.text or "").split(maxsplit=1)[:1] or ["/manager_link"]
+    return first[0].split("@")[0].lstrip("/") or "manager_link"

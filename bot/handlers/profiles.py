@@ -10,8 +10,9 @@ its health and the Remind button instead (its figures may no longer be readable)
 from __future__ import annotations
 
 import logging
+import time
 
-from telegram import InlineKeyboardMarkup, InputFile, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
 
@@ -24,10 +25,12 @@ from bot.console import Console
 from bot.console_screens import (
     health_lines,
     needs_attention,
+    reason_text,
     remind_button,
     remindable,
 )
 from bot.handlers.base import Asker, HandlerBase, acknowledge
+from bot.health import HealthState
 from bot.i18n import Texts
 from bot.models import InviteStatus, utcnow
 from bot.profile_screens import (
@@ -41,10 +44,12 @@ from bot.profile_screens import (
 from bot.profiles import REFRESH_PAUSE, ProfileService, Seen
 from bot.screens import Screen
 from bot.store import Database
+from bot.store.console import health_of
 from bot.store.profiles import Viewed
 
 log = logging.getLogger(__name__)
 
+_DOUBLE_TAP_SECONDS = 5.0
 COMMANDS = (
     command("profile", Audience.MANAGER, rank=13),
     command("shared", Audience.INFLUENCER, rank=35, private=True),
@@ -63,6 +68,8 @@ class ProfileHandlers(HandlerBase):
     ) -> None:
         super().__init__(settings=settings, db=db, connect=connect, console=console)
         self.profiles = profiles
+        self._pressed: dict[tuple[int, str], float] = {}  # (person, button data) -> when
+        self._last_copy: dict[tuple[int, int], int] = {}  # (chat, invitation) -> message id
 
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
@@ -102,21 +109,35 @@ class ProfileHandlers(HandlerBase):
     async def _for_manager(self, asker: Asker, viewed: Viewed, *, refresh: bool) -> None:
         t, connection, invite = asker.t, viewed.connection, viewed.invitation
         assert invite.id is not None
-        if needs_attention(connection, now=utcnow()):
-            # Broken or due for renewal: its health and what can be done, not an error.
-            buttons = (
-                [[remind_button(t, invite.id, invite.handle)]] if remindable(connection) else []
-            )
+        state, _ = health_of(connection)
+        remind = (
+            [remind_button(t, invite.id, invite.handle)]
+            if needs_attention(connection, now=utcnow()) and remindable(connection)
+            else []
+        )
+        if state is HealthState.BROKEN:
+            # Its figures cannot be read: its health and what can be done, not an error.
             lines: list[str] = [t("profile.attention", handle=invite.handle)]
             lines += health_lines(t, connection, handle=invite.handle)
             await self.reply(
                 asker.message,
-                Screen("\n".join(lines), InlineKeyboardMarkup(buttons) if buttons else None),
+                Screen("\n".join(lines), InlineKeyboardMarkup([remind]) if remind else None),
             )
             return
         seen = await self.profiles.look(viewed, refresh=refresh)
         head = t("profile.head_manager", handle=invite.handle, brand=viewed.brand_name)
-        await self._send(asker.message, t, viewed, seen, head=head, foot=None)
+        # Due for renewal: the figures still come, with when access ends and Remind.
+        foot = health_lines(t, connection, handle=invite.handle)[0] if remind else None
+        await self._send(
+            asker.message,
+            t,
+            viewed,
+            seen,
+            head=head,
+            foot=foot,
+            extra_buttons=remind,
+            audience="profile",
+        )
 
     # --- the influencer ------------------------------------------------------------------------
 
@@ -137,9 +158,20 @@ class ProfileHandlers(HandlerBase):
     async def _for_influencer(
         self, message: Message, t: Texts, viewed: Viewed, *, refresh: bool
     ) -> None:
+        brand = viewed.brand_name or self.settings.platform_name
+        state, reason = health_of(viewed.connection)
+        if state is HealthState.BROKEN:
+            # What the brand sees now is that it cannot read anything: said so, with the way out.
+            await self.reply(
+                message,
+                Screen(t("shared.broken", brand=brand, reason=reason_text(t, reason))),
+            )
+            return
         seen = await self.profiles.look(viewed, refresh=refresh)
-        head = t("shared.head", brand=viewed.brand_name or self.settings.platform_name)
-        await self._send(message, t, viewed, seen, head=head, foot=t("shared.foot"))
+        head = t("shared.head", brand=brand)
+        await self._send(
+            message, t, viewed, seen, head=head, foot=t("shared.foot"), audience="shared"
+        )
 
     # --- buttons -------------------------------------------------------------------------------
 
@@ -168,6 +200,11 @@ class ProfileHandlers(HandlerBase):
             if kept is not None and utcnow() - kept.fetched_at < REFRESH_PAUSE:
                 await acknowledge(query, t.plain("profile.just_read"))
                 return
+        if not self._first_press(asker.user_id, query.data or ""):
+            # A double tap: the first press's answer is on its way.
+            await acknowledge(query)
+            return
+        if refresh:
             await acknowledge(query, t.plain("profile.reading"))
             await self.clear_buttons(query.message)
         else:
@@ -179,20 +216,47 @@ class ProfileHandlers(HandlerBase):
 
     # --- sending -------------------------------------------------------------------------------
 
+    def _first_press(self, user_id: int, data: str) -> bool:
+        """False for the same button pressed by the same person within a few seconds."""
+        now = time.monotonic()
+        for key in [k for k, at in self._pressed.items() if now - at > _DOUBLE_TAP_SECONDS]:
+            del self._pressed[key]
+        if (user_id, data) in self._pressed:
+            return False
+        self._pressed[(user_id, data)] = now
+        return True
+
     async def _send(
-        self, message: Message, t: Texts, viewed: Viewed, seen: Seen, *, head: str, foot: str | None
+        self,
+        message: Message,
+        t: Texts,
+        viewed: Viewed,
+        seen: Seen,
+        *,
+        head: str,
+        foot: str | None,
+        audience: str,
+        extra_buttons: list[InlineKeyboardButton] | None = None,
     ) -> None:
+        """The chart and the figures (`audience`: "profile" for managers, "shared" for the
+        influencer: whose words the problems are told in)."""
         invite = viewed.invitation
         assert invite.id is not None
         profile = seen.profile
         if profile is None or seen.fetched_at is None:
             problem = seen.problem.value if seen.problem else "unavailable"
-            screen = nothing_yet(t, problem, handle=invite.handle)
+            screen = nothing_yet(t, problem, handle=invite.handle, audience=audience)
             keyboard = refresh_keyboard(t, invite.id) if problem == "unavailable" else None
             await self.reply(message, Screen(screen.text, keyboard))
             return
         extra = (
-            problem_line(t, seen.problem.value, handle=invite.handle, fetched_at=seen.fetched_at)
+            problem_line(
+                t,
+                seen.problem.value,
+                handle=invite.handle,
+                fetched_at=seen.fetched_at,
+                audience=audience,
+            )
             if seen.problem is not None
             else None
         )
@@ -212,4 +276,12 @@ class ProfileHandlers(HandlerBase):
             head=head if extra is None else f"{head}\n{extra}",
             foot=foot,
         )
-        await self.reply(message, Screen(text, refresh_keyboard(t, invite.id)))
+        sent = await self.reply(
+            message, Screen(text, refresh_keyboard(t, invite.id, extra_buttons))
+        )
+        # Only the newest copy in a chat keeps its buttons: older ones would refresh it again.
+        where = (sent.chat_id, invite.id)
+        older = self._last_copy.get(where)
+        self._last_copy[where] = sent.message_id
+        if older is not None and older != sent.message_id:
+            await self.take_buttons_off(message.get_bot(), sent.chat_id, older)

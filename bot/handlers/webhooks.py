@@ -72,7 +72,11 @@ class WebhookHandlers(HandlerBase):
                 text = t("webhook.none", brand=brand.name, id=brand.id)
             else:
                 dropped = await self.webhooks.remove(brand)
-                text = t("webhook.removed", brand=brand.name, count=dropped)
+                text = (
+                    t("webhook.removed", brand=brand.name, count=dropped)
+                    if dropped
+                    else t("webhook.removed_nothing_waiting", brand=brand.name)
+                )
         elif what.lower() == "rotate":
             result = await self.webhooks.rotate(brand)
             if result.secret is not None:

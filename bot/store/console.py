@@ -34,6 +34,7 @@ from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.outbox import Outgoing, enqueue_in
 from bot.store.profiles import forget_figures
+from bot.verdict import normalize_handle
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,6 @@ def row_id(text: str) -> int | None:
 
 _OPEN = (InviteStatus.PENDING, InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
 _IN_PROGRESS = (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED, InviteStatus.FAILED)
-
 
 
 class BrandInvitations(Repository):
@@ -293,9 +293,8 @@ class BrandInvitations(Repository):
             async with self.session() as s:
                 found = await s.get(Invitation, number)
                 return found if found is not None and found.brand_id == brand_id else None
-        invites = await self.invitations_for_handle(
-            brand_id=brand_id, handle=ref.lstrip("@").lower()
-        )
+        # As /invite takes it: "@anna", "Anna", or the profile's address.
+        invites = await self.invitations_for_handle(brand_id=brand_id, handle=normalize_handle(ref))
         return most_relevant(invites, prefer_open=prefer_open)
 
     async def connection_for(self, invitation_id: int) -> Connection | None:
@@ -352,8 +351,10 @@ class BrandInvitations(Repository):
                 await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
             ).first()
             active = connection is not None and connection.status == ConnectionStatus.ACTIVE
-            if connection is not None and connection.token_encrypted and (
-                active or invite.status == InviteStatus.REVOKED
+            if (
+                connection is not None
+                and connection.token_encrypted
+                and (active or invite.status == InviteStatus.REVOKED)
             ):
                 # (A token still stored on a withdrawn connection predates revocation retries.)
                 s.add(
@@ -588,7 +589,6 @@ class BrandInvitations(Repository):
             enqueue_in(s, outgoing, now)
             await s.commit()
             return True
-
 
 
 def _recently_disconnected(brand_id: int, now: datetime) -> list[sa.ColumnElement[bool]]:
