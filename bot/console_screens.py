@@ -19,7 +19,7 @@ from telegram.constants import MessageLimit
 from bot.buttons import ButtonData, RemindHealth, ShowProfile, positive_id
 from bot.fit import fit_lines, join_capped, telegram_length
 from bot.health import HealthReason, HealthState
-from bot.i18n import LANGUAGES, Texts, catalog
+from bot.i18n import LANGUAGES, Texts, catalog, day_text, moment_text
 from bot.models import (
     Brand,
     Connection,
@@ -199,7 +199,7 @@ def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
 
 
 def _date(moment: datetime | None, t: Texts) -> str:
-    return moment.strftime("%Y-%m-%d") if moment else t.plain("console.health.unknown")
+    return day_text(t, moment) if moment else t.plain("console.health.unknown")
 
 
 def reason_text(t: Texts, reason: HealthReason | None) -> str:
@@ -310,7 +310,7 @@ def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
             token=_date(connection.token_expires_at, t),
             data=_date(connection.data_access_expires_at, t),
         ),
-        t("console.health.show_checked", time=checked.strftime("%Y-%m-%d %H:%M"))
+        t("console.health.show_checked", time=moment_text(t, checked))
         if checked
         else t("console.health.show_not_checked"),
     ]
@@ -332,7 +332,7 @@ def card(
         invite.status == InviteStatus.PENDING and invite.expires_at <= now
     )
     # Older than today: with the date, so that "14:02" does not read as today's.
-    stamp = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%M")
+    stamp = at.strftime("%H:%M") if at.date() == now.date() else moment_text(t, at)
     return t(
         "console.card",
         handle=invite.handle,
@@ -446,7 +446,7 @@ def other_invitations(t: Texts, invite: Invitation, others: Sequence[Invitation]
                 "console.show.other",
                 id=other.id,
                 status=t.plain(f"console.status_name.{other.status}"),
-                date=other.created_at.strftime("%Y-%m-%d"),
+                date=day_text(t, other.created_at),
             )
             for other in others
         ),
@@ -467,8 +467,8 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
                 "console.show.connection"
                 if connection.status == ConnectionStatus.ACTIVE or ended is None
                 else f"console.show.connection_{connection.status}",
-                date=connection.created_at.strftime("%Y-%m-%d"),
-                ended=ended.strftime("%Y-%m-%d") if ended else "",
+                date=day_text(t, connection.created_at),
+                ended=day_text(t, ended) if ended else "",
                 page=connection.page_name,
                 page_id=connection.page_id,
                 username=connection.instagram_username,

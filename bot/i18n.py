@@ -9,6 +9,7 @@ import html
 import string
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -107,3 +108,14 @@ def from_accept_language(header: str | None, default: Language) -> Language:
         if tag.startswith("en"):
             return "en"
     return default
+
+
+def day_text(t: Texts, moment: datetime) -> str:
+    """A day as the reader writes it: 26 Mar 2026, 26. März 2026."""
+    months = t.plain("date.months_short").split(",")
+    return t.plain("date.day", day=moment.day, month=months[moment.month - 1], year=moment.year)
+
+
+def moment_text(t: Texts, moment: datetime) -> str:
+    """A day and a time (UTC, which the text around it says): 26 Mar 2026 14:09."""
+    return f"{day_text(t, moment)} {moment:%H:%M}"

@@ -195,7 +195,10 @@ class PrivacyService:
         """The person removed the app on Facebook: their connections end, their tokens go, the
         managers hear it. Returns how many connections ended (0 for a repeated callback)."""
         affected = await self._db.privacy.disconnect_facebook_user(
-            facebook_user_id=facebook_user_id, notices=self._notices("privacy.manager_deauthorized")
+            facebook_user_id=facebook_user_id,
+            notices=self._notices(
+                "privacy.manager_deauthorized", influencer_key="privacy.influencer_deauthorized"
+            ),
         )
         log.info("deauthorize: %d connection(s) ended", len(affected))
         await self._after(affected)
@@ -290,10 +293,13 @@ class PrivacyService:
 
     # --- notices -------------------------------------------------------------------------------
 
-    def _notices(self, key: str) -> Callable[[Affected, Mapping[int, Person]], list[Outgoing]]:
+    def _notices(
+        self, key: str, *, influencer_key: str | None = None
+    ) -> Callable[[Affected, Mapping[int, Person]], list[Outgoing]]:
         """Composes, inside the storage transaction, the notice for the brand's current managers
         and its team chat, each in its language (a group chat has none: the default). Each is
-        checked again when delivered (someone removed in between does not get it)."""
+        checked again when delivered (someone removed in between does not get it). With
+        `influencer_key`, the influencer is told too (what ended, and that the brand knows)."""
 
         def compose(affected: Affected, people: Mapping[int, Person]) -> list[Outgoing]:
             invite = affected.invitation
@@ -315,9 +321,19 @@ class PrivacyService:
                     manager_id=manager_id,
                 )
 
+            own: list[Outgoing] = []
+            if influencer_key is not None and invite.telegram_user_id is not None:
+                person = invite.telegram_user_id
+                text = self._texts(people.get(person))(
+                    influencer_key, handle=invite.handle, inviter=invite.inviter_name
+                )
+                own.append(outgoing(person, Screen(text), invitation_id=invite.id))
             if brand_id is None:  # from before brands existed: its creator only
-                return [notice(invite.created_by)]
-            told = [notice(m, OutboxAudience.MANAGER, manager_id=m) for m in affected.managers]
+                return [*own, notice(invite.created_by)]
+            told = [
+                *own,
+                *(notice(m, OutboxAudience.MANAGER, manager_id=m) for m in affected.managers),
+            ]
             if affected.team_chat_id is not None:
                 told.append(notice(affected.team_chat_id, OutboxAudience.TEAM))
             return told

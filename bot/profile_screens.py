@@ -35,7 +35,7 @@ def share(t: Texts, part: int, whole: int) -> str:
 
 
 def short_date(t: Texts, day: date) -> str:
-    months = t.plain("profile.months_short").split(",")
+    months = t.plain("date.months_short").split(",")
     return t.plain("profile.short_date", day=day.day, month=months[day.month - 1].strip())
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from bot.facts import VerdictFacts
 from bot.fit import telegram_length
-from bot.i18n import Html, Texts
+from bot.i18n import Html, Texts, moment_text
 from bot.models import InvitationEvent
 from bot.screens import connected_for_manager, manager_reason
 from bot.verdict import Outcome
@@ -83,7 +83,7 @@ def timeline(
     for shown, event in enumerate(reversed(events)):
         line = t(
             "console.show.line",
-            time=event.at.strftime("%Y-%m-%d %H:%M"),
+            time=moment_text(t, event.at),
             sentence=sentence(t, event, handle=handle, platform=platform),
         )
         left_out = len(events) - shown - 1

@@ -47,8 +47,31 @@ async def _set(world: World, invitation_id: int, **values: object) -> None:
         )
 
 
-def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+_MONTHS = {
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    "de": [
+        "Jan.",
+        "Feb.",
+        "März",
+        "Apr.",
+        "Mai",
+        "Juni",
+        "Juli",
+        "Aug.",
+        "Sept.",
+        "Okt.",
+        "Nov.",
+        "Dez.",
+    ],
+}
+
+
+def _day(moment: datetime, language: str = "en") -> str:
+    """As the console writes a day: 26 Mar 2026, 26. März 2026."""
+    month = _MONTHS[language][moment.month - 1]
+    if language == "de":
+        return f"{moment.day}. {month} {moment.year}"
+    return f"{moment.day} {month} {moment.year}"
 
 
 def _remind_buttons(message: SentMessage) -> list[tuple[str, str]]:
@@ -209,7 +232,7 @@ async def test_show_tells_the_health_and_offers_a_reminder(world: World) -> None
         f"Health: ⚠️ broken since {_day(now - timedelta(days=1))}: no longer has a role on the Page",
         # The login keeps the Page's token, which does not expire: data access is what ends.
         f"Page access does not expire · data access until {_day(data_ends)}",
-        f"Last check: {checked.strftime('%Y-%m-%d %H:%M')} UTC",
+        f"Last check: {_day(checked)} {checked:%H:%M} UTC",
         f"Renewed on {_day(now - timedelta(days=10))}",
     ):
         assert line in show.text, show.text
@@ -230,10 +253,10 @@ async def test_show_tells_the_health_and_offers_a_reminder(world: World) -> None
         data_access_expires_at=now + timedelta(days=3),
     )
     show = (await world.say(MANAGER, "/show @creator0"))[-1]
-    ends = _day(now + timedelta(days=3))
+    ends = _day(now + timedelta(days=3), "de")
     assert f"Erneuerung fällig: Zugriff endet am {ends}" in show.text  # the card's status
     assert (
-        f"Zustand: ⏳ Erneuerung fällig seit {_day(now)}: Der Zugriff endet am {ends}, "
+        f"Zustand: ⏳ Erneuerung fällig seit {_day(now, 'de')}: Der Zugriff endet am {ends}, "
         "wenn @creator0 nicht erneuert"
     ) in show.text
     assert _remind_buttons(show) == [("🔔 @creator0 erinnern", RemindHealth(number).pack())]

@@ -71,7 +71,10 @@ def test_card_of_a_pending_invitation_in_both_languages() -> None:
 
 def test_card_news_from_an_earlier_day_carries_its_date() -> None:
     facts = CardFacts(_invite(), at=NOW - timedelta(days=2))
-    assert screens.card_text(EN, facts, now=NOW).endswith("<i>Updated 2026-03-12 15:09 UTC</i>")
+    assert screens.card_text(EN, facts, now=NOW).endswith("<i>Updated 12 Mar 2026 15:09 UTC</i>")
+    assert screens.card_text(DE, facts, now=NOW).endswith(
+        "<i>Aktualisiert 12. März 2026 15:09 UTC</i>"
+    )
 
 
 @pytest.mark.parametrize(
@@ -239,14 +242,14 @@ def _connection(invitation_id: int = 7, **fields: object) -> Connection:
             "renewal_due",
             None,
             "⏳ Connected: Instagram @anna.bakes · Page Anna Bakes · renewal due: access ends "
-            "2026-03-26",
+            "26 Mar 2026",
         ),
         (
             DE,
             "renewal_due",
             None,
             "⏳ Verbunden: Instagram @anna.bakes · Seite Anna Bakes · Erneuerung fällig: "
-            "Zugriff endet am 2026-03-26",
+            "Zugriff endet am 26. März 2026",
         ),
         (EN, "broken", "password_changed", "⚠️ Connection broken: Facebook password changed"),
         (
@@ -331,7 +334,7 @@ def test_health_screen_lists_with_remind_buttons_and_pages() -> None:
     lines = screen.text.split("\n")
     assert lines[0] == "<b>12 Verbindungen brauchen Aufmerksamkeit</b> (neuestes Problem zuerst)"
     assert lines[1] == (
-        "⚠️ <b>@h1</b> (#1) · unterbrochen seit 2026-03-13: "
+        "⚠️ <b>@h1</b> (#1) · unterbrochen seit 13. März 2026: "
         "Instagram nicht mehr mit der Seite verknüpft"
     )
     rows = _buttons(screen)
@@ -378,10 +381,10 @@ def test_show_health_lines_and_button() -> None:
         DE, ShowFacts(CardFacts(invite, connection=broken), [], broken, []), platform="B", now=NOW
     )
     assert (
-        "<b>Zustand:</b> ⚠️ unterbrochen seit 2026-03-12: Instagram-Benutzername geändert\n"
-        "Facebook-Anmeldung gültig bis 2026-04-03 · Datenzugriff bis 2026-03-26\n"
-        "Letzte Prüfung: 2026-03-14 14:09 UTC\n"
-        "Erneuert am 2026-02-12"
+        "<b>Zustand:</b> ⚠️ unterbrochen seit 12. März 2026: Instagram-Benutzername geändert\n"
+        "Facebook-Anmeldung gültig bis 3. Apr. 2026 · Datenzugriff bis 26. März 2026\n"
+        "Letzte Prüfung: 14. März 2026 14:09 UTC\n"
+        "Erneuert am 12. Feb. 2026"
     ) in screen.text
     # A rename is the brand's to settle (invite the new name): no Remind for it.
     assert screen.keyboard is None
@@ -402,4 +405,5 @@ def test_show_health_lines_and_button() -> None:
         "Facebook login valid until unknown · data access until unknown\n"
         "Last check: not checked yet"
     ) in screen.text
-    assert screen.keyboard is None
+    # Healthy: nothing to remind of, and the profile one tap away.
+    assert _buttons(screen) == [[("📊 Profile and figures", "pv:7")]]

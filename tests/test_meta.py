@@ -289,6 +289,9 @@ async def test_deauthorize_ends_the_connection_and_tells_the_managers_once(world
 
     await world.telegram.wait_for(MANAGER.id, "removed the app on Facebook")
     await world.telegram.wait_for(TEAM.id, "hat die App auf Facebook entfernt")  # TEAM's German
+    # Anna hears it too: what ended, that the brand knows, and what to do if it was a mistake.
+    told = await world.telegram.wait_for(ANNA.id, "You removed the app on Facebook")
+    assert "@anna.bakes is no longer connected" in told.text and "new invitation" in told.text
     connections = dict(
         (handle, (status, ended is not None, token))
         for handle, status, ended, token in await _rows(
@@ -311,6 +314,7 @@ async def test_deauthorize_ends_the_connection_and_tells_the_managers_once(world
     assert await snapshot(world.db) == before
     assert _count(world, MANAGER.id, "removed the app on Facebook") == 1
     assert _count(world, TEAM.id, "entfernt") == 1
+    assert _count(world, ANNA.id, "You removed the app on Facebook") == 1
     # Ben's manager heard nothing about Ben.
     assert not any("ben.cooks" in m.text and "removed" in m.text
                    for m in world.telegram.messages(MANAGER.id))  # fmt: skip

@@ -724,3 +724,29 @@ def _as_utc(value: object) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def test_a_breakage_mended_before_the_digest_is_not_reported(kept: World) -> None:
+    """The Page was unpublished and published again before 09:00: the managers' digest line
+    about it is dropped (it would report a breakage that is over); the timeline keeps both."""
+    world = kept
+    await _connect(world)
+    maria = len(world.telegram.messages(MANAGER.id))
+    world.graph.unpublish_page(FB_ANNA, PAGE)
+    assert await _round(world) == (1, 1, 0)
+    await world.telegram.wait_for(ANNA.id, "no longer published")
+    assert await world.rows(
+        f"SELECT count(*) FROM outbox WHERE chat_id = {MANAGER.id} AND status = 'pending'"
+        " AND kind = 'notice'"
+    ) == [(1,)]
+    world.graph.unpublish_page(FB_ANNA, PAGE, published=True)
+    assert await _round(world) == (1, 1, 0)
+    assert (await _health(world))[:2] == ("healthy", None)
+    await _digest_now(world)
+    await world.settle()
+    assert not [t for t in _texts(world, MANAGER.id, maria) if "stopped working" in t]
+    assert await world.rows(
+        f"SELECT status FROM outbox WHERE chat_id = {MANAGER.id} AND kind = 'notice'"
+        " ORDER BY id DESC LIMIT 1"
+    ) == [("dropped",)]
+    assert await _events(world, "health") == ["broken:page_unpublished", "healthy"]

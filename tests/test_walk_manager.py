@@ -254,8 +254,8 @@ async def test_show_stamps_the_last_change_and_reads_the_connection_as_a_sentenc
         await conn.execute(sa.text(f"UPDATE invitation_event SET at = '{last_change}'"))
         await conn.execute(sa.text(f"UPDATE connection SET created_at = '{last_change}'"))
     [shown] = await world.say(MANAGER, "/show @anna.bakes")
-    assert "Updated 2026-01-02 03:04 UTC" in shown.text
-    assert "Connected on 2026-01-02: Instagram @anna.bakes via the Page Anna Bakes." in shown.text
+    assert "Updated 2 Jan 2026 03:04 UTC" in shown.text
+    assert "Connected on 2 Jan 2026: Instagram @anna.bakes via the Page Anna Bakes." in shown.text
     assert "Page ID p-100 · Instagram ID ig-100" in shown.text
     assert "active" not in shown.text
 

@@ -24,15 +24,12 @@ from bot.models import (
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
-    OutboxKind,
-    OutboxMessage,
-    OutboxStatus,
     Revocation,
     utcnow,
 )
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
-from bot.store.outbox import Outgoing, enqueue_in
+from bot.store.outbox import Outgoing, drop_brand_notices, enqueue_in
 from bot.store.profiles import forget_figures
 from bot.verdict import normalize_handle
 
@@ -388,16 +385,7 @@ class BrandInvitations(Repository):
             s.add(_event_of(invite, EventKind.REVOKED, now))
             # Notices about it still waiting for the brand's people (a breakage in tomorrow's
             # digest, say) are moot now that a manager has ended it.
-            await s.exec(
-                sa.update(OutboxMessage)
-                .where(
-                    col(OutboxMessage.invitation_id) == invitation_id,
-                    col(OutboxMessage.status) == OutboxStatus.PENDING,
-                    col(OutboxMessage.kind) == OutboxKind.NOTICE,
-                    col(OutboxMessage.audience).is_not(None),
-                )
-                .values(status=OutboxStatus.DROPPED)
-            )
+            await drop_brand_notices(s, invitation_id)
             enqueue_in(s, outgoing, now)
             await s.commit()
             return invite, connection

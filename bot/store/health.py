@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from bot.models import Connection, ConnectionStatus, Invitation, InvitationEvent, Person
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
-from bot.store.outbox import Outgoing, enqueue_in
+from bot.store.outbox import Outgoing, drop_brand_notices, enqueue_in
 from bot.store.profiles import forget_figures
 
 _connection = sa.inspect(Connection).local_table
@@ -29,6 +29,7 @@ _invitation = sa.inspect(Invitation).local_table
 _person = sa.inspect(Person).local_table
 
 _DISCONNECTED = "disconnected"  # bot.health.HealthState.DISCONNECTED (the store knows no verdicts)
+_HEALTHY = "healthy"
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,10 @@ class Health(Repository):
                 written.add(check.connection_id)
                 if result.health == _DISCONNECTED:
                     await forget_figures(s, [check.connection_id])
+                if result.health == _HEALTHY and result.event_detail is not None:
+                    # Mended before the digest went out: its line would report a breakage
+                    # that is over.
+                    await drop_brand_notices(s, check.invitation_id, due_after=now)
                 if result.event_detail is not None:
                     event = new_event(
                         check.invitation_id,

@@ -56,6 +56,23 @@ def enqueue_in(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> 
 
 
 
+async def drop_brand_notices(
+    s: AsyncSession, invitation_id: int, *, due_after: datetime | None = None
+) -> None:
+    """Notices about an invitation still waiting for the brand's people (a breakage in the
+    next digest, say), dropped in `s` because they are moot now: the invitation was withdrawn,
+    or (`due_after`: only those not due yet) the breakage healed before the digest."""
+    query = sa.update(OutboxMessage).where(
+        col(OutboxMessage.invitation_id) == invitation_id,
+        col(OutboxMessage.status) == OutboxStatus.PENDING,
+        col(OutboxMessage.kind) == OutboxKind.NOTICE,
+        col(OutboxMessage.audience).is_not(None),
+    )
+    if due_after is not None:
+        query = query.where(col(OutboxMessage.due_at) > due_after)
+    await s.exec(query.values(status=OutboxStatus.DROPPED))
+
+
 class Outbox(Repository):
     async def enqueue(self, outgoing: Sequence[Outgoing]) -> None:
         async with self.session() as s:

@@ -319,9 +319,7 @@ async def _close(
     affected = []
     for invite in invites:
         assert invite.id is not None
-        s.add(
-            new_event(invite.id, kind, invite.status, detail, at=now)
-        )
+        s.add(new_event(invite.id, kind, invite.status, detail, at=now))
         team = teams.get(invite.brand_id) if invite.brand_id is not None else None
         brand_managers = managers.get(invite.brand_id, []) if invite.brand_id is not None else []
         affected.append(Affected(invite, team, tuple(brand_managers)))
@@ -350,6 +348,7 @@ async def _notify(
 ) -> None:
 
     chats = {a.invitation.created_by for a in affected}
+    chats.update(a.invitation.telegram_user_id for a in affected if a.invitation.telegram_user_id)
     chats.update(m for a in affected for m in a.managers)
     chats.update(a.team_chat_id for a in affected if a.team_chat_id is not None)
     people = await _people(s, chats)
