@@ -536,6 +536,7 @@ class ConnectService:
                     page_token_kept=record is not None and bool(record.page_token_encrypted),
                 ),
                 reconnect=reconnect,
+                invitation_id=invite.id,
             )
 
             def reconnected(mt: Texts) -> Screen:

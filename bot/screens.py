@@ -180,15 +180,29 @@ def renewed(
     platform: str,
     until: datetime | None,
     reconnect: bool = False,
+    invitation_id: int | None = None,
 ) -> Screen:
     """The renewal worked: the same account through the same Page, access until when;
-    `reconnect`: it mended a broken connection (worded as connected again)."""
+    `reconnect`: it mended a broken connection (worded as connected again, with the way to
+    what the brand sees once more)."""
     assert verdict.instagram is not None and verdict.page is not None
     values = {"username": verdict.instagram.username, "page": verdict.page.name}
     key = "renew.reconnected" if reconnect else "renewal.renewed"
+    keyboard = (
+        InlineKeyboardMarkup([[shared_button(t, invitation_id)]])
+        if reconnect and invitation_id is not None
+        else None
+    )
     if until is None:
-        return Screen(t(f"{key}_no_date", platform=platform, **values))
-    return Screen(t(key, platform=platform, date=long_date(t, until), **values))
+        return Screen(t(f"{key}_no_date", platform=platform, **values), keyboard)
+    return Screen(t(key, platform=platform, date=long_date(t, until), **values), keyboard)
+
+
+def shared_button(t: Texts, invitation_id: int) -> InlineKeyboardButton:
+    """Transparency (issue 12): one tap to exactly what the brand sees (/shared)."""
+    return InlineKeyboardButton(
+        t.plain("shared.button"), callback_data=ShowProfile(invitation_id).pack()
+    )
 
 
 def access_runs(t: Texts, *, handle: str, platform: str, until: datetime | None) -> Screen:
@@ -250,10 +264,6 @@ def verdict_for_influencer(
         assert verdict.instagram is not None and verdict.page is not None
         key = "result.connected" if followers is not None else "result.connected_no_count"
         assert invite.id is not None
-        # Transparency (issue 12): one tap to exactly what the brand sees (/shared).
-        shared = InlineKeyboardButton(
-            t.plain("shared.button"), callback_data=ShowProfile(invite.id).pack()
-        )
         return Screen(
             t(
                 key,
@@ -263,7 +273,7 @@ def verdict_for_influencer(
                 platform=platform,
                 inviter=invite.inviter_name,
             ),
-            InlineKeyboardMarkup([[shared]]),
+            InlineKeyboardMarkup([[shared_button(t, invite.id)]]),
         )
     text: str = t("result.failed", reason=_reason(t, verdict, invite, platform))
     fix = _detail(t, f"verdict.{verdict.outcome}.fix", verdict, invite, platform)

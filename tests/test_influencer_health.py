@@ -84,6 +84,7 @@ async def test_a_broken_connection_shows_its_notice_again(world: World) -> None:
     page = await world.facebook_login(ANNA, anna_on_facebook())
     assert "Connected again!" in page.text and "Renewed" not in page.text
     told = await world.telegram.wait_for(ANNA.id, "Connected again!")
+    assert [b["text"] for row in told.buttons for b in row] == ["👀 See what the brand sees"]
     # The manager's timeline says so too.
     [show] = await world.say(MANAGER, "/show @anna.bakes")
     assert "@anna.bakes reconnected: same Page, same Instagram account, working again" in show.text
