@@ -482,12 +482,16 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
     events = timeline(t, facts.events, handle=invite.handle, platform=platform, room=room)
     keyboard = None
     if connection is not None and invite.id is not None and invite.status == InviteStatus.CONNECTED:
-        if needs_attention(connection, now=now):
-            if remindable(connection):
-                keyboard = InlineKeyboardMarkup([[remind_button(t, invite.id, invite.handle)]])
-        elif connection.status == ConnectionStatus.ACTIVE:
+        rows = []
+        if needs_attention(connection, now=now) and remindable(connection):
+            rows.append([remind_button(t, invite.id, invite.handle)])
+        if (
+            connection.status == ConnectionStatus.ACTIVE
+            and health_of(connection)[0] is not HealthState.BROKEN
+        ):
             # What the brand connected for: the profile and its figures (`bot.handlers.profiles`).
-            keyboard = InlineKeyboardMarkup([[profile_button(t, invite.id)]])
+            rows.append([profile_button(t, invite.id)])
+        keyboard = InlineKeyboardMarkup(rows) if rows else None
     return Screen("\n".join([*head, *events, *tail]), keyboard)
 
 

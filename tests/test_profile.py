@@ -403,3 +403,20 @@ async def test_double_taps_and_older_copies(world: World) -> None:
     # Only the newest copy keeps its buttons.
     [older] = [m for m in world.telegram.messages(MANAGER.id) if m.message_id == first.message_id]
     assert older.buttons == []
+
+
+async def test_a_connection_ended_on_facebook_says_so(world: World) -> None:
+    """The app removed on Facebook: the invitation stays "connected" in its history, the
+    connection is disconnected; /profile says it ended, not that it is "not connected yet"."""
+    invitation = await connect(world)
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(Connection)
+            .where(col(Connection.invitation_id) == invitation)
+            .values(status="disconnected", health="disconnected", health_reason="app_removed")
+        )
+    answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert answer == (
+        f"The connection of @anna.bakes (#{invitation}) has ended, so its figures are no longer "
+        "read or kept."
+    )

@@ -95,11 +95,9 @@ class ProfileHandlers(HandlerBase):
         viewed = await self.db.profiles.connected(invite.id)
         if viewed is None:
             status = t.plain(f"console.status_name.{invite.status}")
-            key = (
-                "profile.ended"
-                if invite.status == InviteStatus.REVOKED
-                else "profile.not_connected"
-            )
+            # Withdrawn, or connected once and ended since (the app removed on Facebook).
+            ended = invite.status in (InviteStatus.REVOKED, InviteStatus.CONNECTED)
+            key = "profile.ended" if ended else "profile.not_connected"
             await self.reply(
                 asker.message, Screen(t(key, handle=invite.handle, status=status, ref=invite.id))
             )
