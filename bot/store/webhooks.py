@@ -279,6 +279,18 @@ class Webhooks(Repository):
             .limit(limit)
             .with_for_update(skip_locked=True, of=_delivery)
         )
+        async with self.session() as s:
+            # A read first: an idle sender (most rounds, every second) takes no write lock
+            # (SQLite's is the whole database's) and writes nothing.
+            anything = (
+                await (await s.connection()).execute(
+                    sa.select(_delivery.c.id)
+                    .where(_delivery.c.status == PENDING, _delivery.c.due_at <= now)
+                    .limit(1)
+                )
+            ).first()
+        if anything is None:
+            return []
         async with self.session() as s, s.begin():
             conn = await s.connection()
             claimed = (
