@@ -97,18 +97,7 @@ class GraphClient:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0),
-                headers={"User-Agent": "connect-bot"},
-                # Our own answers only: no cookies kept between requests.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            # aiohttp sends an idempotent request (GET, DELETE) again when its connection drops
-            # before the answer; a code is single use and must never be sent twice
-            # (`exchange_code`), so nothing is retried (as with httpx before; aiohttp's own test
-            # client turns it off the same way, there being no public setting).
-            self._http._retry_connection = False
+            self._http = meta_session(self._timeout, self._connections)
         return self._http
 
     async def aclose(self) -> None:
@@ -285,16 +274,7 @@ class GraphClient:
     async def picture(self, url: str, *, max_bytes: int = 2_000_000) -> bytes | None:
         """A profile picture from the address Graph gave (it expires within days, so it is
         fetched with the figures, never stored); None when it cannot be had."""
-        if not url.startswith(("https://", "http://")):
-            return None
-        try:
-            async with self._session().get(url, allow_redirects=False) as response:
-                if response.status != _HTTP_OK:
-                    return None
-                body = await response.content.read(max_bytes + 1)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-        return body if 0 < len(body) <= max_bytes else None
+        return await download_picture(self._session(), url, max_bytes=max_bytes)
 
     async def find_page(
         self,
@@ -370,6 +350,41 @@ class GraphClient:
 
 
 _READS_AT_ONCE = 3  # debug_token, /me/permissions, /me/accounts
+
+
+def meta_session(timeout: aiohttp.ClientTimeout, connections: int) -> aiohttp.ClientSession:
+    """The HTTP session for Meta's hosts (Graph here, Instagram's in `bot.instagram_login`):
+    kept-alive connections, no cookies, and nothing sent twice."""
+    session = aiohttp.ClientSession(
+        timeout=timeout,
+        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=0),
+        headers={"User-Agent": "connect-bot"},
+        # Our own answers only: no cookies kept between requests.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    # aiohttp sends an idempotent request (GET, DELETE) again when its connection drops
+    # before the answer; a code is single use and must never be sent twice
+    # (`exchange_code`), so nothing is retried (as with httpx before; aiohttp's own test
+    # client turns it off the same way, there being no public setting).
+    session._retry_connection = False
+    return session
+
+
+async def download_picture(
+    session: aiohttp.ClientSession, url: str, *, max_bytes: int
+) -> bytes | None:
+    """A profile picture from the (expiring, signed) address Meta gave; None when it cannot be
+    had: not http(s), a redirect or error, too large, or no answer."""
+    if not url.startswith(("https://", "http://")):
+        return None
+    try:
+        async with session.get(url, allow_redirects=False) as response:
+            if response.status != _HTTP_OK:
+                return None
+            body = await response.content.read(max_bytes + 1)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return body if 0 < len(body) <= max_bytes else None
 
 
 def _graph_error(status: int, body: Any) -> GraphError:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from bot.graph import GraphError
+from bot.graph import GraphError, download_picture, meta_session
 from bot.graph_json import as_id, as_int, as_text
 from bot.health import GraphProblem, ProblemKind, classify_error
 from bot.instagram_verdict import IgLoginEvidence, parse_permissions
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 ME_FIELDS = "id,user_id,username,name,account_type,followers_count,media_count"
 # "we append #_ to the end of the redirect URI, but it is not part of the code itself"
 _CODE_SUFFIX = "#_"
-_HTTP_OK = 200
 _MESSAGE_MAX = 200
 
 
@@ -162,15 +161,7 @@ class InstagramClient:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0),
-                headers={"User-Agent": "connect-bot"},
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            # As in bot.graph: aiohttp would send an idempotent request again when its
-            # connection drops before the answer; nothing here may be sent twice.
-            self._http._retry_connection = False
+            self._http = meta_session(self._timeout, self._connections)
         return self._http
 
     async def aclose(self) -> None:
@@ -311,16 +302,7 @@ class InstagramClient:
     async def picture(self, url: str, *, max_bytes: int = 2_000_000) -> bytes | None:
         """A profile picture from the address Instagram gave (a signed CDN URL that expires
         within days: fetched with the figures, never stored); None when it cannot be had."""
-        if not url.startswith(("https://", "http://")):
-            return None
-        try:
-            async with self._session().get(url, allow_redirects=False) as response:
-                if response.status != _HTTP_OK:
-                    return None
-                body = await response.content.read(max_bytes + 1)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-        return body if 0 < len(body) <= max_bytes else None
+        return await download_picture(self._session(), url, max_bytes=max_bytes)
 
     # --- low level -------------------------------------------------------------------------
 
