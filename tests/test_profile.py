@@ -79,6 +79,16 @@ def figures_for(world: World) -> None:
     )
 
 
+async def set_connection(world: World, invitation: int, **values: object) -> None:
+    """What a health check (or Meta's deauthorize callback) would have written: test setup."""
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(Connection)
+            .where(col(Connection.invitation_id) == invitation)
+            .values(**values)
+        )
+
+
 async def ask(world: World, user: TgUser, text: str) -> list[SentMessage]:
     return await world.say(user, text)
 
@@ -218,12 +228,13 @@ async def test_instagram_down_first_time_and_with_an_older_read(world: World) ->
 
 async def test_a_broken_connection_answers_with_its_health_and_remind(world: World) -> None:
     invitation = await connect(world)
-    async with world.db.engine.begin() as conn:
-        await conn.execute(
-            sa.update(Connection)
-            .where(col(Connection.invitation_id) == invitation)
-            .values(health="broken", health_reason="password_changed", health_changed_at=utcnow())
-        )
+    await set_connection(
+        world,
+        invitation,
+        health="broken",
+        health_reason="password_changed",
+        health_changed_at=utcnow(),
+    )
     answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
     assert "cannot be read reliably right now" in answer.text
     assert "password" in answer.text.lower()
@@ -361,16 +372,13 @@ def test_the_plotting_library_is_loaded_only_for_a_chart() -> None:
 
 async def test_renewal_due_still_shows_the_figures_with_remind(world: World) -> None:
     invitation = await connect(world)
-    async with world.db.engine.begin() as conn:
-        await conn.execute(
-            sa.update(Connection)
-            .where(col(Connection.invitation_id) == invitation)
-            .values(
-                health="renewal_due",
-                health_changed_at=utcnow(),
-                data_access_expires_at=utcnow() + timedelta(days=10),
-            )
-        )
+    await set_connection(
+        world,
+        invitation,
+        health="renewal_due",
+        health_changed_at=utcnow(),
+        data_access_expires_at=utcnow() + timedelta(days=10),
+    )
     answer = await ask(world, MANAGER, "/profile instagram.com/anna.bakes")  # as /invite takes it
     assert answer[-2].kind == "photo"
     assert "12,345 followers ·" in answer[-1].text and "renewal" in answer[-1].text.lower()
@@ -379,12 +387,13 @@ async def test_renewal_due_still_shows_the_figures_with_remind(world: World) -> 
 
 async def test_a_broken_connection_tells_the_influencer_what_the_brand_sees(world: World) -> None:
     invitation = await connect(world)
-    async with world.db.engine.begin() as conn:
-        await conn.execute(
-            sa.update(Connection)
-            .where(col(Connection.invitation_id) == invitation)
-            .values(health="broken", health_reason="password_changed", health_changed_at=utcnow())
-        )
+    await set_connection(
+        world,
+        invitation,
+        health="broken",
+        health_reason="password_changed",
+        health_changed_at=utcnow(),
+    )
     shown = (await ask(world, ANNA, "/shared"))[-1].text
     assert "Right now Brandly sees none of your figures" in shown and "/start" in shown
 
@@ -409,12 +418,9 @@ async def test_a_connection_ended_on_facebook_says_so(world: World) -> None:
     """The app removed on Facebook: the invitation stays "connected" in its history, the
     connection is disconnected; /profile says it ended, not that it is "not connected yet"."""
     invitation = await connect(world)
-    async with world.db.engine.begin() as conn:
-        await conn.execute(
-            sa.update(Connection)
-            .where(col(Connection.invitation_id) == invitation)
-            .values(status="disconnected", health="disconnected", health_reason="app_removed")
-        )
+    await set_connection(
+        world, invitation, status="disconnected", health="disconnected", health_reason="app_removed"
+    )
     answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
     assert answer == (
         f"The connection of @anna.bakes (#{invitation}) has ended, so its figures are no longer "
