@@ -157,7 +157,7 @@ class PageApi:
 
 @pytest.fixture
 async def page(playground: Playground) -> AsyncIterator[PageApi]:
-    async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=playground.url, timeout=30) as http:
         yield PageApi(playground, http)
 
 
@@ -231,7 +231,7 @@ async def test_the_real_bot_is_pointed_at_the_standins(playground: Playground) -
     assert settings.facebook_graph_url == playground.graph.base_url
     assert settings.facebook_dialog_url == f"{playground.url}sandbox/facebook"
     assert playground.cast.manager.id in settings.admin_telegram_ids
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=30) as http:
         own = await http.get(playground.url)
         assert own.status_code == 200 and "Connect Bot" in own.text
         assert own.headers["X-Content-Type-Options"] == "nosniff"
@@ -546,7 +546,7 @@ async def test_run_command_with_nothing_configured_opens_the_playground(tmp_path
         if not line:
             raise AssertionError((await proc.stderr.read()).decode())
         assert line.startswith(f"Playground: http://127.0.0.1:{playground_port}/ "), line
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=30) as http:
             state = (await http.get(f"http://127.0.0.1:{playground_port}/api/state")).json()
             assert state["manager"]["name"] == "Maria"
     finally:

@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
 SHOTS = ROOT / "artifacts" / "playground"
 README_SHOT = ROOT / "docs" / "img" / "playground.png"
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
-WAIT_MS = 10_000
+WAIT_MS = 20_000
 
 
 def _missing() -> str | None:
@@ -238,7 +238,7 @@ async def test_facebooks_side_panel_in_a_real_browser(
     expect.set_options(timeout=WAIT_MS)
     anna = playground.cast.influencers[0]
     ben = playground.cast.add_influencer()
-    async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=playground.url, timeout=30) as http:
         await connect(PageApi(playground, http), anna, "anna.bakes")
 
     context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
@@ -326,7 +326,7 @@ async def test_the_platform_pane_in_a_real_browser(
 
     expect.set_options(timeout=WAIT_MS)
     anna = playground.cast.influencers[0]
-    async with httpx.AsyncClient(base_url=playground.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=playground.url, timeout=30) as http:
         await connect(PageApi(playground, http), anna, "anna.bakes")
 
     context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")

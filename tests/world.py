@@ -71,7 +71,7 @@ class World:
         await self.bot.stop()
         self.bot = await _start_bot(self.settings, self.handled)
 
-    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Until the bot has fetched and fully handled every update people caused so far."""
         async with asyncio.timeout(timeout):
             while True:
@@ -153,7 +153,7 @@ class World:
     async def dialog_url(self, user: TgUser) -> str:
         """Open the newest login button in the browser and return where /oauth/start sends it
         (Facebook's dialog), without going there."""
-        async with httpx.AsyncClient(timeout=10, cookies=self.browser.cookies) as tab:
+        async with httpx.AsyncClient(timeout=30, cookies=self.browser.cookies) as tab:
             start = await tab.get(self.login_url(user))
             assert start.status_code == 302, start.text
             for cookie in tab.cookies.jar:
@@ -204,7 +204,7 @@ async def make_world(database_url: str, *, webhook: bool = False, **overrides: o
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
     handled = HandledCounter()
     bot = await _start_bot(settings, handled)
-    browser = httpx.AsyncClient(timeout=10, transport=BrowserTransport())
+    browser = httpx.AsyncClient(timeout=30, transport=BrowserTransport())
     return World(telegram, graph, settings, bot, browser, handled)
 
 

@@ -340,7 +340,7 @@ class TelegramStandin:
         chat_id: int,
         contains: str,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the tests' vocabulary; a deadline, not a cancel
+        timeout: float = 15.0,  # noqa: ASYNC109 - the tests' vocabulary; a deadline, not a cancel
         edited_ok: bool = True,
     ) -> SentMessage:
         """The latest message in the chat whose text contains ``contains`` (case-insensitive),
@@ -370,7 +370,7 @@ class TelegramStandin:
         handled them all")."""
         return self._next_update_id - _FIRST_UPDATE_ID - self.updates_dropped
 
-    async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_idle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
         """Until the bot fetched every queued update and made no API call for ~150 ms."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
