@@ -57,10 +57,28 @@ class InviteStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class LoginPath(StrEnum):
+    """The way an influencer connects: Facebook Login (a Page linked to the Instagram account)
+    or Instagram Login (the account alone, through a second Meta app; issue 13)."""
+
+    FACEBOOK = "facebook"
+    INSTAGRAM = "instagram"
+
+
+class BrandPaths(StrEnum):
+    """Which ways in a brand allows its influencers (set by an admin with /paths)."""
+
+    BOTH = "both"  # the default; Instagram only where INSTAGRAM_APP_ID is configured
+    FACEBOOK = "facebook"  # the Page is a business rule for this brand
+    INSTAGRAM = "instagram"
+
+
 class Step(StrEnum):
     """Where the influencer is in the guided flow; stored, so it survives restarts."""
 
     WELCOME = "welcome"
+    PATH = "path"  # which way in: is the account linked to a Facebook Page you manage?
+    IG_PROFESSIONAL = "ig_professional"  # Instagram path: a Business or Creator account?
     PAGE_PUBLIC = "page_public"
     PAGE_LINKED = "page_linked"
     LOGIN = "login"
@@ -79,6 +97,11 @@ class Brand(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.Text(), nullable=True)
     )
     webhook_set_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # A BrandPaths value: which ways in its influencers may use.
+    login_paths: str = Field(
+        default=BrandPaths.BOTH,
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default=BrandPaths.BOTH.value),
+    )
 
 
 class Manager(SQLModel, table=True):
@@ -143,6 +166,8 @@ class Invitation(SQLModel, table=True):
     # The message in the influencer's chat carrying the current step's buttons (a check's
     # question or its instructions); its buttons go when the step is shown again.
     step_message_id: int | None = Field(default=None, sa_column=_bigint(nullable=True))
+    # The way in the influencer is on (a LoginPath); None until chosen (or only one is open).
+    path: str | None = Field(default=None, max_length=16)
 
 
 class LoginAttempt(SQLModel, table=True):
@@ -176,6 +201,11 @@ class LoginAttempt(SQLModel, table=True):
     # A login that renews the invitation's kept connection (issue 11: the Renew button): handed
     # out while the invitation is connected, and it keeps the same Page and Instagram account.
     renewal: bool = False
+    # A LoginPath: which Meta app's window this state was handed out for.
+    path: str = Field(
+        default=LoginPath.FACEBOOK,
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default=LoginPath.FACEBOOK.value),
+    )
 
 
 class ConnectionStatus(StrEnum):
@@ -217,6 +247,12 @@ class Connection(SQLModel, table=True):
     # at, so each stage is asked once; None after a renewal.
     renewal_stage: int | None = None
     renewed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # A LoginPath. Instagram Login connections have no Facebook user and no Page (those fields
+    # are empty); their token is Instagram's long-lived user token, refreshed by the health job.
+    path: str = Field(
+        default=LoginPath.FACEBOOK,
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default=LoginPath.FACEBOOK.value),
+    )
 
 
 class ProfileSnapshot(SQLModel, table=True):
