@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,6 +20,7 @@ from bot.app import ConnectBot
 from bot.config import Settings
 from bot.store import Database
 from sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
+from sandbox.instagram import IgConsent, IgPerson, InstagramStandin
 from sandbox.telegram import SentMessage, TelegramStandin, TgUser
 from web_callback.app import WEBHOOK_PATH
 
@@ -61,6 +62,9 @@ class World:
     bot: ConnectBot
     browser: httpx.AsyncClient
     handled: HandledCounter
+    # Instagram Login's stand-in (authorize window, token endpoint, Graph host): always running;
+    # the bot is pointed at it (INSTAGRAM_APP_ID etc.) only with ``make_world(instagram=True)``.
+    instagram: InstagramStandin = field(default_factory=InstagramStandin)
 
     @property
     def db(self) -> Database:
@@ -172,14 +176,31 @@ class World:
         await self.settle()
         return page
 
+    async def instagram_login(
+        self, user: TgUser, person: IgPerson, consent: IgConsent | None = None
+    ) -> httpx.Response:
+        """The influencer taps the Instagram login button: Instagram's window redirects to our
+        /oauth/instagram callback, and the browser shows our page."""
+        self.instagram.set_person(person, consent)
+        window = await self.browser.get(self.login_url(user))
+        assert window.status_code == 302, window.text
+        page = await self.browser.get(window.headers["location"])
+        await self.settle()
+        return page
 
-async def make_world(database_url: str, *, webhook: bool = False, **overrides: object) -> World:
+
+async def make_world(
+    database_url: str, *, webhook: bool = False, instagram: bool = False, **overrides: object
+) -> World:
     """With ``webhook=True`` the bot runs in webhook mode: the stand-in POSTs updates to the bot's
-    /telegram/webhook route with a secret, instead of the bot long-polling."""
+    /telegram/webhook route with a secret, instead of the bot long-polling. With
+    ``instagram=True`` the second Meta app (Instagram Login) is configured, on the stand-in."""
     telegram = TelegramStandin()
     graph = GraphStandin()
+    instagram_standin = InstagramStandin()
     await telegram.start()
     await graph.start()
+    await instagram_standin.start()
     port = _free_port()
     values: dict[str, object] = dict(
         telegram_bot_token=SecretStr(telegram.token),
@@ -197,6 +218,14 @@ async def make_world(database_url: str, *, webhook: bool = False, **overrides: o
         default_language="en",
         token_encryption_keys=SecretStr(Fernet.generate_key().decode()),
     )
+    if instagram:
+        values.update(
+            instagram_app_id=instagram_standin.app_id,
+            instagram_app_secret=SecretStr(instagram_standin.app_secret),
+            instagram_authorize_url=instagram_standin.base_url,
+            instagram_token_url=instagram_standin.base_url,
+            instagram_graph_url=instagram_standin.base_url,
+        )
     if webhook:
         values["telegram_webhook_url"] = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
         values["telegram_webhook_secret"] = SecretStr(secrets.token_urlsafe(32))
@@ -205,7 +234,7 @@ async def make_world(database_url: str, *, webhook: bool = False, **overrides: o
     handled = HandledCounter()
     bot = await _start_bot(settings, handled)
     browser = httpx.AsyncClient(timeout=30, transport=BrowserTransport())
-    return World(telegram, graph, settings, bot, browser, handled)
+    return World(telegram, graph, settings, bot, browser, handled, instagram_standin)
 
 
 def is_login_url(url: str) -> bool:
@@ -263,3 +292,4 @@ async def close_world(world: World) -> None:
     await world.bot.stop()
     await world.telegram.stop()
     await world.graph.stop()
+    await world.instagram.stop()
