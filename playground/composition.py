@@ -30,8 +30,9 @@ from playground.config import PlaygroundSettings, refuse_real_credentials
 from playground.facebook_side import FacebookSide, RoundCounts, signed_deauthorize
 from playground.people import Cast
 from playground.platform_side import RECEIVER_PATH, Attachment, Platform
-from playground.web import DIALOG_PREFIX, make_app
+from playground.web import DIALOG_PREFIX, INSTAGRAM_PREFIX, make_app
 from sandbox.facebook import GraphStandin
+from sandbox.instagram import InstagramStandin
 from sandbox.telegram import TelegramStandin
 from web_callback.app import DEAUTHORIZE_PATH
 
@@ -68,6 +69,10 @@ class Playground:
         self._scratch: Path | None = None
         self.telegram = TelegramStandin(bot_username=BOT_USERNAME, bot_first_name=BOT_NAME)
         self.graph = GraphStandin(app_name=BOT_NAME)
+        # The second Meta app (Instagram Login): its window is the sandbox consent page, where
+        # the person picks the account, its type and the permissions granted.
+        self.instagram = InstagramStandin(app_name=BOT_NAME)
+        self.instagram.consent_page = True
         self.cast = Cast()
         self.cast.add_influencer()
         self.chats = Chats(self.telegram, self.cast)
@@ -77,6 +82,7 @@ class Playground:
             deauthorize=self._deauthorize,
             run_round=self._run_round,
             has_rounds=self._has_rounds,
+            instagram=self.instagram,
         )
         self.platform = Platform(
             on_change=lambda: self.chats.refresh(force=True), attach=self._attach_platform
@@ -95,6 +101,7 @@ class Playground:
     async def start(self) -> None:
         await self.telegram.start()
         await self.graph.start()
+        await self.instagram.start()
         await self._start_web()
         self._bot = ConnectBot(self._bot_settings())
         await self._bot.start()
@@ -115,6 +122,7 @@ class Playground:
             self._runner = None
         await self.telegram.stop()
         await self.graph.stop()
+        await self.instagram.stop()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -137,6 +145,11 @@ class Playground:
                 "facebook_app_secret": SecretStr(self.graph.app_secret),
                 "facebook_graph_url": self.graph.base_url,
                 "facebook_dialog_url": f"{self.url.rstrip('/')}{DIALOG_PREFIX}",
+                "instagram_app_id": self.instagram.app_id,
+                "instagram_app_secret": SecretStr(self.instagram.app_secret),
+                "instagram_authorize_url": f"{self.url.rstrip('/')}{INSTAGRAM_PREFIX}",
+                "instagram_token_url": self.instagram.base_url,
+                "instagram_graph_url": self.instagram.base_url,
                 "database_url": database_url,
                 "admin_telegram_ids": base.admin_telegram_ids | {self.cast.manager.id},
                 # The platform's webhooks may reach a receiver on this machine (plain http).
@@ -167,6 +180,7 @@ class Playground:
             platform=self.platform,
             invited_handle=self._invited_handle,
             closing=self._closing,
+            instagram=self.instagram,
         )
         # No access log: the page's live stream and its calls would drown everything else.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

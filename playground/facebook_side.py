@@ -25,16 +25,19 @@ from typing import Any, Protocol
 from bot.console_screens import reason_text
 from bot.i18n import Texts
 from bot.meta import sign_request
-from bot.models import Connection, ConnectionStatus
+from bot.models import Connection, ConnectionStatus, LoginPath
 from bot.store.console import health_of
 from playground.sandbox_login import facebook_account
 from sandbox.facebook import GraphStandin
+from sandbox.instagram import InstagramStandin
 from sandbox.telegram import TgUser
 
 _DAY = 86_400.0
 # The permission "Remove a permission" takes away unless told otherwise: the one whose loss
 # the login verdict also names (insights), and whose loss no other check hides.
 DEFAULT_PERMISSION = "instagram_manage_insights"
+# The same for a connection made with Instagram Login.
+INSTAGRAM_PERMISSION = "instagram_business_manage_insights"
 
 
 class FacebookAction(StrEnum):
@@ -112,8 +115,11 @@ class FacebookSide:
         deauthorize: Deauthorize,
         run_round: RunRound,
         has_rounds: Callable[[], bool],
+        instagram: InstagramStandin | None = None,
     ) -> None:
         self.graph = graph
+        # A connection made with Instagram Login lives at Instagram: the same buttons act there.
+        self.instagram = instagram
         self._connection_of = connection_of
         self._deauthorize = deauthorize
         self._run_round = run_round
@@ -131,6 +137,8 @@ class FacebookSide:
         self, person: TgUser, action: FacebookAction, *, permission: str = DEFAULT_PERMISSION
     ) -> Done:
         connection = await self._connection_of(person.id)
+        if connection is not None and connection.path == LoginPath.INSTAGRAM:
+            return self._instagram_action(connection, person.first_name, action)
         user_id = (
             connection.facebook_user_id
             if connection is not None
@@ -238,6 +246,49 @@ class FacebookSide:
             f"{name} removed the permission {permission} in the app's settings on Facebook."
         )
 
+    def _instagram_action(self, connection: Connection, name: str, action: FacebookAction) -> Done:
+        """The panel's buttons for a connection made with Instagram Login: no Facebook account
+        and no Page are involved; what the person does happens in Instagram's settings."""
+        instagram = self.instagram
+        if instagram is None:
+            raise PanelError("Instagram Login is not part of this playground.")
+        account, handle = connection.instagram_id, connection.instagram_username
+        try:
+            if action is FacebookAction.CHANGE_PASSWORD:
+                instagram.change_password(account)
+                return Done(
+                    f"{name} changed their Instagram password: Instagram ended the bot's token "
+                    "(error 190, subcode 460); the next check finds it."
+                )
+            if action is FacebookAction.REMOVE_APP:
+                instagram.revoke(account)
+                return Done(
+                    f"{name} removed {instagram.app_name} in Instagram's settings (Apps and "
+                    "websites). Instagram calls nobody back: the bot's next check finds it."
+                )
+            if action is FacebookAction.REMOVE_PERMISSION:
+                try:
+                    instagram.remove_permission(account, INSTAGRAM_PERMISSION)
+                except ValueError:
+                    return Done(
+                        f"{name} has not granted {INSTAGRAM_PERMISSION} (any more).",
+                        changed=False,
+                    )
+                return Done(f"{name} took back {INSTAGRAM_PERMISSION} in Instagram's settings.")
+        except KeyError:
+            raise PanelError(f"@{handle} has not logged in with Instagram here.") from None
+        if action in _ACCESS_LEFT_DAYS:
+            return Done(
+                f"@{handle} is connected with Instagram Login: the bot refreshes its token by "
+                "itself (every 60 days at the latest), so nothing runs out and nobody is asked "
+                "to renew.",
+                changed=False,
+            )
+        raise PanelError(
+            f"@{handle} is connected with Instagram Login: no Facebook account or Page is "
+            "involved, so this cannot happen to it."
+        )
+
     def logged_in(self, user_id: str) -> None:
         """The person went through the dialog again: their Pages are as the dialog set them up."""
         for key in [key for key in self._renamed if key[0] == user_id]:
@@ -248,6 +299,8 @@ class FacebookSide:
             state = "down" if down else "up"
             return Done(f"The Graph API is {state} already.", changed=False)
         self.graph.set_outage(down)
+        if self.instagram is not None:  # Instagram's Graph host with it
+            self.instagram.set_outage(down)
         if down:
             return Done(
                 "The Graph API is down: every call answers HTTP 500, code 2. Checks now are "
@@ -272,6 +325,7 @@ class FacebookSide:
         if connection is not None:
             state, reason = health_of(connection)
             shown = {
+                "path": connection.path,
                 "page": connection.page_name,
                 "instagram": connection.instagram_username,
                 "status": connection.status,
@@ -289,7 +343,8 @@ class FacebookSide:
         return {
             "name": person.first_name,
             "connection": shown,
-            "graph_down": self.graph.outage,
+            "graph_down": self.graph.outage
+            or (self.instagram is not None and self.instagram.outage),
             "can_check_now": self.can_check_now,
             "check_interval_seconds": self.check_interval_seconds,
         }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from bot.i18n import LANGUAGES
@@ -32,12 +33,22 @@ from playground.sandbox_login import (
 )
 from playground.sandbox_page import consent_page, dialog_error_page
 from sandbox.facebook import GraphStandin
+from sandbox.instagram import IgPerson, InstagramStandin
 from sandbox.telegram import TelegramStandin, TgUser
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 DIALOG_PREFIX = "/sandbox/facebook"
+# Instagram's authorization window (the Instagram Login stand-in's consent page), served through
+# the playground's own address so it opens wherever the page does.
+INSTAGRAM_PREFIX = "/sandbox/instagram"
+# The stand-in's page is one self-contained document: its inline style and its one-line script
+# (typing a username ticks "Another account").
+_INSTAGRAM_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 # A comment line now and then keeps proxies and browsers from closing an idle stream.
 _KEEPALIVE_SECONDS = 15.0
 _MAX_BODY = 64 * 1024
@@ -79,6 +90,7 @@ def make_app(
     platform: Platform,
     invited_handle: InvitedHandle,
     closing: asyncio.Event,
+    instagram: InstagramStandin | None = None,
 ) -> web.Application:
     """``invited_handle`` names the Instagram account a person is connecting right now (from the
     bot's database), so the sandbox dialog can offer exactly that account. ``facebook`` is the
@@ -277,7 +289,46 @@ def make_app(
             facebook.logged_in(login.user.id)
         raise web.HTTPSeeOther(location)
 
+    async def instagram_window(request: web.Request) -> web.StreamResponse:
+        """Instagram's authorization window: the stand-in's consent page, with the account the
+        person was invited with chosen already (as Instagram shows whoever is logged in)."""
+        assert instagram is not None
+        query = {k: v for k, v in request.query.items() if isinstance(v, str)}
+        body = await request.read() if request.method == "POST" else None
+        if request.method == "GET" and query.get("state"):
+            person = _who_opened(cast, telegram, query["state"])
+            handle = await invited_handle(person.id) if person is not None else None
+            if person is not None and handle:
+                try:
+                    known = instagram.person(handle)
+                except KeyError:
+                    known = IgPerson(handle, name=person.first_name)
+                instagram.set_person(known)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                request.method,
+                f"{instagram.base_url}/oauth/authorize",
+                params=query,
+                data=body,
+                headers={"Content-Type": request.content_type} if body is not None else None,
+                allow_redirects=False,
+            ) as answer,
+        ):
+            text = await answer.text()
+            location = answer.headers.get("Location")
+        if location is not None:
+            raise web.HTTPSeeOther(location)
+        response = web.Response(
+            text=text, status=answer.status, content_type=answer.content_type, charset="utf-8"
+        )
+        response.headers["Content-Security-Policy"] = _INSTAGRAM_PAGE_POLICY
+        return response
+
     app.router.add_get("/", page)
+    if instagram is not None:
+        app.router.add_get(INSTAGRAM_PREFIX + "/oauth/authorize", instagram_window)
+        app.router.add_post(INSTAGRAM_PREFIX + "/oauth/authorize", instagram_window)
     app.router.add_static("/static", STATIC)
     app.router.add_get("/api/state", get_state)
     app.router.add_get("/api/events", events)

@@ -359,7 +359,8 @@ function describeConnection(view) {
   if (!c) return `${view.name} has no connection yet`;
   if (!c.active) return `${view.name}'s connection ended: ${c.reason_words || c.health_words}`;
   const health = c.reason_words ? `${c.health_words}: ${c.reason_words}` : c.health_words;
-  const parts = [`Page ${c.page} → @${c.instagram}`, health];
+  const via = c.path === "instagram" ? `Instagram Login → @${c.instagram}` : `Page ${c.page} → @${c.instagram}`;
+  const parts = [via, health];
   parts.push(c.checked_at ? `checked ${clock(Date.parse(c.checked_at) / 1000)}` : "not checked yet");
   if (c.data_access_expires_at) parts.push(`data access until ${day(c.data_access_expires_at)}`);
   return parts.join(" · ");
