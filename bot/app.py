@@ -35,6 +35,7 @@ from bot.handlers.profiles import ProfileHandlers
 from bot.handlers.registry import COMMANDS
 from bot.handlers.webhooks import WebhookHandlers
 from bot.i18n import Texts, pick_language
+from bot.instagram_login import InstagramClient
 from bot.jobs import Job, PeriodicJobs, fleet_jobs
 from bot.links import Links
 from bot.menus import RoleMenus, set_default_menus
@@ -130,12 +131,25 @@ class ConnectBot:
             admins=settings.admin_telegram_ids,
             commands=COMMANDS,
         )
+        # Instagram Login (the second Meta app, issue 13): only when configured.
+        self.instagram: InstagramClient | None = None
+        if settings.instagram_login_configured:
+            assert settings.instagram_app_id and settings.instagram_app_secret
+            self.instagram = InstagramClient(
+                app_id=settings.instagram_app_id,
+                app_secret=settings.instagram_app_secret.get_secret_value(),
+                scopes=settings.instagram_scopes,
+                authorize_url=settings.instagram_authorize_url,
+                token_url=settings.instagram_token_url,
+                graph_url=settings.instagram_graph_url,
+            )
         self.connect = ConnectService(
             settings=settings,
             db=self.db,
             graph=self.graph,
             vault=self.vault,
             notices=self.notices,
+            instagram=self.instagram,
         )
         self.console = Console(
             settings=settings,
@@ -176,10 +190,16 @@ class ConnectBot:
             vault=self.vault,
             notices=self.notices,
             metrics=self.metrics,
+            instagram=self.instagram,
         )
-        # What the brand sees of a connected account: read through the kept Page token, cached.
+        # What the brand sees of a connected account: read through the kept Page token (an
+        # Instagram Login connection: its own token, on Instagram's host), cached.
         self.profiles = ProfileService(
-            settings=settings, db=self.db, graph=self.graph, vault=self.vault
+            settings=settings,
+            db=self.db,
+            graph=self.graph,
+            vault=self.vault,
+            instagram=self.instagram,
         )
         # Run by whichever replica holds the delivery worker's leader lease.
         self.jobs = PeriodicJobs(
@@ -349,6 +369,8 @@ class ConnectBot:
         await self.delivery.stop()
         await self.application.shutdown()
         await self.graph.aclose()
+        if self.instagram is not None:
+            await self.instagram.aclose()
         await self.db.dispose()
 
     async def _serve_metrics(self) -> None:

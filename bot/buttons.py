@@ -162,6 +162,11 @@ class Action(StrEnum):
     RETRY = "r"  # a fresh login attempt after a failed one
     NEW_LINK = "l"  # a fresh login link (the old one expired)
     RESUME = "c"  # continue after /cancel
+    # The ways in (issue 13): "I don't know" at the path question; Instagram Login instead of a
+    # failed Facebook login; the Facebook path instead of Instagram Login's check.
+    UNSURE = "u"
+    SWITCH = "i"
+    FACEBOOK = "f"
 
 
 @dataclass(frozen=True)

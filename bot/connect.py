@@ -1,9 +1,13 @@
-"""One Facebook redirect, from state to verdict to both people knowing the result; for a
+"""One login redirect, from state to verdict to both people knowing the result; for a
 kept connection's renewal (the Renew button), the same verdict refreshing it or saying why not.
 
-The route in `web_callback` only parses the request and renders what this returns; the decision is
-`bot.verdict.decide`, the Facebook I/O `bot.graph`, the storage `bot.store`, the messages
-`bot.notify` with `bot.screens`.
+Two ways in (issue 13): Facebook Login (`/oauth/callback`, the decision `bot.verdict.decide`,
+the I/O `bot.graph`) and Instagram Login through a second Meta app (`/oauth/instagram`, the
+decision `bot.instagram_verdict.decide`, the I/O `bot.instagram_login`). Each login state
+carries the way it was handed out for; a state brought to the other way's callback is refused.
+
+The routes in `web_callback` only parse the request and render what this returns; the storage is
+`bot.store`, the messages `bot.notify` with `bot.screens`.
 """
 
 from __future__ import annotations
@@ -22,22 +26,30 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.buttons import Action, Press
 from bot.config import Settings
 from bot.crypto import TokenVault, new_secret, secret_hash
-from bot.facts import verdict_facts
+from bot.facts import instagram_verdict_facts, verdict_facts
 from bot.graph import Gathered, GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
+from bot.instagram_login import IgAccessToken, IgGathered, InstagramClient
+from bot.instagram_verdict import IgLoginEvidence, IgOutcome, IgVerdict
+from bot.instagram_verdict import decide as decide_instagram
 from bot.login_secrets import LoginSealer
 from bot.models import (
     Invitation,
     InviteStatus,
     LoginAttempt,
+    LoginPath,
     OutboxKind,
     OutboxMessage,
     Step,
     utcnow,
 )
 from bot.notices import Notices, outgoing
+from bot.paths import open_paths
 from bot.screens import (
     Screen,
+    ig_verdict_for_influencer,
+    ig_verdict_for_manager,
+    instagram_login,
     renewal_failed,
     renewal_keyboard,
     renewal_login,
@@ -56,7 +68,7 @@ from bot.store import (
 )
 from bot.store.logins import RenewalRefused, RenewalStored, needs_repair
 from bot.store.steps import NewLogin
-from bot.verdict import Outcome, Verdict, decide
+from bot.verdict import FetchFailure, Outcome, Verdict, decide
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +79,20 @@ REPEAT_WINDOW = timedelta(minutes=15)
 # Failures only the managers (or the operator they forward it to) can resolve: each still gets
 # its own notice inside the window, since a changed card alone asks nobody to act.
 NEEDS_THE_MANAGER: frozenset[Outcome] = frozenset({Outcome.APP_NOT_LIVE, Outcome.TOKEN_INVALID})
+# Facebook failures about the Page that Instagram Login does not need: where it is open for the
+# invitation, the influencer is offered it as a one-tap alternative beside the fix.
+INSTAGRAM_SOLVES: frozenset[Outcome] = frozenset(
+    {Outcome.NO_PAGE, Outcome.IG_NOT_LINKED, Outcome.IG_HALF_LINKED}
+)
 
 # Redirect parameters we look at; anything else Facebook (or a forger) appends is ignored.
 _REDIRECT_KEYS = ("code", "error", "error_code", "error_reason", "error_description")
+# Instagram's redirect: a code, or Business Login's error triple.
+_IG_REDIRECT_KEYS = ("code", "error", "error_reason", "error_description")
+# Each value is cut to this before it is judged or sealed. Instagram's codes are longer than
+# Facebook's (hundreds of characters); the query as a whole is capped by the route.
+_REDIRECT_VALUE_MAX = 512
+_IG_REDIRECT_VALUE_MAX = 2048
 
 
 START_PATH = "/oauth/start"
@@ -124,10 +147,13 @@ class ConnectService:
         graph: GraphClient,
         vault: TokenVault,
         notices: Notices,
+        instagram: InstagramClient | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._graph = graph
+        # Instagram Login's client (the second Meta app), when configured.
+        self._instagram = instagram
         self._vault = vault
         # Who hears what (in their language), the live card, and the delivery worker's bell.
         self._notices = notices
@@ -213,8 +239,19 @@ class ConnectService:
         )
 
     def login_offer(self, t: Texts, invite: Invitation, ticket: LoginTicket) -> LoginOffer:
-        """The screen with the login button of a state issued."""
+        """The screen with the login button of a state issued: Instagram's for an invitation
+        on the Instagram path, Facebook's otherwise."""
         s = self._settings
+        if invite.path == LoginPath.INSTAGRAM:
+            screen = instagram_login(
+                t,
+                invite,
+                url=self.start_url(ticket.state),
+                scopes=s.instagram_scopes,
+                platform=s.platform_name,
+                minutes=s.login_ttl_minutes,
+            )
+            return LoginOffer(screen, ticket)
         screen = login_screen(
             t,
             invite,
@@ -278,6 +315,18 @@ class ConnectService:
         except Exception as exc:  # the database: nothing was handed out yet
             log.warning("login start failed: %s", type(exc).__name__)
             return StartResult(RedirectResult(503, "unavailable"))
+        if attempt.path == LoginPath.INSTAGRAM:
+            if self._instagram is None:  # handed out while configured, no longer configured
+                log.warning("an Instagram login was opened, but Instagram Login is not set up")
+                return StartResult(RedirectResult(503, "unavailable"))
+            location = self._instagram.authorize_url(
+                state=state,
+                redirect_uri=self._settings.instagram_redirect_uri,
+                # After a login with another account than the invited one, Instagram asks who
+                # logs in instead of taking whoever the browser is logged in as again.
+                force_reauth=invite.last_reason == IgOutcome.OTHER_ACCOUNT,
+            )
+            return StartResult(location=location, cookie=cookie)
         return StartResult(
             location=self._dialog_url(
                 state, rerequest=attempt.rerequest, renewal=attempt.renewal
@@ -286,16 +335,26 @@ class ConnectService:
         )
 
     async def handle_redirect(
-        self, params: Mapping[str, str], *, browser: str | None = None
+        self,
+        params: Mapping[str, str],
+        *,
+        browser: str | None = None,
+        path: LoginPath = LoginPath.FACEBOOK,
     ) -> RedirectResult:
-        """Facebook's redirect. In the browser that opened the login button it is used at once;
-        anywhere else (another browser, Facebook's app handing back to the phone's default
-        browser) the page first asks to confirm, naming the invited account, before anything
-        is verified or reported."""
+        """A redirect from Facebook's dialog or (`path` instagram) Instagram's window. In the
+        browser that opened the login button it is used at once; anywhere else (another
+        browser, the app handing back to the phone's default browser) the page first asks to
+        confirm, naming the invited account, before anything is verified or reported. A state
+        handed out for the other way in is refused and stays as it was."""
         state = params.get("state", "")
         if not state or len(state) > _MAX_STATE:
             return RedirectResult(400, "bad_request")
-        redirect = {k: params[k][:512] for k in _REDIRECT_KEYS if k in params}
+        keys: tuple[str, ...]
+        if path == LoginPath.INSTAGRAM:
+            keys, most = _IG_REDIRECT_KEYS, _IG_REDIRECT_VALUE_MAX
+        else:
+            keys, most = _REDIRECT_KEYS, _REDIRECT_VALUE_MAX
+        redirect = {k: params[k][:most] for k in keys if k in params}
         if browser is not None:
             async with self._verifying:
                 try:
@@ -303,7 +362,7 @@ class ConnectService:
                     await self._db.steps.notes.flush()
                     # One statement uses the state if this browser opened its login link.
                     used = await self._db.logins.use_state(
-                        state, browser_hash=secret_hash(browser)
+                        state, browser_hash=secret_hash(browser), path=path
                     )
                 except Exception as exc:  # the database: nothing was used yet
                     log.warning(
@@ -317,7 +376,7 @@ class ConnectService:
         # No login cookie, or another browser's: confirmed on the page first (a state that
         # cannot be used any more is refused there).
         try:
-            return await self._ask_confirmation(state, redirect)
+            return await self._ask_confirmation(state, redirect, path)
         except Exception as exc:  # the database: nothing was used yet
             log.warning("callback failed before the login was used: %s", type(exc).__name__)
             return RedirectResult(503, "unavailable")
@@ -342,12 +401,15 @@ class ConnectService:
                 redirect = {"error": "server_error"}
             return await self._complete(taken.attempt, taken.invitation, redirect)
 
-    async def _ask_confirmation(self, state: str, redirect: dict[str, str]) -> RedirectResult:
+    async def _ask_confirmation(
+        self, state: str, redirect: dict[str, str], path: LoginPath
+    ) -> RedirectResult:
         token = new_secret()
         staged = await self._db.logins.stage_confirmation(
             state,
             confirm_hash=secret_hash(token),
             pending_sealed=self._sealer.seal_params(redirect),
+            path=path,
         )
         if isinstance(staged, StateProblem):
             return await self._refused_in_language(staged, state)
@@ -387,6 +449,7 @@ class ConnectService:
             StateProblem.WITHDRAWN: 410,
             StateProblem.SUPERSEDED: 410,
             StateProblem.CONNECTED: 200,
+            StateProblem.WRONG_PATH: 400,
         }
         page = {
             StateProblem.WITHDRAWN: "withdrawn",
@@ -401,6 +464,8 @@ class ConnectService:
         database fail on the way, the person still gets a page in their language and a retry in
         the chat, and a token that cannot be kept is withdrawn at Facebook."""
         assert attempt.id is not None and invite.id is not None
+        if attempt.path == LoginPath.INSTAGRAM:
+            return await self._complete_instagram(attempt, invite, redirect)
         gathered = await self._graph.gather(
             redirect=redirect, redirect_uri=self._settings.redirect_uri
         )
@@ -447,6 +512,7 @@ class ConnectService:
                     verdict,
                     platform=self._settings.platform_name,
                     followers=followers,
+                    instagram_offered=await self._instagram_open(invite, verdict.outcome),
                 ),
                 invitation_id=invite.id,
             ),
@@ -479,20 +545,155 @@ class ConnectService:
             if verdict.outcome in NEEDS_THE_MANAGER
             else REPEAT_WINDOW,
         )
+        connected_as = (
+            verdict.instagram.username
+            if verdict.connected and verdict.instagram is not None
+            else None
+        )
+        return self._verdict_page(
+            invite, verdict.outcome.value, influencer_t.language, connected_as
+        )
+
+    def _verdict_page(
+        self, invite: Invitation, outcome: str, language: Language, connected_as: str | None
+    ) -> RedirectResult:
+        """The browser's page once a verdict was stored (`invite` as `record_verdict` left it);
+        `connected_as`: the username the login connected, None when it did not connect."""
         if invite.status == InviteStatus.REVOKED:
             log.info("invitation %s was withdrawn during the login: nothing kept", invite.id)
-            return RedirectResult(410, "withdrawn", influencer_t.language)
-        if invite.status == InviteStatus.CONNECTED and not verdict.connected:
+            return RedirectResult(410, "withdrawn", language)
+        if invite.status == InviteStatus.CONNECTED and connected_as is None:
             log.info("invitation %s is connected already: a late login changed nothing", invite.id)
-            return RedirectResult(200, "already_connected", influencer_t.language)
+            return RedirectResult(200, "already_connected", language)
         self._notices.ring()
-        log.info("invitation %s: verdict %s", invite.id, verdict.outcome.value)
-        if verdict.connected:
-            assert verdict.instagram is not None
-            return RedirectResult(
-                200, "connected", influencer_t.language, verdict.instagram.username
+        log.info("invitation %s: verdict %s", invite.id, outcome)
+        if connected_as is not None:
+            return RedirectResult(200, "connected", language, connected_as)
+        return RedirectResult(200, "failed", language)
+
+    # --- Instagram Login (the second way in) -------------------------------------------------
+
+    async def _instagram_open(self, invite: Invitation, outcome: Outcome) -> bool:
+        """Whether a Facebook failure offers Instagram Login instead: one Instagram would not
+        have (`INSTAGRAM_SOLVES`), and the way is open for the invitation. The brand is read
+        only then (no query for any other result, nor where Instagram Login is not set up)."""
+        if outcome not in INSTAGRAM_SOLVES or not self._settings.instagram_login_configured:
+            return False
+        brand = await self._db.brands.brand(invite.brand_id) if invite.brand_id else None
+        paths = open_paths(self._settings, brand.login_paths if brand is not None else None)
+        return LoginPath.INSTAGRAM in paths
+
+    async def _complete_instagram(
+        self, attempt: LoginAttempt, invite: Invitation, redirect: dict[str, str]
+    ) -> RedirectResult:
+        """An Instagram Login's state is used: gather what Instagram says (the code exchanged
+        once, the long-lived token, /me), decide, store and tell, as `_complete` does for
+        Facebook's."""
+        assert attempt.id is not None and invite.id is not None
+        if self._instagram is None:
+            # Not configured any more: nothing can be asked, Instagram counts as unreachable.
+            gathered = IgGathered(
+                IgLoginEvidence(redirect=redirect, failure=FetchFailure.UNAVAILABLE)
             )
-        return RedirectResult(200, "failed", influencer_t.language)
+        else:
+            gathered = await self._instagram.gather(
+                redirect=redirect, redirect_uri=self._settings.instagram_redirect_uri
+            )
+        try:
+            return await self._store_instagram_result(attempt, invite, gathered)
+        except Exception as exc:
+            log.error(
+                "invitation %s: the Instagram login result could not be stored: %s",
+                invite.id,
+                type(exc).__name__,
+            )
+            # Instagram Login has no endpoint to withdraw a token: unkept, it simply lapses.
+            return await self._interrupted(attempt, invite, None)
+
+    async def _store_instagram_result(
+        self, attempt: LoginAttempt, invite: Invitation, gathered: IgGathered
+    ) -> RedirectResult:
+        assert attempt.id is not None and invite.id is not None
+        verdict = decide_instagram(
+            gathered.evidence,
+            invited_handle=invite.handle,
+            requested_scopes=self._settings.instagram_scopes,
+        )
+        account = verdict.account
+        followers = account.followers_count if verdict.connected and account else None
+        record = self._instagram_record(verdict, gathered.token, followers)
+        audience = await self._notices.audience(
+            invite, influencer=attempt.telegram_user_id, count_failures=not verdict.connected
+        )
+        assert audience.influencer is not None
+        influencer_t = self._notices.texts_of(audience.influencer)
+        platform = self._settings.platform_name
+        told = [
+            outgoing(
+                attempt.telegram_user_id,
+                ig_verdict_for_influencer(
+                    influencer_t, invite, verdict, platform=platform, followers=followers
+                ),
+                invitation_id=invite.id,
+            ),
+        ]
+        after = invite.model_copy(
+            update={
+                "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
+                "last_reason": None if verdict.connected else verdict.outcome.value,
+            }
+        )
+        told += await self._notices.card_outgoing(after, connection=record, audience=audience)
+        told += await self._notices.brand_notices(
+            invite,
+            lambda t: ig_verdict_for_manager(
+                t, invite, verdict, platform=platform, followers=followers
+            ),
+            audience=audience,
+        )
+        invite = await self._db.logins.record_verdict(
+            attempt_id=attempt.id,
+            invitation_id=invite.id,
+            outcome=verdict.outcome.value,
+            connection=record,
+            outgoing=told,
+            facts=instagram_verdict_facts(verdict, followers=followers),
+            repeat_window=REPEAT_WINDOW,
+        )
+        connected_as = account.username if verdict.connected and account is not None else None
+        return self._verdict_page(
+            invite, verdict.outcome.value, influencer_t.language, connected_as
+        )
+
+    def _instagram_record(
+        self, verdict: IgVerdict, token: IgAccessToken | None, followers: int | None
+    ) -> ConnectionRecord | None:
+        """An Instagram Login connection: no Facebook user, no Page; Instagram's long-lived
+        user token (60 days, refreshed by the health job) sealed as the user token."""
+        if not verdict.connected:
+            return None
+        assert verdict.account is not None
+        now = utcnow()
+        expires_at = (
+            now + timedelta(seconds=token.expires_in)
+            if token is not None and token.expires_in
+            else None
+        )
+        return ConnectionRecord(
+            facebook_user_id="",
+            page_id="",
+            page_name="",
+            instagram_id=verdict.account.instagram_id,
+            instagram_username=verdict.account.username,
+            followers_count=followers,
+            permissions=verdict.granted,
+            token_encrypted=self._vault.seal(token.access_token) if token else None,
+            token_expires_at=expires_at,
+            data_access_expires_at=None,
+            page_token_encrypted=None,
+            next_check_at=now + timedelta(seconds=self._settings.health_check_interval_seconds),
+            path=LoginPath.INSTAGRAM,
+        )
 
     async def _store_renewal(
         self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
@@ -588,13 +789,14 @@ class ConnectService:
         return RedirectResult(200, page, t.language, verdict.instagram.username)
 
     async def _interrupted(
-        self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered
+        self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered | None
     ) -> RedirectResult:
         """The result of a used state could not be stored: withdraw the token Facebook issued
-        (it cannot be kept), record the attempt as interrupted with a retry in the chat, now or,
-        while the database is away, a little later."""
+        (it cannot be kept; `gathered` None: nothing to withdraw), record the attempt as
+        interrupted with a retry in the chat, now or, while the database is away, a little
+        later."""
         assert attempt.id is not None and invite.id is not None
-        if gathered.token:
+        if gathered is not None and gathered.token:
             await self._withdraw_token(gathered)
         language: Language | None = None
         try:
@@ -644,9 +846,12 @@ class ConnectService:
         )
         if attempt.renewal:
             retry = renewal_keyboard(t, invite.id, "button.retry")
+        interrupted = (
+            "ig_login.interrupted" if attempt.path == LoginPath.INSTAGRAM else "login.interrupted"
+        )
         told = outgoing(
             attempt.telegram_user_id,
-            Screen(t("login.interrupted"), retry),
+            Screen(t(interrupted), retry),
             invitation_id=invite.id,
         )
         recorded = await self._db.logins.interrupt_login(

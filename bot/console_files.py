@@ -171,6 +171,8 @@ def export_csv(
     (`figures`, by connection id): the current followers, the accounts reached in the last 30
     days (each once, as Instagram counts them), the engagement rate in percent with the reader's
     decimal mark (2.9 / 2,9: a German spreadsheet reads 0.029 as 29) and when they were read.
+    Last, `path`: the way the connection was made (``facebook``: a Facebook Page; ``instagram``:
+    Instagram Login, whose `page_id` and `page_name` are empty).
     Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -203,6 +205,7 @@ def export_csv(
             "reach_30d",
             "engagement_rate_percent",
             "figures_read_at",
+            "path",
         ]
     )
 
@@ -234,13 +237,14 @@ def export_csv(
             c.instagram_username if c else "",
             c.followers_count if c and c.followers_count is not None else "",
             t.plain(f"console.export.health.{state}") if state else "",
-            reason_text(t, reason) if reason else "",
+            reason_text(t, reason, c.path if c else None) if reason else "",
             _iso(c.data_access_expires_at if c else None),
             _iso(c.checked_at if c else None),
             state or "",
             reason or "",
             _iso(c.token_expires_at if c else None),
             *_figures(t, (figures or {}).get(c.id) if c and c.id is not None else None),
+            c.path if c else "",
         ]
         writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue().encode("utf-8")

@@ -22,11 +22,13 @@ from bot.health import HealthReason, HealthState
 from bot.i18n import LANGUAGES, Texts, catalog, day_text, moment_text
 from bot.models import (
     Brand,
+    BrandPaths,
     Connection,
     ConnectionStatus,
     Invitation,
     InvitationEvent,
     InviteStatus,
+    LoginPath,
     Manager,
     access_ends,
 )
@@ -171,14 +173,17 @@ def status_line(t: Texts, facts: CardFacts, *, now: datetime) -> str:
     status = InviteStatus(invite.status)
     if status == InviteStatus.CONNECTED:
         found = facts.connection
+        instagram = found is not None and found.path == LoginPath.INSTAGRAM
         if isinstance(found, Connection) and found.status == ConnectionStatus.DISCONNECTED:
-            return t("console.status.disconnected")
+            own = "_instagram" if instagram else ""
+            return t(f"console.status.disconnected{own}")
         if isinstance(found, Connection) and found.status == ConnectionStatus.ACTIVE:
             trouble = health_status(t, found)
             if trouble is not None:
                 return trouble
         return t(
-            "console.status.connected",
+            # No Page on the Instagram Login path: nothing may read "Page " with no name.
+            "console.status.connected_instagram" if instagram else "console.status.connected",
             username=found.instagram_username if found else invite.handle,
             page=found.page_name if found else "",
         )
@@ -202,8 +207,13 @@ def _date(moment: datetime | None, t: Texts) -> str:
     return day_text(t, moment) if moment else t.plain("console.health.unknown")
 
 
-def reason_text(t: Texts, reason: HealthReason | None) -> str:
-    """A health reason in a few words, about the influencer."""
+def reason_text(t: Texts, reason: HealthReason | None, path: str | None = None) -> str:
+    """A health reason in a few words, about the influencer (in Instagram's words for an
+    Instagram Login connection, where they differ)."""
+    if reason is not None and path == LoginPath.INSTAGRAM:
+        own = f"health_instagram.console.{reason.value}"
+        if t.has(own):
+            return t.plain(own)
     key = f"console.health.reason.{reason.value if reason else 'unknown'}"
     return t.plain(key) if t.has(key) else t.plain("console.health.reason.unknown")
 
@@ -226,10 +236,11 @@ def health_status(t: Texts, connection: Connection) -> str | None:
         if ends is None:
             return t("console.health.status_renewal_due_undated", **names)
         return t("console.health.status_renewal_due", date=_date(ends, t), **names)
+    why = reason_text(t, reason, connection.path)
     if state is HealthState.BROKEN:
-        return t("console.health.status_broken", reason=reason_text(t, reason))
+        return t("console.health.status_broken", reason=why)
     if state is HealthState.DISCONNECTED:
-        return t("console.health.status_disconnected", reason=reason_text(t, reason))
+        return t("console.health.status_disconnected", reason=why)
     return None
 
 
@@ -299,11 +310,17 @@ def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
     elif state is HealthState.HEALTHY:
         head = t("console.health.show_healthy")
     else:
-        head = t(f"console.health.show_{state.value}", since=since, reason=reason_text(t, reason))
+        head = t(
+            f"console.health.show_{state.value}",
+            since=since,
+            reason=reason_text(t, reason, connection.path),
+        )
     checked = connection.checked_at
     lines: list[str] = [
         head,
-        t("console.health.show_expiry_page", data=_date(connection.data_access_expires_at, t))
+        t("console.health.show_expiry_instagram", token=_date(connection.token_expires_at, t))
+        if connection.path == LoginPath.INSTAGRAM
+        else t("console.health.show_expiry_page", data=_date(connection.data_access_expires_at, t))
         if connection.page_token_encrypted
         else t(
             "console.health.show_expiry",
@@ -415,6 +432,8 @@ def list_screen(t: Texts, facts: ListFacts) -> Screen:
             state = health_of(connection)[0]
             if state is not HealthState.HEALTHY:
                 words += " · " + t.plain(f"console.health.state.{state}")
+            if connection.path == LoginPath.INSTAGRAM:
+                words += " · " + path_name(t, connection.path)
         lines.append(t("console.list.line", id=invite.id, handle=invite.handle, status=words))
     if not facts.invites:
         lines.append(t("console.list.empty"))
@@ -462,11 +481,13 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
     if connection is not None:
         # A sentence, with the ids labelled (what Meta's tools and support ask for).
         ended = connection.ended_at
+        # An Instagram Login connection has no Page: its own sentences, without one.
+        own = "_instagram" if connection.path == LoginPath.INSTAGRAM else ""
         tail.append(
             t(
-                "console.show.connection"
+                f"console.show.connection{own}"
                 if connection.status == ConnectionStatus.ACTIVE or ended is None
-                else f"console.show.connection_{connection.status}",
+                else f"console.show.connection_{connection.status}{own}",
                 date=day_text(t, connection.created_at),
                 ended=day_text(t, ended) if ended else "",
                 page=connection.page_name,
@@ -535,7 +556,7 @@ def _attention_line(t: Texts, item: NeedsAttention) -> str:
         if state is HealthState.DISCONNECTED
         else "console.health.item_broken",
         since=_date(_trouble_since(connection), t),
-        reason=reason_text(t, reason),
+        reason=reason_text(t, reason, connection.path),
         **names,
     )
 
@@ -651,7 +672,7 @@ def funnel_text(t: Texts, f: Funnel, health: HealthCounts | None = None) -> str:
         )
         for r, n in f.reasons
     ) or t("console.stats.no_failures")
-    text = t(
+    text: str = t(
         "console.stats.text",
         created=f.created,
         opened=f.opened,
@@ -661,6 +682,13 @@ def funnel_text(t: Texts, f: Funnel, health: HealthCounts | None = None) -> str:
         rate=percent(f.connected, f.created),
         reasons=reasons,
     )
+    if f.paths:
+        # How the brand's active connections were made (issue 13).
+        text += "\n" + t(
+            "console.stats.paths",
+            facebook=f.paths.get(LoginPath.FACEBOOK.value, 0),
+            instagram=f.paths.get(LoginPath.INSTAGRAM.value, 0),
+        )
     if health is None:
         return text
     return text + "\n\n" + health_stats(t, health)
@@ -703,3 +731,34 @@ def managers_text(t: Texts, brand: Brand, managers: Sequence[Manager]) -> str:
     lines: list[str] = [t("console.admin.managers_header", brand=brand.name)]
     lines.extend(t("console.admin.manager_line", name=m.name, id=m.telegram_id) for m in managers)
     return fit(t, lines)
+
+
+def paths_text(t: Texts, brand: Brand, *, configured: bool, changed: bool) -> str:
+    """`/paths`: the ways in the brand allows, what that means, and (when the second Meta app
+    is not configured) that Instagram Login is not offered anywhere yet."""
+    setting = _brand_paths(brand.login_paths)
+    values = {
+        "brand": brand.name,
+        "id": brand.id,
+        "setting": setting.value,
+        "meaning": t(f"console.admin.paths_meaning.{setting.value}"),
+    }
+    lines = [t("console.admin.paths_set" if changed else "console.admin.paths_show", **values)]
+    if not configured and setting is not BrandPaths.FACEBOOK:
+        lines.append(t("console.admin.paths_not_configured"))
+    if not changed:
+        lines.append(t("console.admin.paths_change", id=brand.id))
+    return "\n\n".join(lines)
+
+
+def _brand_paths(value: str | None) -> BrandPaths:
+    try:
+        return BrandPaths(value or BrandPaths.BOTH)
+    except ValueError:
+        return BrandPaths.BOTH
+
+
+def path_name(t: Texts, path: str | None) -> str:
+    """A connection's way in, in a word or two ("Facebook Page", "Instagram Login")."""
+    key = f"console.path.{path or LoginPath.FACEBOOK.value}"
+    return t.plain(key) if t.has(key) else (path or "")

@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.instagram_verdict import IgVerdict
+from bot.models import LoginPath
 from bot.verdict import Verdict
 
 # Enough for any real login; the JSON stays small whatever Facebook sent.
@@ -29,6 +31,8 @@ class VerdictFacts:
     # True when the brand's managers were sent a notice about this result: failures soon after
     # it only update that notice (while undelivered) and the live card (`bot.connect`).
     announced: bool = False
+    # "instagram" for an Instagram Login (no Page to name); "" for Facebook's.
+    path: str = ""
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -39,6 +43,7 @@ class VerdictFacts:
             "username": self.username,
             "followers": self.followers,
             "announced": self.announced,
+            "path": self.path,
         }
         return json.dumps(
             {k: v for k, v in data.items() if v not in ("", [], None, False)},
@@ -72,6 +77,7 @@ class VerdictFacts:
             if isinstance(followers, int) and not isinstance(followers, bool)
             else None,
             announced=data.get("announced") is True,
+            path=_text(data.get("path")),
         )
 
 
@@ -83,6 +89,20 @@ def verdict_facts(verdict: Verdict, *, followers: int | None) -> VerdictFacts:
         declined=verdict.declined,
         username=verdict.instagram.username if verdict.instagram else "",
         followers=followers if verdict.connected else None,
+    )
+
+
+def instagram_verdict_facts(verdict: IgVerdict, *, followers: int | None) -> VerdictFacts:
+    """An Instagram Login's particulars: no Pages; the account that logged in (`username` when
+    connected, `others` when it was another than the invited one) and the permissions declined."""
+    account = verdict.account
+    other = verdict.other_account
+    return VerdictFacts(
+        others=(other,) if other else (),
+        declined=verdict.declined,
+        username=account.username if verdict.connected and account is not None else "",
+        followers=followers if verdict.connected else None,
+        path=LoginPath.INSTAGRAM.value,
     )
 
 

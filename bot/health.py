@@ -456,3 +456,62 @@ def _account(raw: Any) -> tuple[str, str] | None:
         return None
     username = raw.get("username")
     return account_id, normalize_handle(username) if isinstance(username, str) else ""
+
+
+# --- a connection made through Instagram Login (issue 13) -----------------------------------
+
+
+@dataclass(frozen=True)
+class IgCheckFacts:
+    """What one check of an Instagram Login connection found. There is no debug_token and no
+    Page on this path: the token is refreshed when due (`refreshed`: it was, this check) and
+    ``/me`` is read with it (`me`), or `problem` says why the refresh or the read failed.
+    `username` is the account's name as connected."""
+
+    username: str
+    me: Mapping[str, Any] | None = None
+    problem: GraphProblem | None = None
+    refreshed: bool = False
+    previous: HealthState = HealthState.HEALTHY
+    previous_reason: HealthReason | None = None
+
+
+def judge_instagram(facts: IgCheckFacts) -> HealthVerdict:
+    """Judge one check of an Instagram Login connection. Such a connection is never due for
+    renewal: its token is refreshed before it runs out (`bot.upkeep`). The first that applies:
+
+    1. The refresh or the read failed with error 190: by subcode as `judge` step 3 (458 →
+       DISCONNECTED app_removed: the app removed in Instagram's settings, which sends no
+       callback; 460 → password_changed; 463 → token_expired; otherwise token_invalid).
+    2. A permission error → permissions_declined (the permission named, when it is).
+    3. Any other failure (outage, rate limit, a refusal that is no verdict on the token such as
+       "too young to refresh") → retry, the state unchanged; after a successful refresh the
+       check counts (the new token is kept) and the state stays as it was.
+    4. The username differs from the connected one → username_changed.
+    5. Otherwise HEALTHY.
+    """
+    problem = facts.problem
+    if problem is not None:
+        if problem.kind in _TOKEN_REASONS:
+            return _broken(_TOKEN_REASONS[problem.kind])
+        if problem.kind is ProblemKind.PERMISSION:
+            declined = (problem.permission,) if problem.permission else ()
+            return _broken(HealthReason.PERMISSIONS_DECLINED, declined=declined)
+        if facts.refreshed:
+            return HealthVerdict(facts.previous, facts.previous_reason)
+        return _retry_ig(facts, problem)
+    me = facts.me if isinstance(facts.me, Mapping) else None
+    if me is None:
+        return _retry_ig(facts, None)
+    raw = me.get("username")
+    username = normalize_handle(raw) if isinstance(raw, str) else ""
+    if username and username != normalize_handle(facts.username):
+        return _broken(HealthReason.USERNAME_CHANGED, username=username)
+    return HealthVerdict(HealthState.HEALTHY)
+
+
+def _retry_ig(facts: IgCheckFacts, problem: GraphProblem | None) -> HealthVerdict:
+    wait = OUTAGE_RETRY
+    if problem is not None and problem.kind is ProblemKind.RATE_LIMITED:
+        wait = max(problem.retry_after or RATE_LIMIT_RETRY, OUTAGE_RETRY)
+    return HealthVerdict(facts.previous, facts.previous_reason, retry=wait)

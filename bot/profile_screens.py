@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.buttons import RefreshProfile
 from bot.chart import ChartTexts
+from bot.console_screens import path_name
 from bot.i18n import Texts
 from bot.insights import Gap, Post, Profile
 from bot.screens import Screen, count, long_date
@@ -94,8 +95,10 @@ def profile_text(
     fetched_at: datetime,
     head: str,
     foot: str | None = None,
+    path: str | None = None,
 ) -> str:
-    """The figures as text, under `head` (whose profile, for whom), ending with `foot`."""
+    """The figures as text, under `head` (whose profile, for whom), ending with `foot`; `path`,
+    the connection's way in (`bot.models.LoginPath` value), is named when given."""
     account = profile.account
     lines: list[str] = [head, ""]
     lines.append(
@@ -111,6 +114,8 @@ def profile_text(
     )
     if account.website:
         lines.append(t("profile.website", website=account.website))
+    if path:
+        lines.append(t("profile.path", path=path_name(t, path)))
     lines += ["", *activity_lines(t, profile), "", *audience_lines(t, profile), ""]
     lines += post_lines(t, profile)
     lines += ["", t("profile.as_of", when=moment(t, fetched_at))]

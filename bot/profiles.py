@@ -46,7 +46,8 @@ from bot.insights import (
     parse_posts,
     with_insights,
 )
-from bot.models import utcnow
+from bot.instagram_login import InstagramClient
+from bot.models import LoginPath, utcnow
 from bot.store import Database
 from bot.store.profiles import Viewed
 
@@ -84,12 +85,21 @@ class Seen:
 
 class ProfileService:
     def __init__(
-        self, *, settings: Settings, db: Database, graph: GraphClient, vault: TokenVault
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        graph: GraphClient,
+        vault: TokenVault,
+        instagram: InstagramClient | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.graph = graph
         self.vault = vault
+        # Instagram Login's host, for connections made that way (issue 13); None when the
+        # second Meta app is not configured.
+        self.instagram = instagram
         self._reading: dict[int, asyncio.Task[Seen]] = {}
 
     async def look(self, viewed: Viewed, *, refresh: bool = False) -> Seen:
@@ -137,12 +147,19 @@ class ProfileService:
     ) -> Seen:
         connection = viewed.connection
         assert connection.id is not None
+        reader: Reader = self.graph
         sealed = connection.page_token_encrypted
+        if connection.path == LoginPath.INSTAGRAM:
+            # No Page on this path: the account's own token, on Instagram's host.
+            sealed = connection.token_encrypted
+            if self.instagram is None:
+                return Seen(cached, fetched_at, ReadProblem.UNAVAILABLE)
+            reader = self.instagram
         token = self.vault.open(sealed) if sealed and self.vault.enabled else None
         if token is None:
             return Seen(cached, fetched_at, ReadProblem.NO_TOKEN)
         try:
-            profile = await read_profile(self.graph, connection.instagram_id, token)
+            profile = await read_profile(reader, connection.instagram_id, token)
         except GraphError as exc:
             problem = problem_of(exc)
             log.info("profile read failed: %s (code %s)", problem.kind, problem.code)

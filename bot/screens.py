@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.buttons import Action, Press, Renew, ShowProfile
 from bot.fit import join_capped
 from bot.i18n import Html, Texts
+from bot.instagram_verdict import IgVerdict
 from bot.models import Invitation, Step
 from bot.verdict import Outcome, Verdict
 
@@ -71,9 +72,12 @@ def welcome(
     inviter = invite.inviter_name
     if brand and brand != platform:
         inviter = f"{invite.inviter_name} ({brand})"
+    # Where it starts tells which ways in are open: the question (both), Instagram's check
+    # (Instagram Login only), or the Facebook path's first check (as before issue 13).
+    key = _WELCOME.get(Step(invite.step), "welcome.text")
     return Screen(
         t(
-            "welcome.text",
+            key,
             name=first_name,
             inviter=inviter,
             platform=platform,
@@ -84,6 +88,12 @@ def welcome(
 
 def step_screen(t: Texts, invite: Invitation, *, platform: str) -> Screen | None:
     """The question of the step the influencer is at (None at the login step or when done)."""
+    if invite.step == Step.PATH:
+        return path_question(t, invite)
+    if invite.step == Step.IG_PROFESSIONAL:
+        return _question(
+            t, invite, Step.IG_PROFESSIONAL, t("check.professional.question", handle=invite.handle)
+        )
     if invite.step == Step.PAGE_PUBLIC:
         return _question(t, invite, Step.PAGE_PUBLIC, t("check.public.question", platform=platform))
     if invite.step == Step.PAGE_LINKED:
@@ -93,16 +103,60 @@ def step_screen(t: Texts, invite: Invitation, *, platform: str) -> Screen | None
     return None
 
 
-def instructions(t: Texts, invite: Invitation, *, answer: Action) -> Screen:
-    """After "no": how to fix it, and a "done" button. After "how": how to check, and yes/no."""
-    topic = "public" if invite.step == Step.PAGE_PUBLIC else "linked"
+def instructions(
+    t: Texts, invite: Invitation, *, answer: Action, facebook_open: bool = False
+) -> Screen:
+    """After "no": how to fix it, and a "done" button. After "how": how to check, and yes/no.
+    `facebook_open`: at Instagram's check, "no" also offers the Facebook path instead."""
     step = Step(invite.step)
+    topic = _CHECK_TOPIC.get(step, "linked")
     if answer == Action.NO:
-        return Screen(
-            t(f"check.{topic}.fix", handle=invite.handle),
-            InlineKeyboardMarkup([[_button(t, "button.done", Action.DONE, invite, step)]]),
-        )
+        text = t(f"check.{topic}.fix", handle=invite.handle)
+        rows = [[_button(t, "button.done", Action.DONE, invite, step)]]
+        if step is Step.IG_PROFESSIONAL and facebook_open:
+            text = Html(text + "\n\n" + t("check.professional.facebook", handle=invite.handle))
+            rows.append([_button(t, "button.facebook_instead", Action.FACEBOOK, invite, step)])
+        return Screen(text, InlineKeyboardMarkup(rows))
     return _question(t, invite, step, t(f"check.{topic}.how", handle=invite.handle))
+
+
+# --- the ways in (issue 13): which one, and Instagram Login's check ------------------------
+
+_WELCOME = {Step.PATH: "welcome.text_choice", Step.IG_PROFESSIONAL: "welcome.text_instagram"}
+_CHECK_TOPIC = {
+    Step.PAGE_PUBLIC: "public",
+    Step.PAGE_LINKED: "linked",
+    Step.IG_PROFESSIONAL: "professional",
+}
+# Why the Instagram path was taken, said above its first check.
+_PATH_LEADS = {Action.NO: "path.no", Action.UNSURE: "path.unsure", Action.SWITCH: "path.switched"}
+
+
+def path_question(t: Texts, invite: Invitation) -> Screen:
+    """Where both ways in are open: is the account linked to a Facebook Page you manage?
+    Yes leads to the Facebook path; No and "I don't know" to Instagram Login."""
+    return Screen(
+        t("path.question", handle=invite.handle),
+        InlineKeyboardMarkup(
+            [
+                [
+                    _button(t, "button.path_yes", Action.YES, invite, Step.PATH),
+                    _button(t, "button.no", Action.NO, invite, Step.PATH),
+                ],
+                [_button(t, "button.unsure", Action.UNSURE, invite, Step.PATH)],
+            ]
+        ),
+    )
+
+
+def path_taken(t: Texts, invite: Invitation, *, answer: Action, platform: str) -> Screen | None:
+    """The first step of the way in just taken (`invite` as moved), with one line saying why
+    where it is Instagram Login (after No, "I don't know", or a failed Facebook login)."""
+    screen = step_screen(t, invite, platform=platform)
+    lead = _PATH_LEADS.get(answer)
+    if screen is None or lead is None or invite.step != Step.IG_PROFESSIONAL:
+        return screen
+    return Screen(Html(t(lead, handle=invite.handle) + "\n\n" + screen.text), screen.keyboard)
 
 
 def login(
@@ -259,7 +313,11 @@ def verdict_for_influencer(
     *,
     platform: str,
     followers: int | None,
+    instagram_offered: bool = False,
 ) -> Screen:
+    """A Facebook login's result; `instagram_offered`: it failed where Instagram Login would
+    not need what was missing (no Page, not linked, half-linked) and is open for the
+    invitation, so "Connect with Instagram instead" is offered beside "Try again"."""
     if verdict.connected:
         assert verdict.instagram is not None and verdict.page is not None
         key = "result.connected" if followers is not None else "result.connected_no_count"
@@ -280,8 +338,11 @@ def verdict_for_influencer(
     if fix:
         text += "\n\n" + t("result.fix_heading") + "\n" + fix
     assert invite.id is not None
-    retry = InlineKeyboardMarkup([[_button(t, "button.retry", Action.RETRY, invite, Step.LOGIN)]])
-    return Screen(text, retry)
+    rows = [[_button(t, "button.retry", Action.RETRY, invite, Step.LOGIN)]]
+    if instagram_offered:
+        text += "\n\n" + t("path.instagram_offer", handle=invite.handle)
+        rows.append([_button(t, "button.instagram_instead", Action.SWITCH, invite, Step.LOGIN)])
+    return Screen(text, InlineKeyboardMarkup(rows))
 
 
 def verdict_for_manager(
@@ -426,3 +487,106 @@ def _detail(t: Texts, key: str, verdict: Verdict, invite: Invitation, platform: 
         declined=permission_list(t, list(verdict.declined)),
         count=len(verdict.declined),  # one permission or several
     )
+
+
+# --- Instagram Login, the second way in (issue 13) -------------------------------------------
+
+
+def instagram_login(
+    t: Texts, invite: Invitation, *, url: str, scopes: tuple[str, ...], platform: str, minutes: int
+) -> Screen:
+    """The Instagram path's login button: what happens in Instagram's window and the
+    permissions it asks for, in plain words."""
+    assert invite.id is not None
+    return Screen(
+        t(
+            "ig_login.text",
+            handle=invite.handle,
+            platform=platform,
+            minutes=minutes,
+            permissions=permission_list(t, scopes),
+        ),
+        InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(t.plain("ig_login.button"), url=url)],
+                [_button(t, "button.new_link", Action.NEW_LINK, invite, Step.LOGIN)],
+            ]
+        ),
+    )
+
+
+def ig_verdict_for_influencer(
+    t: Texts, invite: Invitation, verdict: IgVerdict, *, platform: str, followers: int | None
+) -> Screen:
+    """An Instagram Login's result for the influencer: connected, or why not and what to do,
+    with "Try again" (also where only waiting helps: the button is there when they are ready)."""
+    assert invite.id is not None
+    values = _ig_values(t, invite, verdict, platform=platform, followers=followers, manager=False)
+    if verdict.connected:
+        key = "ig_verdict.connected.text" if followers is not None else "ig_verdict.connected.plain"
+        return Screen(t(key, **values), InlineKeyboardMarkup([[shared_button(t, invite.id)]]))
+    outcome = verdict.outcome.value
+    text: str = t("result.failed", reason=t(f"ig_verdict.{outcome}.reason", **values))
+    text += "\n\n" + t("result.fix_heading") + "\n" + t(f"ig_verdict.{outcome}.fix", **values)
+    retry = InlineKeyboardMarkup([[_button(t, "button.retry", Action.RETRY, invite, Step.LOGIN)]])
+    return Screen(text, retry)
+
+
+def ig_verdict_for_manager(
+    t: Texts,
+    invite: Invitation,
+    verdict: IgVerdict,
+    *,
+    platform: str,
+    followers: int | None = None,
+) -> Screen:
+    """An Instagram Login's result for the brand's managers: about the influencer."""
+    values = _ig_values(t, invite, verdict, platform=platform, followers=followers, manager=True)
+    if verdict.connected:
+        key = "ig_verdict.connected.manager"
+        if followers is not None:
+            key = "ig_verdict.connected.manager_count"
+        return Screen(t(key, **values))
+    outcome = verdict.outcome.value
+    reason = t(f"ig_verdict.{outcome}.manager", **values)
+    return Screen(
+        t("manager.failed", handle=invite.handle, reason=reason)
+        + "\n"
+        + t(f"ig_verdict.{outcome}.manager_next", **values)
+    )
+
+
+def _ig_values(
+    t: Texts,
+    invite: Invitation,
+    verdict: IgVerdict,
+    *,
+    platform: str,
+    followers: int | None,
+    manager: bool,
+) -> dict[str, object]:
+    """What the ``ig_verdict.*`` texts may name: the invited handle, the account that logged
+    in (`username`: the connected one, or the other one), the permissions not granted (in words
+    for whom it is said to) and their number."""
+    if manager:
+        declined = Html(
+            "; ".join(
+                t(f"manager.permission.{scope}")
+                if t.has(f"manager.permission.{scope}")
+                else t("manager.permission.other", name=scope)
+                for scope in verdict.declined
+            )
+        )
+    else:
+        declined = permission_list(t, list(verdict.declined))
+    account = verdict.account
+    return {
+        "handle": invite.handle,
+        "inviter": invite.inviter_name,
+        "platform": platform,
+        "username": account.username if account is not None else invite.handle,
+        "followers": count(t, followers) if followers is not None else "",
+        "declined": declined,
+        "count": len(verdict.declined),
+    }
+

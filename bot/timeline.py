@@ -11,12 +11,20 @@ from collections.abc import Sequence
 from bot.facts import VerdictFacts
 from bot.fit import telegram_length
 from bot.i18n import Html, Texts, moment_text
-from bot.models import InvitationEvent
+from bot.models import InvitationEvent, LoginPath
 from bot.screens import connected_for_manager, manager_reason
 from bot.verdict import Outcome
 
 _CHECK_TOPICS = {"page_public": "public", "page_linked": "linked"}
 _CHECK_ANSWERS = ("yes", "done", "no", "how")
+
+
+# A login_started event's detail (`bot.store.logins`): why a new login was handed out, and on the
+# Instagram path which window it opens.
+_LOGIN_DETAILS = frozenset({"rerequest", "again", "instagram", "instagram_again"})
+# Outcomes of `bot.instagram_verdict.IgOutcome` with the same value as Facebook's (their
+# ``manager.reason`` texts name Facebook).
+_SHARED_OUTCOMES = frozenset({"cancelled", "login_error", "login_expired"})
 
 
 def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) -> Html:
@@ -29,7 +37,7 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
         topic = _CHECK_TOPICS.get(step)
         if topic is not None and answer in _CHECK_ANSWERS:
             return t(f"console.timeline.{topic}_{answer}", handle=handle)
-    if kind == "login_started" and detail in ("rerequest", "again"):
+    if kind == "login_started" and detail in _LOGIN_DETAILS:
         return t(f"console.timeline.login_{detail}", handle=handle)
     if kind == "data_deleted" and t.has(f"console.timeline.data_deleted_{detail}"):
         return t(f"console.timeline.data_deleted_{detail}", handle=handle)
@@ -103,6 +111,15 @@ def _verdict_sentence(t: Texts, event: InvitationEvent, *, handle: str, platform
     if outcome == Outcome.CONNECTED:
         if facts is None or not facts.username:
             return t("console.timeline.connected_plain")
+        if facts.path == LoginPath.INSTAGRAM:  # no Page on this path
+            return connected_for_manager(
+                t,
+                "console.timeline.instagram",
+                handle=handle,
+                username=facts.username,
+                page="",
+                followers=facts.followers,
+            )
         return connected_for_manager(
             t,
             "console.timeline",
@@ -111,6 +128,9 @@ def _verdict_sentence(t: Texts, event: InvitationEvent, *, handle: str, platform
             page=facts.page,
             followers=facts.followers,
         )
+    if facts is not None and facts.path == LoginPath.INSTAGRAM and outcome in _SHARED_OUTCOMES:
+        # Outcomes both ways in share: said in Instagram's words for an Instagram Login.
+        return t("console.timeline.failed", reason=t(f"ig_verdict.{outcome}.manager"))
     if facts is None:
         # Stored before particulars were kept, or erased since: the reason's short name.
         key = f"console.reason_name.{outcome}"

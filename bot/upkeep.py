@@ -9,7 +9,11 @@ Older connections without a Page token: `debug_token` of the user token and the 
 /me/accounts), at most HEALTH_GRAPH_CALLS_PER_SECOND calls per
 second for the whole round, and writes each verdict with its event and its messages in one
 transaction. Graph being down or throttling changes nothing but the time of the next check, and
-ends the round (the rest waits for the next one). Who is told:
+ends the round (the rest waits for the next one). A connection made through Instagram Login
+(issue 13) has no Page and no debug_token: its check refreshes its token on Instagram's host when
+it expires within IG_REFRESH_BEFORE (keeping the new one) and reads /me with it
+(`bot.health.judge_instagram`); it is never due for renewal, and Instagram refusing the token
+breaks it as any breakage does. Who is told:
 
 - renewal due (14, then 3 days before access ends; each lead once): the influencer, one
   message with a Renew button. With a Page token, access ends when data access does (90 days
@@ -29,7 +33,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,15 +51,20 @@ from bot.health import (
     HealthReason,
     HealthState,
     HealthVerdict,
+    IgCheckFacts,
+    ProblemKind,
     judge,
+    judge_instagram,
 )
 from bot.i18n import Html, Texts
+from bot.instagram_login import InstagramClient, InstagramError
 from bot.metrics import Metrics
 from bot.models import (
     Connection,
     ConnectionStatus,
     Invitation,
     InviteStatus,
+    LoginPath,
     access_ends,
     utcnow,
 )
@@ -90,6 +99,12 @@ _SHORT_DIGEST = timedelta(hours=1)
 REMIND_EVERY = timedelta(hours=1)
 # The periodic job runs this often at most (each round takes only what is due).
 _ROUND_EVERY_MOST = timedelta(minutes=5)
+# Instagram Login tokens (issue 13) live 60 days and can be refreshed once at least a day old:
+# the check refreshes one when it expires within REFRESH_BEFORE (a month of daily checks to get
+# it done, long before it runs out), so these connections never need the influencer again.
+IG_TOKEN_LIFETIME = timedelta(days=60)
+IG_REFRESH_BEFORE = timedelta(days=30)
+IG_REFRESH_MIN_AGE = timedelta(hours=24)
 # A reason the influencer can do nothing about in the Facebook dialog: no Reconnect button.
 _NO_BUTTON = frozenset({HealthReason.USERNAME_CHANGED})
 
@@ -133,6 +148,7 @@ class _Read:
     token_expires_at: datetime | None = None
     data_access_expires_at: datetime | None = None
     graph_trouble: bool = False  # Graph was down or throttling (not just this connection)
+    new_token_encrypted: str | None = field(default=None, repr=False)  # a refreshed token
 
 
 class Upkeep:
@@ -145,10 +161,13 @@ class Upkeep:
         vault: TokenVault,
         notices: Notices,
         metrics: Metrics | None = None,
+        instagram: InstagramClient | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._graph = graph
+        # Instagram Login's host (only when the second Meta app is configured).
+        self._instagram = instagram
         self._vault = vault
         self._notices = notices
         self._metrics = metrics
@@ -177,6 +196,8 @@ class Upkeep:
 
         async def check(due: DueCheck, debugged: _Debugged) -> _Read:
             async with at_once:
+                if due.path == LoginPath.INSTAGRAM:
+                    return await self._read_instagram(due, pace)
                 return await self._read(due, pace, debugged)
 
         while within is None or time.monotonic() - started < within.total_seconds():
@@ -241,6 +262,8 @@ class Upkeep:
         connection in it (an outage: the whole claim waits). Never raises for Graph."""
         checked: list[tuple[int, str]] = []
         for due in batch:
+            if due.path == LoginPath.INSTAGRAM:
+                continue  # no debug_token on Instagram's host (`_read_instagram`)
             user_token = self._vault.open(due.token_encrypted)
             if user_token is None:
                 continue  # `_read` keeps it as it is
@@ -348,6 +371,67 @@ class Upkeep:
             data_access_expires_at=as_timestamp(debug_map.get("data_access_expires_at")),
         )
 
+    async def _read_instagram(self, due: DueCheck, pace: GraphPace) -> _Read:
+        """The check of an Instagram Login connection: its token refreshed when due, then
+        ``/me`` read with it, judged by `bot.health.judge_instagram`. Never asks the
+        influencer to renew. Never raises for Instagram."""
+        token = self._vault.open(due.token_encrypted)
+        if token is None or self._instagram is None:
+            # Sealed with a key no longer configured, or the second app no longer configured:
+            # our problem, not the influencer's.
+            log.warning("connection %s: its Instagram token cannot be used", due.connection_id)
+            return _Read(_keep(due, retry=self._interval))
+        instagram = self._instagram
+        now = utcnow()
+        expires = _aware(due.token_expires_at)
+        refreshed: tuple[str, datetime] | None = None
+        problem: GraphProblem | None = None
+        if _refresh_due(expires, now):
+            await pace.take()
+            try:
+                fresh = await instagram.refresh(token)
+            except InstagramError as exc:
+                problem = exc.problem
+                log.info(
+                    "connection %s: Instagram token not refreshed: %s (code %s)",
+                    due.connection_id,
+                    problem.kind,
+                    problem.code,
+                )
+                if problem.kind is ProblemKind.BAD_REQUEST:
+                    problem = None  # e.g. not a day old yet: the token itself is fine
+            else:
+                lifetime = (
+                    timedelta(seconds=fresh.expires_in)
+                    if fresh.expires_in and fresh.expires_in > 0
+                    else IG_TOKEN_LIFETIME
+                )
+                refreshed = (fresh.access_token, utcnow() + lifetime)
+                token = fresh.access_token
+        me: Mapping[str, Any] | None = None
+        if problem is None:
+            await pace.take()
+            try:
+                me = await instagram.me(token)
+            except InstagramError as exc:
+                problem = exc.problem
+        verdict = judge_instagram(
+            IgCheckFacts(
+                username=due.instagram_username,
+                me=me,
+                problem=problem,
+                refreshed=refreshed is not None,
+                previous=_state(due.health),
+                previous_reason=_reason(due.health_reason),
+            )
+        )
+        if verdict.retry is not None:
+            return _Read(verdict, graph_trouble=problem is not None and problem.retryable)
+        sealed = self._vault.seal(refreshed[0]) if refreshed is not None else None
+        if refreshed is None or sealed is None:
+            return _Read(verdict, token_expires_at=expires)
+        return _Read(verdict, token_expires_at=refreshed[1], new_token_encrypted=sealed)
+
     async def _result(self, due: DueCheck, read: _Read, now: datetime) -> CheckResult:
         """What to write for one judged check, with the messages it causes."""
         verdict = read.verdict
@@ -382,6 +466,7 @@ class Upkeep:
             ),
             renewal_asked=asked,
             outgoing=told,
+            new_token_encrypted=read.new_token_encrypted,
         )
 
     # --- what people are told ------------------------------------------------------------------
@@ -577,8 +662,9 @@ def breakage_screen(
 ) -> Screen:
     """What stopped working and the exact fix, with the Reconnect button."""
     values = _values(t, due, platform=platform, declined=declined, username=username)
-    text: str = t(f"health.{reason}.reason", **values)
-    fix_key = f"health.{reason}.fix"
+    base = _health_texts(t, due, reason)
+    text: str = t(f"{base}.reason", **values)
+    fix_key = f"{base}.fix"
     if t.has(fix_key):
         text += "\n\n" + t("result.fix_heading") + "\n" + t(fix_key, **values)
     body = t("health.broken", platform=platform, reason=Html(text))
@@ -601,6 +687,8 @@ def manager_breakage(
         )
     )
     key = f"health.manager.{reason}"
+    if due.path == LoginPath.INSTAGRAM and t.has(f"health_instagram.manager.{reason}"):
+        key = f"health_instagram.manager.{reason}"
     detail = (
         t(
             key,
@@ -614,6 +702,14 @@ def manager_breakage(
         else Html(str(reason))
     )
     return t("health.manager_broken", handle=due.handle, reason=detail)
+
+
+def _health_texts(t: Texts, due: DueCheck, reason: HealthReason) -> str:
+    """Where a breakage's texts are: Instagram's words for an Instagram Login connection, where
+    they differ (`health_instagram.*`), else the usual ones."""
+    if due.path == LoginPath.INSTAGRAM and t.has(f"health_instagram.{reason}.reason"):
+        return f"health_instagram.{reason}"
+    return f"health.{reason}"
 
 
 def _values(
@@ -661,6 +757,23 @@ def _reason(value: str | None) -> HealthReason | None:
         return None
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """A stored time in UTC (SQLite gives it back naive)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _refresh_due(expires: datetime | None, now: datetime) -> bool:
+    """Whether an Instagram Login token is to be refreshed now: it expires within
+    IG_REFRESH_BEFORE and is at least IG_REFRESH_MIN_AGE old (as its 60 days say: Instagram
+    refuses younger ones). Of a token whose expiry is unknown, a refresh tells."""
+    if expires is None:
+        return True
+    issued = expires - IG_TOKEN_LIFETIME
+    return expires - now <= IG_REFRESH_BEFORE and now - issued >= IG_REFRESH_MIN_AGE
+
+
 def _keep(due: DueCheck, *, retry: timedelta) -> HealthVerdict:
     return HealthVerdict(_state(due.health), _reason(due.health_reason), retry=retry)
 
@@ -690,4 +803,5 @@ def due_of(influencer_id: int, invite: Invitation, connection: Connection) -> Du
         renewal_stage=connection.renewal_stage,
         token_expires_at=connection.token_expires_at,
         data_access_expires_at=connection.data_access_expires_at,
+        path=connection.path,
     )

@@ -102,6 +102,8 @@ class Subject:
     instagram_username: str | None = None
     page_id: str | None = None
     health: str | None = None
+    # The way in (`bot.models.LoginPath` value): "facebook" or "instagram" (no Page: page_id "").
+    path: str | None = None
 
 
 def new_event_id() -> str:
@@ -129,6 +131,7 @@ def body(event_id: str, what: Reported, at: datetime, subject: Subject) -> str:
         "instagram_id": None if deleted else subject.instagram_id,
         "instagram_username": None if deleted else subject.instagram_username,
         "page_id": None if deleted else subject.page_id,
+        "path": None if deleted else subject.path,
         "health": None if deleted else subject.health,
         "reason": what.reason,
     }

@@ -39,6 +39,7 @@ PAYLOAD_KEYS = {
     "instagram_id",
     "instagram_username",
     "page_id",
+    "path",
     "health",
     "reason",
 }
@@ -216,6 +217,7 @@ async def test_a_connection_is_reported_signed_and_in_order(
     assert connected["brand"] == {"id": brand_id, "name": "Brandly"}
     assert connected["invitation"]["handle"].lstrip("@") == "anna.bakes"
     assert connected["instagram_id"] == "ig-100" and connected["page_id"] == "p-100"
+    assert connected["path"] == "facebook"
     assert connected["reason"] is None and connected["created"].endswith("Z")
     assert events[2]["reason"] == "revoked"
     # Never a token: the stored (encrypted) one decrypts to nothing any body contains.

@@ -317,13 +317,16 @@ async def test_revoke_forgets_the_figures_and_export_carries_them(world: World) 
     [document] = [m for m in world.telegram.messages(MANAGER.id)[before:] if m.document_bytes]
     assert document.document_bytes is not None
     rows = list(csv.reader(io.StringIO(document.document_bytes.decode())))
-    assert rows[0][-4:] == [
+    # The figures, then the way the connection was made (issue 13's `path`, added last).
+    assert rows[0][-5:] == [
         "followers_current",
         "reach_30d",
         "engagement_rate_percent",
         "figures_read_at",
+        "path",
     ]
-    assert rows[1][-4:-1] == ["12345", str(sum(REACH)), "3.0"]
+    assert rows[1][-5:-2] == ["12345", str(sum(REACH)), "3.0"]
+    assert rows[1][-1] == "facebook"
     await world.revoke("@anna.bakes")
     assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
     assert "has ended" in (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text

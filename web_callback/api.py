@@ -28,7 +28,8 @@ CONNECTIONS_PATH = "/api/v1/connections"
 CONNECTION_PATH = CONNECTIONS_PATH + "/{invitation_id}"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
-# How the influencer connected; the only path so far (Instagram through a Facebook Page).
+# How the influencer connected when nothing else is recorded: through a Facebook Page (the
+# other way in is "instagram", Instagram Login, issue 13).
 PATH_FACEBOOK = "facebook"
 _AUTH_HEADER = "Authorization"
 _CHALLENGE = 'Bearer realm="connect-bot"'
@@ -171,7 +172,8 @@ def connection_json(found: BrandConnection) -> dict[str, Any]:
         "handle": invite.handle,
         "status": invite.status,
         "connection_status": connection.status,
-        "path": PATH_FACEBOOK,
+        # facebook: through a Facebook Page; instagram: Instagram Login (page_id, page_name "").
+        "path": connection.path or PATH_FACEBOOK,
         "instagram_id": connection.instagram_id,
         "username": connection.instagram_username,
         "page_id": connection.page_id,

@@ -1,8 +1,8 @@
-"""The aiohttp app: the OAuth redirect target, a health check, Meta's deauthorize and data
-deletion callbacks with the deletion status page and, in webhook mode, the route Telegram delivers
-updates to. Routes only parse the request and render; `bot.connect.ConnectService` and
-`bot.meta.PrivacyService` do the work, and PTB's Application handles the updates put on its
-queue."""
+"""The aiohttp app: the OAuth redirect targets (Facebook Login's and Instagram Login's), a
+health check, Meta's deauthorize and data deletion callbacks with the deletion status page and,
+in webhook mode, the route Telegram delivers updates to. Routes only parse the request and
+render; `bot.connect.ConnectService` and `bot.meta.PrivacyService` do the work, and PTB's
+Application handles the updates put on its queue."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from bot.i18n import Language, Texts, from_accept_language
 from bot.login_secrets import LOGIN_COOKIE
 from bot.meta import STATUS_PATH, PrivacyService, SignatureProblem, SignedRequest
 from bot.metrics import Metrics
+from bot.models import LoginPath
 from bot.store import Database
 from web_callback.api import ReadApi
 from web_callback.pages import render, render_confirm, render_text
@@ -45,6 +46,10 @@ _FORM = "application/x-www-form-urlencoded"
 WEBHOOK_PATH = "/telegram/webhook"
 DEAUTHORIZE_PATH = "/meta/deauthorize"
 DATA_DELETION_PATH = "/meta/data-deletion"
+# Facebook Login's redirect target, and Instagram Login's (the second Meta app's own "Valid
+# OAuth Redirect URIs" entry, `Settings.instagram_redirect_uri`).
+CALLBACK_PATH = "/oauth/callback"
+INSTAGRAM_CALLBACK_PATH = "/oauth/instagram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # telegram_update.update_id is a BIGINT.
 _MAX_UPDATE_ID = 2**63 - 1
@@ -298,16 +303,22 @@ def make_app(
         )
         return response
 
-    async def oauth_callback(request: web.Request) -> web.Response:
+    async def redirected(request: web.Request, path: LoginPath) -> web.Response:
         params = _redirect_params(request.query)
         if params is None:
             return answer(request, RedirectResult(400, "bad_request"))
         browser = request.cookies.get(LOGIN_COOKIE)
         arrived = time.monotonic()
-        result = await connect.handle_redirect(params, browser=browser)
+        result = await connect.handle_redirect(params, browser=browser, path=path)
         if metrics is not None:
             metrics.callback_answered(result.page, time.monotonic() - arrived)
         return answer(request, result)
+
+    async def oauth_callback(request: web.Request) -> web.Response:
+        return await redirected(request, LoginPath.FACEBOOK)
+
+    async def oauth_instagram(request: web.Request) -> web.Response:
+        return await redirected(request, LoginPath.INSTAGRAM)
 
     async def oauth_confirm(request: web.Request) -> web.Response:
         body = await _read_body(request, MAX_CONFIRM_BYTES)
@@ -331,7 +342,9 @@ def make_app(
             {"status": "ok" if ok else "degraded", "database": ok}, status=200 if ok else 503
         )
 
-    app.router.add_get("/oauth/callback", oauth_callback)
+    app.router.add_get(CALLBACK_PATH, oauth_callback)
+    # Always served: a state is refused there unless it was handed out for Instagram Login.
+    app.router.add_get(INSTAGRAM_CALLBACK_PATH, oauth_instagram)
     app.router.add_get(START_PATH, oauth_start)
     app.router.add_post(CONFIRM_PATH, oauth_confirm)
     app.router.add_get("/healthz", healthz)

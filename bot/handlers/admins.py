@@ -15,7 +15,7 @@ from bot.commands import Audience, command
 from bot.console import MANAGER_LINK_TTL
 from bot.console_files import quoted
 from bot.handlers.base import Asker, HandlerBase
-from bot.models import Brand
+from bot.models import Brand, BrandPaths
 from bot.screens import Screen
 from bot.store.api_keys import KEY_PREFIX, PREFIX_LENGTH
 from bot.store.console import row_id
@@ -35,6 +35,7 @@ COMMANDS = (
     command("apikey", _A, rank=30),
     command("apikeys", _A, rank=31),
     command("apikey_revoke", _A, rank=32),
+    command("paths", _A, rank=25),
 )
 
 
@@ -103,6 +104,38 @@ class AdminHandlers(HandlerBase):
             text = t("console.admin.not_a_manager", id=target[0], brand=brand.name)
         else:
             text = t("console.admin.removed", name=removed.name, id=target[0], brand=brand.name)
+        await self.reply(asker.message, Screen(text))
+
+    # --- the ways in a brand allows (issue 13) --------------------------------------------------
+
+    async def paths(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/paths brand [facebook|instagram|both]`: shows the brand's setting and what it means,
+        or sets it."""
+        t = asker.t
+        args = context.args or []
+        if not args or len(args) > 2:
+            await self.reply(asker.message, Screen(t("console.admin.paths_usage")))
+            return
+        wanted: BrandPaths | None = None
+        if len(args) == 2:
+            try:
+                wanted = BrandPaths(args[1].strip().casefold())
+            except ValueError:
+                await self.reply(asker.message, Screen(t("console.admin.paths_usage")))
+                return
+        brand = await self._brand_arg(asker, context)
+        if brand is None or brand.id is None:
+            return
+        if wanted is not None:
+            changed = await self.db.brands.set_login_paths(brand.id, wanted)
+            brand = changed or brand
+            log.info("brand %s: login paths set to %s", brand.id, wanted)
+        text = screens.paths_text(
+            t,
+            brand,
+            configured=self.settings.instagram_login_configured,
+            changed=wanted is not None,
+        )
         await self.reply(asker.message, Screen(text))
 
     # --- the read API's keys (issue 12) --------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, Self
 
 from telegram import (
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -29,23 +30,78 @@ from bot.crypto import MANAGER_LINK_PREFIX
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.health import HealthReason, HealthState
 from bot.i18n import LANGUAGES, Texts
-from bot.models import Invitation, InviteStatus, Step, access_ends, utcnow
+from bot.models import Invitation, InviteStatus, LoginPath, Step, access_ends, utcnow
+from bot.paths import brand_values_opening, first_step, first_steps, open_paths
 from bot.repeats import RecentLines
 from bot.screens import Screen
 from bot.store import BindProblem, EventKind
 from bot.store.brands import LinkProblem
 from bot.store.console import health_of
 from bot.store.logins import RenewalRefused
+from bot.store.steps import Answered
 from bot.upkeep import breakage_screen, due_of, final_request, renewal_screen
 from bot.verdict import Outcome
 
 # Telegram's deep-link payload alphabet and length: anything else cannot be one of our tokens.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-_NEXT_STEP = {Step.PAGE_PUBLIC: Step.PAGE_LINKED, Step.PAGE_LINKED: Step.LOGIN}
-_ANSWER_WORDS = {Action.YES: "yes", Action.DONE: "done", Action.NO: "no", Action.HOW: "how"}
-_FLOW = (Step.WELCOME, Step.PAGE_PUBLIC, Step.PAGE_LINKED, Step.LOGIN, Step.DONE)
+
+@dataclass(frozen=True)
+class _Move:
+    """A button that moves the flow: to which step, the way in taken with it (recorded on the
+    invitation), and the way in that must still be open for the move (`bot.paths`)."""
+
+    to: Step
+    path: LoginPath | None = None
+    needs: LoginPath | None = None
+    kind: EventKind = EventKind.CHECK_PASSED
+
+
+_TO_FACEBOOK = _Move(
+    Step.PAGE_PUBLIC, LoginPath.FACEBOOK, LoginPath.FACEBOOK, EventKind.CHECK_ANSWERED
+)
+_TO_INSTAGRAM = _Move(
+    Step.IG_PROFESSIONAL, LoginPath.INSTAGRAM, LoginPath.INSTAGRAM, EventKind.CHECK_ANSWERED
+)
+_MOVES = {
+    (Step.PAGE_PUBLIC, Action.YES): _Move(Step.PAGE_LINKED),
+    (Step.PAGE_PUBLIC, Action.DONE): _Move(Step.PAGE_LINKED),
+    (Step.PAGE_LINKED, Action.YES): _Move(Step.LOGIN),
+    (Step.PAGE_LINKED, Action.DONE): _Move(Step.LOGIN),
+    # The ways in (issue 13): the question where both are open, and Instagram Login's check.
+    (Step.PATH, Action.YES): _TO_FACEBOOK,
+    (Step.PATH, Action.NO): _TO_INSTAGRAM,
+    (Step.PATH, Action.UNSURE): _TO_INSTAGRAM,  # Instagram Login needs the least
+    (Step.IG_PROFESSIONAL, Action.YES): _Move(Step.LOGIN, needs=LoginPath.INSTAGRAM),
+    (Step.IG_PROFESSIONAL, Action.DONE): _Move(Step.LOGIN, needs=LoginPath.INSTAGRAM),
+    (Step.IG_PROFESSIONAL, Action.FACEBOOK): _TO_FACEBOOK,
+}
+# The checks whose "no" and "how" get instructions.
+_CHECKS = frozenset({Step.PAGE_PUBLIC, Step.PAGE_LINKED, Step.IG_PROFESSIONAL})
+_ANSWER_WORDS = {
+    Action.YES: "yes",
+    Action.DONE: "done",
+    Action.NO: "no",
+    Action.HOW: "how",
+    Action.UNSURE: "unsure",
+    Action.FACEBOOK: "facebook",
+    Action.SWITCH: "instagram",
+}
+# The order of the steps, for telling an older step's button from a later one's. Instagram
+# Login's check comes before the Facebook path's: from it, "Use a Facebook Page instead" moves on.
+_FLOW = (
+    Step.WELCOME,
+    Step.PATH,
+    Step.IG_PROFESSIONAL,
+    Step.PAGE_PUBLIC,
+    Step.PAGE_LINKED,
+    Step.LOGIN,
+    Step.DONE,
+)
 _STEP_NUMBER = {Step.WELCOME: 1, Step.PAGE_PUBLIC: 1, Step.PAGE_LINKED: 2, Step.LOGIN: 3}
+_IG_STEP_NUMBER = {Step.IG_PROFESSIONAL: 1, Step.LOGIN: 2}  # of 2
+# Buttons that choose a way in: the first step reached says why where it is Instagram Login.
+_PATH_ACTIONS = frozenset({Action.YES, Action.NO, Action.UNSURE, Action.SWITCH, Action.FACEBOOK})
 # Free text gets one line pointing at the buttons; the whole step again only after this long
 # without progress or repeat (a step is 5 to 15 lines: repeating it per message floods the chat).
 REPEAT_STEP_AFTER = timedelta(minutes=10)
@@ -135,6 +191,8 @@ class InfluencerHandlers(HandlerBase):
             telegram_user_id=user.id,
             telegram_language=user.language_code,
             card=self.console.card_refresh,
+            # Where it starts depends on the ways in open for its brand (`bot.paths`).
+            first=first_steps(self.settings),
         )
         t = self.texts_of(user, opened.language)
         bound = opened.result
@@ -227,9 +285,7 @@ class InfluencerHandlers(HandlerBase):
             await self.reply(message, Screen(t("free_text.in_flow", inviter=invite.inviter_name)))
             await self.show_current(message, t, user, invite)
         else:
-            step = _STEP_NUMBER.get(Step(invite.step), 1)
-            brief = t("free_text.brief", step=step, inviter=invite.inviter_name)
-            await self._line(user, message, brief)
+            await self._line(user, message, _brief(t, invite))
 
     async def _line(self, user: User, message: Message, text: str) -> None:
         """A one-line answer to typed text; the same line again within a short time is not
@@ -269,33 +325,27 @@ class InfluencerHandlers(HandlerBase):
             await acknowledge(query)
             return
         pressed = Press.parse(query.data)  # None: forged, or of a layout no longer made
-        if pressed is not None and _passes_check(pressed):
+        if pressed is not None and pressed.action is Action.SWITCH:
+            await self._switch_to_instagram(query, user, message, pressed)
+            return
+        move = _MOVES.get((pressed.step, pressed.action)) if pressed is not None else None
+        if pressed is not None and move is not None:
             # One transaction moves the step, or reads why not (bot.store.steps).
-            answered = await self.db.steps.answer_check(
-                invitation_id=pressed.invitation_id,
-                telegram_user_id=user.id,
-                telegram_language=user.language_code,
-                from_step=pressed.step,
-                to_step=_NEXT_STEP[pressed.step],
-                detail=f"{pressed.step.value}:{_ANSWER_WORDS[pressed.action]}",
-                # Reaching the login step issues its state in the same transaction.
-                login=self.connect.prepare_login() if pressed.step is Step.PAGE_LINKED else None,
-                card=self.console.card_refresh,
-            )
+            answered = await self._move(user, pressed, move)
             t = self.texts_of(user, answered.language)
             invite = answered.invitation
             if answered.moved and invite is not None:
                 await acknowledge(query)
-                await self.clear_buttons(message)
-                if answered.ticket is not None:
-                    self._recent.forget(user.id)  # as `show_current` does
-                    offer = self.connect.login_offer(t, invite, answered.ticket)
-                    await self._offer_login(message, offer)
-                else:
-                    await self.show_current(message, t, user, invite)
-                if answered.refreshed:
-                    self.console.wake_delivery()
+                await self._moved(message, t, user, invite, answered, pressed.action)
                 return
+            if invite is not None and invite.step == pressed.step and _in_flow(invite):
+                paths = open_paths(self.settings, answered.login_paths)
+                if move.needs is not None and move.needs not in paths:
+                    # That way in was closed for the brand meanwhile: the one that is open.
+                    await acknowledge(query, t.plain("path.not_open"), show_alert=True)
+                    await self.clear_buttons(message)
+                    await self._onto_open_path(message, t, user, invite, pressed, paths)
+                    return
         else:
             t = await self.texts(user)
             invite = (
@@ -321,7 +371,7 @@ class InfluencerHandlers(HandlerBase):
             await self.clear_buttons(message)
             await self.show_current(message, t, user, invite)
             return
-        if _passes_check(pressed):
+        if move is not None:
             # The step did not move although the button is the current one: the same tap
             # handled twice at once (e.g. by two replicas); the other one shows the next step.
             await acknowledge(query, t.plain("stale.answered"))
@@ -399,13 +449,21 @@ class InfluencerHandlers(HandlerBase):
         if pressed.action is Action.RESUME:
             await self.db.invitations.record_event(invitation_id=invite.id, kind=EventKind.RESUMED)
             await self.show_current(message, t, user, invite)
-        elif step in _NEXT_STEP and pressed.action in (Action.NO, Action.HOW):
+        elif step in _CHECKS and pressed.action in (Action.NO, Action.HOW):
             await self.db.invitations.record_event(
                 invitation_id=invite.id,
                 kind=EventKind.CHECK_ANSWERED,
                 detail=f"{step.value}:{_ANSWER_WORDS[pressed.action]}",
             )
-            how = screens.instructions(t, invite, answer=pressed.action)
+            # Not a professional account yet: the Facebook path is offered too where open.
+            facebook_open = (
+                step is Step.IG_PROFESSIONAL
+                and pressed.action is Action.NO
+                and LoginPath.FACEBOOK in await self._open_paths(invite)
+            )
+            how = screens.instructions(
+                t, invite, answer=pressed.action, facebook_open=facebook_open
+            )
             await self._show_step(message, how, invite)
         elif step is Step.LOGIN and pressed.action in (Action.RETRY, Action.NEW_LINK):
             await self._login(message, t, user, invite, reuse=False)
@@ -429,6 +487,135 @@ class InfluencerHandlers(HandlerBase):
             upkeep = await self._upkeep_screen(t, user, invite)
             if upkeep is not None:
                 await self.reply(message, upkeep)
+
+    async def _move(self, user: User, pressed: Press, move: _Move) -> Answered:
+        """The compare-and-set of a button that moves the flow (`_MOVES`), with its event; the
+        login step's state is issued with it."""
+        return await self.db.steps.answer_check(
+            invitation_id=pressed.invitation_id,
+            telegram_user_id=user.id,
+            telegram_language=user.language_code,
+            from_step=pressed.step,
+            to_step=move.to,
+            detail=f"{pressed.step.value}:{_ANSWER_WORDS[pressed.action]}",
+            # Reaching the login step issues its state in the same transaction.
+            login=self.connect.prepare_login() if move.to is Step.LOGIN else None,
+            card=self.console.card_refresh,
+            path=move.path,
+            open_for=(
+                brand_values_opening(self.settings, move.needs) if move.needs is not None else None
+            ),
+            kind=move.kind,
+        )
+
+    async def _moved(
+        self,
+        message: Message,
+        t: Texts,
+        user: User,
+        invite: Invitation,
+        answered: Answered,
+        action: Action,
+    ) -> None:
+        """After a move: the login button issued with it, or the step reached (a way in just
+        taken with the line saying why)."""
+        await self.clear_buttons(message)
+        if answered.ticket is not None:
+            self._recent.forget(user.id)  # as `show_current` does
+            offer = self.connect.login_offer(t, invite, answered.ticket)
+            await self._offer_login(message, offer)
+        elif invite.step in (Step.IG_PROFESSIONAL, Step.PAGE_PUBLIC) and action in _PATH_ACTIONS:
+            self._recent.forget(user.id)
+            taken = screens.path_taken(
+                t, invite, answer=action, platform=self.settings.platform_name
+            )
+            if taken is not None:
+                await self._show_step(message, taken, invite)
+        else:
+            await self.show_current(message, t, user, invite)
+        if answered.refreshed:
+            self.console.wake_delivery()
+
+    async def _onto_open_path(
+        self,
+        message: Message,
+        t: Texts,
+        user: User,
+        invite: Invitation,
+        pressed: Press,
+        paths: frozenset[LoginPath],
+    ) -> None:
+        """A way in tapped that the brand closed meanwhile: on to the first step of the one
+        open (there is always one, `bot.paths`), or the step again where it is that one's."""
+        to, path = first_step(paths)
+        if len(paths) != 1 or to == pressed.step:
+            await self.show_current(message, t, user, invite)
+            return
+        only = next(iter(paths))
+        answered = await self.db.steps.answer_check(
+            invitation_id=pressed.invitation_id,
+            telegram_user_id=user.id,
+            telegram_language=user.language_code,
+            from_step=pressed.step,
+            to_step=to,
+            detail=f"{pressed.step.value}:{only.value}",
+            card=self.console.card_refresh,
+            path=path or only,
+            open_for=brand_values_opening(self.settings, only),
+            kind=EventKind.CHECK_ANSWERED,
+        )
+        if answered.invitation is None:
+            return
+        if answered.moved and answered.refreshed:
+            self.console.wake_delivery()
+        await self.show_current(message, t, user, answered.invitation)
+
+    async def _switch_to_instagram(
+        self, query: CallbackQuery, user: User, message: Message, pressed: Press
+    ) -> None:
+        """ "Connect with Instagram instead" under a failed Facebook login: on to Instagram
+        Login's check, once (`Steps.switch_to_instagram`); a double tap or an old button
+        changes nothing, and where Instagram Login is not open for the brand it says so."""
+        answered = await self.db.steps.switch_to_instagram(
+            invitation_id=pressed.invitation_id,
+            telegram_user_id=user.id,
+            telegram_language=user.language_code,
+            open_for=brand_values_opening(self.settings, LoginPath.INSTAGRAM),
+            card=self.console.card_refresh,
+        )
+        t = self.texts_of(user, answered.language)
+        invite = answered.invitation
+        if answered.moved and invite is not None:
+            await acknowledge(query)
+            await self._moved(message, t, user, invite, answered, Action.SWITCH)
+            return
+        if invite is None or invite.status == InviteStatus.REVOKED:
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
+            await self.clear_buttons(message)
+            return
+        if not _in_flow(invite):
+            await acknowledge(query, t.plain("stale.button"))
+            await self.clear_buttons(message)
+            await self.show_current(message, t, user, invite)
+            return
+        if invite.path == LoginPath.INSTAGRAM:
+            # A double tap: Instagram Login's check is in the chat already.
+            await acknowledge(query, t.plain("path.already"))
+            await self.clear_buttons(message)
+            return
+        if LoginPath.INSTAGRAM not in open_paths(self.settings, answered.login_paths):
+            # Closed for the brand meanwhile: "Try again" (the Facebook path) stays.
+            await acknowledge(query, t.plain("path.not_open_instagram"), show_alert=True)
+            return
+        # Not after a failed login any more (e.g. a new login link since): where they are.
+        await acknowledge(query, t.plain("stale.button"))
+        await self.clear_buttons(message)
+        await self.show_current(message, t, user, invite)
+
+    async def _open_paths(self, invite: Invitation) -> frozenset[LoginPath]:
+        """The ways in open for this invitation now (its brand's choice, read)."""
+        brand = await self.db.brands.brand(invite.brand_id) if invite.brand_id else None
+        return open_paths(self.settings, brand.login_paths if brand is not None else None)
 
     # --- showing where the person is ---------------------------------------------------------
 
@@ -527,9 +714,15 @@ class InfluencerHandlers(HandlerBase):
             await self.take_buttons_off(message.get_bot(), chat_id, message_id)
 
 
-def _passes_check(pressed: Press) -> bool:
-    """A "yes"/"done" on a check's button: it moves the flow to the next step."""
-    return pressed.step in _NEXT_STEP and pressed.action in (Action.YES, Action.DONE)
+def _brief(t: Texts, invite: Invitation) -> str:
+    """The one line answering typed text: use the buttons of the step you are at."""
+    step = Step(invite.step)
+    if step is Step.PATH:
+        return t("free_text.brief_choice", inviter=invite.inviter_name)
+    if invite.path == LoginPath.INSTAGRAM:
+        number = _IG_STEP_NUMBER.get(step, 1)
+        return t("free_text.brief_instagram", step=number, inviter=invite.inviter_name)
+    return t("free_text.brief", step=_STEP_NUMBER.get(step, 1), inviter=invite.inviter_name)
 
 
 def _in_flow(invite: Invitation) -> bool:

@@ -273,6 +273,7 @@ class ProfileHandlers(HandlerBase):
             fetched_at=seen.fetched_at,
             head=head if extra is None else f"{head}\n{extra}",
             foot=foot,
+            path=viewed.connection.path,
         )
         sent = await self.reply(
             message, Screen(text, refresh_keyboard(t, invite.id, extra_buttons))

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from bot.crypto import new_secret, secret_hash
 from bot.models import (
     Brand,
+    BrandPaths,
     Manager,
     ManagerLink,
     OutboxAudience,
@@ -27,7 +28,6 @@ class LinkProblem(StrEnum):
     EXPIRED = "expired"
     USED = "used"
     OTHER_BRAND = "other_brand"  # already a manager of another brand
-
 
 
 class Brands(Repository):
@@ -53,6 +53,18 @@ class Brands(Repository):
             if brand.name.strip().casefold() == wanted:
                 return brand
         return None
+
+    async def set_login_paths(self, brand_id: int, paths: BrandPaths) -> Brand | None:
+        """Which ways in the brand's influencers may use (`/paths`); None: no such brand."""
+        async with self.session() as s:
+            brand = await s.get(Brand, brand_id)
+            if brand is None:
+                return None
+            brand.login_paths = paths.value
+            s.add(brand)
+            await s.commit()
+            await s.refresh(brand)
+            return brand
 
     async def set_team_chat(self, brand_id: int, chat_id: int | None) -> None:
         async with self.session() as s:
@@ -226,4 +238,3 @@ class Brands(Repository):
                 s.add(current)
             await s.commit()
             return current
-

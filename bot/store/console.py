@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -54,6 +54,8 @@ class Funnel:
     login_started: int
     connected: int
     reasons: list[tuple[str, int]]  # failure outcome → attempts, most frequent first
+    # The brand's active connections by the way they were made (`LoginPath` value → count).
+    paths: dict[str, int] = field(default_factory=dict)
 
 
 # A connection ended on Facebook's side (the app removed) needs the brand's attention for this
@@ -438,6 +440,15 @@ class BrandInvitations(Repository):
                 .group_by(LoginAttempt.outcome)
             )
             reasons = Counter({str(o): int(n) for o, n in outcomes.all()})
+            by_path = await s.exec(
+                select(Connection.path, sa.func.count())
+                .where(
+                    col(Connection.invitation_id).in_(ids),
+                    Connection.status == ConnectionStatus.ACTIVE,
+                )
+                .group_by(Connection.path)
+            )
+            paths = {str(p): int(n) for p, n in by_path.all()}
 
         def having(kind: EventKind, detail: str | None = None) -> int:
             return len(
@@ -455,6 +466,7 @@ class BrandInvitations(Repository):
             login_started=having(EventKind.LOGIN_STARTED),
             connected=having(EventKind.VERDICT, "connected"),
             reasons=reasons.most_common(5),
+            paths=paths,
         )
 
     # --- the connections' health (issue 11) ------------------------------------------------

@@ -57,6 +57,9 @@ class DueCheck:
     renewal_stage: int | None
     token_expires_at: datetime | None
     data_access_expires_at: datetime | None
+    # The way in (`bot.models.LoginPath`): an Instagram Login connection is checked, and its
+    # token refreshed, on Instagram's host (issue 13).
+    path: str = "facebook"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ class CheckResult:
     details: BreakageDetails | None = None
     renewal_asked: int | None = None
     outgoing: Sequence[Outgoing] = field(default_factory=tuple)
+    # An Instagram Login token refreshed by the check (sealed): kept instead of the one checked.
+    new_token_encrypted: str | None = field(default=None, repr=False)
 
 
 class Health(Repository):
@@ -167,6 +172,7 @@ class Health(Repository):
                         _connection.c.renewal_stage,
                         _connection.c.token_expires_at,
                         _connection.c.data_access_expires_at,
+                        _connection.c.path,
                     )
                     .select_from(
                         _connection.join(
@@ -212,6 +218,8 @@ class Health(Repository):
                 }
                 if result.data_access_expires_at is not None:
                     values["data_access_expires_at"] = result.data_access_expires_at
+                if result.new_token_encrypted is not None:
+                    values["token_encrypted"] = result.new_token_encrypted
                 if result.event_detail is not None:
                     values["health_changed_at"] = now
                 if result.health == _DISCONNECTED:

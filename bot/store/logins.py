@@ -23,6 +23,7 @@ from bot.models import (
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
+    LoginPath,
     OutboxKind,
     OutboxMessage,
     OutboxStatus,
@@ -43,6 +44,9 @@ class StateProblem(StrEnum):
     WITHDRAWN = "withdrawn"  # the invitation was withdrawn (or forgotten) meanwhile
     SUPERSEDED = "superseded"  # a newer login button was issued for the invitation
     CONNECTED = "connected"  # the invitation is connected already: nothing to log in for
+    # A state handed out for one Meta app's window came back to the other app's callback
+    # (a Facebook state at /oauth/instagram, or the other way round): refused, nothing used.
+    WRONG_PATH = "wrong_path"
 
 
 class RenewalRefused(StrEnum):
@@ -112,6 +116,9 @@ class ConnectionRecord:
     page_token_encrypted: str | None = field(default=None, repr=False)
     # When its first health check is due (`bot.upkeep`); None: at once.
     next_check_at: datetime | None = None
+    # A LoginPath: Instagram Login connections have no Facebook user and no Page (empty fields)
+    # and keep Instagram's long-lived user token.
+    path: str = LoginPath.FACEBOOK
 
 
 class Logins(Repository):
@@ -167,10 +174,14 @@ class Logins(Repository):
                     col(Invitation.status).in_(OPEN_STATUSES),
                 )
                 .values(status=InviteStatus.LOGIN_STARTED, updated_at=now)
+                # The way in the influencer is on decides which Meta app's window it is for.
+                .returning(col(Invitation.path))
             )
-            if result.rowcount != 1:
+            updated = result.first()
+            if updated is None:
                 await s.rollback()
                 return None
+            path = _login_path(updated[0])
             older = list(
                 await s.exec(
                     select(LoginAttempt).where(
@@ -193,6 +204,10 @@ class Logins(Repository):
                     .values(**_superseded(now))
                 )
             login_detail = await _login_event_detail(s, invitation_id, asked_again=asked_again)
+            if path == LoginPath.INSTAGRAM and login_detail in (None, "again"):
+                # The timeline names the window: "instagram" (the first Instagram login of the
+                # invitation would be None), "instagram_again".
+                login_detail = "instagram_again" if login_detail else "instagram"
             attempt, state = _new_attempt(
                 invitation_id,
                 telegram_user_id,
@@ -200,6 +215,7 @@ class Logins(Repository):
                 ttl=ttl,
                 sealer=sealer,
                 rerequest=rerequest,
+                path=path,
             )
             s.add(attempt)
             await add_event_coalesced(
@@ -253,6 +269,11 @@ class Logins(Repository):
             if invite.status != InviteStatus.CONNECTED or kept is None:
                 await s.rollback()
                 return RenewalRefused.NOT_CONNECTED
+            if kept.path == LoginPath.INSTAGRAM:
+                # Instagram Login tokens are refreshed by the health job: nothing for the
+                # influencer to renew, and a Facebook login could not renew it anyway.
+                await s.rollback()
+                return RenewalRefused.NOT_DUE
             ends = access_ends(kept)
             if (
                 due_within is not None
@@ -350,6 +371,8 @@ class Logins(Repository):
                     LoginAttempt.invitation_id == invitation_id,
                     LoginAttempt.telegram_user_id == telegram_user_id,
                     LoginAttempt.rerequest == rerequest,
+                    # A state of the other way in is not shown again (the path changed).
+                    LoginAttempt.path == _login_path(invite.path),
                     col(LoginAttempt.used_at).is_(None),
                     col(LoginAttempt.superseded_at).is_(None),
                     col(LoginAttempt.confirm_hash).is_(None),
@@ -421,16 +444,26 @@ class Logins(Repository):
             return bool(result.rowcount == 1)
 
     async def stage_confirmation(
-        self, state: str, *, confirm_hash: str, pending_sealed: str
+        self,
+        state: str,
+        *,
+        confirm_hash: str,
+        pending_sealed: str,
+        path: str = LoginPath.FACEBOOK,
     ) -> tuple[LoginAttempt, Invitation] | StateProblem:
         """A redirect that reached another browser than the one that started the login waits
-        here (the newest one wins) until it is confirmed on the page; nothing is used yet."""
+        here (the newest one wins) until it is confirmed on the page; nothing is used yet.
+        `path`: the callback it came back to (a state of the other way in is refused)."""
         now = utcnow()
         state_hash = secret_hash(state)
         async with self.session() as s:
             result = await s.exec(
                 sa.update(LoginAttempt)
-                .where(col(LoginAttempt.state_hash) == state_hash, *_live_attempt(now))
+                .where(
+                    col(LoginAttempt.state_hash) == state_hash,
+                    col(LoginAttempt.path) == path,
+                    *_live_attempt(now),
+                )
                 .values(confirm_hash=confirm_hash, pending_sealed=pending_sealed)
             )
             await s.commit()
@@ -439,6 +472,8 @@ class Logins(Repository):
             ).first()
             if attempt is None:
                 return StateProblem.UNKNOWN
+            if attempt.path != path:
+                return StateProblem.WRONG_PATH
             invite = await s.get(Invitation, attempt.invitation_id)
             if result.rowcount != 1 or invite is None:
                 return _state_problem(attempt, invite, now) or StateProblem.EXPIRED
@@ -480,17 +515,23 @@ class Logins(Repository):
         return used if used is not None else StateProblem.EXPIRED
 
     async def use_state(
-        self, state: str, *, browser_hash: str | None
+        self, state: str, *, browser_hash: str | None, path: str = LoginPath.FACEBOOK
     ) -> tuple[LoginAttempt, Invitation] | StateProblem | None:
         """Use a state exactly once, in the browser that opened its login link first
         (`browser_hash`; None: any). One statement: the conditional UPDATE is the lock (of two
         concurrent callbacks with the same state, one gets the row, the other none) and returns
         the attempt with its invitation. A state is accepted only while it is the newest of its
         invitation and the invitation waits for a login. When nothing was used, one read says
-        why: the problem, or None for a live state that another browser brought (to confirm)."""
+        why: the problem, or None for a live state that another browser brought (to confirm).
+        `path`: the callback the state came back to; a state of the other way in is refused
+        (`StateProblem.WRONG_PATH`) and stays as it was."""
         now = utcnow()
         state_hash = secret_hash(state)
-        conditions = [col(LoginAttempt.state_hash) == state_hash, *_live_attempt(now)]
+        conditions = [
+            col(LoginAttempt.state_hash) == state_hash,
+            col(LoginAttempt.path) == path,
+            *_live_attempt(now),
+        ]
         if browser_hash is not None:
             conditions.append(col(LoginAttempt.browser_hash) == browser_hash)
         async with self.session() as s:
@@ -512,6 +553,8 @@ class Logins(Repository):
             found = await _attempt_and_invitation(s, state_hash)
         if found is None:
             return StateProblem.UNKNOWN
+        if found[0].path != path:
+            return StateProblem.WRONG_PATH
         return _state_problem(*found, now)
 
     async def interrupt_login(
@@ -792,6 +835,7 @@ def _new_attempt(
     sealer: LoginSealer | None,
     rerequest: bool,
     renewal: bool = False,
+    path: str = LoginPath.FACEBOOK,
 ) -> tuple[LoginAttempt, str]:
     """A fresh single-use login state (stored only as its hash, and sealed to show it again)
     and its row."""
@@ -805,8 +849,14 @@ def _new_attempt(
         created_at=now,
         expires_at=now + ttl,
         state_sealed=sealer.seal(state) if sealer is not None else None,
+        path=path,
     )
     return attempt, state
+
+
+def _login_path(value: str | None) -> str:
+    """An invitation's way in as a login state carries it: Facebook until Instagram is chosen."""
+    return LoginPath.INSTAGRAM.value if value == LoginPath.INSTAGRAM else LoginPath.FACEBOOK.value
 
 
 async def _forget_login_buttons(s: AsyncSession, invitation_id: int) -> list[tuple[int, int]]:
@@ -1082,4 +1132,5 @@ def _conn_fields(c: ConnectionRecord, now: datetime) -> dict[str, Any]:
         "checked_at": now,
         "next_check_at": c.next_check_at,
         "renewal_stage": None,
+        "path": c.path,
     }

@@ -14,8 +14,13 @@ A check answered needs no upsert of the person: the UPDATE returns their languag
 Telegram language is noted behind, `bot.store.notes`), and it carries the newest noted message
 of the step along. The answer that reaches the login issues the first login state in the same
 transaction (the invitation's status, both events in one INSERT, the login attempt, the card's
-refresh: four statements); no older state can exist then, since a state is issued only at the
-login step and the step never goes back.
+refresh: four statements); no older state can be live then, since a state is issued only at the
+login step, and the one way back from it (a failed Facebook login switching to Instagram Login,
+`Steps.switch_to_instagram`) supersedes every unused state of the invitation as it goes.
+
+Where both ways in are open (`bot.paths`), the first step is the question which one fits; the
+answer records the invitation's path with the step, in the same compare-and-set. A move onto a way
+in is conditional on the brand still allowing it (an admin may change that meanwhile).
 
 A step that does not apply (a stale or doubled tap, a link someone else opened) reads the invitation
 once more to say why, and changes nothing else.
@@ -23,7 +28,7 @@ once more to say why, and changes nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,10 +42,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.crypto import secret_hash
 from bot.models import (
     Brand,
+    BrandPaths,
     Invitation,
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
+    LoginPath,
     Manager,
     Person,
     Step,
@@ -101,6 +108,8 @@ class Answered:
     language: str | None
     refreshed: bool = False
     ticket: LoginTicket | None = None
+    # The invitation's brand's `login_paths` as read with it (None: no brand).
+    login_paths: str | None = None
 
 
 def _returned_with_context() -> tuple[Any, ...]:
@@ -111,9 +120,7 @@ def _returned_with_context() -> tuple[Any, ...]:
         select(Brand.name).where(col(Brand.id) == col(Invitation.brand_id)).scalar_subquery(),
         select(Manager.brand_id).where(col(Manager.telegram_id) == owner).scalar_subquery(),
         select(Person.language).where(col(Person.telegram_id) == owner).scalar_subquery(),
-        select(Person.telegram_language)
-        .where(col(Person.telegram_id) == owner)
-        .scalar_subquery(),
+        select(Person.telegram_language).where(col(Person.telegram_id) == owner).scalar_subquery(),
         select(sa.func.count())
         .select_from(LoginAttempt)
         .where(
@@ -126,6 +133,40 @@ def _returned_with_context() -> tuple[Any, ...]:
         )
         .scalar_subquery(),
     )
+
+
+def _brand_paths() -> Any:
+    """The invitation's brand's `login_paths`, as a scalar subquery ("both" without a brand)."""
+    return sa.func.coalesce(
+        select(Brand.login_paths)
+        .where(col(Brand.id) == col(Invitation.brand_id))
+        .scalar_subquery(),
+        BrandPaths.BOTH.value,
+    )
+
+
+def _first_step_values(first: Mapping[str, tuple[Step, LoginPath | None]]) -> dict[str, Any]:
+    """The step (and path) an opened invitation starts at, by its brand's `login_paths`
+    (`bot.paths.first_steps`): plain values where every brand starts alike (the Facebook path
+    alone: the statement is the same as before there was a second way in)."""
+    starts = set(first.values())
+    if len(starts) <= 1:
+        step, path = starts.pop() if starts else (Step.PAGE_PUBLIC, None)
+        values: dict[str, Any] = {"step": step}
+        if path is not None:
+            values["path"] = path
+        return values
+    paths = _brand_paths()
+    return {
+        "step": sa.case(
+            {v: step.value for v, (step, _) in first.items()}, value=paths, else_=Step.PAGE_PUBLIC
+        ),
+        "path": sa.case(
+            {v: path.value for v, (_, path) in first.items() if path is not None},
+            value=paths,
+            else_=None,
+        ),
+    }
 
 
 def _person_languages() -> tuple[Any, ...]:
@@ -152,10 +193,12 @@ class Steps(Repository):
         telegram_user_id: int,
         telegram_language: str | None,
         card: CardRefresh,
+        first: Mapping[str, tuple[Step, LoginPath | None]] | None = None,
     ) -> Opened:
         """Bind the invitation behind `token` to this person, once (see
         `Invitations.bind_invitation` for the rules); on the first opening, its event and the
-        card's refresh are written in the same transaction."""
+        card's refresh are written in the same transaction. `first`: where it starts by its
+        brand's `login_paths` (`bot.paths.first_steps`; None: the Facebook path's first check)."""
         now = utcnow()
         token_hash = secret_hash(token)
         async with self.session() as s:
@@ -171,8 +214,8 @@ class Steps(Repository):
                 .values(
                     telegram_user_id=telegram_user_id,
                     status=InviteStatus.OPENED,
-                    step=Step.PAGE_PUBLIC,
                     updated_at=now,
+                    **_first_step_values(first or {}),
                 )
                 .returning(Invitation, *_returned_with_context(), webhook_of_brand())
                 .execution_options(synchronize_session=False)
@@ -207,13 +250,21 @@ class Steps(Repository):
         detail: str,
         card: CardRefresh,
         login: NewLogin | None = None,
+        path: LoginPath | None = None,
+        open_for: Collection[str] | None = None,
+        kind: EventKind = EventKind.CHECK_PASSED,
     ) -> Answered:
         """Compare-and-set of the flow step (a stale or doubled tap changes nothing), with its
-        event and the card's refresh in the same transaction; reaching the login step with
-        `login`, that state is issued in it too (`Answered.ticket`)."""
+        event (`kind`) and the card's refresh in the same transaction; reaching the login step
+        with `login`, that state is issued in it too (`Answered.ticket`). `path`: the way in
+        chosen with it, only while the brand's `login_paths` is one of `open_for`
+        (`bot.paths.brand_values_opening`)."""
         now = utcnow()
         login = login if to_step == Step.LOGIN else None
         values: dict[str, Any] = {"step": to_step, "updated_at": now}
+        if path is not None:
+            values["path"] = path
+        conditions = [] if open_for is None else [_brand_paths().in_(sorted(open_for))]
         if login is not None:
             values["status"] = InviteStatus.LOGIN_STARTED
         shown = self.notes.step_message(invitation_id)
@@ -227,25 +278,23 @@ class Steps(Repository):
                     col(Invitation.telegram_user_id) == telegram_user_id,
                     col(Invitation.step) == from_step,
                     col(Invitation.status).in_(OPEN_STATUSES),
+                    *conditions,
                 )
                 .values(**values)
-                .returning(Invitation, *_returned_with_context(), *_person_languages())
+                .returning(
+                    Invitation, *_returned_with_context(), *_person_languages(), _brand_paths()
+                )
                 .execution_options(synchronize_session=False)
             )
             row = (await s.exec(move)).first()
             if row is None:
-                language = await _remember(s, telegram_user_id, telegram_language, now)
-                invite = await s.get(Invitation, invitation_id)
-                await s.commit()  # the person's language, noted
-                if invite is None or invite.telegram_user_id != telegram_user_id:
-                    invite = None
-                return Answered(False, invite, language)
-            *returned, language, seen = tuple(row)
+                return await _not_moved(s, invitation_id, telegram_user_id, telegram_language, now)
+            *returned, language, seen, login_paths = tuple(row)
             invite, _, owner = _unpack(returned)
             assert invite.id is not None
             if login is None:
                 status = InviteStatus(invite.status)
-                s.add(new_event(invite.id, EventKind.CHECK_PASSED, status, detail, at=now))
+                s.add(new_event(invite.id, kind, status, detail, at=now))
                 ticket = None
             else:
                 # At the page-linked step the invitation is opened (a login starts it only at
@@ -268,7 +317,105 @@ class Steps(Repository):
         if seen != telegram_language or (language is None and seen is None):
             # Another Telegram language than noted, or perhaps no row yet (the note makes it).
             self.notes.note_telegram_language(telegram_user_id, telegram_language)
-        return Answered(True, invite, language, bool(edits), ticket)
+        return Answered(True, invite, language, bool(edits), ticket, login_paths)
+
+    async def switch_to_instagram(
+        self,
+        *,
+        invitation_id: int,
+        telegram_user_id: int,
+        telegram_language: str | None,
+        open_for: Collection[str],
+        card: CardRefresh,
+    ) -> Answered:
+        """ "Connect with Instagram instead" under a failed Facebook login: the invitation goes
+        from the login step back to the Instagram path's check (opened again), only from a
+        failed Facebook login and only while the brand allows Instagram Login (`open_for`, as
+        in `answer_check`). Every unused login state of the invitation is superseded with it,
+        so that the Instagram path's login is again the first live one. A stale or doubled tap
+        changes nothing (`Answered.moved` False, the invitation as it is)."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "step": Step.IG_PROFESSIONAL,
+            "path": LoginPath.INSTAGRAM,
+            "status": InviteStatus.OPENED,
+            "updated_at": now,
+        }
+        async with self.session() as s:
+            move = (
+                sa.update(Invitation)
+                .where(
+                    col(Invitation.id) == invitation_id,
+                    col(Invitation.telegram_user_id) == telegram_user_id,
+                    col(Invitation.step) == Step.LOGIN,
+                    col(Invitation.status) == InviteStatus.FAILED,
+                    sa.func.coalesce(col(Invitation.path), LoginPath.FACEBOOK.value)
+                    == LoginPath.FACEBOOK.value,
+                    _brand_paths().in_(sorted(open_for)),
+                )
+                .values(**values)
+                .returning(
+                    Invitation, *_returned_with_context(), *_person_languages(), _brand_paths()
+                )
+                .execution_options(synchronize_session=False)
+            )
+            row = (await s.exec(move)).first()
+            if row is None:
+                return await _not_moved(s, invitation_id, telegram_user_id, telegram_language, now)
+            *returned, language, seen, login_paths = tuple(row)
+            invite, _, owner = _unpack(returned)
+            assert invite.id is not None
+            await s.exec(
+                sa.update(LoginAttempt)
+                .where(
+                    col(LoginAttempt.invitation_id) == invite.id,
+                    col(LoginAttempt.used_at).is_(None),
+                    col(LoginAttempt.superseded_at).is_(None),
+                )
+                # As `bot.store.logins` supersedes: nothing kept that could still complete it.
+                .values(
+                    superseded_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None
+                )
+            )
+            s.add(
+                new_event(
+                    invite.id,
+                    EventKind.CHECK_ANSWERED,
+                    InviteStatus.OPENED,
+                    f"{Step.LOGIN.value}:{LoginPath.INSTAGRAM.value}",
+                    at=now,
+                )
+            )
+            edits = card(invite, owner)
+            enqueue_in(s, edits, now)
+            await s.commit()
+        if seen != telegram_language or (language is None and seen is None):
+            self.notes.note_telegram_language(telegram_user_id, telegram_language)
+        return Answered(True, invite, language, bool(edits), None, login_paths)
+
+
+async def _not_moved(
+    s: AsyncSession,
+    invitation_id: int,
+    telegram_user_id: int,
+    telegram_language: str | None,
+    now: datetime,
+) -> Answered:
+    """A step that did not move: the invitation as it is (None: not this person's) with its
+    brand's `login_paths`, and the person's language (their Telegram language noted)."""
+    language = await _remember(s, telegram_user_id, telegram_language, now)
+    found = (
+        await s.exec(
+            select(Invitation, Brand.login_paths)
+            .join(Brand, col(Brand.id) == col(Invitation.brand_id), isouter=True)
+            .where(col(Invitation.id) == invitation_id)
+        )
+    ).first()
+    await s.commit()  # the person's language, noted
+    if found is None or found[0].telegram_user_id != telegram_user_id:
+        return Answered(False, None, language)
+    invite, login_paths = found
+    return Answered(False, invite, language, login_paths=login_paths or BrandPaths.BOTH.value)
 
 
 async def _issue_first_login(
@@ -282,6 +429,8 @@ async def _issue_first_login(
             invitation_id=invite.id,
             telegram_user_id=invite.telegram_user_id,
             state_hash=secret_hash(login.state),
+            # The way in the invitation is on: its login window is that app's.
+            path=invite.path or LoginPath.FACEBOOK,
             rerequest=False,
             created_at=now,
             expires_at=now + login.ttl,

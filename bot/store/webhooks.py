@@ -41,7 +41,7 @@ _connection = sa.inspect(Connection).local_table
 _REPORTABLE = frozenset(
     {"opened", "verdict", "health", "renewed", "revoked", "deauthorized", "data_deleted"}
 )
-_CONNECTION_FIELDS = ("instagram_id", "instagram_username", "page_id", "health")
+_CONNECTION_FIELDS = ("instagram_id", "instagram_username", "page_id", "health", "path")
 
 
 _KNOWN = "webhook_known"
@@ -165,6 +165,7 @@ class _KnownRow:
     instagram_username: None = None
     page_id: None = None
     health: None = None
+    path: None = None
 
 
 def _delivery_row(what: Reported, subject: Subject, at: datetime, now: datetime) -> WebhookDelivery:
