@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from playground.sandbox_login import (
 )
 from playground.sandbox_page import consent_page, dialog_error_page
 from sandbox.facebook import GraphStandin
-from sandbox.instagram import IgPerson, InstagramStandin
+from sandbox.instagram import SAMPLE_PEOPLE, IgPerson, InstagramStandin
 from sandbox.telegram import TelegramStandin, TgUser
 
 log = logging.getLogger(__name__)
@@ -301,8 +302,11 @@ def make_app(
             if person is not None and handle:
                 try:
                     known = instagram.person(handle)
-                except KeyError:
-                    known = IgPerson(handle, name=person.first_name)
+                except KeyError:  # a sample account, else a new one in the person's name
+                    known = next(
+                        (replace(p) for p in SAMPLE_PEOPLE if p.username == handle),
+                        IgPerson(handle, name=person.first_name),
+                    )
                 instagram.set_person(known)
         async with (
             aiohttp.ClientSession() as http,

@@ -124,12 +124,19 @@ class PageApi:
         assert person is not None
         return person
 
+    async def choose_facebook(self, influencer: TgUser) -> None:
+        """The playground offers both ways in: the first question, answered "Yes, it is" (the
+        account is linked to a Page), leads to the Facebook steps."""
+        await self.playground.telegram.wait_for(influencer.id, "Facebook Page you manage?")
+        assert (await self.press(influencer.id, "Yes, it is")).status_code == 200
+
     async def through_checks(self, influencer: TgUser, link: str) -> str:
         """What clicking the deep link does on the page (``/start <payload>`` in the influencer's
         chat), then Yes to both checks; returns the login button's URL."""
         payload = link.split("?start=", 1)[1]
         telegram = self.playground.telegram
         assert (await self.send(influencer.id, f"/start {payload}")).status_code == 200
+        await self.choose_facebook(influencer)
         await telegram.wait_for(influencer.id, "Step 1 of 3")
         assert (await self.press(influencer.id, "Yes")).status_code == 200
         await telegram.wait_for(influencer.id, "Step 2 of 3")
@@ -328,6 +335,7 @@ async def test_an_old_button_is_answered_with_a_toast(page: PageApi) -> None:
     telegram = page.playground.telegram
     link = await page.invite("anna.bakes")
     await page.send(anna.id, f"/start {link.split('?start=', 1)[1]}")
+    await page.choose_facebook(anna)
     first = await telegram.wait_for(anna.id, "Step 1 of 3")
     await page.send(anna.id, "what now?")  # one line pointing at the buttons
     await telegram.wait_for(anna.id, "use the buttons")

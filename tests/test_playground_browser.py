@@ -107,6 +107,12 @@ async def _answer_checks(chat: Locator) -> Locator:
     """Yes to both checks; returns the login button."""
     from playwright.async_api import expect
 
+    # Both ways in are open in the playground: "Yes, it is" (linked to a Page) is Facebook's.
+    await (
+        _bot_message(chat, "Facebook Page you manage?")
+        .locator(".kb", has_text="Yes, it is")
+        .click()
+    )
     for step in ("Step 1 of 3", "Step 2 of 3"):
         question = _bot_message(chat, step)
         await question.locator(".kb", has_text="Yes").click()
@@ -387,5 +393,70 @@ async def test_the_platform_pane_in_a_real_browser(
     assert manager is not None and box is not None
     assert box["x"] > manager["x"] + manager["width"] and box["width"] >= 360, (manager, box)
     await _shot(page, "platform-wide.png")
+    assert errors == []
+    await context.close()
+
+
+async def test_an_influencer_without_a_page_connects_with_instagram_in_a_real_browser(
+    browser: Browser, playground: Playground
+) -> None:
+    """Lena has no Facebook Page: "I don't know" at the first question leads to Instagram Login;
+    the sandbox's Instagram window has the invited account chosen already, Allow connects it,
+    and both chats hear it. A personal account is refused with the way to switch."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(playground.url)
+    await expect(page.locator("#status")).to_have_text("live")
+    manager = page.locator('.phone[data-chat="manager"]')
+    influencer = page.locator('.phone[data-chat="influencer"]')
+
+    await _open_invitation(page, manager, influencer, "lena.paints")
+    question = _bot_message(influencer, "Facebook Page you manage?")
+    await question.locator(".kb", has_text="I don't know").click()
+    check = _bot_message(influencer, "Step 1 of 2")
+    await expect(check).to_contain_text("professional account")
+    await check.locator(".kb", has_text="Yes").click()
+    login = _bot_message(influencer, "Step 2 of 2").locator(".kb.url", has_text="Instagram")
+    await expect(login).to_be_visible()
+    await _shot(page, "instagram-steps.png")
+
+    # First as a personal account: Instagram's answer says so, and the fix is in the chat.
+    async with page.expect_popup() as opened:
+        await login.click()
+    window = await opened.value
+    await expect(window.locator(".ribbon")).to_contain_text("SANDBOX")
+    await expect(window.locator('input[name="account"][value="lena.paints"]')).to_be_checked()
+    await window.locator('select[name="account_type"]').select_option("PERSONAL")
+    await window.screenshot(path=str(SHOTS / "sandbox-instagram.png"), full_page=True)
+    await window.get_by_role("button", name="Allow").click()
+    await window.wait_for_url(f"{playground.bot.settings.public_url}/oauth/instagram*")
+    await window.close()
+    failed = _bot_message(influencer, "Not connected yet")
+    await expect(failed).to_contain_text("professional")
+    await expect(_bot_message(manager, "did not work")).to_contain_text("@lena.paints")
+
+    # The used login button came off; switched in the app, she tries again: connected.
+    logins = influencer.locator(".kb.url", has_text="Instagram")
+    await expect(logins).to_have_count(0)
+    await failed.locator(".kb", has_text="Try again").click()
+    await expect(logins).to_have_count(1)
+    async with page.expect_popup() as opened:
+        await logins.first.click()
+    window = await opened.value
+    await window.locator('select[name="account_type"]').select_option("MEDIA_CREATOR")
+    await window.get_by_role("button", name="Allow").click()
+    await window.wait_for_url(f"{playground.bot.settings.public_url}/oauth/instagram*")
+    assert "Connected" in await window.locator("main").inner_text()
+    await window.close()
+
+    told = _bot_message(influencer, "Connected!")
+    await expect(told).to_contain_text("Instagram Login")
+    await expect(_bot_message(manager, "is connected")).to_contain_text("Instagram Login")
+    await _shot(page, "instagram-connected.png")
     assert errors == []
     await context.close()
