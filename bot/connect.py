@@ -47,6 +47,9 @@ from bot.notices import Notices, outgoing
 from bot.paths import open_paths
 from bot.screens import (
     Screen,
+    ig_reconnect_failed,
+    ig_reconnect_login,
+    ig_reconnected,
     ig_verdict_for_influencer,
     ig_verdict_for_manager,
     instagram_login,
@@ -202,7 +205,8 @@ class ConnectService:
         self, t: Texts, invitation_id: int, *, telegram_user_id: int
     ) -> LoginOffer | RenewalRefused:
         """The Renew button: a fresh login for the invitation's kept connection (Facebook's
-        dialog with auth_type=reauthorize), replacing older login buttons; or why not."""
+        dialog with auth_type=reauthorize; for a broken Instagram Login connection, Instagram's
+        window: Reconnect), replacing older login buttons; or why not."""
         await self._db.steps.notes.flush()  # as in `new_login`
         ticket = await self._db.logins.issue_renewal(
             invitation_id=invitation_id,
@@ -218,6 +222,18 @@ class ConnectService:
         if invite is None:  # deleted this very moment
             return RenewalRefused.ENDED
         s = self._settings
+        if ticket.path == LoginPath.INSTAGRAM:
+            # An Instagram Login connection: Instagram's window again, as its account.
+            kept = await self._db.logins.kept_connection(invitation_id)
+            screen = ig_reconnect_login(
+                t,
+                invitation_id,
+                handle=(kept.instagram_username if kept is not None else "") or invite.handle,
+                url=self.start_url(ticket.state),
+                platform=s.platform_name,
+                minutes=s.login_ttl_minutes,
+            )
+            return LoginOffer(screen, ticket)
         screen = renewal_login(
             t,
             invite,
@@ -319,12 +335,21 @@ class ConnectService:
             if self._instagram is None:  # handed out while configured, no longer configured
                 log.warning("an Instagram login was opened, but Instagram Login is not set up")
                 return StartResult(RedirectResult(503, "unavailable"))
+            # After a login with another account than the invited one, Instagram asks who logs
+            # in instead of taking whoever the browser is logged in as again (a reconnect: the
+            # invitation stays connected, its last login's outcome tells).
+            if attempt.renewal:
+                try:
+                    last = await self._db.logins.last_outcome(invite.id or 0)
+                except Exception as exc:  # the database: Instagram's usual window will do
+                    log.info("last login outcome unknown: %s", type(exc).__name__)
+                    last = None
+            else:
+                last = invite.last_reason
             location = self._instagram.authorize_url(
                 state=state,
                 redirect_uri=self._settings.instagram_redirect_uri,
-                # After a login with another account than the invited one, Instagram asks who
-                # logs in instead of taking whoever the browser is logged in as again.
-                force_reauth=invite.last_reason == IgOutcome.OTHER_ACCOUNT,
+                force_reauth=last == IgOutcome.OTHER_ACCOUNT,
             )
             return StartResult(location=location, cookie=cookie)
         return StartResult(
@@ -614,6 +639,8 @@ class ConnectService:
         self, attempt: LoginAttempt, invite: Invitation, gathered: IgGathered
     ) -> RedirectResult:
         assert attempt.id is not None and invite.id is not None
+        if attempt.renewal:
+            return await self._store_instagram_renewal(attempt, invite, gathered)
         verdict = decide_instagram(
             gathered.evidence,
             invited_handle=invite.handle,
@@ -694,6 +721,74 @@ class ConnectService:
             next_check_at=now + timedelta(seconds=self._settings.health_check_interval_seconds),
             path=LoginPath.INSTAGRAM,
         )
+
+    async def _store_instagram_renewal(
+        self, attempt: LoginAttempt, invite: Invitation, gathered: IgGathered
+    ) -> RedirectResult:
+        """A reconnect through Instagram Login came back: judged as a first Instagram login is,
+        against the connection's account; the same account mends the kept connection (its new
+        token and expiry, healthy again; the managers told when they were told it broke),
+        anything else leaves it as it was and tells the influencer exactly why, with Try
+        again."""
+        assert attempt.id is not None and invite.id is not None
+        kept = await self._db.logins.kept_connection(invite.id)
+        handle = (kept.instagram_username if kept is not None else "") or invite.handle
+        verdict = decide_instagram(
+            gathered.evidence,
+            invited_handle=handle,
+            requested_scopes=self._settings.instagram_scopes,
+        )
+        t = await self._notices.texts_for(attempt.telegram_user_id)
+        platform = self._settings.platform_name
+        account = verdict.account
+        same = (
+            verdict.connected
+            and kept is not None
+            and account is not None
+            and account.instagram_id == kept.instagram_id
+        )
+        record: ConnectionRecord | None = None
+        if_broken: list[Outgoing] = []
+        followers = account.followers_count if same and account is not None else None
+        if same:
+            assert account is not None
+            record = self._instagram_record(verdict, gathered.token, followers)
+            screen = ig_reconnected(t, invite.id, username=account.username, platform=platform)
+
+            def reconnected(mt: Texts) -> Screen:
+                return Screen(mt("renewal.manager_reconnected", handle=invite.handle))
+
+            if_broken = await self._notices.brand_notices(invite, reconnected)
+        else:
+            screen = ig_reconnect_failed(t, invite, verdict, handle=handle, platform=platform)
+        stored = await self._db.logins.record_renewal(
+            attempt_id=attempt.id,
+            invitation_id=invite.id,
+            outcome=verdict.outcome.value,
+            connection=record,
+            outgoing=[outgoing(attempt.telegram_user_id, screen, invitation_id=invite.id)],
+            if_broken=if_broken,
+            facts=instagram_verdict_facts(verdict, followers=followers)
+            if record is not None
+            else None,
+        )
+        self._notices.ring()
+        log.info(
+            "invitation %s: Instagram reconnect %s (%s)",
+            invite.id,
+            stored.value,
+            verdict.outcome.value,
+        )
+        if stored is RenewalStored.ENDED:
+            return RedirectResult(410, "withdrawn", t.language)
+        if stored is RenewalStored.FAILED:
+            return RedirectResult(200, "renewal.failed", t.language)
+        try:
+            await self._notices.refresh_card(invite.id)
+        except Exception as exc:  # the card catches up with the next change
+            log.warning("invitation %s: card not refreshed: %s", invite.id, type(exc).__name__)
+        assert account is not None
+        return RedirectResult(200, "renewal.reconnected", t.language, account.username)
 
     async def _store_renewal(
         self, attempt: LoginAttempt, invite: Invitation, gathered: Gathered

@@ -16,6 +16,7 @@ from bot.chart import ChartTexts
 from bot.console_screens import path_name
 from bot.i18n import Texts
 from bot.insights import Gap, Post, Profile
+from bot.models import LoginPath
 from bot.screens import Screen, count, long_date
 
 POSTS_LISTED = 6
@@ -261,13 +262,31 @@ def refresh_keyboard(
 
 
 def problem_line(
-    t: Texts, problem: str, *, handle: str, fetched_at: datetime | None, audience: str
+    t: Texts,
+    problem: str,
+    *,
+    handle: str,
+    fetched_at: datetime | None,
+    audience: str,
+    path: str = LoginPath.FACEBOOK,
 ) -> str:
     """Why the newest read failed; with an older snapshot shown, when that one is from.
-    `audience`: "profile" (about the influencer, to a manager) or "shared" (to the influencer)."""
-    key = f"{audience}.problem.{problem}"
+    `audience`: "profile" (about the influencer, to a manager) or "shared" (to the influencer);
+    `path`: the connection's way in (whose refusal it was: Facebook's or Instagram's)."""
+    key = _problem_key(t, f"{audience}.problem", problem, path)
     return t(key, handle=handle, when=moment(t, fetched_at) if fetched_at else "")
 
 
-def nothing_yet(t: Texts, problem: str, *, handle: str, audience: str) -> Screen:
-    return Screen(t(f"{audience}.nothing.{problem}", handle=handle))
+def nothing_yet(
+    t: Texts, problem: str, *, handle: str, audience: str, path: str = LoginPath.FACEBOOK
+) -> Screen:
+    return Screen(t(_problem_key(t, f"{audience}.nothing", problem, path), handle=handle))
+
+
+def _problem_key(t: Texts, prefix: str, problem: str, path: str) -> str:
+    """An Instagram Login connection's reads go to Instagram, not Facebook: its own words where
+    they differ (`…_instagram`)."""
+    key = f"{prefix}.{problem}"
+    if path == LoginPath.INSTAGRAM and t.has(f"{key}_instagram"):
+        return f"{key}_instagram"
+    return key

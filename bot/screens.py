@@ -190,6 +190,76 @@ def renewal_keyboard(t: Texts, invitation_id: int, label_key: str) -> InlineKeyb
     )
 
 
+# --- reconnecting an Instagram Login connection (issue 13) ------------------------------------
+
+
+def ig_reconnect_login(
+    t: Texts, invitation_id: int, *, handle: str, url: str, platform: str, minutes: int
+) -> Screen:
+    """Reconnect for a broken Instagram Login connection: Instagram's login window once more,
+    as @handle (the connection's account)."""
+    return Screen(
+        t("renew.ig_reconnect_login", handle=handle, platform=platform, minutes=minutes),
+        InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(t.plain("ig_login.button"), url=url)],
+                [
+                    InlineKeyboardButton(
+                        t.plain("button.new_link"), callback_data=Renew(invitation_id).pack()
+                    )
+                ],
+            ]
+        ),
+    )
+
+
+def ig_reconnected(t: Texts, invitation_id: int, *, username: str, platform: str) -> Screen:
+    """The Instagram login mended the connection: connected again, with the way to what the
+    brand sees once more."""
+    return Screen(
+        t("renew.ig_reconnected", username=username, platform=platform),
+        InlineKeyboardMarkup([[shared_button(t, invitation_id)]]),
+    )
+
+
+def ig_reconnect_failed(
+    t: Texts, invite: Invitation, verdict: IgVerdict, *, handle: str, platform: str
+) -> Screen:
+    """An Instagram login that did not mend the connection: exactly why and what to do (the
+    first login's words, about the connection's account `handle`), that the connection is
+    still interrupted, and Try again (a fresh reconnect)."""
+    assert invite.id is not None
+    account = verdict.account
+    values: dict[str, object] = {
+        "handle": handle,
+        "inviter": invite.inviter_name,
+        "platform": platform,
+        "username": account.username if account is not None else handle,
+        "declined": permission_list(t, list(verdict.declined)),
+        "count": len(verdict.declined),
+    }
+    # Connected as the same username but not the same account (a name passed on): another
+    # account all the same.
+    outcome = "instagram_other_account" if verdict.connected else verdict.outcome.value
+    reason = Html(
+        t(f"ig_verdict.{outcome}.reason", **values)
+        + "\n\n"
+        + t("result.fix_heading")
+        + "\n"
+        + t(f"ig_verdict.{outcome}.fix", **values)
+    )
+    return Screen(
+        t("renew.ig_reconnect_failed", reason=reason, handle=handle),
+        renewal_keyboard(t, invite.id, "button.retry"),
+    )
+
+
+def ig_access_runs(t: Texts, *, handle: str, platform: str) -> Screen:
+    """A Renew press while an Instagram Login connection works: nothing to renew, it is kept
+    alive by itself."""
+    return Screen(t("renew.ig_not_due", handle=handle, platform=platform))
+
+
 def renewal_login(
     t: Texts,
     invite: Invitation,

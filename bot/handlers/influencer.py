@@ -414,15 +414,20 @@ class InfluencerHandlers(HandlerBase):
             assert pressed is not None
             kept = await self.db.logins.kept_connection(pressed.invitation_id)
             await self.clear_buttons(message)
-            await self.reply(
-                message,
-                screens.access_runs(
+            handle = (kept.instagram_username if kept else "") or ""
+            if kept is not None and kept.path == LoginPath.INSTAGRAM:
+                # Kept up by the health job's token refresh: no date to wait for.
+                runs = screens.ig_access_runs(
+                    t, handle=handle, platform=self.settings.platform_name
+                )
+            else:
+                runs = screens.access_runs(
                     t,
-                    handle=(kept.instagram_username if kept else "") or "",
+                    handle=handle,
                     platform=self.settings.platform_name,
                     until=access_ends(kept) if kept is not None else None,
-                ),
-            )
+                )
+            await self.reply(message, runs)
             return
         if offer is RenewalRefused.ENDED:
             await self.clear_buttons(message)

@@ -243,7 +243,9 @@ class ProfileHandlers(HandlerBase):
         profile = seen.profile
         if profile is None or seen.fetched_at is None:
             problem = seen.problem.value if seen.problem else "unavailable"
-            screen = nothing_yet(t, problem, handle=invite.handle, audience=audience)
+            screen = nothing_yet(
+                t, problem, handle=invite.handle, audience=audience, path=viewed.connection.path
+            )
             keyboard = refresh_keyboard(t, invite.id) if problem == "unavailable" else None
             await self.reply(message, Screen(screen.text, keyboard))
             return
@@ -254,6 +256,7 @@ class ProfileHandlers(HandlerBase):
                 handle=invite.handle,
                 fetched_at=seen.fetched_at,
                 audience=audience,
+                path=viewed.connection.path,
             )
             if seen.problem is not None
             else None

@@ -89,6 +89,8 @@ class LoginTicket:
     reconnect: bool = False
     # The message carrying this (reused) state's button so far, if any.
     shown_in: tuple[int, int] | None = None
+    # The window the state was handed out for (a LoginPath).
+    path: str = LoginPath.FACEBOOK
 
 
 @dataclass(frozen=True)
@@ -269,12 +271,14 @@ class Logins(Repository):
             if invite.status != InviteStatus.CONNECTED or kept is None:
                 await s.rollback()
                 return RenewalRefused.NOT_CONNECTED
-            if kept.path == LoginPath.INSTAGRAM:
+            instagram = kept.path == LoginPath.INSTAGRAM
+            ends = access_ends(kept)
+            if instagram and not needs_repair(kept) and (ends is None or ends > now):
                 # Instagram Login tokens are refreshed by the health job: nothing for the
-                # influencer to renew, and a Facebook login could not renew it anyway.
+                # influencer to renew while it works. A broken one (or one whose token ran out)
+                # is reconnected with a fresh Instagram login.
                 await s.rollback()
                 return RenewalRefused.NOT_DUE
-            ends = access_ends(kept)
             if (
                 due_within is not None
                 and not needs_repair(kept)
@@ -308,7 +312,8 @@ class Logins(Repository):
                     .limit(1)
                 )
             ).first()
-            rerequest = PERMISSIONS_DECLINED in (kept.health_reason, last)
+            # Instagram's window always shows every permission again: no re-request there.
+            rerequest = not instagram and PERMISSIONS_DECLINED in (kept.health_reason, last)
             await s.exec(
                 sa.update(LoginAttempt)
                 .where(
@@ -327,6 +332,7 @@ class Logins(Repository):
                 sealer=sealer,
                 rerequest=rerequest,
                 renewal=True,
+                path=kept.path if instagram else LoginPath.FACEBOOK,
             )
             s.add(attempt)
             await s.commit()
@@ -336,7 +342,9 @@ class Logins(Repository):
                 state,
                 reused=False,
                 stale_buttons=stale,
-                reconnect=needs_repair(kept),
+                # An Instagram Login connection is renewed only to mend it.
+                reconnect=instagram or needs_repair(kept),
+                path=kept.path if instagram else LoginPath.FACEBOOK,
             )
 
     async def kept_connection(self, invitation_id: int) -> Connection | None:
@@ -344,6 +352,21 @@ class Logins(Repository):
         async with self.session() as s:
             return (
                 await s.exec(select(Connection).where(Connection.invitation_id == invitation_id))
+            ).first()
+
+    async def last_outcome(self, invitation_id: int) -> str | None:
+        """The outcome of the invitation's newest login that came back (None: none did)."""
+        async with self.session() as s:
+            return (
+                await s.exec(
+                    select(LoginAttempt.outcome)
+                    .where(
+                        LoginAttempt.invitation_id == invitation_id,
+                        col(LoginAttempt.used_at).is_not(None),
+                    )
+                    .order_by(col(LoginAttempt.id).desc())
+                    .limit(1)
+                )
             ).first()
 
     async def _reuse_live_state(
@@ -898,6 +921,12 @@ async def _take_login_buttons_off(s: AsyncSession, invitation_id: int) -> list[O
         )
         for chat_id, message_id in await _forget_login_buttons(s, invitation_id)
     ]
+
+
+async def login_buttons_off(s: AsyncSession, invitation_id: int) -> list[Outgoing]:
+    """For another repository's transaction (`bot.store.steps`): the outbox rows taking every
+    login button of this invitation off its message, forgotten in `s`."""
+    return await _take_login_buttons_off(s, invitation_id)
 
 
 # An invitation waits for a login while its login button is out (or a retry is offered).
