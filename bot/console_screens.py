@@ -30,6 +30,7 @@ from bot.models import (
     InviteStatus,
     LoginPath,
     Manager,
+    Step,
     access_ends,
 )
 from bot.screens import Screen
@@ -164,6 +165,8 @@ def in_flow_status(t: Texts, invite: Invitation, *, failures: int) -> str:
             return t("console.status.failed_repeated", count=failures, reason=reason)
         return t("console.status.failed", reason=reason)
     if invite.status in (InviteStatus.OPENED, InviteStatus.LOGIN_STARTED):
+        if invite.step == Step.LOGIN and invite.path == LoginPath.INSTAGRAM:
+            return t("console.status.step_login_instagram")  # two steps on that way in
         return t(f"console.status.step_{invite.step}")
     return t(f"console.status.{invite.status}")
 

@@ -15,8 +15,25 @@ from bot.models import InvitationEvent, LoginPath
 from bot.screens import connected_for_manager, manager_reason
 from bot.verdict import Outcome
 
-_CHECK_TOPICS = {"page_public": "public", "page_linked": "linked"}
-_CHECK_ANSWERS = ("yes", "done", "no", "how")
+# A check's event detail is "step:answer"; its sentence `console.timeline.<topic>_<answer>`. The
+# ways in (issue 13): the question which one fits ("path:yes|no|unsure", or "path:facebook|
+# instagram" where the way tapped had closed meanwhile), Instagram Login's check
+# ("ig_professional:yes|done|no|how|facebook"), and "login:instagram" (Instagram Login instead,
+# after a failed Facebook login).
+_CHECK_TOPICS = {
+    "page_public": "public",
+    "page_linked": "linked",
+    "path": "path",
+    "ig_professional": "professional",
+    "login": "switched",
+}
+_CHECK_ANSWERS = {
+    "public": ("yes", "done", "no", "how"),
+    "linked": ("yes", "done", "no", "how"),
+    "path": ("yes", "no", "unsure", "facebook", "instagram"),
+    "professional": ("yes", "done", "no", "how", "facebook"),
+    "switched": ("instagram",),
+}
 
 
 # A login_started event's detail (`bot.store.logins`): why a new login was handed out, and on the
@@ -35,7 +52,7 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
     if kind in ("check_passed", "check_answered"):
         step, _, answer = detail.partition(":")
         topic = _CHECK_TOPICS.get(step)
-        if topic is not None and answer in _CHECK_ANSWERS:
+        if topic is not None and answer in _CHECK_ANSWERS[topic]:
             return t(f"console.timeline.{topic}_{answer}", handle=handle)
     if kind == "login_started" and detail in _LOGIN_DETAILS:
         return t(f"console.timeline.login_{detail}", handle=handle)

@@ -516,7 +516,8 @@ async def test_show_tells_the_instagram_logins_in_words(ig_world: World) -> None
     assert "✅ connected: Instagram @anna.bakes (12,345 followers) through Instagram Login" in (
         shown.text
     )
-    assert "Page" not in shown.text.split("Timeline", 1)[1].split("Connected on", 1)[0]
+    # No empty Page name for a connection without one ("not linked to a Facebook Page" is fine).
+    assert "the Page" not in shown.text.split("Timeline", 1)[1].split("Connected on", 1)[0]
     assert "@anna.bakes is a personal Instagram account, not a professional" in shown.text
     assert "they logged in to Instagram as @anna_old, not as @anna.bakes" in shown.text
     for raw in ("instagram_not_professional", "instagram_other_account", "ig_verdict", "{"):

@@ -232,7 +232,8 @@ async def test_no_and_dont_know_lead_to_instagram_login(
     window = await ig_world.dialog_url(ANNA)
     assert window.startswith(f"{ig_world.instagram.base_url}/oauth/authorize?")
     details = [d for (d,) in await ig_world.rows("SELECT detail FROM invitation_event ORDER BY id")]
-    assert details[2:] == [f"path:{word}", "ig_professional:no", "ig_professional:done", None]
+    expected = [f"path:{word}", "ig_professional:no", "ig_professional:done", "instagram"]
+    assert details[2:] == expected
 
 
 async def test_how_to_check_a_professional_account(ig_world: World) -> None:

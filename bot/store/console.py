@@ -450,7 +450,7 @@ class BrandInvitations(Repository):
             )
             paths = {str(p): int(n) for p, n in by_path.all()}
 
-        def having(kind: EventKind, detail: str | None = None) -> int:
+        def having(kind: EventKind, detail: str | tuple[str, ...] | None = None) -> int:
             return len(
                 {
                     i
@@ -462,7 +462,8 @@ class BrandInvitations(Repository):
         return Funnel(
             created=len(ids),
             opened=having(EventKind.OPENED),
-            checks_passed=having(EventKind.CHECK_PASSED, "page_linked"),
+            # The last check of either way in: the Page linked, or a professional account.
+            checks_passed=having(EventKind.CHECK_PASSED, ("page_linked:", "ig_professional:")),
             login_started=having(EventKind.LOGIN_STARTED),
             connected=having(EventKind.VERDICT, "connected"),
             reasons=reasons.most_common(5),

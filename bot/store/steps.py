@@ -16,7 +16,8 @@ of the step along. The answer that reaches the login issues the first login stat
 transaction (the invitation's status, both events in one INSERT, the login attempt, the card's
 refresh: four statements); no older state can be live then, since a state is issued only at the
 login step, and the one way back from it (a failed Facebook login switching to Instagram Login,
-`Steps.switch_to_instagram`) supersedes every unused state of the invitation as it goes.
+`Steps.switch_to_instagram`) supersedes every unused state of the invitation as it goes, and takes
+any login button still shown off its message (the one step of more statements: it is rare).
 
 Where both ways in are open (`bot.paths`), the first step is the question which one fits; the
 answer records the invitation's path with the step, in the same compare-and-set. A move onto a way
@@ -56,7 +57,7 @@ from bot.models import (
 from bot.store.base import Repository
 from bot.store.events import EventKind, new_event
 from bot.store.invitations import OPEN_STATUSES, BindProblem, Bound
-from bot.store.logins import LoginTicket
+from bot.store.logins import LoginTicket, login_buttons_off
 from bot.store.notes import NoteWriter, higher
 from bot.store.outbox import Outgoing, enqueue_in
 from bot.store.webhooks import KnownSubject, tell_known, webhook_of_brand
@@ -299,9 +300,14 @@ class Steps(Repository):
             else:
                 # At the page-linked step the invitation is opened (a login starts it only at
                 # the login step): the check passed there, then the login started.
+                # The timeline names the window of an Instagram Login ("instagram"), as
+                # `bot.store.logins` does for the later ones.
+                window = LoginPath.INSTAGRAM.value if invite.path == LoginPath.INSTAGRAM else None
                 events = [
                     new_event(invite.id, EventKind.CHECK_PASSED, InviteStatus.OPENED, detail),
-                    new_event(invite.id, EventKind.LOGIN_STARTED, InviteStatus.LOGIN_STARTED),
+                    new_event(
+                        invite.id, EventKind.LOGIN_STARTED, InviteStatus.LOGIN_STARTED, window
+                    ),
                 ]
                 await s.exec(
                     sa.insert(InvitationEvent).values(
@@ -332,8 +338,13 @@ class Steps(Repository):
         from the login step back to the Instagram path's check (opened again), only from a
         failed Facebook login and only while the brand allows Instagram Login (`open_for`, as
         in `answer_check`). Every unused login state of the invitation is superseded with it,
-        so that the Instagram path's login is again the first live one. A stale or doubled tap
-        changes nothing (`Answered.moved` False, the invitation as it is)."""
+        so that the Instagram path's login is again the first live one, and a Facebook login
+        button still on a message is taken off (through the outbox, with the card's refresh).
+        A stale or doubled tap changes nothing (`Answered.moved` False, the invitation as it
+        is)."""
+        # The login buttons are read from the database below: the ones noted, written first
+        # (`bot.store.notes`; nothing to write in the ordinary case).
+        await self.notes.flush()
         now = utcnow()
         values: dict[str, Any] = {
             "step": Step.IG_PROFESSIONAL,
@@ -377,6 +388,9 @@ class Steps(Repository):
                     superseded_at=now, state_sealed=None, confirm_hash=None, pending_sealed=None
                 )
             )
+            # The Facebook login's button still on a message (its note written after the
+            # verdict took the buttons off) goes too, as when a login is superseded.
+            buttons_off = await login_buttons_off(s, invite.id)
             s.add(
                 new_event(
                     invite.id,
@@ -387,11 +401,11 @@ class Steps(Repository):
                 )
             )
             edits = card(invite, owner)
-            enqueue_in(s, edits, now)
+            enqueue_in(s, [*edits, *buttons_off], now)
             await s.commit()
         if seen != telegram_language or (language is None and seen is None):
             self.notes.note_telegram_language(telegram_user_id, telegram_language)
-        return Answered(True, invite, language, bool(edits), None, login_paths)
+        return Answered(True, invite, language, bool(edits or buttons_off), None, login_paths)
 
 
 async def _not_moved(
