@@ -92,7 +92,7 @@ async def test_logins_are_verified_n_at_a_time_in_arrival_order(gated: World) ->
         async def arrive(i: int, url: str) -> httpx.Response:
             # One after the other, all before the first is done; far enough apart that a busy
             # machine does not let a later one reach the gate first.
-            await asyncio.sleep(0.15 * i)
+            await asyncio.sleep(0.3 * i)
             return await browser.get(url)
 
         pages = await asyncio.gather(*(arrive(i, url) for i, url in enumerate(callbacks)))
