@@ -458,5 +458,13 @@ async def test_an_influencer_without_a_page_connects_with_instagram_in_a_real_br
     await expect(told).to_contain_text("Instagram Login")
     await expect(_bot_message(manager, "is connected")).to_contain_text("Instagram Login")
     await _shot(page, "instagram-connected.png")
+
+    # Facebook's side knows the connection has no Facebook account and no Page.
+    panel = page.locator("#facebook")
+    await expect(panel.locator("#facebook-connection")).to_contain_text(
+        "Instagram Login → @lena.paints"
+    )
+    await panel.locator("summary").click()
+    await expect(panel.get_by_role("button", name="Fast-forward 80 days")).to_be_disabled()
     assert errors == []
     await context.close()

@@ -389,8 +389,18 @@ function showFacebookView(view) {
   outage.textContent = view.graph_down ? "Facebook back up" : "Facebook down";
   outage.classList.toggle("alert", view.graph_down);
   const connected = Boolean(view.connection && view.connection.active);
+  // A connection made with Instagram Login has no Facebook account, no Page and no 90-day rule:
+  // only the influencer's own actions (at Instagram) apply to it.
+  const instagram = Boolean(view.connection && view.connection.path === "instagram");
   for (const button of panel.querySelectorAll("[data-needs-page]")) {
-    button.disabled = !connected;
+    button.disabled = !connected || instagram;
+  }
+  for (const control of panel.querySelectorAll("[data-facebook-only]")) {
+    if (control.dataset.title === undefined) control.dataset.title = control.title;
+    control.disabled = instagram;
+    control.title = instagram ?
+      "Not for a connection made with Instagram Login (no Facebook account, no Page)" :
+      control.dataset.title;
   }
   document.getElementById("check-now").disabled = !view.can_check_now;
   if (view.check_interval_seconds) {
