@@ -37,6 +37,7 @@ from bot.models import (
     ConnectionStatus,
     Invitation,
     InviteStatus,
+    LoginPath,
     Manager,
     utcnow,
 )
@@ -376,6 +377,7 @@ class Console:
                 connection is not None
                 and connection.status == ConnectionStatus.ACTIVE
                 and not connection.token_encrypted
+                and connection.path != LoginPath.INSTAGRAM
             ):
                 # No token to withdraw the app's access with: the influencer can, on Facebook.
                 text = Html(
@@ -401,6 +403,9 @@ class Console:
             }.get(outcome or Outcome.UNREADABLE, "console.revoke.already")
         if connection is None:
             return "console.revoke.done"
+        if connection.path == LoginPath.INSTAGRAM:
+            # Its Instagram token was only deleted: nothing was (or can be) revoked at Facebook.
+            return "console.revoke.connection_done_instagram"
         return {
             Outcome.CONFIRMED: "console.revoke.connection_done",
             Outcome.PENDING: "console.revoke.facebook_pending",

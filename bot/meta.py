@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING
 from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Language, Texts, pick_language
-from bot.models import DeletionRequest, Invitation, OutboxAudience, OutboxKind, Person, utcnow
+from bot.models import (
+    DeletionRequest,
+    Invitation,
+    LoginPath,
+    OutboxAudience,
+    OutboxKind,
+    Person,
+    utcnow,
+)
 from bot.notices import Notices, outgoing
 from bot.screens import Screen
 from bot.store import Database, Outgoing
@@ -261,6 +269,11 @@ class PrivacyService:
         person's is stored); without one, the person is told how to remove the app there."""
         return bool(await self._db.privacy.sealed_tokens_of(telegram_user_id))
 
+    async def login_paths(self, telegram_user_id: int) -> set[LoginPath]:
+        """The ways in of this person's stored connections: an Instagram Login connection's
+        access cannot be withdrawn by the bot, so /forget words it differently."""
+        return await self._db.privacy.login_paths_of(telegram_user_id)
+
     async def forget(self, telegram_user_id: int) -> int:
         """Delete what this Telegram user's connections stored, close their invitations, tell
         the managers. Returns how many invitations it touched."""
@@ -272,7 +285,9 @@ class PrivacyService:
         await self._after(affected)
         # The person asked for it in our chat, not on Facebook: withdraw the app's access there
         # too. Should Facebook not confirm, the token is kept (encrypted, apart from the deleted
-        # connection) only until a retry succeeds.
+        # connection) only until a retry succeeds. Instagram Login tokens are not among them
+        # (`sealed_tokens_of`): Instagram Login has no API to revoke an app's grant, so they
+        # are only deleted, with their connection.
         for sealed in tokens:
             await self._revoke_at_facebook(sealed)
         return len(affected)

@@ -125,6 +125,12 @@ def profile_text(
     return "\n".join(lines)
 
 
+def shared_foot(t: Texts, path: str | None) -> str:
+    """/shared's closing line: where the influencer can remove the app, by the connection's way
+    in (Facebook's settings, or Instagram's for an Instagram Login connection)."""
+    return t("shared.foot_instagram" if path == "instagram" else "shared.foot")
+
+
 def activity_lines(t: Texts, profile: Profile) -> list[str]:
     activity = profile.activity
     lines: list[str] = [t("profile.period")]

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.handlers.base import HandlerBase, acknowledge, sender
 from bot.i18n import Html, Texts, pick_language
 from bot.meta import PrivacyService
+from bot.models import LoginPath
 from bot.screens import Screen
 from bot.store import Database
 
@@ -97,11 +98,16 @@ class PrivacyHandlers:
             ]
         )
         # Without a stored token the app's access at Facebook cannot be withdrawn: no promise.
+        # Instagram Login connections only: nothing is withdrawn at Facebook, their Instagram
+        # login is deleted, and the person is told how to remove the app in Instagram.
         held = await self.privacy.holds_token(user.id)
-        ask = "privacy.forget_ask" if held else "privacy.forget_ask_no_token"
-        await HandlerBase.reply(
-            message, Screen(t(ask, handles=handles, inviters=inviters), keyboard)
-        )
+        paths = await self.privacy.login_paths(user.id)
+        if paths and LoginPath.FACEBOOK not in paths:
+            ask = "privacy.forget_ask_instagram"
+        else:
+            ask = "privacy.forget_ask" if held else "privacy.forget_ask_no_token"
+        text = t(ask, handles=handles, inviters=inviters, platform=self.settings.platform_name)
+        await HandlerBase.reply(message, Screen(text, keyboard))
 
     async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -121,6 +127,7 @@ class PrivacyHandlers:
             await HandlerBase.reply(message, Screen(t("privacy.forget_kept")))
             return
         held_token = await self.privacy.holds_token(user.id)
+        paths = await self.privacy.login_paths(user.id)
         touched = await self.privacy.forget(user.id)
         if not touched:
             # A double tap (the first one forgot everything), or an older copy of the question:
@@ -130,10 +137,11 @@ class PrivacyHandlers:
             return
         await acknowledge(query)
         await HandlerBase.clear_buttons(message)
-        key = "privacy.forget_done" if touched else "privacy.forget_nothing"
-        text = t(key)
-        if not held_token:
+        platform = self.settings.platform_name
+        on_instagram = LoginPath.INSTAGRAM in paths
+        key = "privacy.forget_done_instagram" if on_instagram else "privacy.forget_done"
+        text = t(key, platform=platform)
+        if not held_token and (LoginPath.FACEBOOK in paths or not on_instagram):
             # The app may still have access at Facebook: how to remove it there.
-            platform = self.settings.platform_name
             text = Html(text + "\n\n" + t("privacy.remove_app", platform=platform))
         await HandlerBase.reply(message, Screen(text))

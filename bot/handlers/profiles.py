@@ -40,6 +40,7 @@ from bot.profile_screens import (
     problem_line,
     profile_text,
     refresh_keyboard,
+    shared_foot,
 )
 from bot.profiles import REFRESH_PAUSE, ProfileService, Seen
 from bot.screens import Screen
@@ -167,9 +168,8 @@ class ProfileHandlers(HandlerBase):
             return
         seen = await self.profiles.look(viewed, refresh=refresh)
         head = t("shared.head", brand=brand)
-        await self._send(
-            message, t, viewed, seen, head=head, foot=t("shared.foot"), audience="shared"
-        )
+        foot = shared_foot(t, viewed.connection.path)
+        await self._send(message, t, viewed, seen, head=head, foot=foot, audience="shared")
 
     # --- buttons -------------------------------------------------------------------------------
 

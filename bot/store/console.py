@@ -24,6 +24,7 @@ from bot.models import (
     InvitationEvent,
     InviteStatus,
     LoginAttempt,
+    LoginPath,
     Revocation,
     utcnow,
 )
@@ -339,7 +340,8 @@ class BrandInvitations(Repository):
         requested_by: int | None = None,
     ) -> tuple[Invitation, Connection | None] | None:
         """Withdraw an invitation (its link stops working) and end its connection. Its access
-        token moves to a `Revocation`, to be withdrawn at Facebook until Facebook confirms."""
+        token moves to a `Revocation`, to be withdrawn at Facebook until Facebook confirms; an
+        Instagram Login connection's token is simply deleted (Instagram has no revoke call)."""
 
         now = utcnow()
         async with self.session() as s:
@@ -351,6 +353,16 @@ class BrandInvitations(Repository):
             ).first()
             active = connection is not None and connection.status == ConnectionStatus.ACTIVE
             if (
+                connection is not None
+                and connection.token_encrypted
+                and connection.path == LoginPath.INSTAGRAM
+            ):
+                # Instagram Login has no API to revoke an app's grant (Facebook's
+                # DELETE /me/permissions does not know its tokens): the token is only deleted.
+                connection.token_encrypted = None
+                connection.page_token_encrypted = None
+                s.add(connection)
+            elif (
                 connection is not None
                 and connection.token_encrypted
                 and (active or invite.status == InviteStatus.REVOKED)

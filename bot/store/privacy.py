@@ -30,6 +30,7 @@ from bot.models import (
     Invitation,
     InvitationEvent,
     InviteStatus,
+    LoginPath,
     Manager,
     OutboxMessage,
     OutboxStatus,
@@ -219,17 +220,31 @@ class Privacy(Repository):
             return list(rows)
 
     async def sealed_tokens_of(self, telegram_user_id: int) -> list[str]:
-        """The encrypted tokens of this person's connections (to revoke them at Facebook)."""
+        """The encrypted tokens of this person's Facebook Login connections (to revoke them at
+        Facebook). Instagram Login tokens are left out: Instagram has no call to revoke an app's
+        grant, and Facebook does not know them; deleting the connection deletes them."""
         async with self.session() as s:
             rows = await s.exec(
                 select(Connection.token_encrypted)
                 .join(Invitation, col(Invitation.id) == col(Connection.invitation_id))
                 .where(
                     Invitation.telegram_user_id == telegram_user_id,
+                    col(Connection.path) != LoginPath.INSTAGRAM,
                     col(Connection.token_encrypted).is_not(None),
                 )
             )
             return [t for t in rows.all() if t]
+
+    async def login_paths_of(self, telegram_user_id: int) -> set[LoginPath]:
+        """The ways in (`LoginPath`) of this person's stored connections."""
+        async with self.session() as s:
+            rows = await s.exec(
+                select(Connection.path)
+                .join(Invitation, col(Invitation.id) == col(Connection.invitation_id))
+                .where(Invitation.telegram_user_id == telegram_user_id)
+                .distinct()
+            )
+            return {LoginPath(p) for p in rows.all()}
 
     async def forget_telegram_user(
         self, *, telegram_user_id: int, notices: Notices
