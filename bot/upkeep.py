@@ -11,9 +11,10 @@ second for the whole round, and writes each verdict with its event and its messa
 transaction. Graph being down or throttling changes nothing but the time of the next check, and
 ends the round (the rest waits for the next one). A connection made through Instagram Login
 (issue 13) has no Page and no debug_token: its check refreshes its token on Instagram's host when
-it expires within IG_REFRESH_BEFORE (keeping the new one) and reads /me with it
-(`bot.health.judge_instagram`); it is never due for renewal, and Instagram refusing the token
-breaks it as any breakage does. Who is told:
+it expires within IG_REFRESH_BEFORE (keeping the new one), reads /me with it and, to notice
+the insights permission taken back (/me needs only the basic one), one metric of the account's
+insights (`bot.health.judge_instagram`); it is never due for renewal, and Instagram refusing the
+token or the permission breaks it as any breakage does. Who is told:
 
 - renewal due (14, then 3 days before access ends; each lead once): the influencer, one
   message with a Renew button. With a Page token, access ends when data access does (90 days
@@ -105,6 +106,19 @@ _ROUND_EVERY_MOST = timedelta(minutes=5)
 IG_TOKEN_LIFETIME = timedelta(days=60)
 IG_REFRESH_BEFORE = timedelta(days=30)
 IG_REFRESH_MIN_AGE = timedelta(hours=24)
+# The health check's read that needs the insights permission (/me needs only the basic one).
+IG_INSIGHTS_SCOPE = "instagram_business_manage_insights"
+IG_PROBE_PARAMS: Mapping[str, str] = {"metric": "reach", "period": "day"}
+_IG_TOKEN_KINDS = frozenset(
+    {
+        ProblemKind.TOKEN_INVALID,
+        ProblemKind.TOKEN_EXPIRED,
+        ProblemKind.PASSWORD_CHANGED,
+        ProblemKind.APP_REMOVED,
+        ProblemKind.LOGGED_OUT,
+        ProblemKind.ACCESS_EXPIRED,
+    }
+)
 # A reason the influencer can do nothing about in the Facebook dialog: no Reconnect button.
 _NO_BUTTON = frozenset({HealthReason.USERNAME_CHANGED})
 
@@ -415,6 +429,8 @@ class Upkeep:
                 me = await instagram.me(token)
             except InstagramError as exc:
                 problem = exc.problem
+        if problem is None and me is not None:
+            problem = await self._probe_insights(due, pace, token)
         verdict = judge_instagram(
             IgCheckFacts(
                 username=due.instagram_username,
@@ -431,6 +447,37 @@ class Upkeep:
         if refreshed is None or sealed is None:
             return _Read(verdict, token_expires_at=expires)
         return _Read(verdict, token_expires_at=refreshed[1], new_token_encrypted=sealed)
+
+    async def _probe_insights(
+        self, due: DueCheck, pace: GraphPace, token: str
+    ) -> GraphProblem | None:
+        """/me needs only instagram_business_basic: a permission taken back at Instagram shows
+        only on a call that needs it. One cheap read of the account's insights (one metric)
+        says whether the insights permission is still there: a permission error (code 10) is
+        that permission declined; a token error or Instagram's trouble counts as on /me; any
+        other refusal is no verdict on the connection (ignored). Only when the app asks for
+        the permission at all."""
+        if IG_INSIGHTS_SCOPE not in self._settings.instagram_scopes or self._instagram is None:
+            return None
+        await pace.take()
+        try:
+            await self._instagram.read("/me/insights", IG_PROBE_PARAMS, token=token)
+        except InstagramError as exc:
+            problem = exc.problem
+        else:
+            return None
+        if problem.kind is ProblemKind.PERMISSION:
+            # Instagram's code 10 names no permission: it is the one this call needs.
+            return replace(problem, permission=problem.permission or IG_INSIGHTS_SCOPE)
+        if problem.retryable or problem.kind in _IG_TOKEN_KINDS:
+            return problem
+        log.info(
+            "connection %s: Instagram insights probe refused: %s (code %s)",
+            due.connection_id,
+            problem.kind,
+            problem.code,
+        )
+        return None
 
     async def _result(self, due: DueCheck, read: _Read, now: datetime) -> CheckResult:
         """What to write for one judged check, with the messages it causes."""

@@ -344,3 +344,49 @@ async def test_instagram_trouble_tells_nobody_and_is_checked_again_later(
     await _digest_now(world)
     assert _texts(world, ANNA.id, anna) == [] and _texts(world, MANAGER.id, maria) == []
     assert await _events(world, "health") == []
+
+
+async def _show(world: World) -> str:
+    """The manager's /show of @anna.bakes, as text."""
+    return (await world.say(MANAGER, "/show @anna.bakes"))[-1].text
+
+
+async def test_a_permission_taken_back_at_instagram_breaks_the_connection_once(
+    ig_world: World,
+) -> None:
+    world = ig_world
+    await connect_on_instagram(world)
+    anna, maria = len(world.telegram.messages(ANNA.id)), len(world.telegram.messages(MANAGER.id))
+
+    # A check reads /me and, as cheaply, the insights: /me alone would not notice.
+    ig_calls = len(world.instagram.requests)
+    assert await _round(world) == (1, 0, 0)
+    assert any(p.endswith("/me/insights") for p in _ig_paths(world, ig_calls))
+    show = await _show(world)
+    assert "Health: ✅ healthy" in show
+    assert "renewed automatically, nothing for the influencer to do" in show
+
+    # Instagram down on the insights read alone: nothing changes, checked again later.
+    world.instagram.fail_next("insights", code=2, message="Service temporarily unavailable")
+    assert await _round(world) == (0, 0, 1)
+    assert await _health(world) == ("healthy", None, "active")
+
+    world.instagram.remove_permission(IG_ANNA.id, "instagram_business_manage_insights")
+    assert await _round(world) == (1, 1, 0)
+    assert await _health(world) == ("broken", "permissions_declined", "active")
+    assert await _events(world, "health") == ["broken:permissions_declined"]
+    told = await world.telegram.wait_for(ANNA.id, "A permission you gave Brandly has been removed")
+    assert "read your Instagram insights" in told.text and "Facebook" not in told.text
+    [[button]] = told.buttons
+    assert button["text"] == "🔁 Reconnect"
+    await _digest_now(world)
+    await world.telegram.wait_for(MANAGER.id, "they removed a permission")
+
+    # Told once; /show says broken and no longer that nothing is to do.
+    assert await _round(world) == (1, 0, 0)
+    await _digest_now(world)
+    assert await _count_eventually(world, ANNA.id, anna, "has been removed") == 1
+    assert await _count_eventually(world, MANAGER.id, maria, "they removed a permission") == 1
+    show = await _show(world)
+    assert "Health: ⚠️ broken since" in show, show
+    assert "renewed automatically" not in show and "Instagram login valid until" not in show
