@@ -319,21 +319,27 @@ def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
             reason=reason_text(t, reason, connection.path),
         )
     checked = connection.checked_at
-    lines: list[str] = [
-        head,
-        t("console.health.show_expiry_instagram", token=_date(connection.token_expires_at, t))
-        if connection.path == LoginPath.INSTAGRAM
-        else t("console.health.show_expiry_page", data=_date(connection.data_access_expires_at, t))
-        if connection.page_token_encrypted
-        else t(
-            "console.health.show_expiry",
-            token=_date(connection.token_expires_at, t),
-            data=_date(connection.data_access_expires_at, t),
-        ),
+    lines: list[str] = [head]
+    if connection.path != LoginPath.INSTAGRAM:
+        lines.append(
+            t("console.health.show_expiry_page", data=_date(connection.data_access_expires_at, t))
+            if connection.page_token_encrypted
+            else t(
+                "console.health.show_expiry",
+                token=_date(connection.token_expires_at, t),
+                data=_date(connection.data_access_expires_at, t),
+            )
+        )
+    elif state is HealthState.HEALTHY:
+        # "Nothing to do" only while it works: a broken one needs the influencer's Reconnect.
+        lines.append(
+            t("console.health.show_expiry_instagram", token=_date(connection.token_expires_at, t))
+        )
+    lines.append(
         t("console.health.show_checked", time=moment_text(t, checked))
         if checked
-        else t("console.health.show_not_checked"),
-    ]
+        else t("console.health.show_not_checked")
+    )
     if connection.renewed_at is not None:
         lines.append(t("console.health.show_renewed", date=_date(connection.renewed_at, t)))
     return lines
@@ -743,7 +749,7 @@ def paths_text(t: Texts, brand: Brand, *, configured: bool, changed: bool) -> st
     values = {
         "brand": brand.name,
         "id": brand.id,
-        "setting": setting.value,
+        "setting": t.plain(f"console.admin.paths_name.{setting.value}"),
         "meaning": t(f"console.admin.paths_meaning.{setting.value}"),
     }
     lines = [t("console.admin.paths_set" if changed else "console.admin.paths_show", **values)]

@@ -44,8 +44,12 @@ _LOGIN_DETAILS = frozenset({"rerequest", "again", "instagram", "instagram_again"
 _SHARED_OUTCOMES = frozenset({"cancelled", "login_error", "login_expired"})
 
 
-def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) -> Html:
-    """One event as the manager reads it; never an internal code."""
+def sentence(
+    t: Texts, event: InvitationEvent, *, handle: str, platform: str, path: str | None = None
+) -> Html:
+    """One event as the manager reads it; never an internal code. `path`: the way in of the
+    connection the event is about (`LoginPath` value; None: Facebook's), so that a kept
+    connection's life is told in Instagram's words for an Instagram Login (see `paths_of`)."""
     kind, detail = event.kind, event.detail or ""
     if kind == "verdict":
         return _verdict_sentence(t, event, handle=handle, platform=platform)
@@ -59,7 +63,7 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
     if kind == "data_deleted" and t.has(f"console.timeline.data_deleted_{detail}"):
         return t(f"console.timeline.data_deleted_{detail}", handle=handle)
     if kind in ("health", "renewal_asked", "renewed"):
-        told = _health_sentence(t, kind, detail, handle=handle)
+        told = _health_sentence(t, kind, detail, handle=handle, path=path)
         if told is not None:
             return told
     if kind == "token_read":
@@ -72,14 +76,19 @@ def sentence(t: Texts, event: InvitationEvent, *, handle: str, platform: str) ->
     return t("console.timeline.other", what=what)
 
 
-def _health_sentence(t: Texts, kind: str, detail: str, *, handle: str) -> Html | None:
+def _health_sentence(
+    t: Texts, kind: str, detail: str, *, handle: str, path: str | None
+) -> Html | None:
     """A kept connection's life (issue 11): its health changed (detail "state" or
     "state:reason"), the influencer was asked to renew (detail: days before access ends), or
-    renewed. None for a detail this release does not know (the generic sentence then)."""
+    renewed. None for a detail this release does not know (the generic sentence then). An
+    Instagram Login connection (issue 13) has no Page: its own words where they differ."""
+    instagram = path == LoginPath.INSTAGRAM
+    own = "_instagram" if instagram else ""
     if kind == "renewed":
         # Detail "reconnected": it had broken and works again.
         key = "timeline_reconnected" if detail == "reconnected" else "timeline_renewed"
-        return t(f"console.health.{key}", handle=handle)
+        return t(f"console.health.{key}{own}", handle=handle)
     if kind == "renewal_asked":
         if not (detail.isascii() and detail.isdigit()):
             return None
@@ -88,9 +97,41 @@ def _health_sentence(t: Texts, kind: str, detail: str, *, handle: str) -> Html |
     key = f"console.health.timeline_{state}"
     if not state.isidentifier() or not t.has(key):
         return None
+    if instagram and t.has(f"{key}_instagram"):
+        key = f"{key}_instagram"
     named = f"console.health.reason.{reason or 'unknown'}"
+    if instagram and reason and t.has(f"health_instagram.console.{reason}"):
+        named = f"health_instagram.console.{reason}"
     words = t.plain(named) if t.has(named) else t.plain("console.health.reason.unknown")
     return t(key, reason=words)
+
+
+def paths_of(events: Sequence[InvitationEvent]) -> list[str | None]:
+    """For each event (oldest first), the way in it is about: the latest login's up to then (a
+    connected verdict's stored path, a login handed out for Instagram, a step of one way's
+    checks). None where no way is known yet (Facebook's words then)."""
+    paths: list[str | None] = []
+    path: str | None = None
+    for event in events:
+        kind, detail = event.kind, event.detail or ""
+        if kind == "verdict":
+            facts = VerdictFacts.from_json(event.facts)
+            if facts is not None:
+                path = facts.path or LoginPath.FACEBOOK.value
+        elif kind == "login_started":
+            path = (
+                LoginPath.INSTAGRAM.value
+                if detail.startswith("instagram")
+                else LoginPath.FACEBOOK.value
+            )
+        elif kind in ("check_passed", "check_answered"):
+            step = detail.partition(":")[0]
+            if step in ("ig_professional", "login"):
+                path = LoginPath.INSTAGRAM.value
+            elif step in ("page_public", "page_linked"):
+                path = LoginPath.FACEBOOK.value
+        paths.append(path)
+    return paths
 
 
 def timeline(
@@ -100,16 +141,26 @@ def timeline(
     handle: str,
     platform: str,
     room: int,
+    path: str | None = None,
 ) -> list[str]:
     """The newest events that fit in `room` (Telegram's measure, see `bot.fit`), oldest first;
-    when some had to go, a first line says how many earlier ones are not shown."""
+    when some had to go, a first line says how many earlier ones are not shown. `path`: the
+    connection's way in, if the caller has it (else each event's is read off the events)."""
     lines: list[str] = []
     used = 0
+    ways = paths_of(events)
     for shown, event in enumerate(reversed(events)):
+        way = ways[len(events) - shown - 1]
         line = t(
             "console.show.line",
             time=moment_text(t, event.at),
-            sentence=sentence(t, event, handle=handle, platform=platform),
+            sentence=sentence(
+                t,
+                event,
+                handle=handle,
+                platform=platform,
+                path=way if way is not None else path,
+            ),
         )
         left_out = len(events) - shown - 1
         # Keep room for the "N earlier events" line while older events remain.

@@ -102,7 +102,8 @@ class Subject:
     instagram_username: str | None = None
     page_id: str | None = None
     health: str | None = None
-    # The way in (`bot.models.LoginPath` value): "facebook" or "instagram" (no Page: page_id "").
+    # The way in (`bot.models.LoginPath` value): "facebook" or "instagram" (no Page: page_id "");
+    # the connection's, or before there is one the way the influencer chose (None: not yet).
     path: str | None = None
 
 

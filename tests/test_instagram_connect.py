@@ -453,7 +453,7 @@ async def test_the_instagram_path_in_german(ig_world: World) -> None:
     assert "deine Instagram-Insights lesen" in login.text
     await world.instagram_login(BEN, IgPerson("ben.cooks", AccountType.PERSONAL))
     told = await world.telegram.wait_for(BEN.id, "Noch nicht verbunden")
-    assert "@ben.cooks ist ein privates Instagram-Konto" in told.text
+    assert "@ben.cooks ist ein persönliches Instagram-Konto" in told.text
     assert "Zu professionellem Konto wechseln" in told.text
 
 

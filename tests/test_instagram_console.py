@@ -53,18 +53,18 @@ async def test_paths_are_shown_set_and_refused(world: World) -> None:
     brand = await _brand(world, "Acme")
 
     shown = await _one(world, MANAGER, f"/paths {brand}")
-    assert f"Acme (#{brand}): both." in shown
+    assert f"Acme (#{brand}): both ways." in shown
     assert "or through Instagram Login" in shown
     # This install has no second Meta app: said plainly.
     assert "Instagram Login is not configured" in shown and "INSTAGRAM_APP_ID" in shown
     assert f"/paths {brand} facebook" in shown
 
     done = await _one(world, MANAGER, f"/paths {brand} facebook")
-    assert done.startswith(f"✅ Acme (#{brand}) is now set to facebook.")
+    assert done.startswith(f"✅ Acme (#{brand}) is now set to Facebook Page only.")
     assert "only through a Facebook Page" in done
     assert "not configured" not in done  # Facebook only needs no second app
     assert await _login_paths(world, brand) == "facebook"
-    assert f"Acme (#{brand}): facebook." in await _one(world, MANAGER, f"/paths #{brand}")
+    assert f"Acme (#{brand}): Facebook Page only." in await _one(world, MANAGER, f"/paths #{brand}")
 
     # Wrong words change nothing.
     assert "Send /paths brand-number" in await _one(world, MANAGER, f"/paths {brand} sideways")
@@ -86,9 +86,9 @@ async def test_paths_with_instagram_login_configured(ig_world: World) -> None:
     world = ig_world
     brand = await _brand(world, "Acme")
     shown = await _one(world, MANAGER, f"/paths {brand}")
-    assert f"Acme (#{brand}): both." in shown and "not configured" not in shown
+    assert f"Acme (#{brand}): both ways." in shown and "not configured" not in shown
     done = await _one(world, MANAGER, f"/paths {brand} INSTAGRAM")
-    assert "is now set to instagram" in done and "no Facebook Page needed" in done
+    assert "is now set to Instagram Login only" in done and "no Facebook Page needed" in done
     assert await _login_paths(world, brand) == "instagram"
 
 

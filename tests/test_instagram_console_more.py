@@ -188,7 +188,7 @@ async def test_help_names_both_ways(ig_world: World) -> None:
     assert "or with Instagram Login, no Page needed" in english.text
     [german] = await ig_world.say(BEN, "/help")
     assert "über eine damit verknüpfte Facebook-Seite" in german.text
-    assert "ganz ohne Seite über Instagram Login" in german.text
+    assert "ganz ohne Seite über Instagram-Login" in german.text
 
 
 @pytest.mark.parametrize(
@@ -197,14 +197,14 @@ async def test_help_names_both_ways(ig_world: World) -> None:
         ("check_answered", "path:yes", "weiter über die Facebook-Seite"),
         ("check_answered", "path:no", "mit keiner Facebook-Seite verknüpft"),
         ("check_answered", "path:unsure", "wusste nicht, ob das Konto"),
-        ("check_answered", "path:facebook", "Instagram Login war für die Marke nicht mehr offen"),
-        ("check_answered", "path:instagram", "macht über Instagram Login weiter"),
+        ("check_answered", "path:facebook", "Instagram-Login war für die Marke nicht mehr offen"),
+        ("check_answered", "path:instagram", "macht über Instagram-Login weiter"),
         ("check_passed", "ig_professional:yes", "ein professionelles Konto ist"),
         ("check_passed", "ig_professional:done", "nach meiner Anleitung auf ein professionelles"),
         ("check_answered", "ig_professional:no", "noch kein professionelles Konto"),
         ("check_answered", "ig_professional:how", "wie man ein professionelles Instagram-Konto"),
-        ("check_answered", "ig_professional:facebook", "statt mit Instagram Login"),
-        ("check_answered", "login:instagram", "zu Instagram Login gewechselt"),
+        ("check_answered", "ig_professional:facebook", "statt mit Instagram-Login"),
+        ("check_answered", "login:instagram", "zu Instagram-Login gewechselt"),
         ("login_started", "instagram", "Button für die Instagram-Anmeldung"),
     ],
 )

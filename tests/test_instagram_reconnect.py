@@ -48,7 +48,7 @@ async def _connect(world: World, user: TgUser = ANNA) -> int:
     await world.answer(user, "Ja" if german else "Yes")
     page = await world.instagram_login(user, IG_ANNA)
     assert page.status_code == 200 and "@anna.bakes" in page.text, page.text
-    await world.telegram.wait_for(user.id, "Instagram Login")
+    await world.telegram.wait_for(user.id, "Instagram-Login" if german else "Instagram Login")
     [(invitation_id,)] = await world.rows("SELECT id FROM invitation")
     return int(str(invitation_id))
 
@@ -257,7 +257,7 @@ async def test_reconnect_in_german(ig_world: World) -> None:
     assert "mit Instagram an" in offered.text
     await world.instagram_login(BEN, IG_ANNA)
     told = await world.telegram.wait_for(BEN.id, "Wieder verbunden!")
-    assert "über Instagram Login" in told.text
+    assert "über Instagram-Login" in told.text
 
 
 async def test_profile_says_instagram_refused_the_read(ig_world: World) -> None:

@@ -26,7 +26,16 @@ from sqlalchemy import event
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import Brand, Connection, Invitation, InvitationEvent, WebhookDelivery, utcnow
+from bot.models import (
+    Brand,
+    Connection,
+    Invitation,
+    InvitationEvent,
+    LoginPath,
+    Step,
+    WebhookDelivery,
+    utcnow,
+)
 from bot.store.base import Repository
 from bot.webhooks import Reported, Subject, WebhookType, body, new_event_id, reported
 
@@ -59,6 +68,8 @@ class KnownSubject:
     brand_name: str | None
     handle: str
     webhook: bool
+    # The way in the influencer chose (`Invitation.path`), if already chosen.
+    path: str | None = None
 
 
 def webhook_of_brand() -> sa.ScalarSelect[bool]:
@@ -87,7 +98,7 @@ def _write_deliveries(session: Session, flush_context: Any, instances: Any) -> N
     events.sort(key=lambda e: getattr(sa.inspect(e), "insert_order", 0) or 0)
     known: dict[int, KnownSubject] = session.info.pop(_KNOWN, {})
     found: dict[int, Any] = {
-        i: _KnownRow(k.brand_id, k.brand_name, k.handle)
+        i: _KnownRow(k.brand_id, k.brand_name, k.handle, invitation_path=k.path)
         for i, k in known.items()
         if k.webhook and k.brand_id is not None
     }
@@ -100,6 +111,8 @@ def _write_deliveries(session: Session, flush_context: Any, instances: Any) -> N
                     _invitation.c.handle,
                     _invitation.c.brand_id,
                     _brand.c.name,
+                    _invitation.c.path.label("invitation_path"),
+                    _invitation.c.step.label("invitation_step"),
                     *(_connection.c[name] for name in _CONNECTION_FIELDS),
                 )
                 .select_from(
@@ -115,11 +128,17 @@ def _write_deliveries(session: Session, flush_context: Any, instances: Any) -> N
         # This transaction's own changes to a connection (a revocation's health, say) are not in
         # the database yet.
         pending: dict[int, dict[str, Any]] = {}
+        # Likewise the way in chosen in this transaction (the invitation's path).
+        chosen: dict[int, tuple[Any, Any]] = {}
         for obj in [*session.identity_map.values(), *session.new]:
             if isinstance(obj, Connection):
                 state = sa.inspect(obj).dict
                 if state.get("invitation_id") in found:
                     pending[state["invitation_id"]] = state
+            elif isinstance(obj, Invitation):
+                state = sa.inspect(obj).dict
+                if state.get("id") in found and "step" in state:
+                    chosen[state["id"]] = state.get("path"), state["step"]
         erased: list[int] = []
         now = utcnow()
         for e in events:
@@ -130,6 +149,10 @@ def _write_deliveries(session: Session, flush_context: Any, instances: Any) -> N
             values.update(
                 {k: v for k, v in pending.get(e.invitation_id, {}).items() if k in values}
             )
+            if values["path"] is None:
+                # No connection yet: the way the influencer chose (null before one is chosen).
+                path, step = chosen.get(e.invitation_id, (row.invitation_path, row.invitation_step))
+                values["path"] = _way(path, step)
             what = reported(
                 e.kind, e.status, e.detail, had_connection=values["instagram_id"] is not None
             )
@@ -165,7 +188,20 @@ class _KnownRow:
     instagram_username: None = None
     page_id: None = None
     health: None = None
-    path: None = None
+    path: None = None  # the connection's: there is none yet
+    invitation_path: str | None = None
+    invitation_step: str | None = None
+
+
+def _way(path: str | None, step: str | None) -> str | None:
+    """The way an invitation without a connection is on: the one chosen; else, past the
+    question which way fits (or where there was none: one way open), Facebook's (a NULL path
+    is Facebook's once the steps have begun, as in `bot.store.steps`); None before."""
+    if path is not None:
+        return str(path)
+    if step is None or step in (Step.WELCOME, Step.PATH):
+        return None
+    return LoginPath.FACEBOOK.value
 
 
 def _delivery_row(what: Reported, subject: Subject, at: datetime, now: datetime) -> WebhookDelivery:
