@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.buttons import Action, Press
 from bot.config import Settings
 from bot.crypto import TokenVault, new_secret, secret_hash
-from bot.facts import instagram_verdict_facts, verdict_facts
+from bot.facts import VerdictFacts, instagram_verdict_facts, verdict_facts
 from bot.graph import Gathered, GraphClient, GraphError, dialog_url
 from bot.i18n import Language, Texts
 from bot.instagram_login import IgAccessToken, IgGathered, InstagramClient
@@ -522,62 +522,79 @@ class ConnectService:
         if not verdict.connected:
             followers = None
         record = self._connection_record(verdict, gathered.token, followers)
+        offered = await self._instagram_open(invite, verdict.outcome)
+        platform = self._settings.platform_name
+        return await self._tell_and_record(
+            attempt,
+            invite,
+            outcome=verdict.outcome.value,
+            record=record,
+            for_influencer=lambda t: verdict_for_influencer(
+                t,
+                invite,
+                verdict,
+                platform=platform,
+                followers=followers,
+                instagram_offered=offered,
+            ),
+            for_manager=lambda t: verdict_for_manager(
+                t, invite, verdict, platform=platform, followers=followers
+            ),
+            facts=verdict_facts(verdict, followers=followers),
+            repeat_window=timedelta(0)
+            if verdict.outcome in NEEDS_THE_MANAGER
+            else REPEAT_WINDOW,
+            connected_as=verdict.instagram.username
+            if verdict.connected and verdict.instagram is not None
+            else None,
+        )
+
+    async def _tell_and_record(
+        self,
+        attempt: LoginAttempt,
+        invite: Invitation,
+        *,
+        outcome: str,
+        record: ConnectionRecord | None,
+        for_influencer: Callable[[Texts], Screen],
+        for_manager: Callable[[Texts], Screen],
+        facts: VerdictFacts,
+        repeat_window: timedelta,
+        connected_as: str | None,
+    ) -> RedirectResult:
+        """A first login's verdict, on either path: the influencer, the live card, the brand's
+        managers and the team chat hear it in the transaction that records it; then the page.
+        `connected_as`: the username connected, None when it did not connect."""
+        assert attempt.id is not None and invite.id is not None
         # Everyone this result is told to, with their languages: one read.
         audience = await self._notices.audience(
-            invite, influencer=attempt.telegram_user_id, count_failures=not verdict.connected
+            invite, influencer=attempt.telegram_user_id, count_failures=connected_as is None
         )
         assert audience.influencer is not None
         influencer_t = self._notices.texts_of(audience.influencer)
         told = [
             outgoing(
-                attempt.telegram_user_id,
-                verdict_for_influencer(
-                    influencer_t,
-                    invite,
-                    verdict,
-                    platform=self._settings.platform_name,
-                    followers=followers,
-                    instagram_offered=await self._instagram_open(invite, verdict.outcome),
-                ),
-                invitation_id=invite.id,
-            ),
+                attempt.telegram_user_id, for_influencer(influencer_t), invitation_id=invite.id
+            )
         ]
-        # The brand's managers, the live card and the team chat hear it in the same
-        # transaction.
         after = invite.model_copy(
             update={
-                "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
-                "last_reason": None if verdict.connected else verdict.outcome.value,
+                "status": InviteStatus.CONNECTED if connected_as else InviteStatus.FAILED,
+                "last_reason": None if connected_as else outcome,
             }
         )
         told += await self._notices.card_outgoing(after, connection=record, audience=audience)
-        platform = self._settings.platform_name
-        told += await self._notices.brand_notices(
-            invite,
-            lambda t: verdict_for_manager(
-                t, invite, verdict, platform=platform, followers=followers
-            ),
-            audience=audience,
-        )
+        told += await self._notices.brand_notices(invite, for_manager, audience=audience)
         invite = await self._db.logins.record_verdict(
             attempt_id=attempt.id,
             invitation_id=invite.id,
-            outcome=verdict.outcome.value,
+            outcome=outcome,
             connection=record,
             outgoing=told,
-            facts=verdict_facts(verdict, followers=followers),
-            repeat_window=timedelta(0)
-            if verdict.outcome in NEEDS_THE_MANAGER
-            else REPEAT_WINDOW,
+            facts=facts,
+            repeat_window=repeat_window,
         )
-        connected_as = (
-            verdict.instagram.username
-            if verdict.connected and verdict.instagram is not None
-            else None
-        )
-        return self._verdict_page(
-            invite, verdict.outcome.value, influencer_t.language, connected_as
-        )
+        return self._verdict_page(invite, outcome, influencer_t.language, connected_as)
 
     def _verdict_page(
         self, invite: Invitation, outcome: str, language: Language, connected_as: str | None
@@ -649,47 +666,21 @@ class ConnectService:
         account = verdict.account
         followers = account.followers_count if verdict.connected and account else None
         record = self._instagram_record(verdict, gathered.token, followers)
-        audience = await self._notices.audience(
-            invite, influencer=attempt.telegram_user_id, count_failures=not verdict.connected
-        )
-        assert audience.influencer is not None
-        influencer_t = self._notices.texts_of(audience.influencer)
         platform = self._settings.platform_name
-        told = [
-            outgoing(
-                attempt.telegram_user_id,
-                ig_verdict_for_influencer(
-                    influencer_t, invite, verdict, platform=platform, followers=followers
-                ),
-                invitation_id=invite.id,
-            ),
-        ]
-        after = invite.model_copy(
-            update={
-                "status": InviteStatus.CONNECTED if verdict.connected else InviteStatus.FAILED,
-                "last_reason": None if verdict.connected else verdict.outcome.value,
-            }
-        )
-        told += await self._notices.card_outgoing(after, connection=record, audience=audience)
-        told += await self._notices.brand_notices(
+        return await self._tell_and_record(
+            attempt,
             invite,
-            lambda t: ig_verdict_for_manager(
+            outcome=verdict.outcome.value,
+            record=record,
+            for_influencer=lambda t: ig_verdict_for_influencer(
                 t, invite, verdict, platform=platform, followers=followers
             ),
-            audience=audience,
-        )
-        invite = await self._db.logins.record_verdict(
-            attempt_id=attempt.id,
-            invitation_id=invite.id,
-            outcome=verdict.outcome.value,
-            connection=record,
-            outgoing=told,
+            for_manager=lambda t: ig_verdict_for_manager(
+                t, invite, verdict, platform=platform, followers=followers
+            ),
             facts=instagram_verdict_facts(verdict, followers=followers),
             repeat_window=REPEAT_WINDOW,
-        )
-        connected_as = account.username if verdict.connected and account is not None else None
-        return self._verdict_page(
-            invite, verdict.outcome.value, influencer_t.language, connected_as
+            connected_as=account.username if verdict.connected and account is not None else None,
         )
 
     def _instagram_record(
