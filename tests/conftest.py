@@ -139,3 +139,16 @@ async def world(database_url: str) -> AsyncIterator[World]:
         yield w
     finally:
         await close_world(w)
+
+
+@pytest.fixture
+async def ig_world(database_url: str) -> AsyncIterator[World]:
+    """The whole product with Instagram Login configured (the second Meta app, on its
+    stand-in); the periodic jobs stopped, so only the test runs health rounds."""
+    w = await make_world(database_url, instagram=True)
+    await w.bot.jobs.stop()
+    try:
+        yield w
+    finally:
+        await close_world(w)
+        assert not w.instagram.internal_errors

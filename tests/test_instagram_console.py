@@ -9,25 +9,13 @@ import csv
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from sqlmodel import select
 
 from bot.models import Brand
 from tests.test_instagram_upkeep import IG_ANNA, connect_on_instagram
-from tests.world import BEN, MANAGER, World, close_world, make_world
-
-
-@pytest.fixture
-async def ig_world(database_url: str) -> AsyncIterator[World]:
-    world = await make_world(database_url, instagram=True)
-    await world.bot.jobs.stop()
-    try:
-        yield world
-    finally:
-        await close_world(world)
+from tests.world import BEN, MANAGER, World
 
 
 async def _brand(world: World, name: str) -> int:

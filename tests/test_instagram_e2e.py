@@ -14,14 +14,13 @@ from tests.test_instagram_upkeep import (
     _health,
     _kept_token,
     _round,
-    ig_world,  # noqa: F401 - the fixture
     instagram_client,
 )
 from tests.world import ANNA, MANAGER, World
 
 
 async def test_no_page_on_facebook_then_connected_with_instagram_and_kept_alive(
-    ig_world: World,  # noqa: F811
+    ig_world: World,
 ) -> None:
     world = ig_world
     failed = await _failed_facebook_login(world)

@@ -6,13 +6,9 @@ not Facebook's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from sandbox.instagram import IgPerson
 from sandbox.telegram import TgUser
-from tests.world import ANNA, MANAGER, World, close_world, make_world
+from tests.world import ANNA, MANAGER, World
 
 IG_ANNA = IgPerson("anna.bakes", name="Anna Bakes", followers_count=12345, media_count=310)
 INSTAGRAM_STEPS = "Settings and activity → <b>Website permissions</b> → Apps and websites → Active"
@@ -22,28 +18,8 @@ INSTAGRAM_STEPS_DE = (
 )
 
 
-@pytest.fixture
-async def ig_world(database_url: str) -> AsyncIterator[World]:
-    world = await make_world(database_url, instagram=True)
-    await world.bot.jobs.stop()
-    try:
-        yield world
-    finally:
-        await close_world(world)
-        assert not world.instagram.internal_errors
-
-
 async def _connect(world: World, user: TgUser = ANNA) -> None:
-    """@anna.bakes invited and connected the real way: "No" to the Page question, "Yes" to the
-    professional account, Instagram's window."""
-    german = user.language_code == "de"
-    token = await world.invite("@anna.bakes")
-    await world.open_link(user, token)
-    await world.answer(user, "Nein" if german else "No")
-    await world.answer(user, "Ja" if german else "Yes")
-    page = await world.instagram_login(user, IG_ANNA)
-    assert page.status_code == 200 and "@anna.bakes" in page.text, page.text
-    await world.telegram.wait_for(user.id, "Instagram-Login" if german else "Instagram Login")
+    await world.connect_with_instagram(user, IG_ANNA)
     assert await world.rows("SELECT path FROM connection") == [("instagram",)]
     [(sealed,)] = await world.rows("SELECT token_encrypted FROM connection")
     assert sealed

@@ -8,10 +8,8 @@ refused read as Instagram's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
@@ -19,38 +17,14 @@ from bot.buttons import RemindHealth, Renew
 from bot.models import Connection, OutboxMessage, OutboxStatus, utcnow
 from sandbox.instagram import IgPerson
 from sandbox.telegram import SentMessage, TgUser
-from tests.world import ANNA, BEN, MANAGER, World, close_world, make_world
+from tests.world import ANNA, BEN, MANAGER, World
 
 IG_ANNA = IgPerson("anna.bakes", name="Anna Bakes", followers_count=12345, media_count=310)
 IG_OTHER = IgPerson("anna.private", name="Anna Private", followers_count=12, media_count=3)
 
 
-@pytest.fixture
-async def ig_world(database_url: str) -> AsyncIterator[World]:
-    """The whole product with Instagram Login configured; the periodic jobs stopped, so only
-    the test runs health rounds."""
-    world = await make_world(database_url, instagram=True)
-    await world.bot.jobs.stop()
-    try:
-        yield world
-    finally:
-        await close_world(world)
-        assert not world.instagram.internal_errors
-
-
 async def _connect(world: World, user: TgUser = ANNA) -> int:
-    """@anna.bakes invited and connected the real way: "No" to the Page question, "Yes" to the
-    professional account, Instagram's window. Returns the invitation's id."""
-    german = user.language_code == "de"
-    token = await world.invite("@anna.bakes")
-    await world.open_link(user, token)
-    await world.answer(user, "Nein" if german else "No")
-    await world.answer(user, "Ja" if german else "Yes")
-    page = await world.instagram_login(user, IG_ANNA)
-    assert page.status_code == 200 and "@anna.bakes" in page.text, page.text
-    await world.telegram.wait_for(user.id, "Instagram-Login" if german else "Instagram Login")
-    [(invitation_id,)] = await world.rows("SELECT id FROM invitation")
-    return int(str(invitation_id))
+    return await world.connect_with_instagram(user, IG_ANNA)
 
 
 async def _update(world: World, statement: sa.Update) -> None:

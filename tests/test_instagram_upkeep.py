@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,23 +34,10 @@ from bot.models import (
 from bot.store.events import EventKind, new_event
 from sandbox.instagram import IgConsent, IgPerson
 from sandbox.instagram.state import TokenKind
-from tests.world import ANNA, MANAGER, World, close_world, make_world
+from tests.world import ANNA, MANAGER, World
 
 IG_ANNA = IgPerson("anna.bakes", name="Anna Bakes", followers_count=12345, media_count=310)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def ig_world(database_url: str) -> AsyncIterator[World]:
-    """The whole product with Instagram Login configured; the periodic jobs stopped, so only
-    the test runs health rounds."""
-    world = await make_world(database_url, instagram=True)
-    await world.bot.jobs.stop()
-    try:
-        yield world
-    finally:
-        await close_world(world)
-        assert not world.instagram.internal_errors
 
 
 def instagram_client(world: World) -> InstagramClient:

@@ -5,7 +5,6 @@ password and no Page, and a brand's webhook names the way chosen before a connec
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,19 +17,6 @@ from sandbox.telegram import SentMessage
 from tests.world import ANNA, MANAGER, World, anna_on_facebook, close_world, make_world
 
 IG_ANNA = IgPerson("anna.bakes", name="Anna Bakes", followers_count=12345, media_count=310)
-
-
-@pytest.fixture
-async def ig_world(database_url: str) -> AsyncIterator[World]:
-    """Instagram Login configured; the periodic jobs stopped, so only the test runs health
-    rounds and nothing is delivered (the deliveries are only looked at)."""
-    world = await make_world(database_url, instagram=True)
-    await world.bot.jobs.stop()
-    try:
-        yield world
-    finally:
-        await close_world(world)
-        assert not world.instagram.internal_errors
 
 
 async def _update(world: World, statement: sa.Update) -> None:

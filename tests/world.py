@@ -176,6 +176,22 @@ class World:
         await self.settle()
         return page
 
+    async def connect_with_instagram(self, user: TgUser, person: IgPerson) -> int:
+        """@<person> invited and connected the real way: "No" to the Page question, "Yes" to
+        the professional account, Instagram's window. Returns the invitation's id."""
+        german = user.language_code == "de"
+        token = await self.invite(f"@{person.username}")
+        await self.open_link(user, token)
+        await self.answer(user, "Nein" if german else "No")
+        await self.answer(user, "Ja" if german else "Yes")
+        page = await self.instagram_login(user, person)
+        assert page.status_code == 200 and f"@{person.username}" in page.text, page.text
+        await self.telegram.wait_for(user.id, "Instagram-Login" if german else "Instagram Login")
+        [(invitation_id,)] = await self.rows(
+            f"SELECT id FROM invitation WHERE handle = '{person.username}'"
+        )
+        return int(str(invitation_id))
+
     async def instagram_login(
         self, user: TgUser, person: IgPerson, consent: IgConsent | None = None
     ) -> httpx.Response:
