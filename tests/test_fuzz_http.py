@@ -229,20 +229,26 @@ _HEADER_TEXT = st.text(
 # --- the OAuth callback -------------------------------------------------------------------------
 
 
+# Facebook Login's redirect target and Instagram Login's: the same refusals.
+_CALLBACKS = [b"/oauth/callback", b"/oauth/instagram"]
+
+
+@pytest.mark.parametrize("route", _CALLBACKS, ids=lambda r: r.decode())
 @FUZZ
 @given(query=_queries(), accept_language=st.none() | _HEADER_TEXT)
 async def test_oauth_callback_survives_anything(
-    fuzz_world: World, query: tuple[bytes, list[bytes]], accept_language: bytes | None
+    fuzz_world: World,
+    route: bytes,
+    query: tuple[bytes, list[bytes]],
+    accept_language: bytes | None,
 ) -> None:
     world = fuzz_world
     assert world.bot.http_port is not None
     before = await snapshot(world.db)
     raw_query, values = query
     headers = [(b"Accept-Language", accept_language)] if accept_language is not None else []
-    response = await raw_request(
-        world.bot.http_port, b"GET", b"/oauth/callback?" + raw_query, headers
-    )
-    _check_common("GET /oauth/callback", response, values)
+    response = await raw_request(world.bot.http_port, b"GET", route + b"?" + raw_query, headers)
+    _check_common(f"GET {route.decode()}", response, values)
     if not _parser_refusal(response):
         assert response.status in (400, 414), response.status
         if response.status == 400:
