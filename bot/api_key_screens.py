@@ -9,14 +9,16 @@ from datetime import datetime
 from bot.console_screens import fit
 from bot.i18n import Html, Texts
 from bot.models import ApiKey, Brand
+from bot.profile_screens import moment
 from bot.store.api_keys import NewApiKey
 
 # The read API's list route, as the curl example in the reply calls it.
 CONNECTIONS_PATH = "/api/v1/connections"
 
 
-def _date(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M UTC")
+def _date(t: Texts, when: datetime) -> str:
+    """A day and a time as the reader writes them: 29 November 2026, 14:09 UTC."""
+    return moment(t, when)
 
 
 def _label(t: Texts, key: ApiKey) -> Html:
@@ -45,12 +47,12 @@ def keys_text(t: Texts, brand: Brand, keys: Sequence[ApiKey]) -> str:
                 "console.admin.apikey_line_revoked",
                 prefix=key.prefix,
                 label=_label(t, key),
-                created=_date(key.created_at),
-                revoked=_date(key.revoked_at),
+                created=_date(t, key.created_at),
+                revoked=_date(t, key.revoked_at),
             )
         else:
             used = (
-                _date(key.last_used_at)
+                _date(t, key.last_used_at)
                 if key.last_used_at is not None
                 else t.plain("console.admin.apikey_never")
             )
@@ -58,7 +60,7 @@ def keys_text(t: Texts, brand: Brand, keys: Sequence[ApiKey]) -> str:
                 "console.admin.apikey_line",
                 prefix=key.prefix,
                 label=_label(t, key),
-                created=_date(key.created_at),
+                created=_date(t, key.created_at),
                 used=used,
             )
         lines.append(line)
@@ -85,7 +87,7 @@ def revoked_text(
                     "console.admin.apikey_already_revoked",
                     prefix=key.prefix,
                     brand=name,
-                    date=_date(key.revoked_at),
+                    date=_date(t, key.revoked_at),
                 )
             )
     return fit(t, lines)

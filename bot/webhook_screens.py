@@ -8,10 +8,12 @@ from datetime import datetime
 
 from bot.i18n import Html, Texts
 from bot.models import Brand, WebhookDelivery
+from bot.profile_screens import moment
 
 
-def _date(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M UTC")
+def _date(t: Texts, when: datetime) -> str:
+    """A day and a time as the reader writes them: 29 November 2026, 14:09 UTC."""
+    return moment(t, when)
 
 
 def status_text(t: Texts, brand: Brand, deliveries: Sequence[WebhookDelivery]) -> Html:
@@ -23,7 +25,7 @@ def status_text(t: Texts, brand: Brand, deliveries: Sequence[WebhookDelivery]) -
             "webhook.status",
             brand=brand.name,
             url=brand.webhook_url,
-            set=_date(brand.webhook_set_at) if brand.webhook_set_at else "",
+            set=_date(t, brand.webhook_set_at) if brand.webhook_set_at else "",
         )
     ]
     if not deliveries:
@@ -47,5 +49,5 @@ def delivery_line(t: Texts, d: WebhookDelivery) -> Html:
         details.append(t.plain(key) if t.has(key) else d.last_error)
     parts = [state, t.plain("webhook.attempts", count=d.attempts), *details]
     return t(
-        "webhook.delivery_line", at=_date(d.created_at), type=d.type, details=" · ".join(parts)
+        "webhook.delivery_line", at=_date(t, d.created_at), type=d.type, details=" · ".join(parts)
     )

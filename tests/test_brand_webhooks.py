@@ -231,6 +231,11 @@ async def test_a_connection_is_reported_signed_and_in_order(
     shown = (await world.say(MANAGER, f"/webhook {brand_id}"))[-1].text
     assert platform.url in shown and "connection.connected" in shown and "delivered" in shown
     assert secret not in shown
+    # Times as the manager writes them (29 November 2026, 14:09 UTC), not ISO.
+    today = utcnow()
+    day = f"{today.day} {today:%B} {today.year}, "
+    assert f"Set on {day}" in shown and f"• {day}" in shown, shown
+    assert not re.search(r"\d{4}-\d\d-\d\d", shown), shown
 
 
 async def test_a_failed_login_carries_its_reason(world: World, platform: Platform) -> None:

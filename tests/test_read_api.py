@@ -84,6 +84,8 @@ async def test_key_from_telegram_reads_the_brands_connections(
     [listed] = await world.say(MANAGER, "/apikeys 1")
     assert prefix in listed.text and "CRM sync" in listed.text and "never" in listed.text
     assert key not in listed.text
+    today = utcnow()
+    assert f"created {today.day} {today:%B} {today.year}, " in listed.text, listed.text
 
     async with _api(world, key) as api:
         page = await api.get("/api/v1/connections")
