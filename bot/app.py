@@ -270,7 +270,9 @@ class ConnectBot:
             PrivacyHandlers(settings=s, db=db, privacy=self.privacy).handlers()
         )
         for feature in (
-            ManagerHandlers(settings=s, db=db, connect=connect, console=console),
+            ManagerHandlers(
+                settings=s, db=db, connect=connect, console=console, upkeep=self.upkeep
+            ),
             HealthHandlers(settings=s, db=db, connect=connect, console=console, upkeep=self.upkeep),
             ProfileHandlers(
                 settings=s, db=db, connect=connect, console=console, profiles=self.profiles

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -182,10 +182,13 @@ class ConnectService:
         telegram_user_id: int,
         rerequest: bool,
         reuse: bool = False,
-    ) -> LoginOffer | None:
+        tapped: tuple[int, int] | None = None,
+    ) -> LoginOffer | Literal[RenewalRefused.JUST_ISSUED] | None:
         """The screen with a login button (None when the invitation is no longer at the login
         step): with `reuse`, the live unused state of the invitation again, if there is one;
-        otherwise a fresh single-use state, which replaces the older ones."""
+        otherwise a fresh single-use state, which replaces the older ones. For a tap on the
+        (chat, message) `tapped`, JUST_ISSUED when an earlier tap's fresh one was handed out
+        seconds ago (`Logins.issue_login`)."""
         assert invite.id is not None
         # The login buttons noted behind are read below: written first.
         await self._db.steps.notes.flush()
@@ -196,9 +199,10 @@ class ConnectService:
             rerequest=rerequest,
             reuse=reuse,
             sealer=self._sealer,
+            tapped=tapped,
         )
-        if ticket is None:
-            return None
+        if ticket is None or ticket is RenewalRefused.JUST_ISSUED:
+            return ticket
         return self.login_offer(t, invite, ticket)
 
     async def renewal(

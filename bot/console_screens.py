@@ -509,7 +509,11 @@ def show_screen(t: Texts, facts: ShowFacts, *, platform: str, now: datetime) -> 
     tail.extend(other_invitations(t, invite, facts.others))
     # The newest events are what the manager asks about: older ones give way first.
     room = MessageLimit.MAX_TEXT_LENGTH - telegram_length("\n".join([*head, *tail])) - 2
-    events = timeline(t, facts.events, handle=invite.handle, platform=platform, room=room)
+    # Where an event's way in cannot be read off the events (details erased), the connection's.
+    way = connection.path if connection is not None else invite.path
+    events = timeline(
+        t, facts.events, handle=invite.handle, platform=platform, room=room, path=way
+    )
     keyboard = None
     if connection is not None and invite.id is not None and invite.status == InviteStatus.CONNECTED:
         rows = []

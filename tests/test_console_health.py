@@ -356,3 +356,37 @@ async def test_health_is_for_the_brands_managers_only(world: World) -> None:
     await world.say(other, f"/start {link.rpartition('start=')[2]}")
     assert (await world.say(other, "/health"))[-1].text == "Alle Verbindungen sind in Ordnung ✅"
     assert "1 connection needs attention" in (await world.say(MANAGER, "/health"))[-1].text
+
+
+async def test_typed_remind_of_a_connected_influencer_is_about_the_connection(
+    world: World,
+) -> None:
+    ids = await _connect(world, 1)
+    number = ids["creator0"]
+    person = 7300
+    # Working: nothing to remind of (not "no reminder needed" for a connection in trouble).
+    [answer] = await world.say(MANAGER, "/remind @creator0")
+    works = "✅ The connection of @creator0 works: there is nothing to remind them of."
+    assert answer.text == works
+
+    await _set(
+        world,
+        number,
+        health="broken",
+        health_reason="page_role_lost",
+        health_changed_at=utcnow() - timedelta(hours=2),
+    )
+    before = len(world.telegram.messages(person))
+    [answer] = await world.say(MANAGER, "/remind @creator0")
+    assert answer.text == "📨 Reminder sent to @creator0."
+    reminder = await world.telegram.wait_for(person, "A reminder from")
+    assert world.telegram.messages(person)[before:] == [reminder]
+    assert reminder.text.startswith("👋 A reminder from "), reminder.text
+    assert "You no longer have a role on your Page Page 0" in reminder.text, reminder.text
+    assert [b["text"] for row in reminder.buttons for b in row][:1] == ["🔁 Reconnect"]
+
+    # The same limit as the Remind button: once an hour.
+    [again] = await world.say(MANAGER, "/remind @creator0")
+    assert again.text.startswith("⏳ @creator0 was reminded less than an hour ago."), again.text
+    await world.settle()
+    assert len(world.telegram.messages(person)) == before + 1

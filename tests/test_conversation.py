@@ -122,6 +122,41 @@ async def test_a_double_tap_moves_on_once(world: World) -> None:
     assert kinds.count("check_passed") == 2
 
 
+async def test_three_fast_taps_on_new_login_link_send_one_login(world: World) -> None:
+    token = await world.invite("anna.bakes")
+    await world.through_checks(ANNA, token)
+    login = world.telegram.messages(ANNA.id)[-1]
+    assert login.text.startswith("Step 3 of 3 · Log in with Facebook")
+    # Right after it arrived, "New login link" on it is a deliberate new link.
+    world.telegram.press(ANNA, login, "New login link")
+    await world.settle()
+    second = world.telegram.messages(ANNA.id)[-1]
+    assert second.message_id != login.message_id and second.button("Log in with Facebook")
+    assert await world.rows("SELECT count(*) FROM login_attempt") == [(2,)]
+
+    # Three taps on that message before the bot answered the first: one new login button.
+    before = len(world.telegram.messages(ANNA.id))
+    answers = len(world.telegram.callback_answers)
+    for _ in range(3):
+        world.telegram.press(ANNA, second, "New login link")
+    await world.settle()
+    new = world.telegram.messages(ANNA.id)[before:]
+    assert [m.text.splitlines()[0] for m in new] == ["Step 3 of 3 · Log in with Facebook"]
+    toasts = [a.get("text") for a in world.telegram.callback_answers[answers:]]
+    on_its_way = "Your login button is on its way: it appears right below."
+    assert toasts == [None, on_its_way, on_its_way]
+    assert await world.rows("SELECT count(*) FROM login_attempt") == [(3,)]
+    live = await world.rows(
+        "SELECT count(*) FROM login_attempt WHERE used_at IS NULL AND superseded_at IS NULL"
+    )
+    assert live == [(1,)]
+    # Only the newest message carries the login button; its link is the live state.
+    assert [m.message_id for m in world.telegram.messages(ANNA.id) if m.buttons][-1:] == [
+        new[0].message_id
+    ]
+    assert world.telegram.messages(ANNA.id)[before - 1].buttons == []
+
+
 async def test_language_in_the_middle_shows_the_step_in_the_new_language(world: World) -> None:
     token = await world.invite("anna.bakes")
     await world.open_link(ANNA, token)

@@ -435,7 +435,7 @@ async def test_german(ig_world: World) -> None:
     assert question.text.startswith(
         "Ist @ben.cooks mit einer Facebook-Seite verknüpft, die du verwaltest?"
     )
-    assert _labels(question) == [["✅ Ja, ist es", "❌ Nein"], ["🤷 Weiß ich nicht"]]
+    assert _labels(question) == [["✅ Ja", "❌ Nein"], ["🤷 Weiß ich nicht"]]
     check = await ig_world.answer(BEN, "Weiß ich nicht")
     assert check.text.startswith("Kein Problem: Dann geht es mit Instagram-Login am schnellsten")
     assert "Schritt 1 von 2 · Ist @ben.cooks ein professionelles Konto?" in check.text

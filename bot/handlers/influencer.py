@@ -377,6 +377,12 @@ class InfluencerHandlers(HandlerBase):
             await acknowledge(query, t.plain("stale.answered"))
             await self.clear_buttons(message)
             return
+        if invite.step == Step.LOGIN and pressed.action in (Action.RETRY, Action.NEW_LINK):
+            # A fresh login button; the tap is answered once it is issued, so the second and
+            # third of fast taps hear that it is on its way instead of adding copies.
+            await self.clear_buttons(message)
+            await self._login(message, t, user, invite, reuse=False, tap=query)
+            return
         await acknowledge(query)
         await self.clear_buttons(message)
         await self._act(pressed, message, t, user, invite)
@@ -470,8 +476,6 @@ class InfluencerHandlers(HandlerBase):
                 t, invite, answer=pressed.action, facebook_open=facebook_open
             )
             await self._show_step(message, how, invite)
-        elif step is Step.LOGIN and pressed.action in (Action.RETRY, Action.NEW_LINK):
-            await self._login(message, t, user, invite, reuse=False)
         else:
             await self.show_current(message, t, user, invite)
 
@@ -688,10 +692,19 @@ class InfluencerHandlers(HandlerBase):
             await self.take_buttons_off(message.get_bot(), sent.chat_id, before)
 
     async def _login(
-        self, message: Message, t: Texts, user: User, invite: Invitation, *, reuse: bool = True
+        self,
+        message: Message,
+        t: Texts,
+        user: User,
+        invite: Invitation,
+        *,
+        reuse: bool = True,
+        tap: CallbackQuery | None = None,
     ) -> None:
         """The login button: the live one again (`reuse`, e.g. after free text or /start), or a
-        new one that replaces it ("New link", "Try again"). Only the newest message keeps it."""
+        new one that replaces it ("New link", "Try again": the `tap`, answered here; a tap
+        within seconds of the last new one only hears that it is on its way). Only the newest
+        message keeps it."""
         offer = await self.connect.new_login(
             t,
             invite,
@@ -699,7 +712,13 @@ class InfluencerHandlers(HandlerBase):
             # Facebook does not ask again for declined permissions unless told to.
             rerequest=invite.last_reason == Outcome.PERMISSIONS_DECLINED,
             reuse=reuse,
+            tapped=(message.chat_id, message.message_id) if tap is not None else None,
         )
+        if tap is not None:
+            just_issued = offer is RenewalRefused.JUST_ISSUED
+            await acknowledge(tap, t.plain("renew.double_tap") if just_issued else None)
+        if offer is RenewalRefused.JUST_ISSUED:
+            return
         if offer is None:
             fresh = await self.db.invitations.invitation_of(
                 invitation_id=invite.id or 0, telegram_user_id=user.id

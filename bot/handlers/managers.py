@@ -23,6 +23,9 @@ from telegram.ext import (
 
 from bot import console_screens as screens
 from bot.commands import Audience, command
+from bot.config import Settings
+from bot.connect import ConnectService
+from bot.console import Console
 from bot.console_files import MAX_CSV_BYTES, CsvProblem
 from bot.console_screens import (
     STATUSES,
@@ -36,7 +39,9 @@ from bot.handlers.base import Asker, HandlerBase, acknowledge
 from bot.models import Invitation, InviteStatus, utcnow
 from bot.pace import PER_CHAT_INTERVAL
 from bot.screens import Screen
+from bot.store import Database
 from bot.store.console import Created, NewInvitation
+from bot.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,19 @@ COMMANDS = (
 
 
 class ManagerHandlers(HandlerBase):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        connect: ConnectService,
+        console: Console,
+        upkeep: Upkeep | None = None,
+    ) -> None:
+        super().__init__(settings=settings, db=db, connect=connect, console=console)
+        # /remind of a connected invitation is about its connection (broken, renewal due).
+        self.upkeep = upkeep
+
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         return [
             *self.console_commands(COMMANDS, _M),
@@ -252,6 +270,14 @@ class ManagerHandlers(HandlerBase):
         invite = await self._find(asker, context, "remind")
         if invite is None:
             return
+        if invite.status == InviteStatus.CONNECTED and invite.id is not None and self.upkeep:
+            # Connected: the renewal request or the breakage notice again, as Remind under
+            # /health does; a working connection has nothing to remind of.
+            answer = await self.upkeep.remind(asker.user_id, invite.id)
+            if answer is not None:
+                key, values = answer
+                await self.reply(asker.message, Screen(asker.t(key, **values)))
+                return
         key = await self.console.remind(asker.managing, invite)
         link = self.console.invitation_link(invite)
         await self.reply(asker.message, Screen(asker.t(key, handle=invite.handle, link=link)))

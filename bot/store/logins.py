@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -136,7 +136,7 @@ class Logins(Repository):
             rerequest=rerequest,
             reuse=False,
         )
-        return ticket.state if ticket is not None else None
+        return ticket.state if isinstance(ticket, LoginTicket) else None
 
     async def issue_login(
         self,
@@ -147,10 +147,15 @@ class Logins(Repository):
         rerequest: bool,
         reuse: bool,
         sealer: LoginSealer | None = None,
-    ) -> LoginTicket | None:
+        tapped: tuple[int, int] | None = None,
+    ) -> LoginTicket | Literal[RenewalRefused.JUST_ISSUED] | None:
         """The login state to show: with `reuse`, the live unused one again (its lifetime
         renewed; no new row, no event); otherwise a fresh one, and every older unused state of
         the invitation is superseded. None if the invitation is not at the login step.
+
+        `tapped` is the (chat, message) whose "New login link" or "Try again" was tapped: a
+        state issued within `RENEW_DOUBLE_TAP` whose button is in another message (the first
+        of fast taps sent it) is answer enough: JUST_ISSUED, and nothing changes.
 
         Once a login of the invitation came back with a permission declined, every later one
         re-requests (`rerequest`), whatever came in between (a Cancel, a wrong Page): Facebook
@@ -193,6 +198,14 @@ class Logins(Repository):
                     )
                 )
             )
+            if tapped is not None and any(
+                a.created_at > now - RENEW_DOUBLE_TAP
+                and (a.button_chat_id, a.button_message_id) != tapped
+                for a in older
+            ):
+                # The second and third of fast taps: the first tap's login button is on its way.
+                await s.rollback()
+                return RenewalRefused.JUST_ISSUED
             # Every earlier login message still carrying its buttons loses them: the replaced
             # ones, and those of logins already used (a "Try again" after a failed login).
             stale = tuple(await _forget_login_buttons(s, invitation_id))
