@@ -54,6 +54,9 @@ class HealthReason(StrEnum):
     PAGE_ROLE_LOST = "page_role_lost"
     INSTAGRAM_UNLINKED = "instagram_unlinked"
     USERNAME_CHANGED = "username_changed"
+    # An Instagram Login connection whose account was switched back to a personal one (same
+    # value as the login verdict's `IgOutcome.NOT_PROFESSIONAL`).
+    INSTAGRAM_NOT_PROFESSIONAL = "instagram_not_professional"
     # Disconnected.
     APP_REMOVED = "app_removed"
     REVOKED = "revoked"
@@ -480,6 +483,9 @@ def judge_instagram(facts: IgCheckFacts) -> HealthVerdict:
     """Judge one check of an Instagram Login connection. Such a connection is never due for
     renewal: its token is refreshed before it runs out (`bot.upkeep`). The first that applies:
 
+    0. ``/me`` says the account is personal now (switched back in the app) →
+       instagram_not_professional: Instagram refuses such an account's insights with code 10,
+       which would otherwise read as a removed permission.
     1. The refresh or the read failed with error 190: by subcode as `judge` step 3 (458 →
        DISCONNECTED app_removed: the app removed in Instagram's settings, which sends no
        callback; 460 → password_changed; 463 → token_expired; otherwise token_invalid).
@@ -491,6 +497,8 @@ def judge_instagram(facts: IgCheckFacts) -> HealthVerdict:
     5. Otherwise HEALTHY.
     """
     problem = facts.problem
+    if is_personal(facts.me):
+        return _broken(HealthReason.INSTAGRAM_NOT_PROFESSIONAL)
     if problem is not None:
         if problem.kind in _TOKEN_REASONS:
             return _broken(_TOKEN_REASONS[problem.kind])
@@ -508,6 +516,12 @@ def judge_instagram(facts: IgCheckFacts) -> HealthVerdict:
     if username and username != normalize_handle(facts.username):
         return _broken(HealthReason.USERNAME_CHANGED, username=username)
     return HealthVerdict(HealthState.HEALTHY)
+
+
+def is_personal(me: Mapping[str, Any] | None) -> bool:
+    """``/me`` of Instagram Login answers ``account_type`` PERSONAL for an account that is no
+    longer professional (Business is BUSINESS, Creator MEDIA_CREATOR)."""
+    return isinstance(me, Mapping) and me.get("account_type") == "PERSONAL"
 
 
 def _retry_ig(facts: IgCheckFacts, problem: GraphProblem | None) -> HealthVerdict:

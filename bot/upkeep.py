@@ -54,6 +54,7 @@ from bot.health import (
     HealthVerdict,
     IgCheckFacts,
     ProblemKind,
+    is_personal,
     judge,
     judge_instagram,
 )
@@ -429,7 +430,8 @@ class Upkeep:
                 me = await instagram.me(token)
             except InstagramError as exc:
                 problem = exc.problem
-        if problem is None and me is not None:
+        if problem is None and me is not None and not is_personal(me):
+            # A personal account's insights are refused anyway: /me says enough.
             problem = await self._probe_insights(due, pace, token)
         verdict = judge_instagram(
             IgCheckFacts(

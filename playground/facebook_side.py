@@ -29,7 +29,7 @@ from bot.models import Connection, ConnectionStatus, LoginPath
 from bot.store.console import health_of
 from playground.sandbox_login import facebook_account
 from sandbox.facebook import GraphStandin
-from sandbox.instagram import InstagramStandin
+from sandbox.instagram import AccountType, InstagramStandin
 from sandbox.telegram import TgUser
 
 _DAY = 86_400.0
@@ -54,6 +54,8 @@ class FacebookAction(StrEnum):
     UNLINK_INSTAGRAM = "unlink_instagram"
     UNPUBLISH_PAGE = "unpublish_page"
     CHANGE_USERNAME = "change_username"
+    # Instagram Login only: the account becomes personal, or professional again.
+    SWITCH_ACCOUNT_TYPE = "switch_account_type"
 
 
 # Days of data access left after each "days pass" action.
@@ -139,6 +141,11 @@ class FacebookSide:
         connection = await self._connection_of(person.id)
         if connection is not None and connection.path == LoginPath.INSTAGRAM:
             return self._instagram_action(connection, person.first_name, action)
+        if action is FacebookAction.SWITCH_ACCOUNT_TYPE:
+            raise PanelError(
+                "Only for a connection made with Instagram Login: on the Facebook path, a "
+                "personal account cannot be linked to the Page in the first place."
+            )
         user_id = (
             connection.facebook_user_id
             if connection is not None
@@ -275,6 +282,19 @@ class FacebookSide:
                         changed=False,
                     )
                 return Done(f"{name} took back {INSTAGRAM_PERMISSION} in Instagram's settings.")
+            if action is FacebookAction.SWITCH_ACCOUNT_TYPE:
+                personal = instagram.person(account).account_type is AccountType.PERSONAL
+                new = AccountType.BUSINESS if personal else AccountType.PERSONAL
+                instagram.set_profile(account, account_type=new)
+                if personal:
+                    return Done(
+                        f"@{handle} is a professional (Business) account again: the bot's next "
+                        "check finds the connection working."
+                    )
+                return Done(
+                    f"{name} switched @{handle} to a personal account: Instagram refuses its "
+                    "insights and answers account_type PERSONAL; the next check finds it."
+                )
         except KeyError:
             raise PanelError(f"@{handle} has not logged in with Instagram here.") from None
         if action in _ACCESS_LEFT_DAYS:

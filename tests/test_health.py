@@ -18,10 +18,12 @@ from bot.health import (
     HealthReason,
     HealthState,
     HealthVerdict,
+    IgCheckFacts,
     ProblemKind,
     classify_error,
     classify_graph_error,
     judge,
+    judge_instagram,
 )
 from bot.i18n import LANGUAGES, Texts
 from bot.verdict import FetchFailure, Outcome
@@ -405,7 +407,23 @@ def test_judge(case: Case) -> None:
 
 def test_every_reason_is_reachable() -> None:
     reached = {c.reason for c in CASES if c.reason is not None and not c.retry}
-    assert reached == set(HealthReason)
+    # Only a connection made with Instagram Login can have this one (below).
+    assert reached | {R.INSTAGRAM_NOT_PROFESSIONAL} == set(HealthReason)
+
+
+def test_an_instagram_account_switched_to_personal_is_not_a_removed_permission() -> None:
+    """Instagram refuses a personal account's insights with code 10, as a removed permission:
+    /me's account_type decides."""
+    personal = {"id": "1", "username": "anna.bakes", "account_type": "PERSONAL"}
+    refused = GraphProblem(ProblemKind.PERMISSION, code=10)
+    for problem in (None, refused):
+        verdict = judge_instagram(IgCheckFacts("anna.bakes", me=personal, problem=problem))
+        assert (verdict.state, verdict.reason) == (S.BROKEN, R.INSTAGRAM_NOT_PROFESSIONAL)
+    for kind in ("BUSINESS", "MEDIA_CREATOR"):
+        professional = {**personal, "account_type": kind}
+        assert judge_instagram(IgCheckFacts("anna.bakes", me=professional)).state is S.HEALTHY
+        declined = judge_instagram(IgCheckFacts("anna.bakes", me=professional, problem=refused))
+        assert declined.reason is R.PERMISSIONS_DECLINED
 
 
 def test_outages_and_rate_limits_never_break() -> None:

@@ -32,7 +32,7 @@ from bot.models import (
     utcnow,
 )
 from bot.store.events import EventKind, new_event
-from sandbox.instagram import IgConsent, IgPerson
+from sandbox.instagram import AccountType, IgConsent, IgPerson
 from sandbox.instagram.state import TokenKind
 from tests.world import ANNA, MANAGER, World
 
@@ -376,3 +376,36 @@ async def test_a_permission_taken_back_at_instagram_breaks_the_connection_once(
     show = await _show(world)
     assert "Health: ⚠️ broken since" in show, show
     assert "renewed automatically" not in show and "Instagram login valid until" not in show
+
+
+async def test_an_account_switched_to_personal_is_named_as_such_not_as_a_permission(
+    ig_world: World,
+) -> None:
+    """Instagram refuses a personal account's insights with code 10, as it refuses a removed
+    permission: /me's account_type tells the two apart, and the fix is the switch back."""
+    world = ig_world
+    await connect_on_instagram(world)
+    assert await _round(world) == (1, 0, 0)
+
+    world.instagram.set_profile(IG_ANNA.id, account_type=AccountType.PERSONAL)
+    ig_calls = len(world.instagram.requests)
+    assert await _round(world) == (1, 1, 0)
+    # /me says enough: no insights read for a personal account.
+    assert not any(p.endswith("/insights") for p in _ig_paths(world, ig_calls))
+    assert await _health(world) == ("broken", "instagram_not_professional", "active")
+    assert await _events(world, "health") == ["broken:instagram_not_professional"]
+    told = await world.telegram.wait_for(ANNA.id, "is a personal account now")
+    assert "Switch to professional account" in told.text and "permission" not in told.text
+    [[button]] = told.buttons
+    assert button["text"] == "🔁 Reconnect"
+    await _digest_now(world)
+    managers = await world.telegram.wait_for(MANAGER.id, "was switched to a personal account")
+    assert "@anna.bakes" in managers.text and "permission" not in managers.text
+    show = await _show(world)
+    assert "switched to a personal Instagram account" in show, show
+    assert "a permission was removed" not in show
+
+    # Switched back: the next check finds it healthy again.
+    world.instagram.set_profile(IG_ANNA.id, account_type=AccountType.BUSINESS)
+    assert await _round(world) == (1, 1, 0)
+    assert await _health(world) == ("healthy", None, "active")

@@ -286,6 +286,8 @@ async def test_facebooks_side_panel_in_a_real_browser(
     await expect(panel.get_by_role("tab", name="The influencer")).to_have_attribute(
         "aria-selected", "true"
     )
+    # Only for Instagram Login connections: a Facebook one has no account type to switch.
+    await expect(panel.get_by_role("button", name="Switch account type")).to_be_disabled()
     await password.dblclick()  # a double tap: one change, one answer
     await expect(said).to_contain_text("Anna changed their Facebook password")
     await _shot(page, "facebook-side.png")
@@ -466,5 +468,20 @@ async def test_an_influencer_without_a_page_connects_with_instagram_in_a_real_br
     )
     await panel.locator("summary").click()
     await expect(panel.get_by_role("button", name="Fast-forward 80 days")).to_be_disabled()
+
+    # Switched back to a personal account in the app: the check names exactly that.
+    await panel.get_by_role("tab", name="The influencer").click()
+    switch = panel.get_by_role("button", name="Switch account type")
+    await expect(switch).to_be_enabled()
+    await switch.click()
+    said = panel.locator("#facebook-said")
+    await expect(said).to_contain_text("switched @lena.paints to a personal account")
+    await panel.get_by_role("button", name="Check now").click()
+    broken = _bot_message(influencer, "stopped working")
+    await expect(broken).to_contain_text("is a personal account now")
+    await expect(broken).to_contain_text("Switch to professional account")
+    await expect(panel.locator("#facebook-connection")).to_contain_text(
+        "switched to a personal Instagram account"
+    )
     assert errors == []
     await context.close()

@@ -402,6 +402,9 @@ function showFacebookView(view) {
       "Not for a connection made with Instagram Login (no Facebook account, no Page)" :
       control.dataset.title;
   }
+  for (const control of panel.querySelectorAll("[data-instagram-only]")) {
+    control.disabled = !connected || !instagram;
+  }
   document.getElementById("check-now").disabled = !view.can_check_now;
   if (view.check_interval_seconds) {
     const seconds = view.check_interval_seconds;
