@@ -25,6 +25,9 @@ token or the permission breaks it as any breakage does. Who is told:
   the brand's managers (and team chat) once per breakage, as notices due at the day's digest
   time, which the delivery worker combines per chat into one message. A reason that stays the
   same tells nobody again.
+- broken, then working again at a check without a Reconnect (a username changed back, an
+  account professional again): both sides hear that it works again (the managers with the
+  day's notices).
 """
 
 from __future__ import annotations
@@ -499,6 +502,11 @@ class Upkeep:
         if changed and state in (HealthState.BROKEN, HealthState.DISCONNECTED) and reason:
             told += self._breakage_for_influencer(due, verdict)
             told += await self._breakage_for_managers(due, verdict, now)
+        elif changed and state is HealthState.HEALTHY and due.health == HealthState.BROKEN:
+            # Fixed without a Reconnect (a name changed back, the account professional again):
+            # both sides were told it broke, so both hear that it works again.
+            told += self._healed_for_influencer(due)
+            told += await self._healed_for_managers(due, now)
         return CheckResult(
             check=due,
             health=str(state),
@@ -575,6 +583,26 @@ class Upkeep:
 
         rows = await self._notices.brand_notices(invite, screen_for)
         # Due at the digest time: the delivery worker combines each chat's notices then.
+        delay = self._digest_at(now) - now
+        return [replace(row, delay=delay) for row in rows]
+
+    def _healed_for_influencer(self, due: DueCheck) -> list[Outgoing]:
+        if due.influencer_id is None:
+            return []
+        t = self._influencer_texts(due)
+        screen = Screen(t("health.healed", platform=self._settings.platform_name))
+        return [outgoing(due.influencer_id, screen, invitation_id=due.invitation_id)]
+
+    async def _healed_for_managers(self, due: DueCheck, now: datetime) -> list[Outgoing]:
+        invite = await self._db.invitations.get_invitation(due.invitation_id)
+        if invite is None:
+            return []
+
+        def screen_for(t: Texts) -> Screen:
+            return Screen(t("health.manager_healed", handle=due.handle))
+
+        rows = await self._notices.brand_notices(invite, screen_for)
+        # With the day's other notices, as the breakage was.
         delay = self._digest_at(now) - now
         return [replace(row, delay=delay) for row in rows]
 

@@ -405,7 +405,19 @@ async def test_an_account_switched_to_personal_is_named_as_such_not_as_a_permiss
     assert "switched to a personal Instagram account" in show, show
     assert "a permission was removed" not in show
 
-    # Switched back: the next check finds it healthy again.
+    # Switched back: the next check finds it healthy again, and both sides hear so once.
     world.instagram.set_profile(IG_ANNA.id, account_type=AccountType.BUSINESS)
+    anna, maria = len(world.telegram.messages(ANNA.id)), len(world.telegram.messages(MANAGER.id))
     assert await _round(world) == (1, 1, 0)
     assert await _health(world) == ("healthy", None, "active")
+    healed = await world.telegram.wait_for(ANNA.id, "works again")
+    assert healed.text.startswith("✅ Your Instagram connection with Brandly works again.")
+    assert healed.buttons == []
+    await _digest_now(world)
+    await world.telegram.wait_for(MANAGER.id, "The connection of @anna.bakes works again.")
+    assert await _round(world) == (1, 0, 0)
+    await _digest_now(world)
+    assert await _count_eventually(world, ANNA.id, anna, "works again") == 1
+    assert await _count_eventually(world, MANAGER.id, maria, "works again") == 1
+    show = await _show(world)
+    assert "Health: ✅ healthy" in show and "the connection works again" in show, show
