@@ -102,6 +102,8 @@ _SHORT_DIGEST = timedelta(hours=1)
 # A manager's "Remind" reaches the influencer at most this often per invitation, unless the
 # connection's health changed since the last reminder (then it is news worth a reminder).
 REMIND_EVERY = timedelta(hours=1)
+# A second Remind this soon after the first is a double tap: a toast, not a refusal in the chat.
+REMIND_DOUBLE_TAP = timedelta(seconds=10)
 # The periodic job runs this often at most (each round takes only what is due).
 _ROUND_EVERY_MOST = timedelta(minutes=5)
 # Instagram Login tokens (issue 13) live 60 days and can be refreshed once at least a day old:
@@ -678,6 +680,9 @@ class Upkeep:
         if not sent:
             again = await self._db.invitations.get_invitation(invitation_id)
             last = again.reminded_at if again is not None else None
+            if last is not None and utcnow() - last < REMIND_DOUBLE_TAP:
+                # A double tap (or two managers at once): the first one's reminder is on its way.
+                return "upkeep.remind.just_sent", handle
             until = (last or utcnow()) + REMIND_EVERY
             time_utc = until.astimezone(UTC).strftime("%H:%M")
             return "upkeep.remind.too_soon", {**handle, "time": time_utc}

@@ -385,7 +385,13 @@ async def test_typed_remind_of_a_connected_influencer_is_about_the_connection(
     assert "You no longer have a role on your Page Page 0" in reminder.text, reminder.text
     assert [b["text"] for row in reminder.buttons for b in row][:1] == ["🔁 Reconnect"]
 
-    # The same limit as the Remind button: once an hour.
+    # Typed again at once: on its way; later, the same limit as the Remind button: once an hour.
+    [again] = await world.say(MANAGER, "/remind @creator0")
+    assert again.text == "📨 The reminder to @creator0 is on its way."
+    async with world.db.engine.begin() as conn:
+        await conn.execute(
+            sa.update(Invitation).values(reminded_at=utcnow() - timedelta(minutes=1))
+        )
     [again] = await world.say(MANAGER, "/remind @creator0")
     assert again.text.startswith("⏳ @creator0 was reminded less than an hour ago."), again.text
     await world.settle()

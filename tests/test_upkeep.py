@@ -482,6 +482,15 @@ async def test_graph_trouble_marks_nothing_broken_and_is_checked_again_later(
     assert await _events(world, "health") == []
 
 
+async def _remind_earlier(world: World, by: timedelta) -> None:
+    """The last reminder, and the breakage it was about, happened `by` earlier (a double tap
+    is only seconds after it)."""
+    [(reminded_at,)] = await world.rows("SELECT reminded_at FROM invitation")
+    [(changed_at,)] = await world.rows("SELECT health_changed_at FROM connection")
+    await _update(world, sa.update(Invitation).values(reminded_at=_as_utc(reminded_at) - by))
+    await _update(world, sa.update(Connection).values(health_changed_at=_as_utc(changed_at) - by))
+
+
 async def test_a_manager_reminds_the_influencer_at_most_once_an_hour(kept: World) -> None:
     world = kept
     await _connect(world)
@@ -515,6 +524,15 @@ async def test_a_manager_reminds_the_influencer_at_most_once_an_hour(kept: World
     again = await world.telegram.wait_for(ANNA.id, "A reminder from Maria")
     assert "no longer published" in again.text
     assert [b["text"] for row in again.buttons for b in row] == ["🔁 Reconnect"]
+    # A double tap: a toast, no second answer in the chat, no second reminder.
+    before = len(world.telegram.messages(MANAGER.id))
+    world.telegram.press_data(MANAGER, world.telegram.messages(MANAGER.id)[-1].message_id, data)
+    await world.settle()
+    toast = world.telegram.calls("answerCallbackQuery")[-1]
+    assert toast.get("text") == "📨 The reminder to @anna.bakes is on its way."
+    assert len(world.telegram.messages(MANAGER.id)) == before
+    # A minute later: refused until the hour is over.
+    await _remind_earlier(world, timedelta(minutes=1))
     [(reminded_at,)] = await world.rows("SELECT reminded_at FROM invitation")
     again_at = (_as_utc(reminded_at) + timedelta(hours=1)).strftime("%H:%M")
     assert await remind() == (
@@ -531,6 +549,7 @@ async def test_a_manager_reminds_the_influencer_at_most_once_an_hour(kept: World
     assert await _count_eventually(world, ANNA.id, anna, "A reminder from Maria", 1) == 1
     [again_text] = _texts(world, ANNA.id, anna)
     assert "no longer have a role" in again_text
+    await _remind_earlier(world, timedelta(minutes=1))
     [(reminded_at,)] = await world.rows("SELECT reminded_at FROM invitation")
     again_at = (_as_utc(reminded_at) + timedelta(hours=1)).strftime("%H:%M")
     assert await remind() == (

@@ -49,5 +49,9 @@ class HealthHandlers(HandlerBase):
             await acknowledge(query, t.plain("stale.gone"), show_alert=True)
             return
         key, values = answer
+        if key == "upkeep.remind.just_sent":
+            # A double tap: the first tap's answer is in the chat already.
+            await acknowledge(query, t.plain(key, **values))
+            return
         await acknowledge(query)
         await self.reply(asker.message, Screen(t(key, **values)))
