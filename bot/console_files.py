@@ -13,7 +13,7 @@ import segno
 
 from bot.console_screens import reason_text
 from bot.i18n import Texts
-from bot.models import Connection, Invitation, InvitationEvent
+from bot.models import Connection, ConnectionStatus, Invitation, InvitationEvent, InviteStatus
 from bot.store.console import Created, NewInvitation, health_of
 from bot.store.profiles import Figures
 from bot.verdict import is_valid_handle, normalize_handle
@@ -153,6 +153,10 @@ def links_csv(created: Sequence[Created], link: Callable[[str], str]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+# `status_code` of a connected invitation whose connection has ended.
+DISCONNECTED = "disconnected"
+
+
 def export_csv(
     invites: Sequence[Invitation],
     events: Mapping[int, Sequence[InvitationEvent]],
@@ -160,19 +164,20 @@ def export_csv(
     t: Texts,
     figures: Mapping[int, Figures] | None = None,
 ) -> bytes:
-    """A brand's invitations, one row each, with when each step was first reached and what
-    was connected. `status` says it in the reader's language, as the chat does ("not opened",
-    "withdrawn"); `status_code` is the stable code, for programs. The connection's health closes
-    each row (added later: the columns before them keep their places): `health` and
-    `health_reason` in the reader's words as the console says them ("broken", "a permission was
-    removed"), when its data access ends, when it was last checked, then `health_code` and
-    `health_reason_code` (stable codes, as `bot.health` names them) and when the token the last
-    check read expires. Then what the brand sees (issue 12), from the last read of the profile
-    (`figures`, by connection id): the current followers, the accounts reached in the last 30
-    days (each once, as Instagram counts them), the engagement rate in percent with the reader's
-    decimal mark (2.9 / 2,9: a German spreadsheet reads 0.029 as 29) and when they were read.
-    Last, `path`: the way the connection was made (``facebook``: a Facebook Page; ``instagram``:
-    Instagram Login, whose `page_id` and `page_name` are empty).
+    """A brand's invitations, one row each, with when each step was first reached and what was
+    connected. `status` says it in the reader's language, as the chat does ("not opened",
+    "withdrawn"); `status_code` is the stable code, for programs: the invitation's status, or
+    ``disconnected`` for a connected invitation whose connection has ended (the app removed).
+    The connection's health closes each row (added later: the columns before them keep their
+    places): `health` and `health_reason` in the reader's words as the console says them
+    ("broken", "a permission was removed"), when its data access ends, when it was last checked,
+    then `health_code` and `health_reason_code` (stable codes, as `bot.health` names them) and
+    when the token the last check read expires. Then what the brand sees (issue 12), from the
+    last read of the profile (`figures`, by connection id): the current followers, the accounts
+    reached in the last 30 days (each once, as Instagram counts them), the engagement rate in
+    percent with the reader's decimal mark (2.9 / 2,9: a German spreadsheet reads 0.029 as 29)
+    and when they were read. Last, `path`: the way the connection was made (``facebook``: a
+    Facebook Page; ``instagram``: Instagram Login, whose `page_id` and `page_name` are empty).
     Times are ISO 8601 in UTC; a cell is empty when the value is unknown."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -219,12 +224,22 @@ def export_csv(
         assert i.id is not None
         c = connections.get(i.id)
         state, reason = health_of(c) if c else (None, None)
+        # Connected once, but its connection has ended (the app removed): not counted as live.
+        ended = (
+            i.status == InviteStatus.CONNECTED
+            and c is not None
+            and c.status != ConnectionStatus.ACTIVE
+        )
         row: list[object] = [
             i.id,
             i.handle,
             i.note or "",
-            t.plain(f"console.status_name.{i.status}"),
-            i.status,
+            (
+                t.plain("console.export.health.disconnected")
+                if ended
+                else t.plain(f"console.status_name.{i.status}")
+            ),
+            DISCONNECTED if ended else i.status,
             i.last_reason or "",
             i.created_at.isoformat(timespec="seconds"),
             first(i.id, "opened"),

@@ -37,6 +37,7 @@ from bot.screens import Screen
 from bot.store import ConnectionRecord, Created, Funnel
 from bot.store.console import ATTENTION_DAYS, HealthCounts, NeedsAttention, health_of
 from bot.timeline import timeline
+from bot.verdict import is_valid_handle, normalize_handle
 
 PAGE_SIZE = 10
 # Handles named in one line of a CSV report ("already invited: …"); the rest is "and N more".
@@ -298,7 +299,7 @@ def health_summary(t: Texts, counts: HealthCounts) -> str | None:
 
 def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
     """/show's lines about an active connection's health: its state and reason, when access
-    ends, the last check, the last renewal."""
+    ends (not while broken: nothing runs until a reconnect), the last check, the last renewal."""
     if connection.status != ConnectionStatus.ACTIVE:
         return []
     state, reason = health_of(connection)
@@ -320,7 +321,10 @@ def health_lines(t: Texts, connection: Connection, *, handle: str) -> list[str]:
         )
     checked = connection.checked_at
     lines: list[str] = [head]
-    if connection.path != LoginPath.INSTAGRAM:
+    if state is HealthState.BROKEN:
+        # Its access is gone until the influencer reconnects: no dates it would run until.
+        pass
+    elif connection.path != LoginPath.INSTAGRAM:
         lines.append(
             t("console.health.show_expiry_page", data=_date(connection.data_access_expires_at, t))
             if connection.page_token_encrypted
@@ -775,3 +779,16 @@ def path_name(t: Texts, path: str | None) -> str:
     """A connection's way in, in a word or two ("Facebook Page", "Instagram Login")."""
     key = f"console.path.{path or LoginPath.FACEBOOK.value}"
     return t.plain(key) if t.has(key) else (path or "")
+
+
+def ref_text(ref: str) -> str:
+    """What a manager typed to name an invitation, as "not found" repeats it: a number as #17,
+    a handle as @anna (the profile's address too), anything else cut to 40 characters."""
+    ref = ref.strip()
+    bare = ref.lstrip("#")
+    if bare.isascii() and bare.isdigit():
+        return f"#{bare[:12]}"
+    handle = normalize_handle(ref)
+    if is_valid_handle(handle):
+        return f"@{handle}"
+    return ref[:40]

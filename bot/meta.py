@@ -24,6 +24,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.buttons import Renew
 from bot.crypto import TokenVault
 from bot.graph import GraphClient, GraphError
 from bot.i18n import Language, Texts, pick_language
@@ -339,10 +342,20 @@ class PrivacyService:
             own: list[Outgoing] = []
             if influencer_key is not None and invite.telegram_user_id is not None:
                 person = invite.telegram_user_id
-                text = self._texts(people.get(person))(
-                    influencer_key, handle=invite.handle, inviter=invite.inviter_name
+                t = self._texts(people.get(person))
+                text = t(influencer_key, handle=invite.handle, inviter=invite.inviter_name)
+                # The app removed by mistake: Reconnect, as the health check's notice offers.
+                reconnect = InlineKeyboardMarkup(
+                    [
+                        [
+                            InlineKeyboardButton(
+                                t.plain("health.button_reconnect"),
+                                callback_data=Renew(invite.id or 0).pack(),
+                            )
+                        ]
+                    ]
                 )
-                own.append(outgoing(person, Screen(text), invitation_id=invite.id))
+                own.append(outgoing(person, Screen(text, reconnect), invitation_id=invite.id))
             if brand_id is None:  # from before brands existed: its creator only
                 return [*own, notice(invite.created_by)]
             told = [

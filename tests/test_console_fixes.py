@@ -302,3 +302,15 @@ async def test_forged_list_buttons(world: World) -> None:
         assert world.telegram.callback_answers[before:], data
     # A huge page is the last page; the others are refused politely: never the generic error.
     assert not any("went wrong" in m.text for m in world.telegram.messages(MANAGER.id))
+
+
+async def test_not_found_repeats_the_reference_as_the_console_writes_it(world: World) -> None:
+    await world.invite("anna.bakes")
+    for typed, shown in (
+        ("/show 99", "No invitation #99 in your brand."),
+        ("/show #99", "No invitation #99 in your brand."),
+        ("/show ben.cooks", "No invitation @ben.cooks in your brand."),
+        ("/remind https://www.instagram.com/ben.cooks/", "No invitation @ben.cooks in your brand."),
+    ):
+        [answer] = await world.say(MANAGER, typed)
+        assert answer.text == shown, (typed, answer.text)

@@ -230,17 +230,19 @@ async def test_show_tells_the_health_and_offers_a_reminder(world: World) -> None
     assert "⚠️ Connection broken: no longer has a role on the Page" in show.text
     for line in (
         f"Health: ⚠️ broken since {_day(now - timedelta(days=1))}: no longer has a role on the Page",
-        # The login keeps the Page's token, which does not expire: data access is what ends.
-        f"Page access does not expire · data access until {_day(data_ends)}",
         f"Last check: {_day(checked)} {checked:%H:%M} UTC",
         f"Renewed on {_day(now - timedelta(days=10))}",
     ):
         assert line in show.text, show.text
+    # Broken: nothing runs until a reconnect, so no "does not expire" beside it.
+    assert "does not expire" not in show.text and "data access until" not in show.text
     assert _remind_buttons(show) == [("🔔 Remind @creator0", RemindHealth(number).pack())]
 
     await _set(world, number, health="healthy", health_reason=None, checked_at=None)
     show = (await world.say(MANAGER, "/show #" + str(number)))[-1]
     assert "Health: ✅ healthy" in show.text and "Last check: not checked yet" in show.text
+    # The login keeps the Page's token, which does not expire: data access is what ends.
+    assert f"Page access does not expire · data access until {_day(data_ends)}" in show.text
     assert "Connected: Instagram @creator0" in show.text
     assert _remind_buttons(show) == []
 
@@ -341,6 +343,9 @@ async def test_export_appends_the_health_columns(world: World) -> None:
     assert rows[1][-3:-1] == ["broken", "permissions_declined"]
     assert rows[2][16:18] == ["getrennt", "App auf Facebook entfernt"]
     assert rows[2][-3:-1] == ["disconnected", "app_removed"]
+    # Its status says so too: a filter on "connected" counts the live connections only.
+    assert rows[1][3:5] == ["verbunden", "connected"]
+    assert rows[2][3:5] == ["getrennt", "disconnected"]
 
 
 async def test_health_is_for_the_brands_managers_only(world: World) -> None:

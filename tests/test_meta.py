@@ -291,7 +291,13 @@ async def test_deauthorize_ends_the_connection_and_tells_the_managers_once(world
     await world.telegram.wait_for(TEAM.id, "hat die App auf Facebook entfernt")  # TEAM's German
     # Anna hears it too: what ended, that the brand knows, and what to do if it was a mistake.
     told = await world.telegram.wait_for(ANNA.id, "You removed the app on Facebook")
-    assert "@anna.bakes is no longer connected" in told.text and "new invitation" in told.text
+    assert "@anna.bakes is no longer connected" in told.text
+    # As the health check's notice of the same: Reconnect, which works on this connection.
+    assert "If that was a mistake, tap Reconnect" in told.text
+    [(invitation_id,)] = await _rows(world, "SELECT id FROM invitation WHERE handle = 'anna.bakes'")
+    assert told.button("Reconnect")["callback_data"] == f"rn:{invitation_id}"
+    manager = world.telegram.messages(MANAGER.id)[-1].text
+    assert "If it was a mistake, @anna.bakes can reconnect with one tap." in manager
     connections = dict(
         (handle, (status, ended is not None, token))
         for handle, status, ended, token in await _rows(
@@ -315,6 +321,10 @@ async def test_deauthorize_ends_the_connection_and_tells_the_managers_once(world
     assert _count(world, MANAGER.id, "removed the app on Facebook") == 1
     assert _count(world, TEAM.id, "entfernt") == 1
     assert _count(world, ANNA.id, "You removed the app on Facebook") == 1
+    # Reconnect: the Facebook window for this connection.
+    world.telegram.press(ANNA, told, "Reconnect")
+    await world.settle()
+    assert "Reconnect your Instagram account" in world.telegram.last_message(ANNA.id).text
     # Ben's manager heard nothing about Ben.
     assert not any("ben.cooks" in m.text and "removed" in m.text
                    for m in world.telegram.messages(MANAGER.id))  # fmt: skip

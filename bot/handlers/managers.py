@@ -34,6 +34,7 @@ from bot.console_screens import (
     InviteAgain,
     ListPage,
     RevokeChoice,
+    ref_text,
 )
 from bot.handlers.base import Asker, HandlerBase, acknowledge
 from bot.models import Invitation, InviteStatus, utcnow
@@ -261,7 +262,7 @@ class ManagerHandlers(HandlerBase):
         invite = await self.console.find(asker.managing, ref, prefer_open=command == "remind")
         if invite is None:
             # Another brand's invitation looks exactly like a missing one.
-            await self.reply(asker.message, Screen(t("console.not_found", ref=ref[:40])))
+            await self.reply(asker.message, Screen(t("console.not_found", ref=ref_text(ref))))
         return invite
 
     # --- acting ------------------------------------------------------------------------------
