@@ -3,6 +3,7 @@ text."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -48,6 +49,21 @@ def delivery_line(t: Texts, d: WebhookDelivery) -> Html:
         key = f"webhook.error.{d.last_error}"
         details.append(t.plain(key) if t.has(key) else d.last_error)
     parts = [state, t.plain("webhook.attempts", count=d.attempts), *details]
+    handle = _handle(d.body)
     return t(
-        "webhook.delivery_line", at=_date(t, d.created_at), type=d.type, details=" · ".join(parts)
+        "webhook.delivery_line",
+        at=_date(t, d.created_at),
+        type=d.type,
+        about=f" @{handle}" if handle else "",
+        details=" · ".join(parts),
     )
+
+
+def _handle(body: str) -> str:
+    """The invitation's handle the event is about (none for a test event)."""
+    try:
+        invitation = json.loads(body).get("invitation")
+    except (ValueError, AttributeError):
+        return ""
+    handle = invitation.get("handle") if isinstance(invitation, dict) else None
+    return handle if isinstance(handle, str) else ""

@@ -230,6 +230,7 @@ async def test_a_connection_is_reported_signed_and_in_order(
     assert [r[2] for r in rows] == ["delivered"] * 3
     shown = (await world.say(MANAGER, f"/webhook {brand_id}"))[-1].text
     assert platform.url in shown and "connection.connected" in shown and "delivered" in shown
+    assert "connection.connected @anna.bakes · ✅ delivered" in shown, shown
     assert secret not in shown
     # Times as the manager writes them (29 November 2026, 14:09 UTC), not ISO.
     today = utcnow()
