@@ -57,7 +57,8 @@ class Chats:
         self._cast = cast
         self._typed: dict[int, list[_Typed]] = {}
         self._seq = 0
-        self._presses: deque[tuple[int, float]] = deque()  # (chat id, pressed at)
+        # Presses waiting for the bot's answer: callback query id → (chat id, pressed at).
+        self._presses: dict[str, tuple[int, float]] = {}
         self._answers_seen = 0
         self._toasts: deque[Toast] = deque(maxlen=_TOASTS_KEPT)
         self._fingerprint: tuple[object, ...] = ()
@@ -89,8 +90,11 @@ class Chats:
             raise ChatError("that message is not in the chat")
         if not any(b.get("callback_data") == data for row in message.buttons for b in row):
             raise ChatError("that message has no such button")
-        self._presses.append((chat_id, time.monotonic()))
         self._telegram.press_data(person, message_id, data)
+        # The stand-in has just issued the press's callback query id (its newest pending query);
+        # the bot's answer names only that id.
+        query_id = next(reversed(self._telegram._callbacks))
+        self._presses[query_id] = (chat_id, time.monotonic())
         self.refresh(force=True)
 
     def media(self, chat_id: int, message_id: int) -> SentMessage | None:
@@ -158,18 +162,22 @@ class Chats:
         return (tuple(chats), self._toasts[-1].id if self._toasts else 0)
 
     def _collect_answers(self) -> None:
-        """Attribute the bot's answers to button presses to the chats, oldest press first (the
-        Bot API's answer names only the query, and a person presses one button at a time)."""
+        """Attribute the bot's answers to button presses to the chats by the query id each
+        answer names (two people pressing at once are answered in any order)."""
         answers = self._telegram.callback_answers
         now = time.monotonic()
+        for query_id in [
+            q for q, (_, at) in self._presses.items() if now - at > _PRESS_ANSWER_SECONDS
+        ]:
+            del self._presses[query_id]
         while self._answers_seen < len(answers):
             answer = answers[self._answers_seen]
             self._answers_seen += 1
-            while self._presses and now - self._presses[0][1] > _PRESS_ANSWER_SECONDS:
-                self._presses.popleft()
-            if not self._presses:
+            # The first answer counts; Telegram refuses a second one, and a late one.
+            press = self._presses.pop(str(answer.get("callback_query_id", "")), None)
+            if press is None:
                 continue
-            chat_id, _ = self._presses.popleft()
+            chat_id, _ = press
             text = str(answer.get("text") or "")
             if text:
                 toast_id = self._toasts[-1].id + 1 if self._toasts else 1

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -85,7 +86,10 @@ class Playground:
             instagram=self.instagram,
         )
         self.platform = Platform(
-            on_change=lambda: self.chats.refresh(force=True), attach=self._attach_platform
+            on_change=lambda: self.chats.refresh(force=True),
+            attach=self._attach_platform,
+            current_secret=self._platform_secret,
+            new_key=self._platform_key,
         )
         self._closing = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -114,6 +118,7 @@ class Playground:
         if self._watcher is not None:
             await self._watcher
             self._watcher = None
+        await self.platform.close()
         if self._bot is not None:
             await self._bot.stop()
             self._bot = None
@@ -135,8 +140,11 @@ class Playground:
             self._scratch = Path(tempfile.mkdtemp(prefix="connect-bot-playground-"))
             database_url = f"sqlite+aiosqlite:///{self._scratch / 'playground.sqlite3'}"
         base = self._base_settings
+        http_port, public_url = _bot_address(base)
         return base.model_copy(
             update={
+                "http_port": http_port,
+                "public_url": public_url,
                 "telegram_bot_token": SecretStr(self.telegram.token),
                 "telegram_base_url": self.telegram.base_url,
                 # The stand-in is polled: a webhook would have to reach it over HTTPS.
@@ -223,6 +231,24 @@ class Playground:
             )
         )
 
+    async def _platform_secret(self, attachment: Attachment) -> str | None:
+        """The brand's signing secret as the bot signs with it now (an admin may have set a new
+        one with `/webhook`), opened with the bot's own vault, which sealed it."""
+        brand = await self.bot.console.brand(attachment.brand_id)
+        if brand is None or not brand.webhook_secret_sealed:
+            return None
+        return self.bot.vault.open(brand.webhook_secret_sealed)
+
+    async def _platform_key(self, attachment: Attachment) -> tuple[str, str]:
+        """A new API key for the pane, made as at the start (its old one was refused)."""
+        brand = await self.bot.console.brand(attachment.brand_id)
+        if brand is None:
+            raise LookupError("the brand is gone")
+        key = await self.bot.console.create_api_key(
+            brand, created_by=self.cast.manager.id, label="playground"
+        )
+        return key.row.prefix, key.key
+
     async def _invited_handle(self, telegram_id: int) -> str | None:
         invite = await self.bot.db.invitations.active_invitation_of(telegram_id)
         return invite.handle if invite is not None else None
@@ -265,6 +291,26 @@ class Playground:
                 .values(next_check_at=utcnow())
             )
         return await self.bot.upkeep.run_round()
+
+
+def _bot_address(settings: Settings) -> tuple[int, str]:
+    """The bot's HTTP_PORT and PUBLIC_URL in the playground. Without an explicit PUBLIC_URL (env
+    or .env), it is where the bot listens: setting only HTTP_PORT moves the login buttons, the
+    platform pane's API calls and /apikey's example with it. HTTP_PORT=0 is a free port, picked
+    here, since the bot's services take their address before it binds."""
+    port = settings.http_port
+    if port == 0:
+        with socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET) as s:
+            s.bind((settings.http_host, 0))
+            port = int(s.getsockname()[1])
+    if "public_url" in settings.model_fields_set:
+        return port, settings.public_url
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return port, f"http://{host}:{port}"
 
 
 async def run_playground(

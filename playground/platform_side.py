@@ -11,6 +11,12 @@ The composition root attaches the brand once it exists (`Playground._attach_plat
 own services as the admin commands do.
 The secret and the key stay in this object: the page sees neither (only the key's public prefix),
 and a Page access token in an API answer reaches the page masked to its last four characters.
+
+The pane follows what an admin changes in the playground, as a platform's people would by hand:
+an event whose signature fails with the known secret makes it read the brand's current secret
+again (after `/webhook <brand> <url>` or `… rotate`) and check that event again; a key refused
+with 401 (revoked with `/apikey`) is replaced by a new one, made as at the start. The pane says
+so (`view`: ``webhook_note``, ``key_note``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -116,6 +122,7 @@ class Received:
     signature: Signature
     answered: int
     again: bool  # this event id came before: a retry, or a delivery again after a restart
+    rechecked: bool = False  # ✗ at first, then checked again with the brand's new secret
 
     def to_json(self) -> JsonDict:
         return {
@@ -129,6 +136,7 @@ class Received:
             "signature_ok": self.signature == Signature.OK,
             "answered": self.answered,
             "again": self.again,
+            "rechecked": self.rechecked,
         }
 
 
@@ -145,17 +153,27 @@ class ApiAnswer:
 class Platform:
     """The receiver's memory (the last `KEEP` events) and the API client. ``on_change`` is
     called after every event, so the page's live stream sends the new state; ``attach`` looks
-    for the brand and calls `attach_to` when there is one (`ready`)."""
+    for the brand and calls `attach_to` when there is one (`ready`). ``current_secret`` reads
+    the brand's signing secret as the bot has it now (None: no webhook); ``new_key`` makes a new
+    API key for the brand, as at the start, and returns its (prefix, key)."""
 
     def __init__(
         self,
         *,
         on_change: Callable[[], None],
         attach: Callable[[], Awaitable[None]] | None = None,
+        current_secret: Callable[[Attachment], Awaitable[str | None]] | None = None,
+        new_key: Callable[[Attachment], Awaitable[tuple[str, str]]] | None = None,
     ) -> None:
         self._on_change = on_change
         self._attach = attach
+        self._current_secret = current_secret
+        self._new_key = new_key
         self._attaching = asyncio.Lock()
+        self._renewing = asyncio.Lock()  # one change of the secret or the key at a time
+        self._rechecks: set[asyncio.Task[None]] = set()
+        self.webhook_note: str | None = None
+        self.key_note: str | None = None
         self._attachment: Attachment | None = None
         self._problem: str | None = None
         self._events: deque[Received] = deque(maxlen=KEEP)
@@ -231,8 +249,46 @@ class Platform:
                 again=any(e.event_id == event_id for e in self._events),
             )
         )
+        if checked == Signature.MISMATCH and self._current_secret is not None:
+            # Perhaps an admin gave the brand a new secret: look, and check this event again.
+            task = asyncio.create_task(
+                self._recheck(self._count, headers.get(SIGNATURE_HEADER), body, at)
+            )
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
         self._on_change()
         return answered
+
+    async def _recheck(self, number: int, header: str | None, body: bytes, at: float) -> None:
+        try:
+            async with self._renewing:
+                attachment = self._attachment
+                if attachment is None or self._current_secret is None:
+                    return
+                secret = await self._current_secret(attachment)
+                if secret is None:
+                    return  # the brand has no webhook now
+                if secret != attachment.secret:
+                    self._attachment = replace(attachment, secret=secret)
+                    self.webhook_note = (
+                        f"The brand's signing secret changed (/webhook) at {_clock()}: "
+                        "the pane read the new one from the bot and checks with it since."
+                    )
+                checked = verify(secret, header, body, now=at)
+                if checked != Signature.MISMATCH:
+                    self._events = deque(
+                        (_rechecked(e, checked) if e.number == number else e for e in self._events),
+                        maxlen=KEEP,
+                    )
+            self._on_change()
+        except Exception as exc:  # the pane keeps the event as ✗
+            log.warning("the platform pane could not read the secret again: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        """Before the bot stops: no more looks at its secret."""
+        for task in list(self._rechecks):
+            task.cancel()
+        await asyncio.gather(*self._rechecks, return_exceptions=True)
 
     async def read(self, path: str) -> ApiAnswer:
         """GET ``path`` (under /api/v1/) from the bot's read API with the brand's key."""
@@ -242,18 +298,40 @@ class Platform:
         if attachment is None:
             problem = self._problem or "the brand does not exist yet (Maria's first /invite)"
             return ApiAnswer(request, 0, {"error": problem})
-        try:
-            async with httpx.AsyncClient(base_url=attachment.api_url, timeout=_API_TIMEOUT) as http:
-                answer = await http.get(
-                    path, headers={"Authorization": f"Bearer {attachment.api_key}"}
-                )
-        except httpx.HTTPError:
+        answer = await _get(attachment, path)
+        if answer is not None and answer.status_code == 401 and self._new_key is not None:
+            renewed = await self._renew_key(attachment)
+            if renewed is not None:
+                answer = await _get(renewed, path)
+        if answer is None:
             return ApiAnswer(request, 0, {"error": "the bot's callback server did not answer"})
         try:
             body: Any = answer.json()
         except ValueError:
             body = {"text": answer.text[:_TEXT_SHOWN]}
         return ApiAnswer(request, answer.status_code, mask(body))
+
+    async def _renew_key(self, refused: Attachment) -> Attachment | None:
+        """A new key in place of ``refused``'s (revoked, say, with /apikey); None if none."""
+        assert self._new_key is not None
+        async with self._renewing:
+            current = self._attachment
+            if current is None:
+                return None
+            if current.api_key != refused.api_key:
+                return current  # another call has made a new one already
+            try:
+                prefix, key = await self._new_key(current)
+            except Exception as exc:
+                log.warning("the platform pane could not make a new key: %s", type(exc).__name__)
+                return None
+            self._attachment = replace(current, key_prefix=prefix, api_key=key)
+        self.key_note = (
+            f"The bot refused the key {refused.key_prefix}… (HTTP 401: revoked?) at {_clock()}: "
+            f"the pane made a new one, {prefix}…, as at the start."
+        )
+        self._on_change()
+        return self._attachment
 
     def view(self) -> JsonDict:
         """What the page shows: never the secret or the key, only the key's public prefix."""
@@ -265,10 +343,28 @@ class Platform:
             "webhook_url": attachment.webhook_url if attachment is not None else None,
             "api_url": attachment.api_url if attachment is not None else None,
             "key_prefix": attachment.key_prefix if attachment is not None else None,
+            "webhook_note": self.webhook_note,
+            "key_note": self.key_note,
             "failing": self.failing,
             "received": self._count,
             "events": [e.to_json() for e in self.events],
         }
+
+
+async def _get(attachment: Attachment, path: str) -> httpx.Response | None:
+    try:
+        async with httpx.AsyncClient(base_url=attachment.api_url, timeout=_API_TIMEOUT) as http:
+            return await http.get(path, headers={"Authorization": f"Bearer {attachment.api_key}"})
+    except httpx.HTTPError:
+        return None
+
+
+def _rechecked(event: Received, signature: Signature) -> Received:
+    return replace(event, signature=signature, rechecked=True)
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
 
 
 def _text(value: object) -> str | None:

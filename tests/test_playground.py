@@ -115,7 +115,7 @@ class PageApi:
             if item["from"] == "bot"
             for link in re.findall(r"https://t\.me/[^\s<\"]+", item["html"])
         ]
-        return links[-1]
+        return str(links[-1])
 
     async def new_influencer(self, language: str = "en") -> TgUser:
         response = await self.http.post("api/influencers", json={"language": language})
@@ -837,5 +837,108 @@ async def test_check_now_without_kept_tokens() -> None:
         async with httpx.AsyncClient(base_url=started.url, timeout=10) as http:
             refused = await http.post("api/health-checks", json={})
         assert refused.status_code == 409 and "VERIFY_ONLY" in refused.json()["error"]
+    finally:
+        await started.stop()
+
+
+# --- QA polish (issue 12) -----------------------------------------------------------------------
+
+
+async def test_two_presses_at_once_get_their_own_toasts() -> None:
+    """Maria and Anna press at the same moment; the bot answers Anna's press first. Each toast
+    lands in the chat whose button was pressed (matched by the callback query's id)."""
+    from playground.chats import Chats
+    from playground.people import Cast
+    from sandbox.telegram import TelegramStandin
+
+    telegram = TelegramStandin()
+    await telegram.start()
+    try:
+        cast = Cast()
+        anna = cast.add_influencer()
+        maria = cast.manager
+        chats = Chats(telegram, cast)
+        api = f"{telegram.base_url}{telegram.token}"
+        async with httpx.AsyncClient(timeout=10) as http:
+            for person in (maria, anna):
+                telegram.send_text(person, "/start")
+                sent = await http.post(
+                    f"{api}/sendMessage",
+                    json={
+                        "chat_id": person.id,
+                        "text": "Status",
+                        "reply_markup": {
+                            "inline_keyboard": [[{"text": "Refresh", "callback_data": "refresh"}]]
+                        },
+                    },
+                )
+                assert sent.json()["ok"], sent.text
+            chats.press(maria.id, telegram.last_message(maria.id).message_id, "refresh")
+            chats.press(anna.id, telegram.last_message(anna.id).message_id, "refresh")
+            updates = (await http.post(f"{api}/getUpdates", json={"timeout": 0})).json()["result"]
+            queries = {
+                u["callback_query"]["from"]["id"]: u["callback_query"]["id"]
+                for u in updates
+                if "callback_query" in u
+            }
+            for person, text in ((anna, "Updated"), (maria, "Aktualisiert")):
+                answered = await http.post(
+                    f"{api}/answerCallbackQuery",
+                    json={"callback_query_id": queries[person.id], "text": text},
+                )
+                assert answered.json()["ok"], answered.text
+        chats.refresh()
+        toasts = [(t["chat_id"], t["text"]) for t in chats.view()["toasts"]]
+        assert toasts == [(anna.id, "Updated"), (maria.id, "Aktualisiert")]
+    finally:
+        await telegram.stop()
+
+
+async def test_only_http_port_set_moves_the_login_links_with_it() -> None:
+    """No PUBLIC_URL: the playground derives it from HTTP_HOST and HTTP_PORT, so the login
+    buttons (and the platform pane, and /apikey's example) point at the bot's real port."""
+    port = _free_port()
+    settings = Settings(_env_file=None, http_port=port)  # type: ignore[call-arg]
+    started = Playground(settings, PlaygroundSettings(_env_file=None, port=0))  # type: ignore[call-arg]
+    await started.start()
+    try:
+        assert started.bot.settings.public_url == f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=started.url, timeout=30) as http:
+            page = PageApi(started, http)
+            anna = started.cast.influencers[0]
+            dialog_url = await page.through_checks(anna, await page.invite("anna.bakes"))
+            assert dialog_url.startswith(started.url)  # the bot's /oauth/start answered
+            chat = (await page.state())["chats"][str(anna.id)]
+            logins = [
+                b["url"]
+                for item in chat
+                for row in item.get("buttons", [])
+                for b in row
+                if "/oauth/start?" in b.get("url", "")
+            ]
+            assert logins and all(u.startswith(f"http://127.0.0.1:{port}/") for u in logins)
+            attachment = started.platform.attachment
+            assert attachment is not None and attachment.api_url == f"http://127.0.0.1:{port}"
+    finally:
+        await started.stop()
+
+
+async def test_http_port_zero_is_a_free_port_and_the_public_url_follows() -> None:
+    from playground.composition import _bot_address
+
+    settings = Settings(_env_file=None, http_port=0)  # type: ignore[call-arg]
+    started = Playground(settings, PlaygroundSettings(_env_file=None, port=0))  # type: ignore[call-arg]
+    await started.start()
+    try:
+        port = started.bot.http_port
+        assert port and started.bot.settings.public_url == f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(timeout=10) as http:
+            healthy = await http.get(f"{started.bot.settings.public_url}/healthz")
+        assert healthy.status_code == 200
+        # An explicit PUBLIC_URL is kept as it is (a proxy in front, say).
+        kept = Settings(  # type: ignore[call-arg]
+            _env_file=None, http_port=0, public_url="https://example.test"
+        )
+        assert _bot_address(kept)[1] == "https://example.test"
     finally:
         await started.stop()

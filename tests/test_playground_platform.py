@@ -165,3 +165,48 @@ async def test_the_receiver_refuses_what_is_not_a_signed_event(page: PageApi) ->
     assert newest["signature_ok"] is False
     bad = await page.http.post("api/platform/answer", json={"fail": "yes"})
     assert bad.status_code == 400 and "fail" in bad.json()["error"]
+
+
+async def test_the_pane_follows_a_new_webhook_secret(page: PageApi) -> None:
+    """An admin sets the brand's webhook again (`/webhook <brand> <url>`: a new secret). The
+    pane's first ✗ makes it read the brand's current secret, check that event again, and say so;
+    later events are ✓."""
+    await page.invite("anna.bakes")
+    bot = page.playground.bot
+    attachment = page.playground.platform.attachment
+    assert attachment is not None
+    brand = await bot.console.brand(attachment.brand_id)
+    assert brand is not None
+    changed = await bot.brand_webhooks.set_url(brand, attachment.webhook_url)
+    assert changed.secret is not None and changed.secret != attachment.secret
+    for _ in range(2):
+        event_id = await bot.brand_webhooks.ping(brand)
+        events = await events_until(
+            page, lambda es, e=event_id: any(x["id"] == e and x["signature_ok"] for x in es)
+        )
+    first, second = events[1], events[0]
+    assert first["rechecked"] is True and second["rechecked"] is False
+    followed = page.playground.platform.attachment
+    assert followed is not None and followed.secret == changed.secret
+    view = await platform_view(page)
+    assert "signing secret changed" in view["webhook_note"]
+    assert changed.secret not in json.dumps(await page.state())
+
+
+async def test_the_pane_makes_a_new_key_when_its_key_is_revoked(page: PageApi) -> None:
+    await page.invite("anna.bakes")
+    bot = page.playground.bot
+    attachment = page.playground.platform.attachment
+    assert attachment is not None
+    assert (await bot.console.revoke_api_key(attachment.key_prefix))[0][2] is True
+    listed = (await page.http.get("api/platform/connections")).json()
+    assert listed["status"] == 200, listed
+    view = await platform_view(page)
+    assert view["key_prefix"] != attachment.key_prefix
+    assert attachment.key_prefix in view["key_note"] and view["key_prefix"] in view["key_note"]
+    renewed = page.playground.platform.attachment
+    assert renewed is not None and renewed.api_key not in json.dumps(await page.state())
+    # The new key goes on working: no second key is made.
+    again = (await page.http.get("api/platform/connections")).json()
+    assert again["status"] == 200
+    assert (await platform_view(page))["key_prefix"] == view["key_prefix"]

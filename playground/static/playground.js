@@ -557,6 +557,7 @@ function platformEvent(event) {
   const answered = span(`answered${event.answered >= 300 ? " failed" : ""}`,
     `answered ${event.answered}`);
   meta.append(id, " · ", signature, " · ", answered);
+  if (event.rechecked) meta.append(" · ", span("again", "checked again with the new secret"));
   if (event.again) meta.append(" · ", span("again", "again (same event id)"));
   item.append(line, meta);
   return item;
@@ -577,6 +578,8 @@ function renderPlatform(view) {
       "signature with the secret the bot gave it, as docs/webhooks.md shows.";
     apiInfo.textContent = `Calls ${view.api_url}/api/v1/… with the brand's API key ` +
       `(${view.key_prefix}…). Page tokens are shown only by their last 4 characters.`;
+    if (view.webhook_note) info.textContent += ` ${view.webhook_note}`;
+    if (view.key_note) apiInfo.textContent += ` ${view.key_note}`;
   } else if (view.problem) {
     info.textContent = `No webhook: ${view.problem}.`;
     apiInfo.textContent = `No API key: ${view.problem}.`;
