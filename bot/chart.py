@@ -43,6 +43,29 @@ class ChartTexts:
     audience_gap: str | None  # why there are no demographics, or None
     short_date: Callable[[date], str]  # "24 Nov" / "24.11."
     number: Callable[[int], str]  # 12,400 / 12.400
+    compact: Callable[[int], str]  # an axis label: 800, 12.5K, 2.5M / 800, 12,5 Tsd., 2,5 Mio.
+
+
+def title_and_line(profile: Profile, texts: ChartTexts) -> tuple[str, str]:
+    """The header's two lines: the account's name (or @username when the name only repeats it),
+    then @username (unless it is the title already) and the followers."""
+    account = profile.account
+    name = shown_name(account.name, account.username)
+    title = name or f"@{account.username}"
+    parts = [f"@{account.username}"] if name else []
+    if account.followers is not None:
+        parts.append(texts.followers.format(count=texts.number(account.followers)))
+    return title, "  ·  ".join(parts)
+
+
+def shown_name(name: str | None, username: str) -> str | None:
+    """The account's name when it says more than its username (on the Facebook Page way, Graph
+    often hands the username as the name): compared case-insensitively, without a leading @."""
+    if not name or not name.strip():
+        return None
+    if name.strip().lstrip("@").casefold() == username.lstrip("@").casefold():
+        return None
+    return name.strip()
 
 
 def render(profile: Profile, texts: ChartTexts) -> bytes:
@@ -50,21 +73,24 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    figure = Figure(figsize=(9, 9.6), dpi=110, facecolor="white")
+    figure = Figure(figsize=(9, 8.6), dpi=110, facecolor="white")
+    # The header is a fixed band at the top; the charts fill the rest, with room on the left
+    # for the axis labels (compact, so "987M" fits as well as "80").
     grid = figure.add_gridspec(
-        3,
         2,
-        height_ratios=(0.55, 1.4, 1.6),
-        hspace=0.55,
-        wspace=0.35,
-        left=0.08,
+        2,
+        height_ratios=(1.0, 1.15),
+        hspace=0.32,
+        wspace=0.3,
+        left=0.1,
         right=0.97,
-        top=0.97,
+        top=0.80,
         bottom=0.06,
     )
-    _header(figure, grid[0, :], profile, texts)
+    _header(figure, profile, texts)
+    axis_label = FuncFormatter(lambda v, _: texts.compact(int(round(v))))
 
-    reach = figure.add_subplot(grid[1, :])
+    reach = figure.add_subplot(grid[0, :])
     _frame(reach, texts.reach_title)
     days = profile.activity.reach
     if days:
@@ -72,13 +98,13 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
         reach.bar(range(len(days)), [d.value for d in days], color=_ACCENT, width=0.75)
         ticks = list(range(0, len(days), 7))
         reach.set_xticks(ticks, [texts.short_date(labels[i]) for i in ticks])
-        reach.yaxis.set_major_locator(MaxNLocator(integer=True))
-        reach.yaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
+        reach.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        reach.yaxis.set_major_formatter(axis_label)
     else:
         _empty(reach, texts.reach_gap or "")
 
-    ages = figure.add_subplot(grid[2, 0])
-    places = figure.add_subplot(grid[2, 1])
+    ages = figure.add_subplot(grid[1, 0])
+    places = figure.add_subplot(grid[1, 1])
     _frame(ages, texts.age_title)
     _frame(places, texts.countries_title)
     audience = profile.audience
@@ -98,8 +124,8 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
             ages.barh(positions, other, 0.15, color=_THIRD, label=texts.other)
         ages.set_yticks(positions, [n.replace("-", "–") for n in names])
         ages.invert_yaxis()
-        ages.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ages.xaxis.set_major_formatter(FuncFormatter(lambda v, _: texts.number(int(v))))
+        ages.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ages.xaxis.set_major_formatter(axis_label)
         ages.legend(frameon=False, fontsize=8, loc="lower right")
     else:
         _empty(ages, texts.audience_gap or "")
@@ -109,6 +135,7 @@ def render(profile: Profile, texts: ChartTexts) -> bytes:
         places.barh(range(len(shares)), shares, color=_ACCENT, height=0.6)
         places.set_yticks(range(len(shares)), [s.label for s in audience.countries])
         places.invert_yaxis()
+        places.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         places.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f} %"))
     else:
         _empty(places, texts.audience_gap or "")
@@ -146,10 +173,9 @@ def _empty(axes: Any, why: str) -> None:
     )
 
 
-def _header(figure: Any, cell: Any, profile: Profile, texts: ChartTexts) -> None:
-    axes = figure.add_subplot(cell)
+def _header(figure: Any, profile: Profile, texts: ChartTexts) -> None:
+    axes = figure.add_axes((0.04, 0.875, 0.93, 0.105))
     axes.axis("off")
-    account = profile.account
     x = 0.0
     if profile.picture:
         picture = _picture(profile.picture)
@@ -157,8 +183,8 @@ def _header(figure: Any, cell: Any, profile: Profile, texts: ChartTexts) -> None
             inset = axes.inset_axes((0.0, 0.0, 0.14, 1.0))
             inset.imshow(picture)
             inset.axis("off")
-            x = 0.17
-    title = account.name or f"@{account.username}"
+            x = 0.15
+    title, line = title_and_line(profile, texts)
     axes.text(
         x,
         0.72,
@@ -169,9 +195,6 @@ def _header(figure: Any, cell: Any, profile: Profile, texts: ChartTexts) -> None
         va="center",
         transform=axes.transAxes,
     )
-    line = f"@{account.username}"
-    if account.followers is not None:
-        line += "  ·  " + texts.followers.format(count=texts.number(account.followers))
     axes.text(x, 0.25, line, fontsize=11, color=_MUTED, va="center", transform=axes.transAxes)
 
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.buttons import RefreshProfile
-from bot.chart import ChartTexts
+from bot.chart import ChartTexts, shown_name
 from bot.console_screens import path_name
 from bot.i18n import Texts
 from bot.insights import Gap, Post, Profile
@@ -24,6 +24,19 @@ POSTS_LISTED = 6
 
 def number(t: Texts, value: int | None) -> str:
     return "–" if value is None else count(t, value)
+
+
+def compact(t: Texts, value: int) -> str:
+    """A number short enough for a chart's axis: 800, 12.5K, 2.5M, 987M (12,5 Tsd., 2,5 Mio.)."""
+    if abs(value) < 1000:
+        return str(value)
+    units = (("thousand", 1_000), ("million", 1_000_000), ("billion", 1_000_000_000))
+    for unit, size in units:
+        scaled = value / size
+        shown = (f"{scaled:.1f}" if abs(scaled) < 100 else f"{scaled:.0f}").removesuffix(".0")
+        if abs(float(shown)) < 1000 or unit == "billion":
+            break
+    return t.plain(f"profile.chart.{unit}", value=shown.replace(".", t.plain("number.decimal")))
 
 
 def share(t: Texts, part: int, whole: int) -> str:
@@ -69,6 +82,7 @@ def chart_texts(t: Texts, profile: Profile) -> ChartTexts:
         else None,
         short_date=lambda day: short_date(t, day),
         number=lambda value: count(t, value),
+        compact=lambda value: compact(t, value),
     )
 
 
@@ -97,14 +111,18 @@ def profile_text(
     head: str,
     foot: str | None = None,
     path: str | None = None,
+    page: str | None = None,
 ) -> str:
     """The figures as text, under `head` (whose profile, for whom), ending with `foot`; `path`,
-    the connection's way in (`bot.models.LoginPath` value), is named when given."""
+    the connection's way in (`bot.models.LoginPath` value), is named when given, with `page`,
+    the Facebook Page's name, on the Facebook Page way."""
     account = profile.account
     lines: list[str] = [head, ""]
-    lines.append(
-        t("profile.title", name=account.name or account.username, username=account.username)
-    )
+    name = shown_name(account.name, account.username)
+    if name:
+        lines.append(t("profile.title", name=name, username=account.username))
+    else:
+        lines.append(t("profile.title_username", username=account.username))
     lines.append(
         t(
             "profile.counts",
@@ -116,13 +134,20 @@ def profile_text(
     if account.website:
         lines.append(t("profile.website", website=account.website))
     if path:
-        lines.append(t("profile.path", path=path_name(t, path)))
+        lines.append(path_line(t, path, page))
     lines += ["", *activity_lines(t, profile), "", *audience_lines(t, profile), ""]
     lines += post_lines(t, profile)
     lines += ["", t("profile.as_of", when=moment(t, fetched_at))]
     if foot:
         lines += ["", foot]
     return "\n".join(lines)
+
+
+def path_line(t: Texts, path: str, page: str | None) -> str:
+    """The connection's way in: the Facebook Page by its name, or Instagram Login."""
+    if path == LoginPath.FACEBOOK and page and page.strip():
+        return t("profile.path_page", page=page.strip())
+    return t("profile.path", path=path_name(t, path))
 
 
 def shared_foot(t: Texts, path: str | None) -> str:

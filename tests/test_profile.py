@@ -236,7 +236,7 @@ async def test_a_broken_connection_answers_with_its_health_and_remind(world: Wor
         health_changed_at=utcnow(),
     )
     answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
-    assert "cannot be read reliably right now" in answer.text
+    assert "cannot be read at all until @anna.bakes reconnects" in answer.text
     assert "password" in answer.text.lower()
     assert answer.button("Remind")["callback_data"] == f"hr:{invitation}"
     assert await world.rows("SELECT count(*) FROM profile_snapshot") == [(0,)]
@@ -283,7 +283,7 @@ async def test_show_and_the_card_have_a_profile_button(world: World) -> None:
     assert "12,345 followers ·" in world.telegram.messages(MANAGER.id)[-1].text
 
 
-async def test_the_influencer_sees_exactly_what_the_brand_sees(world: World) -> None:
+async def test_the_influencer_sees_what_the_brand_sees(world: World) -> None:
     assert "None of your accounts is connected" in (await ask(world, ANNA, "/shared"))[-1].text
     invitation = await connect(world)
     figures_for(world)
@@ -293,7 +293,7 @@ async def test_the_influencer_sees_exactly_what_the_brand_sees(world: World) -> 
     mine = await ask(world, ANNA, "/shared")
     assert mine[-2].kind == "photo"
     shown = mine[-1].text
-    assert "This is exactly what Brandly sees of your Instagram account" in shown
+    assert "This is what Brandly sees of your Instagram account in this chat" in shown
     assert "/forget" in shown and "Apps and websites" in shown
     # The same figures, word for word, between the two heads.
     assert brand.split("\n", 2)[2] in shown
@@ -398,7 +398,8 @@ async def test_a_broken_connection_tells_the_influencer_what_the_brand_sees(worl
         health_changed_at=utcnow(),
     )
     shown = (await ask(world, ANNA, "/shared"))[-1].text
-    assert "Right now Brandly sees none of your figures" in shown and "/start" in shown
+    assert "Brandly cannot read any of your figures until you reconnect" in shown
+    assert "/start" in shown
 
 
 async def test_double_taps_and_older_copies(world: World) -> None:
@@ -429,3 +430,168 @@ async def test_a_connection_ended_on_facebook_says_so(world: World) -> None:
         f"The connection of @anna.bakes (#{invitation}) has ended, so its figures are no longer "
         "read or kept."
     )
+
+
+# --- issue 12 polish (the QA walk of "what the brand sees") ------------------------------------
+
+
+def test_chart_axis_numbers_are_compact_in_the_readers_language() -> None:
+    """Axis labels of big accounts ran together ("80,000160,000…") or were cut off ("987,000,000"
+    on the left edge): short labels, as each language writes them."""
+    from bot.i18n import Texts
+    from bot.profile_screens import compact
+
+    en, de = Texts("en"), Texts("de")
+    assert [compact(en, n) for n in (0, 800, 12_480, 80_000, 2_500_000, 987_000_000)] == [
+        "0",
+        "800",
+        "12.5K",
+        "80K",
+        "2.5M",
+        "987M",
+    ]
+    assert [compact(de, n) for n in (800, 12_480, 2_500_000, 987_000_000)] == [
+        "800",
+        "12,5 Tsd.",
+        "2,5 Mio.",
+        "987 Mio.",
+    ]
+    assert compact(en, 999_960) == "1M"  # not "1000K"
+    assert compact(en, 3_200_000_000) == "3.2B"
+
+
+def test_the_chart_header_repeats_no_name() -> None:
+    """On the Facebook Page way Graph often hands the username as the name: the chart said
+    "@anna.bakes" over "@anna.bakes · 12,480 followers"."""
+    from bot.chart import title_and_line
+    from bot.i18n import Texts
+    from bot.insights import Account, Activity, Audience, Profile
+    from bot.profile_screens import chart_texts
+
+    def header(name: str | None, followers: int | None = 12_480) -> tuple[str, str]:
+        account = Account(username="anna.bakes", name=name, followers=followers)
+        profile = Profile("1", account, Activity(), Audience(), [])
+        return title_and_line(profile, chart_texts(Texts("en"), profile))
+
+    assert header("anna.bakes") == ("@anna.bakes", "12,480 followers")
+    assert header("@Anna.Bakes") == ("@anna.bakes", "12,480 followers")
+    assert header(None, None) == ("@anna.bakes", "")
+    assert header("Anna Bakes") == ("Anna Bakes", "@anna.bakes  ·  12,480 followers")
+
+
+def anna_named(name: str, followers: int = 12_345) -> FbUser:
+    person = anna(followers)
+    account = person.pages[0].instagram
+    assert account is not None
+    account.name = name
+    return person
+
+
+async def test_the_text_names_the_page_and_repeats_no_name(world: World) -> None:
+    await connect(world, anna_named("anna.bakes"))
+    figures_for(world)
+    shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "anna.bakes (@anna.bakes)" not in shown
+    assert shown.split("\n")[2] == "@anna.bakes"
+    assert "Connected through the Facebook Page Anna Bakes" in shown
+    world.telegram.send_text(MANAGER, "/language")
+    await world.settle()
+    await world.answer(MANAGER, "Deutsch")
+    shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "Verbunden über die Facebook-Seite Anna Bakes" in shown
+
+
+async def test_no_followers_has_no_engagement_rate_said_plainly(world: World) -> None:
+    await connect(world, anna(followers=0))
+    figures_for(world)
+    shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "Engagement rate: – (no followers yet)" in shown
+
+
+async def test_shared_says_what_the_platform_can_read_too(world: World) -> None:
+    await connect(world)
+    figures_for(world)
+    shown = (await ask(world, ANNA, "/shared"))[-1].text
+    assert "exactly" not in shown
+    assert "This is what Brandly sees of your Instagram account in this chat" in shown
+    assert "through the access you granted" in shown
+
+
+async def test_a_broken_connection_is_not_read_and_says_until_when(world: World) -> None:
+    invitation = await connect(world)
+    shown = (await ask(world, ANNA, "/shared"))[-1]
+    await set_connection(
+        world,
+        invitation,
+        health="broken",
+        health_reason="password_changed",
+        health_changed_at=utcnow(),
+    )
+    answers = len(world.telegram.callback_answers)
+    world.telegram.press(ANNA, shown, "Refresh")
+    await world.settle()
+    toasts = [a.get("text") for a in world.telegram.callback_answers[answers:]]
+    assert toasts == [None]  # no "Reading the newest figures …": nothing is read
+    assert "Brandly cannot read any of your figures until you reconnect" in (
+        world.telegram.messages(ANNA.id)[-1].text
+    )
+    answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
+    assert "cannot be read at all until @anna.bakes reconnects" in answer
+
+
+async def test_buttons_of_an_ended_connection_say_it_ended(world: World) -> None:
+    invitation = await connect(world)
+    connected = next(m for m in world.telegram.messages(ANNA.id) if "Connected!" in m.text)
+    mine = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
+    # Another brand's manager, for comparison: the generic alert, nothing more.
+    other = TgUser(id=5002, first_name="Otto", username="otto_brand", language_code="en")
+    await world.say(MANAGER, "/brand_new Second Brand")
+    answer = await world.say(MANAGER, "/manager_link 2")
+    link = next(w for w in answer[-1].text.split() if "t.me/" in w)
+    await world.say(other, f"/start {link.rpartition('start=')[2]}")
+    await world.revoke("@anna.bakes")
+
+    before = len(world.telegram.messages(MANAGER.id))
+    world.telegram.press(MANAGER, mine, "Refresh")
+    await world.settle()
+    [said] = world.telegram.messages(MANAGER.id)[before:]
+    assert said.text.startswith(f"The connection of @anna.bakes (#{invitation}) has ended")
+    [pressed] = [m for m in world.telegram.messages(MANAGER.id) if m.message_id == mine.message_id]
+    assert pressed.buttons == []
+
+    before = len(world.telegram.messages(ANNA.id))
+    world.telegram.press(ANNA, connected, "what the brand sees")
+    await world.settle()
+    said = world.telegram.messages(ANNA.id)[-1]
+    assert len(world.telegram.messages(ANNA.id)) == before + 1
+    assert said.text == (
+        "Your connection with Brandly has ended, so Brandly no longer reads or keeps your figures."
+    )
+    [pressed] = [
+        m for m in world.telegram.messages(ANNA.id) if m.message_id == connected.message_id
+    ]
+    assert not any("what the brand sees" in b["text"] for row in pressed.buttons for b in row)
+
+    before = len(world.telegram.messages(other.id))
+    answers = len(world.telegram.callback_answers)
+    world.telegram.press_data(other, mine.message_id, f"pf:{invitation}")
+    await world.settle()
+    assert len(world.telegram.messages(other.id)) == before
+    [alert] = world.telegram.callback_answers[answers:]
+    assert alert.get("text") == "This connection no longer exists, or it isn't yours to see."
+
+
+async def test_after_forget_the_influencers_old_buttons_say_it_ended(world: World) -> None:
+    await connect(world)
+    shown = (await ask(world, ANNA, "/shared"))[-1]
+    await world.say(ANNA, "/forget")
+    await world.answer(ANNA, "forget me")
+    answers = len(world.telegram.callback_answers)
+    world.telegram.press(ANNA, shown, "Refresh")
+    await world.settle()
+    assert world.telegram.messages(ANNA.id)[-1].text.startswith(
+        "Your connection with Brandly has ended"
+    )
+    assert [a.get("text") for a in world.telegram.callback_answers[answers:]] == [None]
+    [pressed] = [m for m in world.telegram.messages(ANNA.id) if m.message_id == shown.message_id]
+    assert pressed.buttons == []

@@ -188,10 +188,14 @@ class ProfileHandlers(HandlerBase):
         )
         as_influencer = viewed is not None and viewed.invitation.telegram_user_id == asker.user_id
         if viewed is None or not (as_manager or as_influencer):
-            # Ended, forged, another brand's, or pressed after a role change: all look gone.
-            await acknowledge(query, t.plain("profile.gone"), show_alert=True)
+            if pressed is None or not await self._ended(asker, pressed.invitation_id):
+                # Forged, another brand's, or pressed after a role change: all look gone.
+                await acknowledge(query, t.plain("profile.gone"), show_alert=True)
             return
         refresh = isinstance(pressed, RefreshProfile)
+        if refresh and health_of(viewed.connection)[0] is HealthState.BROKEN:
+            # Nothing will be read: its health (or the way to fix it) answers, without a toast.
+            refresh = False
         if refresh:
             assert viewed.connection.id is not None
             kept = await self.db.profiles.snapshot(viewed.connection.id)
@@ -211,6 +215,31 @@ class ProfileHandlers(HandlerBase):
             await self._for_manager(asker, viewed, refresh=refresh)
         else:
             await self._for_influencer(asker.message, t, viewed, refresh=refresh)
+
+    async def _ended(self, asker: Asker, invitation_id: int) -> bool:
+        """A button of a connection that has ended since (/revoke, the app removed, /forget),
+        pressed by its brand's manager or by its influencer: said so, and the pressed message's
+        buttons come off. False for anyone else (nothing told about whether it exists)."""
+        query, t = asker.query, asker.t
+        assert query is not None
+        invite = await self.db.invitations.get_invitation(invitation_id)
+        if invite is None or invite.id is None:
+            return False
+        ended = invite.status in (InviteStatus.REVOKED, InviteStatus.CONNECTED)
+        manager = asker.manager
+        if manager is not None and invite.brand_id == manager.brand_id:
+            status = t.plain(f"console.status_name.{invite.status}")
+            key = "profile.ended" if ended else "profile.not_connected"
+            text = t(key, handle=invite.handle, status=status, ref=invite.id)
+        elif ended and invite.telegram_user_id == asker.user_id:
+            brand = await self.db.brands.brand(invite.brand_id) if invite.brand_id else None
+            text = t("shared.ended", brand=brand.name if brand else self.settings.platform_name)
+        else:
+            return False
+        await acknowledge(query)
+        await self.clear_buttons(query.message)
+        await self.reply(asker.message, Screen(text))
+        return True
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -277,6 +306,7 @@ class ProfileHandlers(HandlerBase):
             head=head if extra is None else f"{head}\n{extra}",
             foot=foot,
             path=viewed.connection.path,
+            page=viewed.connection.page_name,
         )
         sent = await self.reply(
             message, Screen(text, refresh_keyboard(t, invite.id, extra_buttons))
