@@ -259,6 +259,14 @@ async def test_not_connected_and_other_brands_see_nothing(world: World) -> None:
     for ref in ("@anna.bakes", f"#{invitation}", str(invitation)):
         seen = await ask(world, other, f"/profile {ref}")
         assert seen[-1].kind == "text" and "followers" not in seen[-1].text
+        shown = "@anna.bakes" if ref.startswith("@") else f"#{invitation}"
+        assert seen[-1].text == f"No invitation {shown} in your brand.", seen[-1].text
+    # Two handles at once: the first, and how to see the next.
+    both = await ask(world, MANAGER, "/profile @anna.bakes @ben.cooks")
+    assert both[0].text == (
+        "One profile at a time: here is @anna.bakes. Send /profile again for the next one."
+    )
+    assert any("followers" in m.text for m in both[1:])
     mine = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
     before = len(world.telegram.messages(other.id))
     world.telegram.press_data(other, mine.message_id, f"pf:{invitation}")

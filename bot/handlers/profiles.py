@@ -26,6 +26,7 @@ from bot.console_screens import (
     health_lines,
     needs_attention,
     reason_text,
+    ref_text,
     remind_button,
     remindable,
 )
@@ -88,10 +89,13 @@ class ProfileHandlers(HandlerBase):
         if not ref:
             await self.reply(asker.message, Screen(t("profile.usage")))
             return
+        if len(context.args or []) > 1:
+            # Several at once would be several charts: the first, and how to see the next.
+            await self.reply(asker.message, Screen(t("profile.one_at_a_time", ref=ref_text(ref))))
         invite = await self.console.find(asker.managing, ref)
         if invite is None or invite.id is None:
             # Another brand's invitation looks exactly like a missing one.
-            await self.reply(asker.message, Screen(t("console.not_found", ref=ref[:40])))
+            await self.reply(asker.message, Screen(t("console.not_found", ref=ref_text(ref))))
             return
         viewed = await self.db.profiles.connected(invite.id)
         if viewed is None:
