@@ -75,6 +75,8 @@ class PageSetup:
     other_username: str = ""
     instagram_shared: bool = True  # ticked in the dialog's Instagram account picker
     followers: int = _DEFAULT_FOLLOWERS
+    # A brand-new professional account: Instagram has no insights and no posts for it yet.
+    new_account: bool = False
 
 
 @dataclass
@@ -101,6 +103,8 @@ class Login:
     user: FbUser
     consent: Consent
     trouble: Trouble
+    # Instagram accounts set up as brand-new ones (no insights, no posts yet).
+    new_accounts: tuple[str, ...] = ()
 
 
 def facebook_account(telegram_id: int | None, name: str | None) -> FacebookAccount:
@@ -176,6 +180,7 @@ def parse_form(form: Mapping[str, str], granted: list[str], requested: list[str]
                 other_username=other,
                 instagram_shared=_flag(form, prefix + "ig-shared"),
                 followers=_number(form, prefix + "followers", _DEFAULT_FOLLOWERS),
+                new_account=_flag(form, prefix + "new"),
             )
         )
     return LoginChoice(
@@ -198,6 +203,7 @@ def build_login(choice: LoginChoice, account: FacebookAccount, requested: list[s
     pages: list[FbPage] = []
     shared_pages: set[str] = set()
     shared_instagram: set[str] = set()
+    new_accounts: list[str] = []
     for slot, setup in enumerate(choice.pages):
         page_id = str(int(account.id) * 10 + slot + 1)
         invited = IgAccount(
@@ -232,6 +238,8 @@ def build_login(choice: LoginChoice, account: FacebookAccount, requested: list[s
             shared_pages.add(page_id)
         if business is not None and setup.instagram_shared:
             shared_instagram.add(business.id)
+        if business is not None and setup.new_account:
+            new_accounts.append(business.id)
     consent = Consent(
         declined={scope for scope in requested if scope not in choice.granted},
         pages=shared_pages,
@@ -242,7 +250,7 @@ def build_login(choice: LoginChoice, account: FacebookAccount, requested: list[s
         session_invalidated=choice.trouble is Trouble.SESSION_INVALIDATED,
     )
     user = FbUser(id=account.id, name=account.name, pages=pages)
-    return Login(user, consent, choice.trouble)
+    return Login(user, consent, choice.trouble, tuple(new_accounts))
 
 
 def arm_trouble(graph: GraphStandin, trouble: Trouble) -> None:

@@ -101,6 +101,7 @@ def _page_card(slot: int, page: PageSetup, handle: str) -> str:
     <label class="field inline">Followers
       <input name="{p}followers" value="{page.followers}" inputmode="numeric" size="9"></label>
     {_checkbox(p + "ig-shared", page.instagram_shared, "Share this Instagram account")}
+    {_checkbox(p + "new", page.new_account, "New account (no figures yet)")}
   </div>
 </fieldset>"""
 

@@ -287,6 +287,8 @@ def make_app(
             return _html(dialog_error_page(str(exc)), 400)
         if "code" in parse_qs(urlsplit(location).query):
             arm_trouble(graph, login.trouble)
+            for account_id in login.new_accounts:
+                graph.set_new_account(account_id)
             facebook.logged_in(login.user.id)
         raise web.HTTPSeeOther(location)
 

@@ -942,3 +942,21 @@ async def test_http_port_zero_is_a_free_port_and_the_public_url_follows() -> Non
         assert _bot_address(kept)[1] == "https://example.test"
     finally:
         await started.stop()
+
+
+async def test_a_new_account_in_the_dialog_has_no_figures_and_profile_says_why(
+    page: PageApi,
+) -> None:
+    """The sandbox dialog's "New account (no figures yet)": Instagram answers empty insights and
+    no posts for it, and /profile explains that instead of showing zeros."""
+    anna = page.playground.cast.influencers[0]
+    dialog_url = await page.through_checks(anna, await page.invite("fresh.start"))
+    dialog = (await page.http.get(dialog_url)).text
+    assert 'name="page-0-new"' in dialog and "New account (no figures yet)" in dialog
+    await log_in(page, dialog_url, change(form_fields(dialog), page_0_new="on"))
+    await page.playground.telegram.wait_for(anna.id, "Connected!")
+    assert (await page.send(page.manager.id, "/profile @fresh.start")).status_code == 200
+    shown = await page.playground.telegram.wait_for(
+        page.manager.id, "Instagram has no figures for this yet"
+    )
+    assert "Accounts reached: 0" not in shown.text
