@@ -27,7 +27,6 @@ from bot.crypto import TokenVault
 from bot.graph import GraphClient
 from bot.handlers.admins import AdminHandlers
 from bot.handlers.common import CommonHandlers
-from bot.handlers.health import HealthHandlers
 from bot.handlers.influencer import InfluencerHandlers
 from bot.handlers.managers import ManagerHandlers
 from bot.handlers.privacy import PrivacyHandlers
@@ -273,7 +272,6 @@ class ConnectBot:
             ManagerHandlers(
                 settings=s, db=db, connect=connect, console=console, upkeep=self.upkeep
             ),
-            HealthHandlers(settings=s, db=db, connect=connect, console=console, upkeep=self.upkeep),
             ProfileHandlers(
                 settings=s, db=db, connect=connect, console=console, profiles=self.profiles
             ),

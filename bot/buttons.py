@@ -203,7 +203,7 @@ class Renew(ButtonData):
 class RemindHealth(ButtonData):
     """A manager's "Remind" beside a connection that needs attention (/health, /show):
     `hr:<invitation id>`. Sends the influencer the renewal request or the breakage notice again
-    (`bot.handlers.health`)."""
+    (`bot.handlers.managers`)."""
 
     prefix: ClassVar[str] = "hr"
     invitation_id: int

@@ -22,6 +22,7 @@ from telegram.ext import (
 )
 
 from bot import console_screens as screens
+from bot.buttons import RemindHealth
 from bot.commands import Audience, command
 from bot.config import Settings
 from bot.connect import ConnectService
@@ -73,10 +74,11 @@ class ManagerHandlers(HandlerBase):
         db: Database,
         connect: ConnectService,
         console: Console,
-        upkeep: Upkeep | None = None,
+        upkeep: Upkeep,
     ) -> None:
         super().__init__(settings=settings, db=db, connect=connect, console=console)
-        # /remind of a connected invitation is about its connection (broken, renewal due).
+        # A connection that needs attention (broken, renewal due): the Remind button under
+        # /health and /show, and /remind of a connected invitation (`bot.upkeep.Upkeep.remind`).
         self.upkeep = upkeep
 
     def handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
@@ -86,6 +88,7 @@ class ManagerHandlers(HandlerBase):
             CallbackQueryHandler(self.asking(self.health_page), pattern=HealthPage.pattern()),
             CallbackQueryHandler(self.asking(self.invite_again), pattern=InviteAgain.pattern()),
             CallbackQueryHandler(self.asking(self.revoke_choice), pattern=ConfirmRevoke.pattern()),
+            CallbackQueryHandler(self.asking(self.remind_health), pattern=RemindHealth.pattern()),
             MessageHandler(
                 filters.Document.ALL & filters.ChatType.PRIVATE,
                 self.asking(self.csv_file, audience=_M),
@@ -271,7 +274,7 @@ class ManagerHandlers(HandlerBase):
         invite = await self._find(asker, context, "remind")
         if invite is None:
             return
-        if invite.status == InviteStatus.CONNECTED and invite.id is not None and self.upkeep:
+        if invite.status == InviteStatus.CONNECTED and invite.id is not None:
             # Connected: the renewal request or the breakage notice again, as Remind under
             # /health does; a working connection has nothing to remind of.
             answer = await self.upkeep.remind(asker.user_id, invite.id)
@@ -282,6 +285,29 @@ class ManagerHandlers(HandlerBase):
         key = await self.console.remind(asker.managing, invite)
         link = self.console.invitation_link(invite)
         await self.reply(asker.message, Screen(asker.t(key, handle=invite.handle, link=link)))
+
+    async def remind_health(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The "Remind" button beside a connection that needs attention (/health, /show): the
+        influencer gets the renewal request or the breakage notice again."""
+        query, t = asker.query, asker.t
+        assert query is not None
+        pressed = RemindHealth.parse(query.data)
+        answer = (
+            await self.upkeep.remind(asker.user_id, pressed.invitation_id)
+            if pressed is not None and asker.manager is not None
+            else None
+        )
+        if answer is None:
+            # Forged, another brand's, or pressed after the manager was removed: all look gone.
+            await acknowledge(query, t.plain("stale.gone"), show_alert=True)
+            return
+        key, values = answer
+        if key == "upkeep.remind.just_sent":
+            # A double tap: the first tap's answer is in the chat already.
+            await acknowledge(query, t.plain(key, **values))
+            return
+        await acknowledge(query)
+        await self.reply(asker.message, Screen(t(key, **values)))
 
     async def revoke(self, asker: Asker, context: ContextTypes.DEFAULT_TYPE) -> None:
         t = asker.t
