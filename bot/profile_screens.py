@@ -18,6 +18,7 @@ from bot.i18n import Texts
 from bot.insights import Gap, Post, Profile
 from bot.models import LoginPath
 from bot.screens import Screen, count, long_date
+from bot.verdict import normalize_handle
 
 POSTS_LISTED = 6
 
@@ -112,16 +113,18 @@ def profile_text(
     foot: str | None = None,
     path: str | None = None,
     page: str | None = None,
+    head_names: str | None = None,
 ) -> str:
     """The figures as text, under `head` (whose profile, for whom), ending with `foot`; `path`,
     the connection's way in (`bot.models.LoginPath` value), is named when given, with `page`,
-    the Facebook Page's name, on the Facebook Page way."""
+    the Facebook Page's name, on the Facebook Page way. `head_names`: the handle `head` names
+    already (not repeated on the next line when the account has no other name)."""
     account = profile.account
     lines: list[str] = [head, ""]
     name = shown_name(account.name, account.username)
     if name:
         lines.append(t("profile.title", name=name, username=account.username))
-    else:
+    elif normalize_handle(account.username) != normalize_handle(head_names or ""):
         lines.append(t("profile.title_username", username=account.username))
     lines.append(
         t(

@@ -267,6 +267,9 @@ async def test_not_connected_and_other_brands_see_nothing(world: World) -> None:
         "One profile at a time: here is @anna.bakes. Send /profile again for the next one."
     )
     assert any("followers" in m.text for m in both[1:])
+    # The first not found: only that, no "here is".
+    [missing] = await ask(world, MANAGER, "/profile 99 @anna.bakes")
+    assert missing.text == "No invitation #99 in your brand."
     mine = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
     before = len(world.telegram.messages(other.id))
     world.telegram.press_data(other, mine.message_id, f"pf:{invitation}")
@@ -503,8 +506,13 @@ async def test_the_text_names_the_page_and_repeats_no_name(world: World) -> None
     figures_for(world)
     shown = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1].text
     assert "anna.bakes (@anna.bakes)" not in shown
-    assert shown.split("\n")[2] == "@anna.bakes"
+    # The head names @anna.bakes already: the counts follow it directly.
+    lines = shown.split("\n")
+    assert lines[0].startswith("📊 @anna.bakes on Instagram")
+    assert lines[2].startswith("12,345 followers")
     assert "Connected through the Facebook Page Anna Bakes" in shown
+    # The influencer's /shared does not name the account in its head: the name line stays.
+    assert "\n@anna.bakes\n" in (await ask(world, ANNA, "/shared"))[-1].text
     world.telegram.send_text(MANAGER, "/language")
     await world.settle()
     await world.answer(MANAGER, "Deutsch")

@@ -565,3 +565,18 @@ async def test_malformed_requests_get_clean_errors(
         body = answer.json()
         assert "error" in body or "error_message" in body
         assert token not in answer.text and ig.app_secret not in answer.text
+
+
+async def test_consent_page_keeps_the_accounts_own_type(
+    ig: InstagramStandin, http: httpx.AsyncClient
+) -> None:
+    """An account switched to personal stays personal when its person just presses Allow (a
+    Reconnect while still personal is refused, as at Instagram)."""
+    ig.consent_page = True
+    ig.set_person(IgPerson("max.private", AccountType.PERSONAL))
+    page = await http.get(f"{ig.base_url}/oauth/authorize", params=authorize_query(ig))
+    assert '<option value="PERSONAL" selected>' in page.text
+    assert '<option value="BUSINESS" selected>' not in page.text
+    ig.set_person(IgPerson("anna.bakes"))
+    page = await http.get(f"{ig.base_url}/oauth/authorize", params=authorize_query(ig))
+    assert '<option value="BUSINESS" selected>' in page.text

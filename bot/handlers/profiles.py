@@ -89,14 +89,14 @@ class ProfileHandlers(HandlerBase):
         if not ref:
             await self.reply(asker.message, Screen(t("profile.usage")))
             return
-        if len(context.args or []) > 1:
-            # Several at once would be several charts: the first, and how to see the next.
-            await self.reply(asker.message, Screen(t("profile.one_at_a_time", ref=ref_text(ref))))
         invite = await self.console.find(asker.managing, ref)
         if invite is None or invite.id is None:
             # Another brand's invitation looks exactly like a missing one.
             await self.reply(asker.message, Screen(t("console.not_found", ref=ref_text(ref))))
             return
+        if len(context.args or []) > 1:
+            # Several at once would be several charts: the first, and how to see the next.
+            await self.reply(asker.message, Screen(t("profile.one_at_a_time", ref=ref_text(ref))))
         viewed = await self.db.profiles.connected(invite.id)
         if viewed is None:
             status = t.plain(f"console.status_name.{invite.status}")
@@ -311,6 +311,7 @@ class ProfileHandlers(HandlerBase):
             foot=foot,
             path=viewed.connection.path,
             page=viewed.connection.page_name,
+            head_names=invite.handle if audience == "profile" else None,
         )
         sent = await self.reply(
             message, Screen(text, refresh_keyboard(t, invite.id, extra_buttons))

@@ -117,8 +117,11 @@ def consent_page(
         + f"> <code>{escape(scope)}</code> {escape(_PERMISSION_WORDS.get(scope, ''))}</label></li>"
         for scope in requested
     )
+    # The account's own type is chosen already (a personal account stays personal on Allow).
+    own = current.account_type.value if current is not None else None
     types = "".join(
-        f'<option value="{escape(value)}">{escape(label)}</option>'
+        f'<option value="{escape(value)}"{" selected" if value == own else ""}>'
+        f"{escape(label)}</option>"
         for value, label in _TYPE_LABELS.items()
     )
     recipes = "".join(f"<li><b>{escape(o)}</b>: {escape(how)}</li>" for o, how in _RECIPES)
