@@ -768,4 +768,7 @@ async def test_a_breakage_mended_before_the_digest_is_not_reported(kept: World) 
         f"SELECT status FROM outbox WHERE chat_id = {MANAGER.id} AND kind = 'notice'"
         " ORDER BY id DESC LIMIT 1"
     ) == [("dropped",)]
+    # Nor that it works again; Anna, who was told at once, hears that.
+    assert not [t for t in _texts(world, MANAGER.id, maria) if "works again" in t]
+    await world.telegram.wait_for(ANNA.id, "works again")
     assert await _events(world, "health") == ["broken:page_unpublished", "healthy"]

@@ -244,10 +244,15 @@ class Health(Repository):
                 written.add(check.connection_id)
                 if result.health == _DISCONNECTED:
                     await forget_figures(s, [check.connection_id])
-                if result.health == _HEALTHY and result.event_detail is not None:
-                    # Mended before the digest went out: its line would report a breakage
-                    # that is over.
-                    await drop_brand_notices(s, check.invitation_id, due_after=now)
+                outgoing = result.outgoing
+                # Mended before the digest went out: its line would report a breakage that is
+                # over, and the brand's people hear neither it nor the mending.
+                if (
+                    result.health == _HEALTHY
+                    and result.event_detail is not None
+                    and await drop_brand_notices(s, check.invitation_id, due_after=now)
+                ):
+                    outgoing = [o for o in outgoing if o.audience is None]
                 if result.event_detail is not None:
                     event = new_event(
                         check.invitation_id,
@@ -269,7 +274,7 @@ class Health(Repository):
                             at=now,
                         )
                     )
-                enqueue_in(s, result.outgoing, now)
+                enqueue_in(s, outgoing, now)
         return written
 
     async def connection_of(self, invitation_id: int) -> Connection | None:

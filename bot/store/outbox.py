@@ -58,10 +58,11 @@ def enqueue_in(s: AsyncSession, outgoing: Sequence[Outgoing], now: datetime) -> 
 
 async def drop_brand_notices(
     s: AsyncSession, invitation_id: int, *, due_after: datetime | None = None
-) -> None:
+) -> int:
     """Notices about an invitation still waiting for the brand's people (a breakage in the
     next digest, say), dropped in `s` because they are moot now: the invitation was withdrawn,
-    or (`due_after`: only those not due yet) the breakage healed before the digest."""
+    or (`due_after`: only those not due yet) the breakage healed before the digest. Returns
+    how many were dropped."""
     query = sa.update(OutboxMessage).where(
         col(OutboxMessage.invitation_id) == invitation_id,
         col(OutboxMessage.status) == OutboxStatus.PENDING,
@@ -70,7 +71,8 @@ async def drop_brand_notices(
     )
     if due_after is not None:
         query = query.where(col(OutboxMessage.due_at) > due_after)
-    await s.exec(query.values(status=OutboxStatus.DROPPED))
+    dropped = await s.exec(query.values(status=OutboxStatus.DROPPED))
+    return int(dropped.rowcount or 0)
 
 
 class Outbox(Repository):

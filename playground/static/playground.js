@@ -402,7 +402,9 @@ function showFacebookView(view) {
       "Not for a connection made with Instagram Login (no Facebook account, no Page)" :
       control.dataset.title;
   }
+  // Only an Instagram Login connection has an account type to switch: not shown for others.
   for (const control of panel.querySelectorAll("[data-instagram-only]")) {
+    control.hidden = !instagram;
     control.disabled = !connected || !instagram;
   }
   document.getElementById("check-now").disabled = !view.can_check_now;
