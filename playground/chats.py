@@ -90,10 +90,8 @@ class Chats:
             raise ChatError("that message is not in the chat")
         if not any(b.get("callback_data") == data for row in message.buttons for b in row):
             raise ChatError("that message has no such button")
-        self._telegram.press_data(person, message_id, data)
-        # The stand-in has just issued the press's callback query id (its newest pending query);
-        # the bot's answer names only that id.
-        query_id = next(reversed(self._telegram._callbacks))
+        # The bot's answer names only the press's callback query id.
+        query_id = self._telegram.press_data(person, message_id, data)
         self._presses[query_id] = (chat_id, time.monotonic())
         self.refresh(force=True)
 

@@ -92,6 +92,17 @@ async def set_connection(world: World, invitation: int, **values: object) -> Non
         )
 
 
+async def password_changed(world: World, invitation: int) -> None:
+    """Broken as the health check leaves it after the influencer changed their password."""
+    await set_connection(
+        world,
+        invitation,
+        health="broken",
+        health_reason="password_changed",
+        health_changed_at=utcnow(),
+    )
+
+
 async def ask(world: World, user: TgUser, text: str) -> list[SentMessage]:
     return await world.say(user, text)
 
@@ -231,13 +242,7 @@ async def test_instagram_down_first_time_and_with_an_older_read(world: World) ->
 
 async def test_a_broken_connection_answers_with_its_health_and_remind(world: World) -> None:
     invitation = await connect(world)
-    await set_connection(
-        world,
-        invitation,
-        health="broken",
-        health_reason="password_changed",
-        health_changed_at=utcnow(),
-    )
+    await password_changed(world, invitation)
     answer = (await ask(world, MANAGER, "/profile @anna.bakes"))[-1]
     assert "cannot be read at all until @anna.bakes reconnects" in answer.text
     assert "password" in answer.text.lower()
@@ -404,13 +409,7 @@ async def test_renewal_due_still_shows_the_figures_with_remind(world: World) -> 
 
 async def test_a_broken_connection_tells_the_influencer_what_the_brand_sees(world: World) -> None:
     invitation = await connect(world)
-    await set_connection(
-        world,
-        invitation,
-        health="broken",
-        health_reason="password_changed",
-        health_changed_at=utcnow(),
-    )
+    await password_changed(world, invitation)
     shown = (await ask(world, ANNA, "/shared"))[-1].text
     assert "Brandly cannot read any of your figures until you reconnect" in shown
     assert "/start" in shown
@@ -539,13 +538,7 @@ async def test_shared_says_what_the_platform_can_read_too(world: World) -> None:
 async def test_a_broken_connection_is_not_read_and_says_until_when(world: World) -> None:
     invitation = await connect(world)
     shown = (await ask(world, ANNA, "/shared"))[-1]
-    await set_connection(
-        world,
-        invitation,
-        health="broken",
-        health_reason="password_changed",
-        health_changed_at=utcnow(),
-    )
+    await password_changed(world, invitation)
     answers = len(world.telegram.callback_answers)
     world.telegram.press(ANNA, shown, "Refresh")
     await world.settle()

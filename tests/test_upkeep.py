@@ -33,6 +33,7 @@ from bot.store import Database
 from bot.upkeep import CLAIM_BATCH, DIGEST_HOUR_UTC, GraphPace, Upkeep
 from sandbox.facebook import Consent, FbPage, FbUser, GraphStandin, IgAccount
 from sandbox.facebook.state import LONG_LIVED_SECONDS
+from sandbox.telegram import TgUser
 from tests.world import ANNA, MANAGER, World, anna_on_facebook, close_world, make_world
 
 FB_ANNA = "fb-anna"
@@ -513,11 +514,14 @@ async def test_a_manager_reminds_the_influencer_at_most_once_an_hour(kept: World
     await world.telegram.wait_for(ANNA.id, "no longer published")
     anna = len(world.telegram.messages(ANNA.id))
 
+    async def toast(who: TgUser) -> object:
+        """Press Remind as `who` on their newest message; the toast it got."""
+        world.telegram.press_data(who, world.telegram.messages(who.id)[-1].message_id, data)
+        await world.settle()
+        return world.telegram.calls("answerCallbackQuery")[-1].get("text")
+
     # Only a manager of the brand: anyone else's press is refused, and nothing is sent.
-    world.telegram.press_data(ANNA, world.telegram.messages(ANNA.id)[-1].message_id, data)
-    await world.settle()
-    refusal = world.telegram.calls("answerCallbackQuery")[-1]
-    assert refusal.get("text") == "This button is no longer valid."
+    assert await toast(ANNA) == "This button is no longer valid."
     assert len(world.telegram.messages(ANNA.id)) == anna
 
     assert await remind() == "📨 Reminder sent to @anna.bakes."
@@ -526,10 +530,7 @@ async def test_a_manager_reminds_the_influencer_at_most_once_an_hour(kept: World
     assert [b["text"] for row in again.buttons for b in row] == ["🔁 Reconnect"]
     # A double tap: a toast, no second answer in the chat, no second reminder.
     before = len(world.telegram.messages(MANAGER.id))
-    world.telegram.press_data(MANAGER, world.telegram.messages(MANAGER.id)[-1].message_id, data)
-    await world.settle()
-    toast = world.telegram.calls("answerCallbackQuery")[-1]
-    assert toast.get("text") == "📨 The reminder to @anna.bakes is on its way."
+    assert await toast(MANAGER) == "📨 The reminder to @anna.bakes is on its way."
     assert len(world.telegram.messages(MANAGER.id)) == before
     # A minute later: refused until the hour is over.
     await _remind_earlier(world, timedelta(minutes=1))

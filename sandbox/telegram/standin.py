@@ -285,8 +285,9 @@ class TelegramStandin:
             )
         self.press_data(user, current.message_id, str(button["callback_data"]))
 
-    def press_data(self, user: TgUser, message_id: int, data: str) -> None:
-        """A callback query with arbitrary data, as a modified or outdated client could send."""
+    def press_data(self, user: TgUser, message_id: int, data: str) -> str:
+        """A callback query with arbitrary data, as a modified or outdated client could send.
+        Returns its id, which the bot's answerCallbackQuery names."""
         self._note_user(user)
         query_id = str(secrets.randbits(63))
         self._callbacks[query_id] = PendingCallback(user.id, time.monotonic())
@@ -307,6 +308,7 @@ class TelegramStandin:
                 }
             }
         )
+        return query_id
 
     def block(self, user_id: int) -> None:
         """The person blocks the bot: further sends to them fail with 403."""
